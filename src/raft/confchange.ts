@@ -42,7 +42,8 @@ export function confChangeProblem(cs: ConfState, cc: ConfChange): string | undef
  * demotes a voter, removeNode removes either. An invalid change leaves cs as is.
  */
 export function applyConfChangeTo(cs: ConfState, cc: ConfChange): ConfState {
-  if (confChangeProblem(cs, cc) !== undefined) return { voters: [...cs.voters], learners: [...cs.learners] };
+  if (confChangeProblem(cs, cc) !== undefined)
+    return { voters: [...cs.voters], learners: [...cs.learners] };
   const without = (ids: NodeId[]) => ids.filter((id) => id !== cc.nodeId);
   const voters = without(cs.voters);
   const learners = without(cs.learners);

@@ -25,6 +25,11 @@ export class Inflights {
     if (n > 0) this.lastIndexes.splice(0, n);
   }
 
+  /** Frees the oldest slot: lets a heartbeat response unstick a window whose appends were lost. */
+  freeFirstOne(): void {
+    this.lastIndexes.shift();
+  }
+
   full(): boolean {
     return this.lastIndexes.length >= this.capacity;
   }

@@ -25,7 +25,8 @@ export class UnstableLog {
 
   maybeTerm(index: number): number | undefined {
     if (index < this.offset) {
-      if (this.snapshot && this.snapshot.metadata.index === index) return this.snapshot.metadata.term;
+      if (this.snapshot && this.snapshot.metadata.index === index)
+        return this.snapshot.metadata.term;
       return undefined;
     }
     const last = this.maybeLastIndex();
@@ -65,7 +66,10 @@ export class UnstableLog {
   }
 
   slice(lo: number, hi: number): Entry[] {
-    assert(lo <= hi && lo >= this.offset && hi <= this.offset + this.entries.length, `unstable.slice(${lo}, ${hi}) out of bounds`);
+    assert(
+      lo <= hi && lo >= this.offset && hi <= this.offset + this.entries.length,
+      `unstable.slice(${lo}, ${hi}) out of bounds`,
+    );
     return this.entries.slice(lo - this.offset, hi - this.offset);
   }
 }

@@ -1,7 +1,7 @@
 import { assert, RaftError } from './errors.js';
 import { UnstableLog } from './log-unstable.js';
 import type { Entry, Snapshot } from './messages.js';
-import { type RaftStorage, limitSize } from './storage.js';
+import { limitSize, type RaftStorage } from './storage.js';
 
 /**
  * The Raft log as the core sees it: stable storage followed by unstable entries.
@@ -46,7 +46,8 @@ export class RaftLog {
     try {
       return this.storage.term(index);
     } catch (err) {
-      if (err instanceof RaftError && (err.code === 'compacted' || err.code === 'unavailable')) return undefined;
+      if (err instanceof RaftError && (err.code === 'compacted' || err.code === 'unavailable'))
+        return undefined;
       throw err;
     }
   }
@@ -66,12 +67,20 @@ export class RaftLog {
    * append what is new, truncating conflicts, and commit up to min(committed,
    * last new index). Returns the last new index, or undefined on a mismatch.
    */
-  maybeAppend(index: number, logTerm: number, committed: number, ents: Entry[]): number | undefined {
+  maybeAppend(
+    index: number,
+    logTerm: number,
+    committed: number,
+    ents: Entry[],
+  ): number | undefined {
     if (!this.matchTerm(index, logTerm)) return undefined;
     const lastNewIndex = index + ents.length;
     const conflictIndex = this.findConflict(ents);
     if (conflictIndex !== 0) {
-      assert(conflictIndex > this.committed, `entry ${conflictIndex} conflicts with committed entry ${this.committed}`);
+      assert(
+        conflictIndex > this.committed,
+        `entry ${conflictIndex} conflicts with committed entry ${this.committed}`,
+      );
       this.append(ents.slice(conflictIndex - (index + 1)));
     }
     this.commitTo(Math.min(committed, lastNewIndex));
@@ -80,7 +89,10 @@ export class RaftLog {
 
   append(ents: readonly Entry[]): number {
     if (ents.length === 0) return this.lastIndex();
-    assert(ents[0]!.index - 1 >= this.committed, `append at ${ents[0]!.index} would overwrite committed ${this.committed}`);
+    assert(
+      ents[0]!.index - 1 >= this.committed,
+      `append at ${ents[0]!.index} would overwrite committed ${this.committed}`,
+    );
     this.unstable.truncateAndAppend(ents);
     return this.lastIndex();
   }
@@ -139,7 +151,8 @@ export class RaftLog {
   /** Entries in [lo, hi) from storage and unstable together. Throws RaftError 'compacted' if lo is gone. */
   slice(lo: number, hi: number, maxSizeBytes?: number): Entry[] {
     assert(lo <= hi, `slice(${lo}, ${hi}) inverted`);
-    if (lo < this.firstIndex()) throw new RaftError('compacted', `entries from ${lo} are compacted`);
+    if (lo < this.firstIndex())
+      throw new RaftError('compacted', `entries from ${lo} are compacted`);
     assert(hi <= this.lastIndex() + 1, `slice(${lo}, ${hi}) past lastIndex ${this.lastIndex()}`);
     if (lo === hi) return [];
     let ents: Entry[] = [];
@@ -173,7 +186,10 @@ export class RaftLog {
 
   appliedTo(index: number): void {
     if (index === 0) return;
-    assert(index <= this.committed && index >= this.applied, `applied ${index} outside [${this.applied}, ${this.committed}]`);
+    assert(
+      index <= this.committed && index >= this.applied,
+      `applied ${index} outside [${this.applied}, ${this.committed}]`,
+    );
     this.applied = index;
   }
 

@@ -104,7 +104,16 @@ export interface Message {
 }
 
 export function message(fields: Partial<Message> & Pick<Message, 'type' | 'from' | 'to'>): Message {
-  return { term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...fields };
+  return {
+    term: 0,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    ...fields,
+  };
 }
 
 export function isLocalMessage(type: MessageType): boolean {

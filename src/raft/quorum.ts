@@ -17,7 +17,10 @@ export function committedIndex(voters: readonly NodeId[], matchOf: (id: NodeId) 
   return matches[majority(voters.length) - 1]!;
 }
 
-export function voteResult(voters: readonly NodeId[], votes: ReadonlyMap<NodeId, boolean>): VoteResult {
+export function voteResult(
+  voters: readonly NodeId[],
+  votes: ReadonlyMap<NodeId, boolean>,
+): VoteResult {
   if (voters.length === 0) return 'won';
   let granted = 0;
   let missing = 0;

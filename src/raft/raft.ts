@@ -1,7 +1,22 @@
-import { applyConfChangeTo, confChangeProblem, decodeConfChange, encodeConfChange } from './confchange.js';
+import {
+  applyConfChangeTo,
+  confChangeProblem,
+  decodeConfChange,
+  encodeConfChange,
+} from './confchange.js';
 import { assert, RaftError } from './errors.js';
 import { RaftLog } from './log.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, MessageType, NodeId, ReadState, Snapshot } from './messages.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  MessageType,
+  NodeId,
+  ReadState,
+  Snapshot,
+} from './messages.js';
 import { message, NONE } from './messages.js';
 import { Progress } from './progress.js';
 import { committedIndex, isQuorum, voteResult } from './quorum.js';
@@ -90,7 +105,10 @@ export class Raft {
 
   constructor(config: RaftConfig) {
     assert(config.id !== NONE, 'a node id is required');
-    assert(config.heartbeatTicks > 0 && config.electionTicks > config.heartbeatTicks, 'need electionTicks > heartbeatTicks > 0');
+    assert(
+      config.heartbeatTicks > 0 && config.electionTicks > config.heartbeatTicks,
+      'need electionTicks > heartbeatTicks > 0',
+    );
     this.id = config.id;
     this.electionTicks = config.electionTicks;
     this.heartbeatTicks = config.heartbeatTicks;
@@ -104,7 +122,8 @@ export class Raft {
 
     const { hardState, confState } = config.storage.initialState();
     this.setConfState(confState);
-    if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) this.loadHardState(hardState);
+    if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0)
+      this.loadHardState(hardState);
     if (config.applied !== undefined && config.applied > 0) {
       this.log.appliedTo(Math.max(config.applied, this.log.applied));
     }
@@ -112,7 +131,10 @@ export class Raft {
   }
 
   private loadHardState(hs: HardState): void {
-    assert(hs.commit <= this.log.lastIndex(), `persisted commit ${hs.commit} past lastIndex ${this.log.lastIndex()}`);
+    assert(
+      hs.commit <= this.log.lastIndex(),
+      `persisted commit ${hs.commit} past lastIndex ${this.log.lastIndex()}`,
+    );
     // A snapshot newer than the persisted commit already implies its index is committed.
     this.log.committed = Math.max(hs.commit, this.log.committed);
     this.term = hs.term;
@@ -296,7 +318,8 @@ export class Raft {
       if (m.type === 'vote' || m.type === 'preVote') {
         // Leader lease (§4.2.3 with CheckQuorum): while we hear from a leader,
         // ignore candidates, so a rejoining node cannot depose a healthy leader.
-        const inLease = this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTicks;
+        const inLease =
+          this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTicks;
         if (inLease && !m.transfer) return;
       }
       if (m.type === 'preVote') {
@@ -314,7 +337,15 @@ export class Raft {
         // without this it could keep the cluster from making progress under PreVote.
         this.send(message({ type: 'appResp', from: this.id, to: m.from }));
       } else if (m.type === 'preVote') {
-        this.send(message({ type: 'preVoteResp', from: this.id, to: m.from, term: this.term, reject: true }));
+        this.send(
+          message({
+            type: 'preVoteResp',
+            from: this.id,
+            to: m.from,
+            term: this.term,
+            reject: true,
+          }),
+        );
       }
       return;
     }
@@ -358,7 +389,9 @@ export class Raft {
         this.vote = m.from;
       }
     } else {
-      this.send(message({ type: respType, from: this.id, to: m.from, term: this.term, reject: true }));
+      this.send(
+        message({ type: respType, from: this.id, to: m.from, term: this.term, reject: true }),
+      );
     }
   }
 
@@ -368,7 +401,10 @@ export class Raft {
         this.bcastHeartbeat();
         return;
       case 'checkQuorum': {
-        const active = isQuorum(this.voters, (id) => id === this.id || this.progress.get(id)?.recentActive === true);
+        const active = isQuorum(
+          this.voters,
+          (id) => id === this.id || this.progress.get(id)?.recentActive === true,
+        );
         for (const [id, pr] of this.progress) if (id !== this.id) pr.recentActive = false;
         if (!active) this.becomeFollower(this.term, NONE);
         return;
@@ -388,6 +424,9 @@ export class Raft {
       case 'heartbeatResp':
         pr.recentActive = true;
         pr.probeSent = false;
+        // A full window whose appends were lost would stall forever: free one
+        // slot so the next append reveals the gap and the follower rejects it.
+        if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
         if (m.readRound !== undefined && m.readRound > pr.ackedReadRound) {
           pr.ackedReadRound = m.readRound;
@@ -411,7 +450,8 @@ export class Raft {
     if (m.reject) {
       // Fast backtracking: skip every entry of the follower's conflicting term at once.
       let nextProbeIndex = m.rejectHint;
-      if (m.logTerm > 0) nextProbeIndex = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
+      if (m.logTerm > 0)
+        nextProbeIndex = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;
       if (pr.maybeDecrTo(m.index, nextProbeIndex)) {
         if (pr.state === 'replicate') pr.becomeProbe();
         this.sendAppend(m.from);
@@ -545,7 +585,9 @@ export class Raft {
   private handleSnapshot(m: Message): void {
     const snap = m.snapshot;
     if (snap && this.restore(snap)) {
-      this.send(message({ type: 'appResp', from: this.id, to: m.from, index: this.log.lastIndex() }));
+      this.send(
+        message({ type: 'appResp', from: this.id, to: m.from, index: this.log.lastIndex() }),
+      );
     } else {
       this.send(message({ type: 'appResp', from: this.id, to: m.from, index: this.log.committed }));
     }
@@ -650,7 +692,15 @@ export class Raft {
       if (id === this.id) continue;
       // Never tell a follower to commit past what it is known to hold.
       const commit = Math.min(pr.match, this.log.committed);
-      this.send(message({ type: 'heartbeat', from: this.id, to: id, commit, ...(round > 0 ? { readRound: round } : {}) }));
+      this.send(
+        message({
+          type: 'heartbeat',
+          from: this.id,
+          to: id,
+          commit,
+          ...(round > 0 ? { readRound: round } : {}),
+        }),
+      );
     }
   }
 
@@ -674,11 +724,17 @@ export class Raft {
     const refusal = this.proposalRefusal();
     if (refusal) return refusal;
     if (this.pendingConfIndex > this.log.applied) {
-      return { ok: false, code: 'proposal_dropped', reason: 'a membership change is already in progress' };
+      return {
+        ok: false,
+        code: 'proposal_dropped',
+        reason: 'a membership change is already in progress',
+      };
     }
     const problem = confChangeProblem(this.confState(), cc);
     if (problem) return { ok: false, code: 'proposal_dropped', reason: problem };
-    const { index, term } = this.appendEntries([{ term: 0, index: 0, type: 'confChange', data: encodeConfChange(cc) }]);
+    const { index, term } = this.appendEntries([
+      { term: 0, index: 0, type: 'confChange', data: encodeConfChange(cc) },
+    ]);
     this.pendingConfIndex = index;
     this.bcastAppend();
     return { ok: true, index, term };
@@ -697,7 +753,8 @@ export class Raft {
   transferLeadership(to: NodeId): ProposeResult | { ok: true } {
     if (this.role !== 'leader') return { ok: false, code: 'not_leader', leader: this.lead };
     if (to === this.id) return { ok: true };
-    if (!this.isVoter(to)) return { ok: false, code: 'proposal_dropped', reason: `${to} is not a voter` };
+    if (!this.isVoter(to))
+      return { ok: false, code: 'proposal_dropped', reason: `${to} is not a voter` };
     if (this.leadTransferee === to) return { ok: true };
     this.leadTransferee = to;
     // The transfer must finish within one election timeout or is abandoned.
@@ -716,7 +773,8 @@ export class Raft {
       this.handleReadRequest(this.id, ctx);
       return { ok: true };
     }
-    if (this.lead === NONE || this.role !== 'follower') return { ok: false, code: 'not_leader', leader: this.lead };
+    if (this.lead === NONE || this.role !== 'follower')
+      return { ok: false, code: 'not_leader', leader: this.lead };
     this.send(message({ type: 'readIndex', from: this.id, to: this.lead, readCtx: ctx }));
     return { ok: true };
   }
@@ -760,7 +818,16 @@ export class Raft {
 
   private releaseRead(read: { index: number; ctx: string; from: NodeId }): void {
     if (read.from === this.id) this.readStates.push({ index: read.index, ctx: read.ctx });
-    else this.send(message({ type: 'readIndexResp', from: this.id, to: read.from, index: read.index, readCtx: read.ctx }));
+    else
+      this.send(
+        message({
+          type: 'readIndexResp',
+          from: this.id,
+          to: read.from,
+          index: read.index,
+          readCtx: read.ctx,
+        }),
+      );
   }
 
   // ---------------------------------------------------------------- membership
@@ -785,10 +852,13 @@ export class Raft {
       this.becomeFollower(this.term, NONE);
       return next;
     }
-    if (this.leadTransferee !== NONE && !this.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
+    if (this.leadTransferee !== NONE && !this.isVoter(this.leadTransferee))
+      this.leadTransferee = NONE;
     // The quorum changed: something may now be committed, and new members need the log.
     if (this.maybeCommit()) this.bcastAppend();
-    else for (const [id, pr] of this.progress) if (id !== this.id && pr.match === 0) this.sendAppend(id);
+    else
+      for (const [id, pr] of this.progress)
+        if (id !== this.id && pr.match === 0) this.sendAppend(id);
     this.maybeConfirmReads();
     return next;
   }

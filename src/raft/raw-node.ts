@@ -1,9 +1,17 @@
-import { assert } from './errors.js';
-import type { ConfState, Entry, HardState, Message, NodeId, ReadState, Snapshot } from './messages.js';
-import { hardStateEqual, isLocalMessage } from './messages.js';
 import { applyConfChangeTo, decodeConfChange } from './confchange.js';
+import { assert } from './errors.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  ReadState,
+  Snapshot,
+} from './messages.js';
+import { hardStateEqual, isLocalMessage } from './messages.js';
 import { type ProposeResult, Raft, type RaftConfig, type Role } from './raft.js';
-import type { ConfChange } from './messages.js';
 
 export interface SoftState {
   lead: NodeId;
@@ -78,7 +86,18 @@ export class RawNode {
   }
 
   campaign(): void {
-    this.raft.step({ type: 'hup', from: this.raft.id, to: this.raft.id, term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 });
+    this.raft.step({
+      type: 'hup',
+      from: this.raft.id,
+      to: this.raft.id,
+      term: 0,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    });
   }
 
   propose(data: Uint8Array): ProposeResult {
@@ -104,12 +123,34 @@ export class RawNode {
 
   /** The transport reports the fate of a snapshot sent to `to`. */
   reportSnapshot(to: NodeId, ok: boolean): void {
-    this.raft.step({ type: 'snapStatus', from: to, to: this.raft.id, term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: !ok, rejectHint: 0 });
+    this.raft.step({
+      type: 'snapStatus',
+      from: to,
+      to: this.raft.id,
+      term: 0,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: !ok,
+      rejectHint: 0,
+    });
   }
 
   /** The transport could not reach `to`: stop pipelining to it. */
   reportUnreachable(to: NodeId): void {
-    this.raft.step({ type: 'unreachable', from: to, to: this.raft.id, term: 0, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 });
+    this.raft.step({
+      type: 'unreachable',
+      from: to,
+      to: this.raft.id,
+      term: 0,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    });
   }
 
   private softState(): SoftState {
@@ -149,7 +190,8 @@ export class RawNode {
     };
     r.readStates = [];
     r.msgs = [];
-    if (ss.lead !== this.prevSoftState.lead || ss.role !== this.prevSoftState.role) rd.softState = ss;
+    if (ss.lead !== this.prevSoftState.lead || ss.role !== this.prevSoftState.role)
+      rd.softState = ss;
     if (!hardStateEqual(hs, this.prevHardState)) rd.hardState = hs;
     if (snapshot) rd.snapshot = snapshot;
     rd.mustSync =
@@ -160,7 +202,8 @@ export class RawNode {
     // The membership the application will be in after applying this Ready.
     let cs: ConfState | undefined = snapshot ? snapshot.metadata.confState : undefined;
     for (const e of committedEntries) {
-      if (e.type === 'confChange') cs = applyConfChangeTo(cs ?? r.confState(), decodeConfChange(e.data));
+      if (e.type === 'confChange')
+        cs = applyConfChangeTo(cs ?? r.confState(), decodeConfChange(e.data));
     }
     if (cs) rd.confState = cs;
     return rd;
@@ -203,7 +246,12 @@ export class RawNode {
     if (r.role === 'leader') {
       status.progress = {};
       for (const [id, pr] of r.progress) {
-        status.progress[id] = { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive };
+        status.progress[id] = {
+          match: pr.match,
+          next: pr.next,
+          state: pr.state,
+          recentActive: pr.recentActive,
+        };
       }
     }
     return status;

@@ -28,7 +28,10 @@ export interface RaftStorage {
 }
 
 export function emptySnapshot(): Snapshot {
-  return { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: new Uint8Array() };
+  return {
+    metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } },
+    data: new Uint8Array(),
+  };
 }
 
 /**
@@ -101,7 +104,8 @@ export class MemoryRaftStorage implements RaftStorage {
   term(index: number): number {
     const offset = this.ents[0]!.index;
     if (index < offset) throw new RaftError('compacted', `index ${index} is compacted`);
-    if (index - offset >= this.ents.length) throw new RaftError('unavailable', `index ${index} is unavailable`);
+    if (index - offset >= this.ents.length)
+      throw new RaftError('unavailable', `index ${index} is unavailable`);
     return this.ents[index - offset]!.term;
   }
 
@@ -122,7 +126,14 @@ export class MemoryRaftStorage implements RaftStorage {
       throw new RaftError('snapshot_out_of_date', 'snapshot is older than the current one');
     }
     this.snap = snapshot;
-    this.ents = [{ term: snapshot.metadata.term, index: snapshot.metadata.index, type: 'normal', data: new Uint8Array() }];
+    this.ents = [
+      {
+        term: snapshot.metadata.term,
+        index: snapshot.metadata.index,
+        type: 'normal',
+        data: new Uint8Array(),
+      },
+    ];
     this.confState = cloneConfState(snapshot.metadata.confState);
   }
 
@@ -132,7 +143,10 @@ export class MemoryRaftStorage implements RaftStorage {
       throw new RaftError('snapshot_out_of_date', 'snapshot is older than the current one');
     }
     assert(index <= this.lastIndex(), `snapshot index ${index} past lastIndex ${this.lastIndex()}`);
-    this.snap = { metadata: { index, term: this.term(index), confState: cloneConfState(confState) }, data };
+    this.snap = {
+      metadata: { index, term: this.term(index), confState: cloneConfState(confState) },
+      data,
+    };
     return this.snap;
   }
 
@@ -140,7 +154,10 @@ export class MemoryRaftStorage implements RaftStorage {
   compact(compactIndex: number): void {
     const offset = this.ents[0]!.index;
     if (compactIndex <= offset) return;
-    assert(compactIndex <= this.lastIndex(), `compact ${compactIndex} past lastIndex ${this.lastIndex()}`);
+    assert(
+      compactIndex <= this.lastIndex(),
+      `compact ${compactIndex} past lastIndex ${this.lastIndex()}`,
+    );
     const placeholder = this.ents[compactIndex - offset]!;
     this.ents = [
       { term: placeholder.term, index: placeholder.index, type: 'normal', data: new Uint8Array() },
@@ -157,7 +174,10 @@ export class MemoryRaftStorage implements RaftStorage {
     if (ents[ents.length - 1]!.index < first) return;
     if (ents[0]!.index < first) ents = ents.slice(first - ents[0]!.index);
     const offset = ents[0]!.index - this.ents[0]!.index;
-    assert(offset <= this.ents.length, `gap appending at ${ents[0]!.index}, lastIndex ${this.lastIndex()}`);
+    assert(
+      offset <= this.ents.length,
+      `gap appending at ${ents[0]!.index}, lastIndex ${this.lastIndex()}`,
+    );
     this.ents = this.ents.slice(0, offset).concat(ents);
   }
 }

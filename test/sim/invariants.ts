@@ -1,0 +1,180 @@
+import type { Entry, NodeId } from '../../src/raft/index.js';
+import { entryIdentity, type SimNode } from './node.js';
+
+/** A broken safety or liveness property; the message names it. */
+export class Violation extends Error {
+  readonly property: string;
+  constructor(property: string, message: string) {
+    super(`${property}: ${message}`);
+    this.name = 'Violation';
+    this.property = property;
+  }
+}
+
+interface NodeTrack {
+  /** Highest commit index seen in the current incarnation. */
+  commit: number;
+  incarnation: number;
+  /** Highest commit index ever persisted in a hard state. */
+  persistedCommit: number;
+  /** Terms in which we already checked this node as leader. */
+  leaderTerms: Set<number>;
+}
+
+/**
+ * The Raft safety properties (Raft paper Figure 3), checked as the simulation
+ * runs: election safety, log matching, leader completeness, state machine
+ * safety, plus commit/applied monotonicity per node.
+ */
+export class SafetyChecker {
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** index → identity of the entry known committed there. */
+  private readonly committed = new Map<number, string>();
+  /** index → identity of the entry applied there by the first node that did. */
+  private readonly applied = new Map<number, string>();
+  private readonly tracks = new Map<NodeId, NodeTrack>();
+
+  /** How many terms had a leader. */
+  leaderTermCount(): number {
+    return this.leaderOfTerm.size;
+  }
+
+  private track(node: SimNode): NodeTrack {
+    let t = this.tracks.get(node.id);
+    if (!t) {
+      t = { commit: 0, incarnation: node.incarnation, persistedCommit: 0, leaderTerms: new Set() };
+      this.tracks.set(node.id, t);
+    }
+    if (t.incarnation !== node.incarnation) {
+      t.incarnation = node.incarnation;
+      t.commit = 0;
+    }
+    return t;
+  }
+
+  /** Called after every input to a node (message, tick, proposal). */
+  observe(node: SimNode): void {
+    const raw = node.raw;
+    if (!raw) return;
+    const r = raw.raft;
+    const t = this.track(node);
+
+    // Commit never goes backwards within a life; record what became committed.
+    const commit = r.log.committed;
+    if (commit < t.commit)
+      throw new Violation(
+        'commit-monotonic',
+        `${node.id} commit went from ${t.commit} to ${commit}`,
+      );
+    if (commit > t.commit) {
+      const from = Math.max(t.commit + 1, r.log.firstIndex());
+      if (from <= commit) {
+        for (const e of r.log.slice(from, commit + 1)) this.recordCommitted(node.id, e);
+      }
+      t.commit = commit;
+    }
+
+    if (r.role === 'leader' && !t.leaderTerms.has(r.term)) {
+      t.leaderTerms.add(r.term);
+      // Election safety: at most one leader per term.
+      const other = this.leaderOfTerm.get(r.term);
+      if (other !== undefined && other !== node.id) {
+        throw new Violation(
+          'election-safety',
+          `${other} and ${node.id} are both leaders of term ${r.term}`,
+        );
+      }
+      this.leaderOfTerm.set(r.term, node.id);
+      // Leader completeness: a new leader holds every entry committed before it was elected.
+      const first = r.log.firstIndex();
+      for (const [index, identity] of this.committed) {
+        if (index < first) continue; // covered by its snapshot; state machine safety checks those
+        const term = r.log.term(index);
+        const ents = term === undefined ? [] : r.log.slice(index, index + 1);
+        if (ents.length === 0 || entryIdentity(ents[0]!) !== identity) {
+          throw new Violation(
+            'leader-completeness',
+            `${node.id} became leader of term ${r.term} without committed entry ${index} (${identity})`,
+          );
+        }
+      }
+    }
+  }
+
+  private recordCommitted(nodeId: NodeId, e: Entry): void {
+    const identity = entryIdentity(e);
+    const known = this.committed.get(e.index);
+    if (known === undefined) this.committed.set(e.index, identity);
+    else if (known !== identity) {
+      throw new Violation(
+        'committed-entry-changed',
+        `${nodeId} committed ${identity} at ${e.index}, already committed: ${known}`,
+      );
+    }
+  }
+
+  onPersistHardState(node: SimNode, commit: number): void {
+    const t = this.track(node);
+    if (commit < t.persistedCommit) {
+      throw new Violation(
+        'commit-monotonic',
+        `${node.id} persisted commit ${commit} after ${t.persistedCommit}`,
+      );
+    }
+    t.persistedCommit = commit;
+  }
+
+  /** State machine safety: no two nodes apply different entries at one index; applies are contiguous. */
+  onApply(node: SimNode, e: Entry): void {
+    if (e.index !== node.disk.applied + 1) {
+      throw new Violation(
+        'applied-monotonic',
+        `${node.id} applied ${e.index} after ${node.disk.applied}`,
+      );
+    }
+    const identity = entryIdentity(e);
+    const known = this.applied.get(e.index);
+    if (known === undefined) this.applied.set(e.index, identity);
+    else if (known !== identity) {
+      throw new Violation(
+        'state-machine-safety',
+        `${node.id} applied ${identity} at ${e.index}, another node applied ${known}`,
+      );
+    }
+  }
+
+  onApplySnapshot(node: SimNode, index: number): void {
+    if (index <= node.disk.applied) {
+      throw new Violation(
+        'applied-monotonic',
+        `${node.id} installed snapshot ${index} at applied ${node.disk.applied}`,
+      );
+    }
+  }
+
+  /** Log matching (§5.3): if two logs hold an entry with the same index and term, they are identical up to it. */
+  checkLogMatching(nodes: readonly SimNode[]): void {
+    const live = nodes.filter((n) => n.raw);
+    for (let i = 0; i < live.length; i++) {
+      for (let j = i + 1; j < live.length; j++) {
+        const a = live[i]!.raw!.raft.log;
+        const b = live[j]!.raw!.raft.log;
+        const lo = Math.max(a.firstIndex(), b.firstIndex());
+        const hi = Math.min(a.lastIndex(), b.lastIndex());
+        let top = hi;
+        while (top >= lo && a.term(top) !== b.term(top)) top--;
+        if (top < lo) continue;
+        const ea = a.slice(lo, top + 1);
+        const eb = b.slice(lo, top + 1);
+        for (let k = 0; k < ea.length; k++) {
+          if (entryIdentity(ea[k]!) !== entryIdentity(eb[k]!)) {
+            throw new Violation(
+              'log-matching',
+              `${live[i]!.id} and ${live[j]!.id} agree at ${top} (term ${a.term(top)}) but differ at ${lo + k}`,
+            );
+          }
+        }
+      }
+    }
+  }
+}

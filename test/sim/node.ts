@@ -1,0 +1,205 @@
+import {
+  type ConfState,
+  type Entry,
+  MemoryRaftStorage,
+  type Message,
+  type NodeId,
+  RawNode,
+  type ReadState,
+  type Ready,
+  SeededRandom,
+} from '../../src/raft/index.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** What a client proposes: a put of a unique value, tagged with an operation id. */
+export interface PutCommand {
+  opId: number;
+  key: string;
+  value: string;
+}
+
+export function encodeCommand(cmd: PutCommand): Uint8Array {
+  return encoder.encode(JSON.stringify(cmd));
+}
+
+export function decodeCommand(data: Uint8Array): PutCommand | undefined {
+  if (data.byteLength === 0) return undefined; // a leader's no-op
+  return JSON.parse(decoder.decode(data)) as PutCommand;
+}
+
+/** Identity of an entry for comparisons across nodes: its term and payload. */
+export function entryIdentity(e: Entry): string {
+  return `${e.term}/${e.type}/${decoder.decode(e.data)}`;
+}
+
+export interface RaftTuning {
+  electionTicks: number;
+  heartbeatTicks: number;
+  maxInflightMsgs: number;
+  maxSizePerMsgBytes: number;
+  /** Take a snapshot after this many applied entries. */
+  snapshotInterval: number;
+  /** Entries kept before the snapshot index for slow followers. */
+  keepEntries: number;
+}
+
+/** The durable part of a node: survives crashes. */
+export interface Disk {
+  storage: MemoryRaftStorage;
+  /** The applied state machine, persisted atomically with its applied index (as the KV sublevel is). */
+  kv: Map<string, string>;
+  applied: number;
+  confState: ConfState;
+}
+
+/** Hooks the world uses to check invariants and to complete client operations. */
+export interface NodeObserver {
+  onPersistHardState(node: SimNode, commit: number): void;
+  onApply(node: SimNode, entry: Entry): void;
+  onApplySnapshot(node: SimNode, index: number): void;
+  onRead(node: SimNode, ctx: string, value: string | null): void;
+}
+
+/**
+ * One simulated member: a RawNode (volatile, lost on crash) over a Disk
+ * (durable). handleReady follows the Ready contract to the letter.
+ */
+export class SimNode {
+  readonly id: NodeId;
+  readonly disk: Disk;
+  raw: RawNode | undefined;
+  private readonly tuning: RaftTuning;
+  /** Reads whose index is known, waiting for it to be applied. */
+  private waitingReads: ReadState[] = [];
+  /** Incarnation counter, so each restart draws different timeouts. */
+  incarnation = 0;
+  private readonly seed: number;
+
+  constructor(id: NodeId, disk: Disk, tuning: RaftTuning, seed: number) {
+    this.id = id;
+    this.disk = disk;
+    this.tuning = tuning;
+    this.seed = seed;
+  }
+
+  static founding(id: NodeId, voters: NodeId[], tuning: RaftTuning, seed: number): SimNode {
+    const storage = MemoryRaftStorage.bootstrap(voters);
+    const disk: Disk = { storage, kv: new Map(), applied: 1, confState: storage.confState };
+    return new SimNode(id, disk, tuning, seed);
+  }
+
+  static joining(id: NodeId, tuning: RaftTuning, seed: number): SimNode {
+    const storage = new MemoryRaftStorage();
+    const disk: Disk = {
+      storage,
+      kv: new Map(),
+      applied: 0,
+      confState: { voters: [], learners: [] },
+    };
+    return new SimNode(id, disk, tuning, seed);
+  }
+
+  get alive(): boolean {
+    return this.raw !== undefined;
+  }
+
+  start(): void {
+    this.incarnation++;
+    this.waitingReads = [];
+    this.raw = new RawNode({
+      id: this.id,
+      storage: this.disk.storage,
+      applied: this.disk.applied,
+      electionTicks: this.tuning.electionTicks,
+      heartbeatTicks: this.tuning.heartbeatTicks,
+      maxInflightMsgs: this.tuning.maxInflightMsgs,
+      maxSizePerMsgBytes: this.tuning.maxSizePerMsgBytes,
+      random: new SeededRandom((this.seed * 7919 + this.incarnation * 104729) >>> 0),
+    });
+  }
+
+  /** SIGKILL: everything not on the disk is gone. */
+  crash(): void {
+    this.raw = undefined;
+    this.waitingReads = [];
+  }
+
+  /** Runs the Ready loop until the node has nothing to do; returns the messages to send. */
+  handleReady(observer: NodeObserver): Message[] {
+    const raw = this.raw;
+    if (!raw) return [];
+    const out: Message[] = [];
+    for (let i = 0; i < 100 && raw.hasReady(); i++) {
+      const rd = raw.ready();
+      this.persist(rd, observer);
+      out.push(...rd.messages);
+      this.apply(rd, observer);
+      this.waitingReads.push(...rd.readStates);
+      this.serveReads(observer);
+      raw.advance(rd);
+    }
+    return out;
+  }
+
+  private persist(rd: Ready, observer: NodeObserver): void {
+    const { storage } = this.disk;
+    if (rd.snapshot) storage.applySnapshot(rd.snapshot);
+    if (rd.entries.length > 0) storage.append(rd.entries);
+    if (rd.hardState) {
+      storage.setHardState(rd.hardState);
+      observer.onPersistHardState(this, rd.hardState.commit);
+    }
+  }
+
+  private apply(rd: Ready, observer: NodeObserver): void {
+    const disk = this.disk;
+    if (rd.snapshot) {
+      const kv =
+        rd.snapshot.data.byteLength === 0
+          ? []
+          : (JSON.parse(decoder.decode(rd.snapshot.data)) as [string, string][]);
+      observer.onApplySnapshot(this, rd.snapshot.metadata.index);
+      disk.kv = new Map(kv);
+      disk.applied = rd.snapshot.metadata.index;
+      disk.confState = rd.snapshot.metadata.confState;
+    }
+    for (const e of rd.committedEntries) {
+      observer.onApply(this, e);
+      if (e.type === 'normal') {
+        const cmd = decodeCommand(e.data);
+        if (cmd) disk.kv.set(cmd.key, cmd.value);
+      }
+      disk.applied = e.index;
+    }
+    if (rd.confState) {
+      disk.confState = rd.confState;
+      disk.storage.setConfState(rd.confState);
+    }
+    this.maybeSnapshot();
+  }
+
+  private maybeSnapshot(): void {
+    const { storage } = this.disk;
+    const snapIndex = storage.snapshot().metadata.index;
+    if (this.disk.applied - snapIndex < this.tuning.snapshotInterval) return;
+    const data = encoder.encode(JSON.stringify([...this.disk.kv]));
+    storage.createSnapshot(this.disk.applied, this.disk.confState, data);
+    const compactTo = this.disk.applied - this.tuning.keepEntries;
+    if (compactTo > storage.firstIndex()) storage.compact(compactTo);
+  }
+
+  private serveReads(observer: NodeObserver): void {
+    const still: ReadState[] = [];
+    for (const rs of this.waitingReads) {
+      if (rs.index <= this.disk.applied) {
+        const key = rs.ctx.split('|')[1]!;
+        observer.onRead(this, rs.ctx, this.disk.kv.get(key) ?? null);
+      } else {
+        still.push(rs);
+      }
+    }
+    this.waitingReads = still;
+  }
+}

@@ -1,0 +1,31 @@
+import { checkLinearizable, kvModel } from '../support/linearizability.js';
+import { Violation } from './invariants.js';
+import type { Schedule } from './schedule.js';
+import { type SimOptions, type SimStats, SimWorld } from './world.js';
+
+export interface RunOutcome {
+  stats: SimStats;
+}
+
+/**
+ * Runs one schedule: the safety phase (events with faults, invariants checked
+ * at every step), then the liveness phase (heal, bounded convergence), then the
+ * linearizability check of the client history. Throws a Violation.
+ */
+export function runSchedule(schedule: Schedule, options: SimOptions): RunOutcome {
+  const world = new SimWorld(schedule, options);
+  try {
+    for (const event of schedule.events) world.apply(event);
+    world.checkLiveness();
+  } catch (err) {
+    if (err instanceof Violation) {
+      err.message += `\n  last events:\n    ${world.trace.slice(-25).join('\n    ')}`;
+    }
+    throw err;
+  }
+  const result = checkLinearizable(kvModel, world.history, { maxSteps: 2_000_000 });
+  if (result.outcome === 'illegal') {
+    throw new Violation('linearizability', `key ${result.partition}: ${result.info}`);
+  }
+  return { stats: world.finalStats() };
+}
