@@ -13,6 +13,7 @@ export type SimEvent = (
   | { kind: 'crash'; node: number }
   | { kind: 'restart'; node: number }
   | { kind: 'crashAll' }
+  | { kind: 'crashLeader' }
   | { kind: 'transfer'; node: number }
   | { kind: 'addLearner' }
   | { kind: 'promote'; node: number }
@@ -36,6 +37,10 @@ export interface World {
   maxSizePerMsgBytes: number;
   snapshotInterval: number;
   keepEntries: number;
+  /** Background client load: proposals per tick to whichever nodes believe they lead (stale ones too). */
+  writesPerTick: number;
+  /** Background linearizable reads per tick, on random nodes. */
+  readsPerTick: number;
 }
 
 export interface Schedule {
@@ -60,6 +65,8 @@ export const worldArbitrary: fc.Arbitrary<World> = fc.record({
   maxSizePerMsgBytes: fc.constantFrom(1, 200, 4096),
   snapshotInterval: fc.integer({ min: 3, max: 40 }),
   keepEntries: fc.integer({ min: 0, max: 5 }),
+  writesPerTick: fc.constantFrom(0, 0.2, 0.5, 1, 2),
+  readsPerTick: fc.constantFrom(0, 0.2, 0.5, 1),
 });
 
 const node = fc.integer({ min: 0, max: 7 });
@@ -112,6 +119,7 @@ export const eventArbitrary: fc.Arbitrary<SimEvent> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), node, ticks }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('restart' as const), node, ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('crashAll' as const), ticks }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('crashLeader' as const), ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('transfer' as const), node, ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('addLearner' as const), ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('promote' as const), node, ticks }) },

@@ -61,6 +61,8 @@ export class SimWorld implements NodeObserver {
   };
   private readonly rng: SeededRandom;
   private readonly tuning: RaftTuning;
+  private readonly world: Schedule['world'];
+  private inLivenessPhase = false;
   private readonly options: Required<SimOptions>;
   private now = 0;
   /** Logical clock of the client history (call and return times). */
@@ -77,6 +79,7 @@ export class SimWorld implements NodeObserver {
 
   constructor(schedule: Schedule, options: SimOptions) {
     const { world } = schedule;
+    this.world = world;
     this.options = {
       nodes: options.nodes,
       electionTicks: options.electionTicks ?? 10,
@@ -115,6 +118,7 @@ export class SimWorld implements NodeObserver {
 
   private runTick(): void {
     this.stats.ticks++;
+    this.backgroundLoad();
     for (let round = 0; round < ROUNDS_PER_TICK; round++) {
       if (round === 0) {
         for (const node of this.liveNodes()) {
@@ -139,6 +143,21 @@ export class SimWorld implements NodeObserver {
       for (const m of node.handleReady(this)) this.network.send(m, this.now);
       this.checker.observe(node);
     }
+  }
+
+  /** Steady client traffic, so that faults always hit entries in flight. */
+  private backgroundLoad(): void {
+    if (this.inLivenessPhase) return;
+    const draws = (rate: number) => Math.floor(rate) + (this.rng.nextFloat() < rate % 1 ? 1 : 0);
+    const writes = draws(this.world.writesPerTick);
+    for (let i = 0; i < writes; i++) {
+      // Any node that believes it leads, stale leaders included: their entries must never win.
+      const leaders = this.liveNodes().filter((n) => n.raw!.raft.role === 'leader');
+      const target = this.pick(leaders, this.rng.nextInt(8));
+      if (target) this.proposeOn(target, this.rng.nextInt(KEYS.length));
+    }
+    const reads = draws(this.world.readsPerTick);
+    for (let i = 0; i < reads; i++) this.read(this.rng.nextInt(8), this.rng.nextInt(KEYS.length));
   }
 
   // ---------------------------------------------------------------- helpers
@@ -192,6 +211,11 @@ export class SimWorld implements NodeObserver {
         const down = [...this.nodes.values()].filter((n) => !n.alive);
         const node = this.pick(down, event.node);
         if (node) this.restart(node);
+        break;
+      }
+      case 'crashLeader': {
+        const leader = this.leader();
+        if (leader) this.crash(leader);
         break;
       }
       case 'crashAll':
@@ -315,6 +339,10 @@ export class SimWorld implements NodeObserver {
     if (target.raw!.raft.role !== 'leader' && lead && this.nodes.get(lead)?.alive)
       target = this.nodes.get(lead)!;
     if (target.raw!.raft.role !== 'leader') return;
+    this.proposeOn(target, keyIndex);
+  }
+
+  private proposeOn(target: SimNode, keyIndex: number): void {
     const opId = this.nextOpId++;
     const key = KEYS[keyIndex % KEYS.length]!;
     const value = `v${opId}`;
@@ -404,6 +432,7 @@ export class SimWorld implements NodeObserver {
    */
   checkLiveness(): void {
     this.note('heal all for liveness');
+    this.inLivenessPhase = true;
     this.network.heal();
     this.network.dropRate = 0;
     this.network.duplicateRate = 0;

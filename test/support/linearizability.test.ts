@@ -265,6 +265,35 @@ t.test('budget exhaustion reports unknown instead of hanging', async (t) => {
   }
 });
 
+t.test('kvModel keeps an absent key distinct from every value', async (t) => {
+  const tricky = ['', 'absent', '\0absent', '\0', '\0\0absent', 'null'];
+  const hashes = new Set([kvModel.hash(null), ...tricky.map((value) => kvModel.hash(value))]);
+  t.equal(hashes.size, tricky.length + 1);
+  t.match(
+    check([done(1, put('x', '\0absent'), 0, 1, putOk), done(1, get('x'), 2, 3, got(null))]),
+    illegalIn('x'),
+  );
+  t.notOk(
+    kvModel.matches(got(null), undefined as unknown as KvOutput),
+    'missing output never matches',
+  );
+  t.notOk(kvModel.matches(got(null), deleted(false)), 'output of another op type never matches');
+});
+
+t.test('the report explains unknown-outcome ops at the dead end', async (t) => {
+  const result = check([
+    done(1, put('x', 'a'), 0, 1, putOk),
+    done(1, put('x', 'b'), 2, 3, putOk),
+    lost(3, put('x', 'c'), 2),
+    done(2, get('x'), 4, 5, got('a')),
+  ]);
+  t.match(result, illegalIn('x'));
+  if (result.outcome === 'illegal') {
+    t.match(result.info, /#2 client 3 \[2, \?\] .* -> outcome unknown/);
+    t.match(result.info, /State after it: "b"/, 'prefers prefixes without unknown ops');
+  }
+});
+
 t.test('malformed operations are rejected', async (t) => {
   t.throws(() => check([done(1, get('x'), 5, 4, got(null))]), RangeError);
   t.throws(() => check([done(1, get('x'), Number.NaN, 4, got(null))]), RangeError);
@@ -324,6 +353,19 @@ t.test('HistoryRecorder', async (t) => {
     t.throws(() => finishRead(got(null)), /completed twice/);
   });
 
+  t.test('fail() drops a definitely failed op', async (t) => {
+    const recorder = new HistoryRecorder<KvInput, KvOutput>();
+    const rejected = recorder.begin(1, put('x', 'a'));
+    const read = recorder.begin(2, get('x'));
+    rejected.fail();
+    read(got(null));
+    t.same(recorder.operations(), [
+      { clientId: 2, input: get('x'), call: 1, ret: 2, output: got(null) },
+    ]);
+    t.throws(() => rejected(putOk), /completed twice/);
+    t.throws(() => read.fail(), /failing a completed operation/);
+  });
+
   t.test('custom clock', async (t) => {
     let now = 100;
     const recorder = new HistoryRecorder<KvInput, KvOutput>(() => now);
@@ -346,9 +388,15 @@ t.test('HistoryRecorder', async (t) => {
         const input = random() < 0.5 ? put(key, `${clientId}-${i}`) : get(key);
         const finish = recorder.begin(clientId, input);
         await pause();
+        const fate = random();
+        if (fate < 0.1) {
+          finish.fail(); // rejected before being applied: not part of the history
+          continue;
+        }
         const output = applyToStore(store, input); // the "server" applies it here
         await pause();
-        if (random() < 0.1) finish();
+        if (fate < 0.2)
+          finish(); // reply lost: outcome unknown
         else finish(output);
       }
     };
@@ -431,6 +479,93 @@ t.test('property: corrupting one read to an unwritten value makes it illegal', a
   t.pass('200 corrupted histories rejected');
 });
 
+/**
+ * Reference checker by exhaustive search, written straight from the definition:
+ * repeatedly pick any remaining op that no remaining known op strictly precedes
+ * (ret < call); unknown ops may be placed or left out. Exponential; tiny inputs only.
+ */
+function bruteForceLinearizable(history: KvOp[]): boolean {
+  const search = (store: Map<string, string>, remaining: KvOp[]): boolean => {
+    if (remaining.every((op) => op.ret === undefined)) return true;
+    return remaining.some((candidate, i) => {
+      const blocked = remaining.some(
+        (other) => other.ret !== undefined && other.ret < candidate.call,
+      );
+      if (blocked) return false;
+      const nextStore = new Map(store);
+      const output = applyToStore(nextStore, candidate.input);
+      if (candidate.ret !== undefined && !sameKvOutput(output, candidate.output)) return false;
+      return search(
+        nextStore,
+        remaining.filter((_, j) => j !== i),
+      );
+    });
+  };
+  return search(new Map(), history);
+}
+
+function sameKvOutput(a: KvOutput, b: KvOutput | undefined): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+const tinyValueArb = fc.constantFrom('a', 'b');
+/** Random ops with random (often wrong) outputs on coarse clocks, so ties are common. */
+const arbitraryOpArb: fc.Arbitrary<KvOp> = fc
+  .record({
+    clientId: fc.nat(3),
+    key: fc.constantFrom('k', 'k', 'k', 'other'),
+    kind: fc.constantFrom('put', 'get', 'delete', 'cas'),
+    value: tinyValueArb,
+    expected: fc.option(tinyValueArb),
+    call: fc.nat(8),
+    duration: fc.nat(4),
+    unknownOutcome: fc.integer({ min: 0, max: 4 }).map((roll) => roll === 0),
+    observedValue: fc.option(tinyValueArb),
+    observedFlag: fc.boolean(),
+  })
+  .map((drawn): KvOp => {
+    const { clientId, key, kind, value, expected, call, duration, observedValue, observedFlag } =
+      drawn;
+    const [input, output]: [KvInput, KvOutput] =
+      kind === 'put'
+        ? [put(key, value), putOk]
+        : kind === 'get'
+          ? [get(key), got(observedValue)]
+          : kind === 'delete'
+            ? [del(key), deleted(observedFlag)]
+            : [cas(key, expected, value), casOk(observedFlag)];
+    if (drawn.unknownOutcome) return { clientId, input, call };
+    return { clientId, input, call, ret: call + duration, output };
+  });
+
+t.test('property: agrees with an exhaustive reference checker on small histories', async (t) => {
+  let legal = 0;
+  let illegal = 0;
+  fc.assert(
+    fc.property(fc.array(arbitraryOpArb, { maxLength: 8 }), (history) => {
+      const expected = bruteForceLinearizable(history);
+      const result = check(history);
+      if (expected) legal++;
+      else illegal++;
+      return result.outcome === (expected ? 'ok' : 'illegal');
+    }),
+    { numRuns: 2000 },
+  );
+  t.ok(legal > 100 && illegal > 100, `both verdicts exercised (${legal} ok, ${illegal} illegal)`);
+});
+
+t.test('many unknown-outcome writes do not blow up refuting a stale read', async (t) => {
+  // 30 timed-out writes could each have landed or not: 2^30 subsets without pruning.
+  const history: KvOp[] = [];
+  for (let i = 0; i < 30; i++) history.push(lost(i, put('x', `maybe${i}`), i));
+  history.push(done(100, put('x', 'final'), 40, 41, putOk));
+  history.push(done(101, get('x'), 42, 43, got('stale')));
+  t.match(check(history), illegalIn('x'));
+  // Same shape but legal: any of the unknown writes may land after 'final'.
+  history[history.length - 1] = done(101, get('x'), 42, 43, got('maybe7'));
+  t.same(check(history), { outcome: 'ok' });
+});
+
 // ---------------------------------------------------------------------------
 // Performance sanity
 
@@ -480,9 +615,15 @@ t.test('performance: 1,000 ops, 5 keys, 5 clients', async (t) => {
   t.same(check(simulatedHistory(1, 1000, 0)), { outcome: 'ok' }, 'all outcomes known');
   t.same(check(simulatedHistory(2, 1000, 0.02)), { outcome: 'ok' }, 'with 2% unknown outcomes');
 
-  const corrupted = simulatedHistory(3, 1000, 0);
-  const lastRead = corrupted.filter((op) => op.input.op === 'get').pop()!;
-  lastRead.output = got('never-written');
-  t.match(check(corrupted), illegalIn(lastRead.input.key));
-  t.comment(`3 checks took ${(performance.now() - started).toFixed(0)} ms`);
+  for (const unknownRate of [0, 0.1]) {
+    const corrupted = simulatedHistory(3, 1000, unknownRate);
+    const lastRead = corrupted.filter((op) => op.input.op === 'get' && op.ret !== undefined).pop()!;
+    lastRead.output = got('never-written');
+    t.match(
+      check(corrupted),
+      illegalIn(lastRead.input.key),
+      `refuted, ${unknownRate * 100}% unknown`,
+    );
+  }
+  t.comment(`4 checks took ${(performance.now() - started).toFixed(0)} ms`);
 });

@@ -10,15 +10,16 @@
  * events happened to land on the same tick).
  *
  * Unknown outcomes (`ret === undefined`, e.g. a timeout or a crashed client)
- * get a return event at +Infinity, so they stay pending for the rest of the
+ * are treated as returning at +Infinity: they stay pending for the rest of the
  * history and may be linearized at any point after their call. The search
  * succeeds as soon as every op with a known outcome is linearized, which lets
  * unknown ops be omitted entirely.
  *
  * Definite failures (a request rejected before it could have been applied, such
- * as "not leader" without forwarding) must not be recorded at all: recording
- * them as unknown is sound but makes the search slower, and recording them with
- * an output would claim they took effect.
+ * as "not leader" without forwarding) must not be recorded at all (with
+ * HistoryRecorder: call `fail()` on the completion). Recording them as unknown
+ * is sound but makes the search slower; recording them with an output would
+ * claim they took effect.
  */
 
 export interface Model<S, I, O> {
@@ -55,6 +56,8 @@ export interface CheckOptions {
 const DEFAULT_MAX_STEPS = 5_000_000;
 /** Partition name used when the model does not partition its inputs. */
 export const SINGLE_PARTITION = '*';
+/** Enough to shrink small histories even when finding the violation was quick. */
+const MIN_EXPLANATION_STEPS = 100_000;
 /** How many ops of each kind the illegal report lists before eliding. */
 const REPORT_LIMIT = 12;
 
@@ -74,6 +77,10 @@ export function checkLinearizable<S, I, O>(
     else partitions.set(name, [index]);
   });
 
+  // Explaining may at most about double the cost of finding the violation.
+  const explanationBudget = (searchSteps: number) =>
+    Math.min(maxSteps, Math.max(MIN_EXPLANATION_STEPS, searchSteps));
+
   // Keep going after an 'unknown' partition: a definite violation elsewhere is more useful.
   let firstUnknown: CheckResult | undefined;
   for (const [name, indices] of partitions) {
@@ -83,7 +90,7 @@ export function checkLinearizable<S, I, O>(
       return {
         outcome: 'illegal',
         partition: name,
-        info: explainViolation(model, name, ops, maxSteps),
+        info: explainViolation(model, name, ops, result.deepest, explanationBudget(result.steps)),
       };
     }
     if (result.kind === 'exhausted' && !firstUnknown) {
@@ -128,11 +135,12 @@ interface DeadEnd<S> {
 }
 
 type SearchResult<S> =
-  | { kind: 'ok' }
-  | { kind: 'illegal'; deepest: DeadEnd<S> }
-  | { kind: 'exhausted'; deepest: DeadEnd<S> };
+  | { kind: 'ok'; steps: number }
+  | { kind: 'illegal'; steps: number; deepest: DeadEnd<S> }
+  | { kind: 'exhausted'; steps: number; deepest: DeadEnd<S> };
 
 const NIL = -1;
+const FULL_WORD = 0xffffffff;
 const HEAD = 0;
 
 function searchPartition<S, I, O>(
@@ -143,13 +151,16 @@ function searchPartition<S, I, O>(
   const opCount = ops.length;
   const isKnown = ops.map(({ op }) => op.ret !== undefined);
   const knownCount = isKnown.filter(Boolean).length;
-  if (knownCount === 0) return { kind: 'ok' };
+  if (knownCount === 0) return { kind: 'ok', steps: 0 };
 
-  // Event list as a doubly linked list over typed arrays; node 0 is the head sentinel.
+  // Events sorted by time, as doubly linked lists over typed arrays. Known-outcome ops
+  // have a call and a return in the main list. Unknown-outcome ops return at +Infinity,
+  // which never blocks anything, so they only have a call, kept in a list of their own:
+  // the main scan then never walks past them. Node numbers follow the sorted order.
   const events: { time: number; isCall: boolean; op: number }[] = [];
   ops.forEach(({ op }, local) => {
     events.push({ time: op.call, isCall: true, op: local });
-    events.push({ time: op.ret ?? Number.POSITIVE_INFINITY, isCall: false, op: local });
+    if (op.ret !== undefined) events.push({ time: op.ret, isCall: false, op: local });
   });
   events.sort((a, b) => {
     if (a.time !== b.time) return a.time < b.time ? -1 : 1;
@@ -157,23 +168,30 @@ function searchPartition<S, I, O>(
     if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
     return a.op - b.op;
   });
-  const nodeCount = events.length + 1;
+  const UNKNOWN_HEAD = events.length + 1;
+  const nodeCount = events.length + 2;
   const next = new Int32Array(nodeCount);
   const prev = new Int32Array(nodeCount);
   const nodeOp = new Int32Array(nodeCount);
   const nodeIsCall = new Uint8Array(nodeCount);
   const callNode = new Int32Array(opCount);
-  const retNode = new Int32Array(opCount);
-  for (let node = 0; node < nodeCount; node++) {
-    prev[node] = node - 1;
-    next[node] = node + 1 < nodeCount ? node + 1 : NIL;
-  }
+  const retNode = new Int32Array(opCount).fill(NIL);
+  next[HEAD] = NIL;
+  next[UNKNOWN_HEAD] = NIL;
+  let mainTail = HEAD;
+  let unknownTail = UNKNOWN_HEAD;
   events.forEach((event, position) => {
     const node = position + 1;
     nodeOp[node] = event.op;
     nodeIsCall[node] = event.isCall ? 1 : 0;
     if (event.isCall) callNode[event.op] = node;
     else retNode[event.op] = node;
+    const tail = isKnown[event.op] ? mainTail : unknownTail;
+    next[tail] = node;
+    prev[node] = tail;
+    next[node] = NIL;
+    if (isKnown[event.op]) mainTail = node;
+    else unknownTail = node;
   });
 
   const unlink = (node: number) => {
@@ -187,95 +205,245 @@ function searchPartition<S, I, O>(
   // Dancing-links style: relink in the reverse order of unlinking.
   const lift = (op: number) => {
     unlink(callNode[op]!);
-    unlink(retNode[op]!);
+    if (isKnown[op]) unlink(retNode[op]!);
   };
   const unlift = (op: number) => {
-    relink(retNode[op]!);
+    if (isKnown[op]) relink(retNode[op]!);
     relink(callNode[op]!);
   };
 
-  // Lowe's cache: (set of linearized ops, model state) configurations already explored.
-  // The Zobrist hash of the bitset narrows the bucket; bitsets are then compared exactly.
-  const words = Math.ceil(opCount / 32);
-  const linearized = new Uint32Array(words);
-  const zobristKeys = makeZobristKeys(opCount);
+  // Lowe's cache of explored configurations (linearized ops, model state), extended
+  // with a dominance rule for unknown-outcome ops: (K, U, s) is pruned if some
+  // (K, U', s) with U' ⊆ U was already visited, where K and U are the linearized
+  // known and unknown ops. Sound because pending unknown ops never block anything
+  // (their return is at +Infinity), so every continuation of (K, U, s) is also
+  // one of (K, U', s). Without it, each unknown op doubles the configurations
+  // that a violating history has to refute. The bucket key is a Zobrist hash of
+  // K plus the state hash; bitsets are then compared exactly.
+  //
+  // Known ops get bit slots in call order, so K is a run of all-ones words, a short
+  // window, then zero words. Tracking where the window lies lets the cache store and
+  // compare only the window, which matters for partitions with thousands of ops.
+  const slot = new Int32Array(opCount); // index into the known or the unknown bitset
+  let knownSlots = 0;
+  let unknownSlots = 0;
+  for (const event of events) {
+    if (event.isCall) slot[event.op] = isKnown[event.op] ? knownSlots++ : unknownSlots++;
+  }
+  const linearizedKnown = new Uint32Array(Math.ceil(knownSlots / 32));
+  let knownFullWords = 0; // words [0, knownFullWords) are all ones
+  let knownTopWord = 0; // words [knownTopWord, ...) are zero
+  const linearizedUnknown = new Uint32Array(Math.ceil(unknownSlots / 32));
+  const zobristKeys = makeZobristKeys(knownSlots);
   let zobrist = 0;
-  const seen = new Map<string, Uint32Array[]>();
-  const rememberConfiguration = (stateHash: string): boolean => {
-    const key = zobrist + '|' + stateHash;
-    const bucket = seen.get(key);
-    if (bucket) {
-      for (const bits of bucket) if (sameBits(bits, linearized)) return false;
-      bucket.push(linearized.slice());
-    } else {
-      seen.set(key, [linearized.slice()]);
+  // state hash -> Zobrist hash of K -> the K bitsets with that hash, each with the
+  // antichain of U bitsets visited for it. Two map levels so that lookups allocate nothing.
+  const visited = new Map<string, Map<number, CacheGroup[]>>();
+  const visitIfNew = (stateHash: string): boolean => {
+    let byKnown = visited.get(stateHash);
+    if (!byKnown) {
+      byKnown = new Map();
+      visited.set(stateHash, byKnown);
     }
+    let groups = byKnown.get(zobrist);
+    if (!groups) {
+      groups = [];
+      byKnown.set(zobrist, groups);
+    }
+    const group = groups.find(
+      (candidate) =>
+        candidate.fullWords === knownFullWords &&
+        candidate.topWord === knownTopWord &&
+        sameWords(candidate.window, linearizedKnown, knownFullWords),
+    );
+    if (!group) {
+      groups.push({
+        fullWords: knownFullWords,
+        topWord: knownTopWord,
+        window: linearizedKnown.slice(knownFullWords, knownTopWord),
+        unknowns: [linearizedUnknown.slice()],
+      });
+      return true;
+    }
+    let dominatesSome = false;
+    for (const unknown of group.unknowns) {
+      if (isSubset(unknown, linearizedUnknown)) return false;
+      dominatesSome ||= isSubset(linearizedUnknown, unknown);
+    }
+    if (dominatesSome) {
+      // Entries the new one dominates can never prune anything it would not.
+      group.unknowns = group.unknowns.filter((unknown) => !isSubset(linearizedUnknown, unknown));
+    }
+    group.unknowns.push(linearizedUnknown.slice());
     return true;
   };
   const toggle = (op: number) => {
-    linearized[op >>> 5]! ^= 1 << (op & 31);
-    zobrist ^= zobristKeys[op]!;
+    const bit = slot[op]!;
+    if (isKnown[op]) {
+      const index = bit >>> 5;
+      linearizedKnown[index]! ^= 1 << (bit & 31);
+      const word = linearizedKnown[index]!; // read back: the ^= expression is a signed int32
+      zobrist ^= zobristKeys[bit]!;
+      if (word === FULL_WORD && index === knownFullWords) {
+        while (linearizedKnown[knownFullWords] === FULL_WORD) knownFullWords++;
+      } else if (word !== FULL_WORD && index < knownFullWords) {
+        knownFullWords = index;
+      }
+      if (word !== 0 && index >= knownTopWord) {
+        knownTopWord = index + 1;
+      } else if (word === 0 && index === knownTopWord - 1) {
+        while (knownTopWord > 0 && linearizedKnown[knownTopWord - 1] === 0) knownTopWord--;
+      }
+    } else {
+      linearizedUnknown[bit >>> 5]! ^= 1 << (bit & 31);
+    }
   };
 
+  // Backtracking stack: the op linearized at each level, the state before it, and for
+  // unknown ops the parent's unknown pass to resume.
   const stackOps: number[] = [];
   const stackStates: S[] = [];
+  const stackPasses: (UnknownPass<S> | undefined)[] = [];
   let state = model.init();
   let knownLinearized = 0;
   let deepest: DeadEnd<S> | undefined;
+  let deepestKnown = -1;
   let steps = 0;
-  let node = next[HEAD]!;
 
+  // Ranked by known ops linearized, then by fewer unknown ops assumed to have taken effect.
   const recordDeadEnd = (blocking: number) => {
-    if (deepest && deepest.prefix.length >= stackOps.length) return;
+    if (knownLinearized < deepestKnown) return;
+    if (knownLinearized === deepestKnown && stackOps.length >= deepest!.prefix.length) return;
     const pending: number[] = [];
-    for (let n = next[HEAD]!; n !== NIL; n = next[n]!) {
-      if (nodeIsCall[n]) pending.push(nodeOp[n]!);
-      else if (n === retNode[blocking]) break;
+    const blockingNode = retNode[blocking]!;
+    for (let n = next[HEAD]!; n !== blockingNode; n = next[n]!) pending.push(nodeOp[n]!);
+    for (let n = next[UNKNOWN_HEAD]!; n !== NIL && n < blockingNode; n = next[n]!) {
+      pending.push(nodeOp[n]!);
     }
+    pending.sort((a, b) => callNode[a]! - callNode[b]!);
     deepest = { prefix: stackOps.slice(), state, blocking, pending };
+    deepestKnown = knownLinearized;
   };
 
+  // Each configuration is expanded in two passes. The known pass scans the event list
+  // from the head, linearizing the first known-outcome call that fits. When it reaches
+  // a return, the unknown pass registers every unknown-outcome successor in the cache
+  // up front and only then descends into them one by one. Registering siblings first
+  // means (K, U, s) is seen before its supersets such as (K, U + {a, b}, s'), which
+  // the dominance rule then prunes; plain depth-first order would reach those
+  // supersets first and explore exponentially many subsets of unknown ops.
+  let node = next[HEAD]!; // known-pass scan position
+  let unknownPass: UnknownPass<S> | undefined; // set once the known pass is done
   for (;;) {
-    if (knownLinearized === knownCount) return { kind: 'ok' };
+    if (knownLinearized === knownCount) return { kind: 'ok', steps };
     if (++steps > maxSteps) {
       const current = { prefix: stackOps.slice(), state, blocking: NIL, pending: [] };
-      return { kind: 'exhausted', deepest: deepest ?? current };
+      return { kind: 'exhausted', steps, deepest: deepest ?? current };
     }
-    // `node` is never NIL here: some known op is unlinearized, and its return ends every scan.
-    const op = nodeOp[node]!;
-    if (nodeIsCall[node]) {
+
+    if (!unknownPass) {
+      // `node` is never NIL: some known op is unlinearized and its return ends the scan.
+      const op = nodeOp[node]!;
+      if (!nodeIsCall[node]) {
+        unknownPass = { blocking: op, successors: unknownSuccessors(op), cursor: 0 };
+        steps += unknownPass.successors.length;
+        continue;
+      }
       const candidate = ops[op]!.op;
       const result = model.step(state, candidate.input);
-      if (!isKnown[op] || model.matches(result.output, candidate.output as O)) {
+      if (model.matches(result.output, candidate.output as O)) {
         toggle(op);
-        if (rememberConfiguration(model.hash(result.state))) {
+        if (visitIfNew(model.hash(result.state))) {
           stackOps.push(op);
           stackStates.push(state);
+          stackPasses.push(undefined);
           state = result.state;
           lift(op);
-          if (isKnown[op]) knownLinearized++;
+          knownLinearized++;
           node = next[HEAD]!;
           continue;
         }
         toggle(op);
       }
       node = next[node]!;
+      continue;
+    }
+
+    const successor = unknownPass.successors[unknownPass.cursor];
+    if (successor) {
+      // Already registered in the cache by unknownSuccessors().
+      stackOps.push(successor.op);
+      stackStates.push(state);
+      stackPasses.push(unknownPass);
+      state = successor.state;
+      toggle(successor.op);
+      lift(successor.op);
+      node = next[HEAD]!;
+      unknownPass = undefined;
+      continue;
+    }
+
+    // The blocking op had to be linearized by its return, and nothing pending could go next.
+    recordDeadEnd(unknownPass.blocking);
+    const undone = stackOps.pop();
+    if (undone === undefined) return { kind: 'illegal', steps, deepest: deepest! };
+    state = stackStates.pop()!;
+    unknownPass = stackPasses.pop();
+    toggle(undone);
+    unlift(undone);
+    if (unknownPass) {
+      unknownPass.cursor++;
     } else {
-      // A return: its op had to be linearized by now, and no pending op could go next.
-      recordDeadEnd(op);
-      const undone = stackOps.pop();
-      if (undone === undefined) return { kind: 'illegal', deepest: deepest! };
-      state = stackStates.pop()!;
-      toggle(undone);
-      unlift(undone);
-      if (isKnown[undone]) knownLinearized--;
+      knownLinearized--;
       node = next[callNode[undone]!]!;
     }
   }
+
+  /** Unknown-outcome calls before the blocking return whose successor is not yet covered. */
+  function unknownSuccessors(blocking: number): { op: number; state: S }[] {
+    const successors: { op: number; state: S }[] = [];
+    if (unknownSlots === 0) return successors;
+    const blockingNode = retNode[blocking]!;
+    for (let n = next[UNKNOWN_HEAD]!; n !== NIL && n < blockingNode; n = next[n]!) {
+      const op = nodeOp[n]!;
+      const successorState = model.step(state, ops[op]!.op.input).state;
+      toggle(op);
+      if (visitIfNew(model.hash(successorState))) {
+        successors.push({ op, state: successorState });
+      }
+      toggle(op);
+    }
+    return successors;
+  }
 }
 
-function sameBits(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+/** Visited configurations sharing one set K of linearized known ops (and one state). */
+interface CacheGroup {
+  /** K: all ones below word fullWords, `window` up to word topWord, zero above. */
+  fullWords: number;
+  topWord: number;
+  window: Uint32Array;
+  /** Minimal sets U of linearized unknown ops visited with this K. */
+  unknowns: Uint32Array[];
+}
+
+/** The unknown-outcome successors of one configuration, explored in order. */
+interface UnknownPass<S> {
+  /** The return that ended the known pass. */
+  blocking: number;
+  successors: { op: number; state: S }[];
+  cursor: number;
+}
+
+/** Whether every bit set in `a` is also set in `b`. */
+function isSubset(a: Uint32Array, b: Uint32Array): boolean {
+  for (let i = 0; i < a.length; i++) if ((a[i]! & ~b[i]!) !== 0) return false;
+  return true;
+}
+
+/** Whether `window` equals `bits` from word `offset` on, for window.length words. */
+function sameWords(window: Uint32Array, bits: Uint32Array, offset: number): boolean {
+  for (let i = 0; i < window.length; i++) if (window[i] !== bits[offset + i]) return false;
   return true;
 }
 
@@ -298,13 +466,16 @@ function makeZobristKeys(count: number): Int32Array {
  * invoked after T dropped, ops still running at T treated as unknown), since
  * that keeps the report near the actual anomaly rather than wherever the full
  * search happened to get deepest. Legality only gets harder as T grows, so a
- * binary search over return times works.
+ * binary search over return times works. The probes share one step budget; if
+ * it runs out, the report uses the smallest failing cut found so far, or the
+ * full search's dead end.
  */
 function explainViolation<S, I, O>(
   model: Model<S, I, O>,
   partition: string,
   ops: IndexedOp<I, O>[],
-  maxSteps: number,
+  fullDeadEnd: DeadEnd<S>,
+  stepBudget: number,
 ): string {
   const cutTimes = [...new Set(ops.flatMap(({ op }) => (op.ret === undefined ? [] : [op.ret])))];
   cutTimes.sort((a, b) => a - b);
@@ -317,15 +488,18 @@ function explainViolation<S, I, O>(
           : { index, op: { clientId: op.clientId, input: op.input, call: op.call } },
       );
 
+  // The full search's dead end is the fallback if the probes run out of budget.
   let failing = ops;
-  let cutTime = cutTimes[cutTimes.length - 1];
-  let deadEnd: DeadEnd<S> | undefined;
+  let cutTime: number | undefined;
+  let deadEnd = fullDeadEnd;
+  let budget = stepBudget;
   let low = 0;
-  let high = cutTimes.length - 1;
-  while (low <= high) {
+  let high = cutTimes.length - 2; // the last cut is the full history, already known to fail
+  while (low <= high && budget > 0) {
     const middle = (low + high) >>> 1;
     const candidate = truncate(cutTimes[middle]!);
-    const result = searchPartition(model, candidate, maxSteps);
+    const result = searchPartition(model, candidate, budget);
+    budget -= result.steps;
     if (result.kind === 'illegal') {
       failing = candidate;
       cutTime = cutTimes[middle];
@@ -335,19 +509,19 @@ function explainViolation<S, I, O>(
       low = middle + 1;
     }
   }
-  if (!deadEnd) {
-    // Unreachable unless the model is nondeterministic; re-run the full history.
-    const result = searchPartition(model, ops, maxSteps);
-    if (result.kind === 'ok') return `partition "${partition}": non-deterministic verdict`;
-    deadEnd = result.deepest;
-  }
+
+  // Show ops as recorded, not as truncated for the probe.
+  const recorded = new Map(ops.map(({ index, op }) => [index, op]));
+  const describe = ({ index }: IndexedOp<I, O>) => describeOperation(index, recorded.get(index)!);
 
   const lines: string[] = [];
   const blocking = failing[deadEnd.blocking]!;
   lines.push(
-    `partition "${partition}": not linearizable; the first ${failing.length} of ${ops.length} ops ` +
-      `(those invoked by t=${cutTime}, with any still running then treated as unknown) ` +
-      `already admit no linearization.`,
+    cutTime === undefined
+      ? `partition "${partition}": not linearizable (${ops.length} ops).`
+      : `partition "${partition}": not linearizable; the first ${failing.length} of ${ops.length} ` +
+          `ops (those invoked by t=${cutTime}, with any still running then treated as unknown) ` +
+          `already admit no linearization.`,
   );
   lines.push(
     `Longest linearizable prefix found: ${deadEnd.prefix.length} ops` +
@@ -355,17 +529,23 @@ function explainViolation<S, I, O>(
       ':',
   );
   for (const local of deadEnd.prefix.slice(-REPORT_LIMIT)) {
-    lines.push('  ' + describeOperation(failing[local]!));
+    lines.push('  ' + describe(failing[local]!));
   }
   lines.push(`State after it: ${stringify(deadEnd.state)}`);
   lines.push(
     `Then op #${blocking.index} must take effect before its return at t=${blocking.op.ret}, ` +
-      `but none of the pending ops can be linearized next:`,
+      `but no pending op can go next:`,
   );
   for (const local of deadEnd.pending.slice(0, REPORT_LIMIT)) {
     const pending = failing[local]!;
     const modelOutput = model.step(deadEnd.state, pending.op.input).output;
-    lines.push(`  ${describeOperation(pending)}   (model would return ${stringify(modelOutput)})`);
+    const why =
+      pending.op.ret === undefined
+        ? 'outcome unknown; taking effect here leads to a dead end too'
+        : model.matches(modelOutput, pending.op.output as O)
+          ? 'fits here, but leads to a dead end later'
+          : `model would return ${stringify(modelOutput)}`;
+    lines.push(`  ${describe(pending)}   (${why})`);
   }
   if (deadEnd.pending.length > REPORT_LIMIT) {
     lines.push(`  ... and ${deadEnd.pending.length - REPORT_LIMIT} more`);
@@ -373,7 +553,7 @@ function explainViolation<S, I, O>(
   return lines.join('\n');
 }
 
-function describeOperation<I, O>({ index, op }: IndexedOp<I, O>): string {
+function describeOperation<I, O>(index: number, op: Operation<I, O>): string {
   const interval = `[${op.call}, ${op.ret ?? '?'}]`;
   const outcome = op.ret === undefined ? 'outcome unknown' : stringify(op.output);
   return `#${index} client ${op.clientId} ${interval} ${stringify(op.input)} -> ${outcome}`;
@@ -434,30 +614,40 @@ export const kvModel: Model<string | null, KvInput, KvOutput> = {
     }
   },
   partition: (input) => input.key,
-  // The prefix keeps null distinct from any string value.
-  hash: (state) => (state === null ? 'absent' : 'value:' + state),
+  // Returns the value string itself where it can (V8 caches a string's hash, and the
+  // cache looks states up constantly); the NUL escape keeps null distinct from every value.
+  hash: (state) => (state === null ? '\0absent' : state.startsWith('\0') ? '\0' + state : state),
 };
 
 // ---------------------------------------------------------------------------
 // Recording histories
 
+/** Completes an operation begun with HistoryRecorder.begin(). */
+export type Completion<O> = ((output?: O) => void) & {
+  /** Definite failure: the op certainly did not take effect, so it is dropped from the history. */
+  fail(): void;
+};
+
 /**
  * Records operations from async test code:
  *
- *   const done = recorder.begin(clientId, input);
- *   try { done(await client.run(input)); } catch (e) { if (mayHaveApplied(e)) done(); }
+ *   const finish = recorder.begin(clientId, input);
+ *   try { finish(await client.run(input)); }
+ *   catch (error) { if (isRejectedBeforeApply(error)) finish.fail(); else finish(); }
  *
- * Call the returned function with the output on success. Call it with no
- * argument (or never) when the outcome is unknown. Definite failures, where the
- * request certainly was not applied, should not be recorded: there is no API to
- * retract an op, so only begin() ops that you will either complete or leave
- * unknown.
+ * Call the returned function with the output on success, and with no argument
+ * (or never) when the outcome is unknown (timeout, crash, 504). A definite
+ * failure, where the request certainly was not applied (e.g. rejected by a
+ * follower before reaching the log), must not appear in the history: call
+ * `finish.fail()` to drop it. Leaving it unknown would also be sound, but
+ * makes the search slower.
  *
  * The default clock is a counter bumped on every begin/complete: in a single
  * process it orders events exactly as the test observed them, with no ties.
  */
 export class HistoryRecorder<I, O> {
   private readonly recorded: Operation<I, O>[] = [];
+  private readonly dropped = new Set<Operation<I, O>>();
   private readonly now: () => number;
 
   constructor(now?: () => number) {
@@ -465,19 +655,26 @@ export class HistoryRecorder<I, O> {
     this.now = now ?? (() => tick++);
   }
 
-  begin(clientId: number, input: I): (output?: O) => void {
+  begin(clientId: number, input: I): Completion<O> {
     const op: Operation<I, O> = { clientId, input, call: this.now() };
     this.recorded.push(op);
     // Rest parameter so that an explicit `undefined` output (void models) still counts.
-    return (...result: [output?: O]) => {
+    const finish = (...result: [output?: O]) => {
       if (result.length === 0) return;
-      if (op.ret !== undefined) throw new Error('HistoryRecorder: operation completed twice');
+      if (op.ret !== undefined || this.dropped.has(op)) {
+        throw new Error('HistoryRecorder: operation completed twice');
+      }
       op.ret = this.now();
       op.output = result[0];
     };
+    const fail = () => {
+      if (op.ret !== undefined) throw new Error('HistoryRecorder: failing a completed operation');
+      this.dropped.add(op);
+    };
+    return Object.assign(finish, { fail });
   }
 
   operations(): Operation<I, O>[] {
-    return this.recorded.map((op) => ({ ...op }));
+    return this.recorded.filter((op) => !this.dropped.has(op)).map((op) => ({ ...op }));
   }
 }
