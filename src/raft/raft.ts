@@ -210,10 +210,12 @@ export class Raft {
     this.lead = this.id;
     this.role = 'leader';
     this.progress.get(this.id)?.becomeReplicate();
-    this.pendingConfIndex = this.log.lastIndex();
     // Raft §8: a no-op entry of the new term lets the leader commit (and learn
     // the commit index of) everything before it.
     this.appendEntries([{ term: 0, index: 0, type: 'normal', data: new Uint8Array() }]);
+    // Set after the no-op, so that no conf change is proposed before the
+    // leader's first entry of its term is applied (dissertation §4.1 bug fix).
+    this.pendingConfIndex = this.log.lastIndex();
   }
 
   // ---------------------------------------------------------------- ticks

@@ -1,5 +1,12 @@
-import { checkLinearizable, type KvInput, type KvOutput, kvModel, type Operation } from '../support/linearizability.js';
+import {
+  checkLinearizable,
+  type KvInput,
+  type KvOutput,
+  kvModel,
+  type Operation,
+} from '../support/linearizability.js';
 import { Violation } from './invariants.js';
+import { checkRegisterReads } from './read-check.js';
 import type { Schedule } from './schedule.js';
 import { type SimOptions, type SimStats, SimWorld } from './world.js';
 
@@ -23,7 +30,9 @@ export function runSchedule(schedule: Schedule, options: SimOptions): RunOutcome
     }
     throw err;
   }
-  const result = checkLinearizable(kvModel, prunedHistory(world.history), { maxSteps: 2_000_000 });
+  checkRegisterReads(world.history, world.logIndexOfValue);
+  // The general search; a history too tangled for its budget is left to the direct check above.
+  const result = checkLinearizable(kvModel, prunedHistory(world.history), { maxSteps: 100_000 });
   if (result.outcome === 'illegal') {
     throw new Violation('linearizability', `key ${result.partition}: ${result.info}`);
   }
@@ -39,7 +48,8 @@ export function runSchedule(schedule: Schedule, options: SimOptions): RunOutcome
 function prunedHistory(history: Operation<KvInput, KvOutput>[]): Operation<KvInput, KvOutput>[] {
   const observed = new Set<string>();
   for (const op of history) {
-    if (op.ret !== undefined && op.output?.op === 'get' && op.output.value !== null) observed.add(op.output.value);
+    if (op.ret !== undefined && op.output?.op === 'get' && op.output.value !== null)
+      observed.add(op.output.value);
   }
   return history.filter((op) => {
     if (op.ret !== undefined) return true;

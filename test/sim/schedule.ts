@@ -14,6 +14,7 @@ export type SimEvent = (
   | { kind: 'restart'; node: number }
   | { kind: 'crashAll' }
   | { kind: 'crashLeader' }
+  | { kind: 'flap'; times: number; gapTicks: number }
   | { kind: 'transfer'; node: number }
   | { kind: 'addLearner' }
   | { kind: 'promote'; node: number }
@@ -59,10 +60,12 @@ export const worldArbitrary: fc.Arbitrary<World> = fc.record({
   seed: fc.integer({ min: 0, max: 0x7fffffff }),
   dropRate: rate(0.2),
   duplicateRate: rate(0.1),
-  maxDelayRounds: fc.integer({ min: 1, max: 12 }),
+  // Mostly well under the election timeout (40 rounds), sometimes close to it.
+  maxDelayRounds: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 13, max: 36 })),
   heartbeatTicks: fc.integer({ min: 1, max: 3 }),
   maxInflightMsgs: fc.integer({ min: 1, max: 8 }),
-  maxSizePerMsgBytes: fc.constantFrom(1, 200, 4096),
+  // 1 byte = one entry per append: replication happens entry by entry (Figure 8's setting).
+  maxSizePerMsgBytes: fc.constantFrom(1, 1, 200, 4096),
   snapshotInterval: fc.integer({ min: 3, max: 40 }),
   keepEntries: fc.integer({ min: 0, max: 5 }),
   writesPerTick: fc.constantFrom(0, 0.2, 0.5, 1, 2),
@@ -100,7 +103,7 @@ export const eventArbitrary: fc.Arbitrary<SimEvent> = fc.oneof(
     }),
   },
   {
-    weight: 3,
+    weight: 5,
     arbitrary: fc.record({
       kind: fc.constant('partition' as const),
       shape: fc.constantFrom<PartitionShape>(
@@ -115,11 +118,21 @@ export const eventArbitrary: fc.Arbitrary<SimEvent> = fc.oneof(
       ticks,
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('heal' as const), ticks }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('heal' as const), ticks }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), node, ticks }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('restart' as const), node, ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('crashAll' as const), ticks }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('crashLeader' as const), ticks }) },
+  {
+    // Leader churn: isolate whoever leads, again and again, leaving stale uncommitted tails behind.
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('flap' as const),
+      times: fc.integer({ min: 2, max: 6 }),
+      gapTicks: fc.integer({ min: 1, max: 25 }),
+      ticks,
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('transfer' as const), node, ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('addLearner' as const), ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('promote' as const), node, ticks }) },

@@ -49,6 +49,8 @@ export class SimWorld implements NodeObserver {
   readonly network: SimNetwork;
   readonly checker = new SafetyChecker();
   readonly history: Operation<KvInput, KvOutput>[] = [];
+  /** Where each written value landed in the log (values are unique). */
+  readonly logIndexOfValue = new Map<string, number>();
   readonly stats: SimStats = {
     ticks: 0,
     proposed: 0,
@@ -218,6 +220,13 @@ export class SimWorld implements NodeObserver {
         if (leader) this.crash(leader);
         break;
       }
+      case 'flap':
+        for (let i = 0; i < event.times; i++) {
+          this.partition('isolateLeader', i, 0);
+          this.runTicks(event.gapTicks);
+        }
+        this.network.heal();
+        break;
       case 'crashAll':
         // SIGKILL of every node at once, then all come back.
         for (const node of this.liveNodes()) this.crash(node);
@@ -391,6 +400,7 @@ export class SimWorld implements NodeObserver {
     }
     const cmd = decodeCommand(entry.data);
     if (!cmd) return;
+    if (!this.logIndexOfValue.has(cmd.value)) this.logIndexOfValue.set(cmd.value, entry.index);
     if (
       this.livenessMarker?.opId === cmd.opId &&
       !this.livenessMarker.acked &&
