@@ -14,6 +14,7 @@ export type SimEvent = (
   | { kind: 'restart'; node: number }
   | { kind: 'crashAll' }
   | { kind: 'crashLeader' }
+  | { kind: 'bounce'; node: number }
   | { kind: 'flap'; times: number; gapTicks: number }
   | { kind: 'transfer'; node: number }
   | { kind: 'addLearner' }
@@ -65,10 +66,10 @@ export const worldArbitrary: fc.Arbitrary<World> = fc.record({
   heartbeatTicks: fc.integer({ min: 1, max: 3 }),
   maxInflightMsgs: fc.integer({ min: 1, max: 8 }),
   // 1 byte = one entry per append: replication happens entry by entry (Figure 8's setting).
-  maxSizePerMsgBytes: fc.constantFrom(1, 1, 200, 4096),
+  maxSizePerMsgBytes: fc.constantFrom(1, 1, 1, 200, 4096),
   snapshotInterval: fc.integer({ min: 3, max: 40 }),
   keepEntries: fc.integer({ min: 0, max: 5 }),
-  writesPerTick: fc.constantFrom(0, 0.2, 0.5, 1, 2),
+  writesPerTick: fc.constantFrom(0, 0.2, 0.2, 0.5, 1, 2),
   readsPerTick: fc.constantFrom(0, 0.2, 0.5, 1),
 });
 
@@ -123,13 +124,15 @@ export const eventArbitrary: fc.Arbitrary<SimEvent> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('restart' as const), node, ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('crashAll' as const), ticks }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('crashLeader' as const), ticks }) },
+  // A process that dies and is restarted at once (a supervisor restart): volatile state is gone.
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('bounce' as const), node, ticks }) },
   {
     // Leader churn: isolate whoever leads, again and again, leaving stale uncommitted tails behind.
-    weight: 3,
+    weight: 5,
     arbitrary: fc.record({
       kind: fc.constant('flap' as const),
       times: fc.integer({ min: 2, max: 6 }),
-      gapTicks: fc.integer({ min: 1, max: 25 }),
+      gapTicks: fc.integer({ min: 5, max: 30 }),
       ticks,
     }),
   },

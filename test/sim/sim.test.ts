@@ -8,8 +8,8 @@ import { scheduleArbitrary } from './schedule.js';
 const seedOverride = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
 
 for (const { nodes, runs, seed } of [
-  { nodes: 3, runs: 200, seed: 20261126 },
-  { nodes: 5, runs: 150, seed: 5126 },
+  { nodes: 3, runs: 400, seed: 20261126 },
+  { nodes: 5, runs: 300, seed: 5126 },
 ]) {
   t.test(
     `${runs} seeded fault schedules on ${nodes} nodes keep every Raft safety property and converge after healing`,

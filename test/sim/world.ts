@@ -215,6 +215,14 @@ export class SimWorld implements NodeObserver {
         if (node) this.restart(node);
         break;
       }
+      case 'bounce': {
+        const node = this.pick(this.liveNodes(), event.node);
+        if (node) {
+          this.crash(node);
+          this.restart(node);
+        }
+        break;
+      }
       case 'crashLeader': {
         const leader = this.leader();
         if (leader) this.crash(leader);
