@@ -1,0 +1,246 @@
+#!/usr/bin/env node
+/**
+ * raftkv — the server. Parses flags (each also an environment variable
+ * RAFTKV_<FLAG>), starts one node, stops gracefully on SIGTERM/SIGINT.
+ */
+import { Command, Option } from 'commander';
+import { startNode } from '../src/index.js';
+import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
+import { ServerError } from '../src/server/errors.js';
+import { VERSION } from '../src/server/node.js';
+import { StorageError } from '../src/storage/index.js';
+
+const program = new Command('raftkv')
+  .description('A linearizable coordination service (KV, watches, leases) replicated with Raft.')
+  .version(VERSION)
+  .showHelpAfterError();
+
+const intArg = (flag: string) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`${flag} must be a non-negative integer, got "${value}"`);
+  return n;
+};
+
+function flag(
+  spec: string,
+  description: string,
+  env: string,
+  fallback?: unknown,
+  parse?: (v: string) => unknown,
+): Option {
+  const option = new Option(spec, description).env(`RAFTKV_${env}`);
+  if (parse) option.argParser(parse);
+  if (fallback !== undefined) option.default(fallback);
+  return option;
+}
+
+program
+  .addOption(flag('--name <name>', "this member's name (unique in the cluster)", 'NAME', 'default'))
+  .addOption(
+    flag('--data-dir <dir>', 'where this member keeps its data', 'DATA_DIR', defaultConfig.dataDir),
+  )
+  .addOption(
+    flag(
+      '--listen-client <host:port>',
+      'client API address',
+      'LISTEN_CLIENT',
+      defaultConfig.listenClient,
+    ),
+  )
+  .addOption(
+    flag(
+      '--listen-peer <host:port>',
+      'peer (Raft) address',
+      'LISTEN_PEER',
+      defaultConfig.listenPeer,
+    ),
+  )
+  .addOption(
+    flag(
+      '--advertise-client-url <url>',
+      'client URL told to others (default: http://<listen-client>)',
+      'ADVERTISE_CLIENT_URL',
+    ),
+  )
+  .addOption(
+    flag(
+      '--advertise-peer-url <url>',
+      'peer URL told to others (default: http://<listen-peer>)',
+      'ADVERTISE_PEER_URL',
+    ),
+  )
+  .addOption(
+    flag(
+      '--initial-cluster <name=url,...>',
+      'founding members and their peer URLs; ignored once the data dir exists (default: this member alone)',
+      'INITIAL_CLUSTER',
+    ),
+  )
+  .addOption(
+    flag(
+      '--cluster-name <name>',
+      'cluster name; nodes of different clusters refuse each other',
+      'CLUSTER_NAME',
+      defaultConfig.clusterName,
+    ),
+  )
+  .addOption(
+    flag('--tick-ms <ms>', 'Raft tick', 'TICK_MS', defaultConfig.tickMs, intArg('--tick-ms')),
+  )
+  .addOption(
+    flag(
+      '--election-ticks <n>',
+      'ticks without a leader before an election',
+      'ELECTION_TICKS',
+      defaultConfig.electionTicks,
+      intArg('--election-ticks'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--heartbeat-ticks <n>',
+      'ticks between heartbeats',
+      'HEARTBEAT_TICKS',
+      defaultConfig.heartbeatTicks,
+      intArg('--heartbeat-ticks'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--snapshot-count <n>',
+      'applied entries between snapshots (log compaction)',
+      'SNAPSHOT_COUNT',
+      defaultConfig.snapshotCount,
+      intArg('--snapshot-count'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--snapshot-catch-up-entries <n>',
+      'entries kept behind a snapshot for slow followers',
+      'SNAPSHOT_CATCH_UP_ENTRIES',
+      defaultConfig.snapshotCatchUpEntries,
+      intArg('--snapshot-catch-up-entries'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--auto-compaction-retention <hours>',
+      'compact MVCC history older than this (0 = never)',
+      'AUTO_COMPACTION_RETENTION',
+      defaultConfig.autoCompactionRetentionHours,
+      intArg('--auto-compaction-retention'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--request-timeout-ms <ms>',
+      'bound on a request (504 beyond it)',
+      'REQUEST_TIMEOUT_MS',
+      defaultConfig.requestTimeoutMs,
+      intArg('--request-timeout-ms'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--max-key-bytes <n>',
+      'largest key',
+      'MAX_KEY_BYTES',
+      defaultConfig.maxKeyBytes,
+      intArg('--max-key-bytes'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--max-value-bytes <n>',
+      'largest value',
+      'MAX_VALUE_BYTES',
+      defaultConfig.maxValueBytes,
+      intArg('--max-value-bytes'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--max-txn-ops <n>',
+      'most compares or ops per txn branch',
+      'MAX_TXN_OPS',
+      defaultConfig.maxTxnOps,
+      intArg('--max-txn-ops'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--max-pending-proposals <n>',
+      'writes in flight before 429',
+      'MAX_PENDING_PROPOSALS',
+      defaultConfig.maxPendingProposals,
+      intArg('--max-pending-proposals'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--log-level <level>',
+      'fatal, error, warn, info, debug, trace or silent',
+      'LOG_LEVEL',
+      defaultConfig.logLevel,
+    ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  );
+
+program.parse();
+const o = program.opts();
+
+let config: Partial<NodeConfig>;
+try {
+  config = {
+    name: o.name,
+    dataDir: o.dataDir,
+    listenClient: o.listenClient,
+    listenPeer: o.listenPeer,
+    advertiseClientUrl: o.advertiseClientUrl ?? `http://${o.listenClient}`,
+    advertisePeerUrl: o.advertisePeerUrl ?? `http://${o.listenPeer}`,
+    initialCluster: o.initialCluster ? parseInitialCluster(o.initialCluster) : new Map(),
+    clusterName: o.clusterName,
+    tickMs: o.tickMs,
+    electionTicks: o.electionTicks,
+    heartbeatTicks: o.heartbeatTicks,
+    snapshotCount: o.snapshotCount,
+    snapshotCatchUpEntries: o.snapshotCatchUpEntries,
+    autoCompactionRetentionHours: o.autoCompactionRetention,
+    requestTimeoutMs: o.requestTimeoutMs,
+    maxKeyBytes: o.maxKeyBytes,
+    maxValueBytes: o.maxValueBytes,
+    maxTxnOps: o.maxTxnOps,
+    maxPendingProposals: o.maxPendingProposals,
+    logLevel: o.logLevel,
+  };
+} catch (err) {
+  console.error(`raftkv: ${(err as Error).message}`);
+  process.exit(2);
+}
+
+try {
+  const started = await startNode(config);
+  started.node.onFatal(() => process.exit(1));
+  console.log(
+    `raftkv ${VERSION}: member ${config.name} serving clients on ${started.clientUrl}, peers on ${started.peerUrl}`,
+  );
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    started.node.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    void started.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+} catch (err) {
+  if (err instanceof StorageError || err instanceof ServerError) {
+    console.error(`raftkv: ${err.message}`);
+  } else {
+    console.error('raftkv: failed to start:', err);
+  }
+  process.exit(1);
+}

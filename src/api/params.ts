@@ -1,0 +1,72 @@
+import { ApiError } from './errors.js';
+
+/** Query strings arrive as strings: parse them strictly here rather than let a validator coerce. */
+export type Query = Record<string, string | string[] | undefined>;
+
+export function rejectUnknown(query: Query, allowed: readonly string[]): void {
+  for (const name of Object.keys(query)) {
+    if (!allowed.includes(name))
+      throw new ApiError('invalid_request', `unknown query parameter "${name}"`);
+  }
+}
+
+function single(query: Query, name: string): string | undefined {
+  const v = query[name];
+  if (Array.isArray(v))
+    throw new ApiError('invalid_request', `query parameter "${name}" given more than once`);
+  return v;
+}
+
+export function intParam(query: Query, name: string, min: number): number | undefined {
+  const raw = single(query, name);
+  if (raw === undefined) return undefined;
+  if (!/^-?\d+$/.test(raw))
+    throw new ApiError('invalid_request', `${name} must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new ApiError('invalid_request', `${name} must be an integer ≥ ${min}`);
+  return n;
+}
+
+export function boolParam(query: Query, name: string): boolean {
+  const raw = single(query, name);
+  if (raw === undefined) return false;
+  if (raw === 'true' || raw === '1' || raw === '') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ApiError('invalid_request', `${name} must be true or false, got "${raw}"`);
+}
+
+export function stringParam(query: Query, name: string): string | undefined {
+  return single(query, name);
+}
+
+export function consistencyParam(query: Query): 'linearizable' | 'serializable' {
+  const raw = single(query, 'consistency');
+  if (raw === undefined || raw === 'linearizable') return 'linearizable';
+  if (raw === 'serializable') return 'serializable';
+  throw new ApiError(
+    'invalid_request',
+    `consistency must be linearizable or serializable, got "${raw}"`,
+  );
+}
+
+/** API.md: 1 to 128 printable ASCII characters. */
+export function idempotencyKeyOf(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (Array.isArray(header))
+    throw new ApiError('invalid_request', 'Idempotency-Key given more than once');
+  if (header.length < 1 || header.length > 128 || !/^[\x20-\x7e]+$/.test(header)) {
+    throw new ApiError(
+      'invalid_request',
+      'Idempotency-Key must be 1 to 128 printable ASCII characters',
+    );
+  }
+  return header;
+}
+
+/** The key of a /v1/kv/{key} path: everything after the prefix, already URL-decoded by the router. */
+export function keyParam(params: unknown): string {
+  const key = (params as { '*'?: string })['*'] ?? '';
+  if (key === '') throw new ApiError('invalid_request', 'the key must not be empty');
+  return key;
+}

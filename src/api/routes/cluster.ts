@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify';
+import { sendError } from '../errors.js';
+import { type Query, rejectUnknown } from '../params.js';
+import type { ApiService } from '../service.js';
+
+export function clusterRoutes(service: ApiService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    app.get('/v1/status', async (req) => {
+      rejectUnknown(req.query as Query, []);
+      return service.status();
+    });
+
+    app.get('/v1/cluster/members', async (req) => {
+      rejectUnknown(req.query as Query, []);
+      return service.members();
+    });
+
+    // Membership changes, leadership transfer and backups come with the operations work.
+    const notYet = (what: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
+      sendError(
+        reply,
+        'not_implemented',
+        `${what} is not implemented yet in this version of raftkv`,
+      );
+    app.post('/v1/cluster/members', notYet('adding a member'));
+    app.post('/v1/cluster/members/:id/promote', notYet('promoting a learner'));
+    app.delete('/v1/cluster/members/:id', notYet('removing a member'));
+    app.post('/v1/cluster/leader', notYet('leadership transfer'));
+    app.get('/v1/snapshot', notYet('snapshot download'));
+
+    app.get('/health', async (_req, reply) => {
+      const h = await service.health();
+      if (h.healthy) return { status: 'ok' };
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({ status: 'unhealthy', reason: h.reason ?? 'unknown' });
+    });
+
+    app.get('/metrics', async (_req, reply) => {
+      const m = await service.metrics();
+      return reply.type(m.contentType).send(m.body);
+    });
+  };
+}

@@ -1,0 +1,139 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorResult } from '../../kv/results.js';
+import { sendError } from '../errors.js';
+import {
+  boolParam,
+  consistencyParam,
+  idempotencyKeyOf,
+  intParam,
+  keyParam,
+  type Query,
+  rejectUnknown,
+  stringParam,
+} from '../params.js';
+import { compactBody, putBody, txnBody } from '../schemas.js';
+import type { ApiService, ReadOptions, TxnRequest, WriteOptions } from '../service.js';
+
+function isError<T extends object>(result: T | ErrorResult): result is ErrorResult {
+  return (result as { ok?: unknown }).ok === false;
+}
+
+/** A KV ErrorResult as API.md's body: the code's status, plus revision and kv where it carries them. */
+function sendResultError(reply: FastifyReply, r: ErrorResult): FastifyReply {
+  const extra: Record<string, unknown> = { revision: r.revision };
+  if (r.kv !== undefined) extra.kv = r.kv;
+  if (r.compactRevision !== undefined) extra.compactRevision = r.compactRevision;
+  if (r.code === 'future_revision') return sendError(reply, 'invalid_request', r.message, extra);
+  return sendError(reply, r.code, r.message, extra);
+}
+
+function writeOptions(req: FastifyRequest, service: ApiService): WriteOptions {
+  const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
+  return {
+    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    ...(idempotencyKey ? { idempotencyKey } : {}),
+  };
+}
+
+function readOptions(query: Query, service: ApiService): ReadOptions {
+  const revision = intParam(query, 'revision', 1);
+  const minRevision = intParam(query, 'minRevision', 0);
+  return {
+    consistency: consistencyParam(query),
+    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    ...(revision !== undefined ? { revision } : {}),
+    ...(minRevision !== undefined ? { minRevision } : {}),
+  };
+}
+
+export function kvRoutes(service: ApiService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    app.get('/v1/kv/*', async (req, reply) => {
+      const query = req.query as Query;
+      rejectUnknown(query, ['revision', 'consistency', 'minRevision']);
+      const key = keyParam(req.params);
+      const result = await service.get(key, readOptions(query, service));
+      if (isError(result)) return sendResultError(reply, result);
+      if (result.kv === null)
+        return sendError(reply, 'key_not_found', `key "${key}" not found`, {
+          revision: result.revision,
+        });
+      return { kv: result.kv, revision: result.revision };
+    });
+
+    app.get('/v1/kv', async (req, reply) => {
+      const query = req.query as Query;
+      rejectUnknown(query, [
+        'prefix',
+        'limit',
+        'after',
+        'keysOnly',
+        'revision',
+        'consistency',
+        'minRevision',
+      ]);
+      const limit = intParam(query, 'limit', 1);
+      const after = stringParam(query, 'after');
+      const revision = intParam(query, 'revision', 1);
+      const result = await service.range(
+        {
+          prefix: stringParam(query, 'prefix') ?? '',
+          keysOnly: boolParam(query, 'keysOnly'),
+          ...(limit !== undefined ? { limit } : {}),
+          ...(after !== undefined ? { after } : {}),
+          ...(revision !== undefined ? { revision } : {}),
+        },
+        readOptions(query, service),
+      );
+      if (isError(result)) return sendResultError(reply, result);
+      return result;
+    });
+
+    app.put('/v1/kv/*', { schema: { body: putBody } }, async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const key = keyParam(req.params);
+      const body = req.body as {
+        value: string;
+        lease?: string;
+        prevRevision?: number;
+        prevValue?: string;
+      };
+      const result = await service.put({ key, ...body }, writeOptions(req, service));
+      if (isError(result)) return sendResultError(reply, result);
+      return { revision: result.revision, kv: result.kv, prevKv: result.prevKv };
+    });
+
+    app.delete('/v1/kv/*', async (req, reply) => {
+      const query = req.query as Query;
+      rejectUnknown(query, ['prefix', 'prevRevision']);
+      const prefix = boolParam(query, 'prefix');
+      const prevRevision = intParam(query, 'prevRevision', 0);
+      const key = prefix ? ((req.params as { '*'?: string })['*'] ?? '') : keyParam(req.params);
+      const result = await service.delete(
+        { key, prefix, ...(prevRevision !== undefined ? { prevRevision } : {}) },
+        writeOptions(req, service),
+      );
+      if (isError(result)) return sendResultError(reply, result);
+      return { deleted: result.deleted, revision: result.revision, prevKvs: result.prevKvs };
+    });
+
+    app.post('/v1/txn', { schema: { body: txnBody } }, async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const body = (req.body ?? {}) as Partial<TxnRequest>;
+      const result = await service.txn(
+        { compare: body.compare ?? [], success: body.success ?? [], failure: body.failure ?? [] },
+        writeOptions(req, service),
+      );
+      if (isError(result)) return sendResultError(reply, result);
+      return { succeeded: result.succeeded, revision: result.revision, results: result.results };
+    });
+
+    app.post('/v1/compact', { schema: { body: compactBody } }, async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const { revision } = req.body as { revision: number };
+      const result = await service.compact(revision, writeOptions(req, service));
+      if (isError(result)) return sendResultError(reply, result);
+      return { revision: result.revision, compactRevision: result.compactRevision };
+    });
+  };
+}

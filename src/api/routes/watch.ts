@@ -1,0 +1,94 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { RevisionChange } from '../../kv/mvcc/key-value.js';
+import { ApiError } from '../errors.js';
+import { boolParam, intParam, type Query, rejectUnknown } from '../params.js';
+import type { ApiService, WatchRequest } from '../service.js';
+
+/** `Last-Event-ID: R` resumes after R. */
+function resumeFrom(req: FastifyRequest): number | undefined {
+  const raw = req.headers['last-event-id'];
+  if (raw === undefined) return undefined;
+  if (Array.isArray(raw) || !/^\d+$/.test(raw))
+    throw new ApiError('invalid_request', 'Last-Event-ID must be a revision');
+  return Number(raw) + 1;
+}
+
+/** Streams API.md's Server-Sent Events for one watch until the client or the server ends it. */
+export async function streamWatch(
+  service: ApiService,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  watch: WatchRequest,
+  render: (change: RevisionChange) => unknown = (c) => c,
+): Promise<void> {
+  const res = reply.raw;
+  let handle: { cancel(): void } | undefined;
+  // Events may come before the headers are out (history replay): hold them until then.
+  let pending: string[] | undefined = [];
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    handle?.cancel();
+    if (pending) return; // headers not sent yet: finished below
+    res.end();
+  };
+  const write = (event: string, data: unknown, id?: number) => {
+    if (ended) return;
+    const chunk = `event: ${event}\n${id !== undefined ? `id: ${id}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
+    if (pending) pending.push(chunk);
+    else res.write(chunk);
+  };
+  // Open the stream only once the server accepted the watch, so errors still get a JSON body.
+  handle = await service.watch(watch, {
+    change: (change) => write('change', render(change), change.revision),
+    progress: (revision) => write('progress', { revision }),
+    compacted: (compactRevision) => {
+      write('compacted', { compactRevision });
+      end();
+    },
+    closed: (reason, revision) => {
+      write('closed', { reason, revision });
+      end();
+    },
+    bufferedBytes: () => res.writableLength + (pending?.length ?? 0) * 256,
+  });
+  reply.hijack();
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  for (const chunk of pending ?? []) res.write(chunk);
+  pending = undefined;
+  if (ended) {
+    res.end();
+    return;
+  }
+  res.flushHeaders();
+  req.raw.on('close', end);
+  res.on('error', end);
+}
+
+export function watchRoutes(service: ApiService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+      const query = req.query as Query;
+      rejectUnknown(query, ['prefix', 'fromRevision', 'prevKv']);
+      const key = (req.params as { '*'?: string })['*'] ?? '';
+      const prefix = boolParam(query, 'prefix');
+      if (key === '' && !prefix)
+        throw new ApiError('invalid_request', 'watch a key, or use prefix=true');
+      const fromRevision = resumeFrom(req) ?? intParam(query, 'fromRevision', 1);
+      await streamWatch(service, req, reply, {
+        key,
+        prefix,
+        prevKv: boolParam(query, 'prevKv'),
+        ...(fromRevision !== undefined ? { fromRevision } : {}),
+      });
+    };
+    app.get('/v1/watch/*', handler);
+    app.get('/v1/watch', handler);
+  };
+}

@@ -1,0 +1,128 @@
+import type { Compare, TxnOp } from '../kv/commands.js';
+import type { KeyValue, RevisionChange } from '../kv/mvcc/key-value.js';
+import type { DeleteResult, ErrorResult, PutResult, TxnResult } from '../kv/results.js';
+
+/**
+ * The narrow interface the HTTP layer consumes (rqlite style): the server
+ * implements it, tests can fake it. Errors are thrown as ServerError (codes
+ * in src/server/errors.ts) or returned as KV ErrorResults.
+ */
+export interface ApiService {
+  readonly requestTimeoutMs: number;
+
+  put(req: PutRequest, opts: WriteOptions): Promise<PutResult | ErrorResult>;
+  delete(req: DeleteRequest, opts: WriteOptions): Promise<DeleteResult | ErrorResult>;
+  txn(req: TxnRequest, opts: WriteOptions): Promise<TxnResult | ErrorResult>;
+  compact(
+    revision: number,
+    opts: WriteOptions,
+  ): Promise<{ ok: true; revision: number; compactRevision: number } | ErrorResult>;
+
+  get(
+    key: string,
+    opts: ReadOptions,
+  ): Promise<{ kv: KeyValue | null; revision: number } | ErrorResult>;
+  range(
+    req: RangeRequest,
+    opts: ReadOptions,
+  ): Promise<{ kvs: KeyValue[]; more: boolean; revision: number } | ErrorResult>;
+
+  /** Streams changes; the server guarantees no gap and no duplicate. */
+  watch(req: WatchRequest, sink: WatchSink): Promise<WatchHandle>;
+
+  status(): Promise<StatusView>;
+  members(): Promise<MembersView>;
+  /** 200 when the node has a leader and its applied index is caught up. */
+  health(): Promise<{ healthy: boolean; reason?: string }>;
+  metrics(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface WriteOptions {
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+export interface ReadOptions {
+  consistency: 'linearizable' | 'serializable';
+  revision?: number;
+  minRevision?: number;
+  signal?: AbortSignal;
+}
+
+export interface PutRequest {
+  key: string;
+  value: string;
+  lease?: string;
+  prevRevision?: number;
+  prevValue?: string;
+}
+
+export interface DeleteRequest {
+  key: string;
+  prefix: boolean;
+  prevRevision?: number;
+}
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: TxnOp[];
+  failure: TxnOp[];
+}
+
+export interface RangeRequest {
+  prefix: string;
+  after?: string;
+  limit?: number;
+  keysOnly: boolean;
+  revision?: number;
+}
+
+export interface WatchRequest {
+  key: string;
+  prefix: boolean;
+  /** First revision to deliver; undefined = current revision + 1. */
+  fromRevision?: number;
+  prevKv: boolean;
+}
+
+export interface WatchSink {
+  change(change: RevisionChange): void;
+  progress(revision: number): void;
+  compacted(compactRevision: number): void;
+  /** The server ended the stream (slow consumer, shutdown); the client may resume with Last-Event-ID. */
+  closed(reason: string, revision: number): void;
+  /** Bytes buffered towards the client: the server drops watchers that fall too far behind. */
+  bufferedBytes(): number;
+}
+
+export interface WatchHandle {
+  cancel(): void;
+}
+
+export interface StatusView {
+  id: string;
+  name: string;
+  role: 'leader' | 'follower' | 'candidate' | 'learner';
+  leader: string | null;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  members: number;
+  dbSizeBytes: number;
+  version: string;
+}
+
+export interface MemberView {
+  id: string;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  role: 'voter' | 'learner';
+}
+
+export interface MembersView {
+  leader: string | null;
+  members: MemberView[];
+}

@@ -1,0 +1,62 @@
+/**
+ * raftkv as a library: run a node inside your own process, and talk to any
+ * cluster with the client.
+ *
+ *   import { startNode } from 'raftkv';
+ *   const node = await startNode({ name: 'n1', dataDir: './data' });
+ *   console.log(node.clientUrl);
+ */
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './api/app.js';
+import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
+import { KvService } from './server/kv-service.js';
+import { type NodeOptions, RaftKvNode } from './server/node.js';
+
+export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
+export { ServerError } from './server/errors.js';
+export { RaftKvNode } from './server/node.js';
+
+export interface StartedNode {
+  node: RaftKvNode;
+  /** Where the client API listens, e.g. http://127.0.0.1:7379. */
+  clientUrl: string;
+  peerUrl: string;
+  app: FastifyInstance;
+  /** Graceful stop: the API stops accepting, pending writes are answered, the data dir is closed. */
+  stop(): Promise<void>;
+}
+
+/** Starts one node (client API + peer port) in this process. Unspecified options take raftkv's defaults. */
+export async function startNode(
+  options: Partial<NodeConfig> & { initialCluster?: Map<string, string> } = {},
+  nodeOptions: NodeOptions = {},
+): Promise<StartedNode> {
+  const config: NodeConfig = { ...defaultConfig, initialCluster: new Map(), ...options };
+  // Advertise what we listen on unless told otherwise.
+  if (options.advertiseClientUrl === undefined)
+    config.advertiseClientUrl = `http://${config.listenClient}`;
+  if (options.advertisePeerUrl === undefined)
+    config.advertisePeerUrl = `http://${config.listenPeer}`;
+  const node = await RaftKvNode.start(config, nodeOptions);
+  const app = buildApp(new KvService(node), { bodyLimitBytes: config.maxValueBytes + 64 * 1024 });
+  try {
+    const { host, port } = parseHostPort(config.listenClient, '--listen-client');
+    await app.listen({ host, port });
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const host = parseHostPort(config.listenClient, '--listen-client').host;
+  return {
+    node,
+    clientUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    peerUrl: node.peerUrl,
+    app,
+    async stop() {
+      await app.close().catch(() => {});
+      await node.stop();
+    },
+  };
+}

@@ -1,0 +1,214 @@
+import type {
+  Command,
+  CommandEnvelope,
+  Compare,
+  CompareOp,
+  CompareTarget,
+  TxnOp,
+} from './commands.js';
+import { isWellFormed, utf8Decode } from './text.js';
+
+export type DecodeResult =
+  | { readonly ok: true; readonly envelope: CommandEnvelope }
+  | { readonly ok: false; readonly error: string };
+
+/** Raised inside the decoder only; decodeCommand turns it into a returned error. */
+class Malformed extends Error {}
+
+/**
+ * Parses and structurally validates a command entry. Never throws: garbage
+ * bytes (a bug, a corrupt entry, a newer format) become an error that the
+ * state machine applies as a deterministic invalid_request no-op. Size limits
+ * are configuration, so the state machine checks them, not this.
+ */
+export function decodeCommand(bytes: Uint8Array): DecodeResult {
+  try {
+    return { ok: true, envelope: parseEnvelope(JSON.parse(utf8Decode(bytes))) };
+  } catch (error) {
+    if (error instanceof Malformed) return { ok: false, error: error.message };
+    // TextDecoder (bad UTF-8) and JSON.parse (bad JSON) report their own errors.
+    return { ok: false, error: `not a command: ${(error as Error).message}` };
+  }
+}
+
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,128}$/;
+const LEASE_ID_LENGTH_MAX = 128;
+const COMPARE_TARGETS: readonly CompareTarget[] = [
+  'value',
+  'version',
+  'createRevision',
+  'modRevision',
+  'lease',
+];
+const COMPARE_OPS: readonly CompareOp[] = ['==', '!=', '<', '>'];
+
+function parseEnvelope(raw: unknown): CommandEnvelope {
+  const envelope = object(raw, 'envelope');
+  if (envelope.v !== 1) throw new Malformed(`unsupported command version ${String(envelope.v)}`);
+  const atMs = count(envelope.atMs, 'atMs');
+  const cmd = parseCommand(object(envelope.cmd, 'cmd'));
+  if (envelope.idempotencyKey === undefined) return { v: 1, atMs, cmd };
+  const idempotencyKey = envelope.idempotencyKey;
+  if (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+    throw new Malformed('idempotencyKey must be 1 to 128 printable ASCII characters');
+  }
+  return { v: 1, atMs, idempotencyKey, cmd };
+}
+
+function parseCommand(cmd: Record<string, unknown>): Command {
+  switch (cmd.type) {
+    case 'put':
+      return withOptional(
+        { type: 'put', key: key(cmd.key, 'key'), value: text(cmd.value, 'value') },
+        {
+          lease: cmd.lease === undefined ? undefined : leaseId(cmd.lease),
+          prevRevision:
+            cmd.prevRevision === undefined ? undefined : count(cmd.prevRevision, 'prevRevision'),
+          prevValue: cmd.prevValue === undefined ? undefined : text(cmd.prevValue, 'prevValue'),
+        },
+      );
+    case 'delete': {
+      const prefix = optionalBoolean(cmd.prefix, 'prefix');
+      const prevRevision =
+        cmd.prevRevision === undefined ? undefined : count(cmd.prevRevision, 'prevRevision');
+      if (prefix && prevRevision !== undefined) {
+        throw new Malformed('prevRevision cannot be combined with prefix');
+      }
+      return withOptional(
+        { type: 'delete', key: prefix ? text(cmd.key, 'key') : key(cmd.key, 'key') },
+        { prefix: prefix || undefined, prevRevision },
+      );
+    }
+    case 'txn':
+      return {
+        type: 'txn',
+        compare: array(cmd.compare, 'compare').map(parseCompare),
+        success: array(cmd.success, 'success').map(parseOp),
+        failure: array(cmd.failure, 'failure').map(parseOp),
+      };
+    case 'compact':
+      return { type: 'compact', revision: count(cmd.revision, 'revision') };
+    case 'leaseGrant': {
+      const ttlMs = count(cmd.ttlMs, 'ttlMs');
+      if (ttlMs < 1) throw new Malformed('ttlMs must be at least 1');
+      return { type: 'leaseGrant', id: leaseId(cmd.id), ttlMs };
+    }
+    case 'leaseRevoke':
+      return { type: 'leaseRevoke', id: leaseId(cmd.id) };
+    case 'leaseKeepAlive':
+      return { type: 'leaseKeepAlive', id: leaseId(cmd.id) };
+    case 'leaseCheckpoint':
+      return {
+        type: 'leaseCheckpoint',
+        leases: array(cmd.leases, 'leases').map((raw) => {
+          const entry = object(raw, 'leases[]');
+          return { id: leaseId(entry.id), remainingMs: count(entry.remainingMs, 'remainingMs') };
+        }),
+      };
+    default:
+      throw new Malformed(`unknown command type ${JSON.stringify(cmd.type)}`);
+  }
+}
+
+function parseCompare(raw: unknown): Compare {
+  const compare = object(raw, 'compare[]');
+  if (compare.lock !== undefined) {
+    return { lock: key(compare.lock, 'lock'), token: count(compare.token, 'token') };
+  }
+  const target = compare.target as CompareTarget;
+  const op = compare.op as CompareOp;
+  if (!COMPARE_TARGETS.includes(target))
+    throw new Malformed(`unknown compare target ${String(target)}`);
+  if (!COMPARE_OPS.includes(op)) throw new Malformed(`unknown compare op ${String(op)}`);
+  const value = compare.value;
+  const valueOk =
+    target === 'value' || target === 'lease'
+      ? value === null || (typeof value === 'string' && isWellFormed(value))
+      : Number.isSafeInteger(value) && (value as number) >= 0;
+  if (!valueOk) throw new Malformed(`compare value does not suit target ${target}`);
+  return {
+    key: key(compare.key, 'compare key'),
+    target,
+    op,
+    value: value as string | number | null,
+  };
+}
+
+function parseOp(raw: unknown): TxnOp {
+  const op = object(raw, 'op');
+  switch (op.op) {
+    case 'put':
+      return withOptional(
+        { op: 'put', key: key(op.key, 'key'), value: text(op.value, 'value') },
+        { lease: op.lease === undefined ? undefined : leaseId(op.lease) },
+      );
+    case 'get':
+    case 'delete': {
+      const prefix = optionalBoolean(op.prefix, 'prefix');
+      return withOptional(
+        { op: op.op, key: prefix ? text(op.key, 'key') : key(op.key, 'key') },
+        { prefix: prefix || undefined },
+      );
+    }
+    default:
+      throw new Malformed(`unknown txn op ${JSON.stringify(op.op)}`);
+  }
+}
+
+// ---- field validators: return the typed value or throw Malformed ------------
+
+function object(raw: unknown, what: string): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new Malformed(`${what} must be an object`);
+  }
+  return raw as Record<string, unknown>;
+}
+
+function array(raw: unknown, what: string): unknown[] {
+  if (!Array.isArray(raw)) throw new Malformed(`${what} must be an array`);
+  return raw;
+}
+
+/** A string that survives UTF-8 (no lone surrogates). */
+function text(raw: unknown, what: string): string {
+  if (typeof raw !== 'string' || !isWellFormed(raw)) {
+    throw new Malformed(`${what} must be a well-formed string`);
+  }
+  return raw;
+}
+
+/** A non-empty key. (Only a prefix may be empty: it means every key.) */
+function key(raw: unknown, what: string): string {
+  const value = text(raw, what);
+  if (value === '') throw new Malformed(`${what} must not be empty`);
+  return value;
+}
+
+function leaseId(raw: unknown): string {
+  const id = key(raw, 'lease id');
+  if (id.length > LEASE_ID_LENGTH_MAX) throw new Malformed('lease id is too long');
+  return id;
+}
+
+/** A non-negative safe integer. */
+function count(raw: unknown, what: string): number {
+  if (!Number.isSafeInteger(raw) || (raw as number) < 0) {
+    throw new Malformed(`${what} must be a non-negative integer`);
+  }
+  return raw as number;
+}
+
+function optionalBoolean(raw: unknown, what: string): boolean {
+  if (raw === undefined) return false;
+  if (typeof raw !== 'boolean') throw new Malformed(`${what} must be a boolean`);
+  return raw;
+}
+
+/** Adds the defined optional fields, so decoded commands carry no `undefined` properties. */
+function withOptional<T extends object>(required: T, optional: Record<string, unknown>): T {
+  const result: Record<string, unknown> = { ...(required as Record<string, unknown>) };
+  for (const [name, value] of Object.entries(optional)) {
+    if (value !== undefined) result[name] = value;
+  }
+  return result as T;
+}

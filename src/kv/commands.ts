@@ -1,0 +1,134 @@
+import { utf8Encode } from './text.js';
+
+/**
+ * The commands the server proposes to Raft, one JSON envelope per entry
+ * (UTF-8). The envelope is versioned so that a newer node can keep reading
+ * entries written by an older one. Everything here is plain data.
+ */
+export interface CommandEnvelope {
+  readonly v: 1;
+  /** The proposer's wall clock (ms since the epoch): the only source of time in src/kv. */
+  readonly atMs: number;
+  /** API.md's Idempotency-Key (1–128 printable ASCII): a retry gets the first result. */
+  readonly idempotencyKey?: string;
+  readonly cmd: Command;
+}
+
+export type Command =
+  | PutCommand
+  | DeleteCommand
+  | TxnCommand
+  | CompactCommand
+  | LeaseGrantCommand
+  | LeaseRevokeCommand
+  | LeaseKeepAliveCommand
+  | LeaseCheckpointCommand;
+
+/** `PUT /v1/kv/{key}`. Both guards must hold when both are given. */
+export interface PutCommand {
+  readonly type: 'put';
+  readonly key: string;
+  readonly value: string;
+  /** Attaches the key to this lease (which must exist); absent detaches it from any lease. */
+  readonly lease?: string;
+  /** CAS on modRevision; 0 = the key must not exist. */
+  readonly prevRevision?: number;
+  /** CAS on the value; false if the key does not exist. */
+  readonly prevValue?: string;
+}
+
+/** `DELETE /v1/kv/{key}`. prevRevision (0 = must not exist) only without prefix. */
+export interface DeleteCommand {
+  readonly type: 'delete';
+  /** With prefix, '' deletes every key. */
+  readonly key: string;
+  readonly prefix?: boolean;
+  readonly prevRevision?: number;
+}
+
+export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
+export type CompareOp = '==' | '!=' | '<' | '>';
+
+/**
+ * A missing key compares as version/createRevision/modRevision 0, value null,
+ * lease null. value and lease compare as strings (code point order); number
+ * targets compare numbers. `<` and `>` against null are false.
+ */
+export interface KeyCompare {
+  readonly key: string;
+  readonly target: CompareTarget;
+  readonly op: CompareOp;
+  readonly value: string | number | null;
+}
+
+/**
+ * API.md's fenced write: true only while lock `lock` is held with fencing
+ * token `token`. Locks do not exist yet, so for now a fence is always false.
+ */
+export interface FenceCompare {
+  readonly lock: string;
+  readonly token: number;
+}
+
+export type Compare = KeyCompare | FenceCompare;
+
+export type TxnOp =
+  | { readonly op: 'put'; readonly key: string; readonly value: string; readonly lease?: string }
+  | { readonly op: 'get'; readonly key: string; readonly prefix?: boolean }
+  | { readonly op: 'delete'; readonly key: string; readonly prefix?: boolean };
+
+/**
+ * `POST /v1/txn`. Compares see the state before the txn; ops run in order and
+ * see the txn's earlier ops (as in etcd); all writes land in one revision. A
+ * branch may not write a key twice (two puts, or a put and a delete covering
+ * it): like etcd, that is invalid_request. Overlapping deletes are fine.
+ */
+export interface TxnCommand {
+  readonly type: 'txn';
+  readonly compare: readonly Compare[];
+  readonly success: readonly TxnOp[];
+  readonly failure: readonly TxnOp[];
+}
+
+/** `POST /v1/compact`: history before `revision` is dropped. */
+export interface CompactCommand {
+  readonly type: 'compact';
+  readonly revision: number;
+}
+
+/** The server picks the id (API.md: the client may); granting an existing id is invalid_request. */
+export interface LeaseGrantCommand {
+  readonly type: 'leaseGrant';
+  readonly id: string;
+  readonly ttlMs: number;
+}
+
+/** Deletes the lease and all its keys in one revision. Proposed by a client or by the leader on expiry. */
+export interface LeaseRevokeCommand {
+  readonly type: 'leaseRevoke';
+  readonly id: string;
+}
+
+/** Restarts the TTL: records lastRenewedAtMs and clears any checkpoint. */
+export interface LeaseKeepAliveCommand {
+  readonly type: 'leaseKeepAlive';
+  readonly id: string;
+}
+
+/**
+ * The leader's record of how much TTL each lease had left, so that a new
+ * leader does not hand out a full TTL again after every election (etcd's lease
+ * checkpointing). State only: when a lease expires is the server's decision.
+ */
+export interface LeaseCheckpointCommand {
+  readonly type: 'leaseCheckpoint';
+  readonly leases: readonly { readonly id: string; readonly remainingMs: number }[];
+}
+
+export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
+  return utf8Encode(JSON.stringify(envelope));
+}
+
+export function isFenceCompare(compare: Compare): compare is FenceCompare {
+  return 'lock' in compare;
+}

@@ -1,0 +1,30 @@
+/**
+ * Stable codes for the outcomes the KV state machine reports. They are the
+ * wire codes of API.md (plus `future_revision`, a read past the current
+ * revision), so the API maps them to HTTP statuses with one table.
+ */
+export type KvErrorCode =
+  | 'invalid_request' // malformed command or read: never applied
+  | 'too_large' // a configured limit (key, value, ops per txn) was exceeded
+  | 'compare_failed' // a CAS guard was false
+  | 'key_not_found'
+  | 'lease_not_found'
+  | 'compacted' // the requested revision is before the compaction point
+  | 'future_revision'; // the requested revision is after the current one
+
+/**
+ * A broken invariant or corrupt persisted state inside src/kv. Never used for
+ * user errors (those are returned values, so every replica computes the same
+ * result); when this is thrown the node must stop rather than limp on.
+ */
+export class KvInvariantError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KvInvariantError';
+  }
+}
+
+/** Assertions stay on in production, as in src/raft. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new KvInvariantError(message);
+}

@@ -1,0 +1,522 @@
+import { decodeCommand } from './command-decode.js';
+import {
+  type Command,
+  type CompactCommand,
+  type DeleteCommand,
+  isFenceCompare,
+  type LeaseCheckpointCommand,
+  type LeaseGrantCommand,
+  type LeaseKeepAliveCommand,
+  type LeaseRevokeCommand,
+  type PutCommand,
+  type TxnCommand,
+  type TxnOp,
+} from './commands.js';
+import { DEFAULT_DEDUP_OPTIONS, type DedupOptions, DedupTable } from './dedup.js';
+import { assert, KvInvariantError } from './errors.js';
+import { type LeaseInfo, type LeaseState, LeaseTable } from './leases.js';
+import { DEFAULT_KV_LIMITS, exceededLimit, type KvLimits } from './limits.js';
+import { type KvMutation, MutationLog } from './mutations.js';
+import type { KeyFilter, KeyValue, RevisionChange } from './mvcc/key-value.js';
+import { type GetOptions, MvccStore, type RangeOptions } from './mvcc/store.js';
+import type { StoredVersion } from './mvcc/stored-version.js';
+import { decodeVersionRecord, encodeVersionRecord } from './mvcc/version-record.js';
+import {
+  DEDUP_RECORD_PREFIX,
+  LEASE_RECORD_PREFIX,
+  META_RECORD_KEY,
+  parseVersionRecordKey,
+  VERSION_RECORD_PREFIX,
+  versionRecordKey,
+} from './record-keys.js';
+import {
+  type ApplyResult,
+  type ChangesResult,
+  type CommandResult,
+  errorResult,
+  type GetResult,
+  type RangeResult,
+  type SkippedResult,
+  type TxnOpResult,
+} from './results.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
+import { utf8Decode, utf8Encode } from './text.js';
+import { branchConflict, compareHolds } from './txn.js';
+import { WatchHub } from './watch-hub.js';
+
+/** Every replica must use the same limits and dedup options: they change results. */
+export interface KvStateMachineOptions {
+  readonly limits?: Partial<KvLimits>;
+  readonly dedup?: Partial<DedupOptions>;
+  /** Pass the same hub to restore() so watchers survive a snapshot install. */
+  readonly watchHub?: WatchHub;
+  /** Record mutations for takeMutations() (default true); off for a memory-only node. */
+  readonly trackMutations?: boolean;
+}
+
+/** The `m/meta` record. */
+interface Meta {
+  readonly revision: number;
+  readonly compactRevision: number;
+  /** max(atMs) over applied commands: the state machine clock, never goes backwards. */
+  readonly clockMs: number;
+  readonly dedupSeq: number;
+}
+
+export interface KvStats {
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly appliedIndex: number;
+  /** Keys with uncompacted history, live or deleted. */
+  readonly keysWithHistory: number;
+  readonly leases: number;
+  readonly dedupEntries: number;
+  readonly watchers: number;
+}
+
+const SKIPPED: SkippedResult = Object.freeze({ skipped: true });
+
+/**
+ * The replicated KV state machine: committed Raft entries in, results out.
+ * Deterministic: the same entries give the same results, state, snapshots and
+ * mutations on every replica. No clock, timers, randomness or I/O: time is the
+ * `atMs` of the commands; persistence goes through takeMutations()/load().
+ *
+ * Apply order per entry: skip if already applied → decode → advance the clock
+ * and expire old dedup entries → replay a remembered result, or execute and
+ * remember it → record meta → notify watchers of the revision, if any.
+ */
+export class KvStateMachine {
+  /** Watchers are told of each applied revision; the server registers them here. */
+  readonly watches: WatchHub;
+  private readonly log: MutationLog;
+  private readonly limits: KvLimits;
+  private readonly dedupOptions: DedupOptions;
+  private store: MvccStore;
+  private leaseTable: LeaseTable;
+  private dedup: DedupTable;
+  private applied = 0;
+  private clock = 0;
+  /** The meta record as last persisted, to write it only when it changes. */
+  private persistedMeta: string;
+  /** The revision the current apply produced, delivered to watchers at its end. */
+  private change: RevisionChange | null = null;
+
+  constructor(options: KvStateMachineOptions = {}) {
+    this.log = new MutationLog(options.trackMutations ?? true);
+    this.limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
+    this.dedupOptions = { ...DEFAULT_DEDUP_OPTIONS, ...options.dedup };
+    this.watches = options.watchHub ?? new WatchHub();
+    this.store = new MvccStore(this.log);
+    this.leaseTable = new LeaseTable(this.log);
+    this.dedup = new DedupTable(this.log, this.dedupOptions);
+    this.persistedMeta = JSON.stringify(this.meta());
+  }
+
+  /** The index of the last applied Raft entry; entries at or below it are skipped. */
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get revision(): number {
+    return this.store.revision;
+  }
+
+  get compactRevision(): number {
+    return this.store.compactRevision;
+  }
+
+  /** The state machine clock: the largest atMs applied so far. */
+  get clockMs(): number {
+    return this.clock;
+  }
+
+  stats(): KvStats {
+    return {
+      revision: this.store.revision,
+      compactRevision: this.store.compactRevision,
+      appliedIndex: this.applied,
+      keysWithHistory: this.store.keyCount,
+      leases: this.leaseTable.size,
+      dedupEntries: this.dedup.size,
+      watchers: this.watches.size,
+    };
+  }
+
+  // ---- apply ----------------------------------------------------------------
+
+  /**
+   * Applies the committed entry at `index`. Indexes must increase, but may skip
+   * (entries the server does not hand to the KV, e.g. membership changes).
+   * Empty data is a Raft no-op. Never throws for bad input; throws
+   * KvInvariantError if an invariant is broken (stop the node).
+   */
+  apply(index: number, data: Uint8Array): ApplyResult {
+    assert(Number.isSafeInteger(index) && index > 0, `apply: bad index ${index}`);
+    if (index <= this.applied) return SKIPPED;
+    this.applied = index;
+    if (data.length === 0) return { ok: true, op: 'noop', revision: this.store.revision };
+    const decoded = decodeCommand(data);
+    if (!decoded.ok) return errorResult('invalid_request', decoded.error, this.store.revision);
+    const { atMs, idempotencyKey, cmd } = decoded.envelope;
+    // A leader with a slower clock must not move time backwards.
+    this.clock = Math.max(this.clock, atMs);
+    this.dedup.expire(this.clock);
+    let result = idempotencyKey === undefined ? undefined : this.dedup.lookup(idempotencyKey);
+    if (result === undefined) {
+      result = this.execute(cmd);
+      if (idempotencyKey !== undefined) this.dedup.remember(idempotencyKey, this.clock, result);
+    }
+    this.persistMeta();
+    const change = this.change;
+    this.change = null;
+    if (change !== null) this.watches.notify(change);
+    return result;
+  }
+
+  private execute(cmd: Command): CommandResult {
+    const exceeded = exceededLimit(cmd, this.limits);
+    if (exceeded !== undefined) return this.error('too_large', exceeded);
+    switch (cmd.type) {
+      case 'put':
+        return this.put(cmd);
+      case 'delete':
+        return this.delete(cmd);
+      case 'txn':
+        return this.txn(cmd);
+      case 'compact':
+        return this.compact(cmd);
+      case 'leaseGrant':
+        return this.leaseGrant(cmd);
+      case 'leaseRevoke':
+        return this.leaseRevoke(cmd);
+      case 'leaseKeepAlive':
+        return this.leaseKeepAlive(cmd);
+      case 'leaseCheckpoint':
+        return this.leaseCheckpoint(cmd);
+    }
+  }
+
+  private put(cmd: PutCommand): CommandResult {
+    if (cmd.lease !== undefined && !this.leaseTable.has(cmd.lease)) {
+      return this.error('lease_not_found', `lease ${cmd.lease} not found`);
+    }
+    const current = this.store.latest(cmd.key);
+    const guardFailed =
+      (cmd.prevRevision !== undefined && (current?.modRevision ?? 0) !== cmd.prevRevision) ||
+      (cmd.prevValue !== undefined && current?.value !== cmd.prevValue);
+    if (guardFailed) return this.compareFailed(current);
+    this.store.beginWrite();
+    const { kv, prevKv } = this.store.put(cmd.key, cmd.value, cmd.lease ?? null);
+    this.endWrite();
+    return { ok: true, op: 'put', revision: this.store.revision, kv, prevKv };
+  }
+
+  private delete(cmd: DeleteCommand): CommandResult {
+    let keys: string[];
+    if (cmd.prefix) {
+      keys = this.store.rangeLatest(cmd.key).map((kv) => kv.key);
+    } else {
+      const current = this.store.latest(cmd.key);
+      if (cmd.prevRevision !== undefined && (current?.modRevision ?? 0) !== cmd.prevRevision) {
+        return this.compareFailed(current);
+      }
+      keys = current === null ? [] : [cmd.key];
+    }
+    const prevKvs = this.deleteKeys(keys);
+    return {
+      ok: true,
+      op: 'delete',
+      revision: this.store.revision,
+      deleted: prevKvs.length,
+      prevKvs,
+    };
+  }
+
+  private txn(cmd: TxnCommand): CommandResult {
+    const conflict = branchConflict(cmd.success) ?? branchConflict(cmd.failure);
+    if (conflict !== undefined) return this.error('invalid_request', conflict);
+    // Compares all see the state before the txn.
+    const succeeded = cmd.compare.every((compare) =>
+      compareHolds(compare, isFenceCompare(compare) ? null : this.store.latest(compare.key)),
+    );
+    const ops = succeeded ? cmd.success : cmd.failure;
+    for (const op of ops) {
+      if (op.op === 'put' && op.lease !== undefined && !this.leaseTable.has(op.lease)) {
+        return this.error('lease_not_found', `lease ${op.lease} not found`);
+      }
+    }
+    this.store.beginWrite();
+    const results = ops.map((op) => this.runTxnOp(op));
+    this.endWrite();
+    return { ok: true, op: 'txn', revision: this.store.revision, succeeded, results };
+  }
+
+  /** One op of a running txn: it sees the txn's earlier writes. */
+  private runTxnOp(op: TxnOp): TxnOpResult {
+    switch (op.op) {
+      case 'put':
+        return { op: 'put', kv: this.store.put(op.key, op.value, op.lease ?? null).kv };
+      case 'get': {
+        if (op.prefix) return { op: 'get', kvs: this.store.rangeLatest(op.key) };
+        const kv = this.store.latest(op.key);
+        return { op: 'get', kvs: kv === null ? [] : [kv] };
+      }
+      case 'delete': {
+        const keys = op.prefix ? this.store.rangeLatest(op.key).map((kv) => kv.key) : [op.key];
+        let deleted = 0;
+        for (const key of keys) if (this.store.delete(key) !== null) deleted++;
+        return { op: 'delete', deleted };
+      }
+    }
+  }
+
+  private compact(cmd: CompactCommand): CommandResult {
+    if (cmd.revision > this.store.revision) {
+      return this.error(
+        'future_revision',
+        `cannot compact at ${cmd.revision}: the current revision is ${this.store.revision}`,
+      );
+    }
+    if (cmd.revision <= this.store.compactRevision) {
+      return errorResult(
+        'compacted',
+        `revision ${cmd.revision} is already compacted (compactRevision ${this.store.compactRevision})`,
+        this.store.revision,
+        { compactRevision: this.store.compactRevision },
+      );
+    }
+    this.store.compact(cmd.revision);
+    return {
+      ok: true,
+      op: 'compact',
+      revision: this.store.revision,
+      compactRevision: this.store.compactRevision,
+    };
+  }
+
+  private leaseGrant(cmd: LeaseGrantCommand): CommandResult {
+    if (this.leaseTable.has(cmd.id))
+      return this.error('invalid_request', `lease ${cmd.id} already exists`);
+    this.leaseTable.grant(cmd.id, cmd.ttlMs, this.clock);
+    return {
+      ok: true,
+      op: 'leaseGrant',
+      revision: this.store.revision,
+      id: cmd.id,
+      ttlMs: cmd.ttlMs,
+    };
+  }
+
+  private leaseRevoke(cmd: LeaseRevokeCommand): CommandResult {
+    if (!this.leaseTable.has(cmd.id))
+      return this.error('lease_not_found', `lease ${cmd.id} not found`);
+    // All attached keys go in one revision, in key order (deterministic on every replica).
+    const deleted = this.deleteKeys(this.store.keysOfLease(cmd.id)).length;
+    this.leaseTable.remove(cmd.id);
+    return { ok: true, op: 'leaseRevoke', revision: this.store.revision, id: cmd.id, deleted };
+  }
+
+  private leaseKeepAlive(cmd: LeaseKeepAliveCommand): CommandResult {
+    const lease = this.leaseTable.renew(cmd.id, this.clock);
+    if (lease === undefined) return this.error('lease_not_found', `lease ${cmd.id} not found`);
+    return {
+      ok: true,
+      op: 'leaseKeepAlive',
+      revision: this.store.revision,
+      id: cmd.id,
+      ttlMs: lease.ttlMs,
+    };
+  }
+
+  private leaseCheckpoint(cmd: LeaseCheckpointCommand): CommandResult {
+    let updated = 0;
+    for (const { id, remainingMs } of cmd.leases) {
+      if (this.leaseTable.checkpoint(id, remainingMs, this.clock)) updated++;
+    }
+    return { ok: true, op: 'leaseCheckpoint', revision: this.store.revision, updated };
+  }
+
+  /** Deletes existing keys in one revision (none: no revision). Returns the deleted versions. */
+  private deleteKeys(keys: readonly string[]): KeyValue[] {
+    if (keys.length === 0) return [];
+    this.store.beginWrite();
+    const prevKvs: KeyValue[] = [];
+    for (const key of keys) {
+      const prevKv = this.store.delete(key);
+      if (prevKv !== null) prevKvs.push(prevKv);
+    }
+    this.endWrite();
+    return prevKvs;
+  }
+
+  private endWrite(): void {
+    const change = this.store.endWrite();
+    if (change === null) return;
+    assert(this.change === null, 'one command made two revisions');
+    this.change = change;
+  }
+
+  private error(
+    code: 'invalid_request' | 'too_large' | 'lease_not_found' | 'future_revision',
+    message: string,
+  ) {
+    return errorResult(code, message, this.store.revision);
+  }
+
+  private compareFailed(current: KeyValue | null): CommandResult {
+    return errorResult('compare_failed', 'a guard was false', this.store.revision, { kv: current });
+  }
+
+  // ---- reads ----------------------------------------------------------------
+
+  /** A key at the current or a past revision; kv null if it did not exist. */
+  get(key: string, options?: GetOptions): GetResult {
+    return this.store.get(key, options);
+  }
+
+  /** Keys in code point (= UTF-8 byte) order; see RangeOptions. */
+  range(options?: RangeOptions): RangeResult {
+    return this.store.range(options);
+  }
+
+  /** History for watches: see MvccStore.changes. */
+  changes(fromRevision: number, filter: KeyFilter, toRevision?: number): ChangesResult {
+    return this.store.changes(fromRevision, filter, toRevision);
+  }
+
+  lease(id: string): LeaseInfo | undefined {
+    const lease = this.leaseTable.get(id);
+    return lease === undefined ? undefined : { ...lease, keys: this.store.keysOfLease(id) };
+  }
+
+  /** Every lease, in id order. */
+  leases(): LeaseState[] {
+    return this.leaseTable.all();
+  }
+
+  // ---- persistence and snapshots --------------------------------------------
+
+  /**
+   * The record-level changes since the last call, coalesced by record key. The
+   * server writes them with the applied index in one atomic batch.
+   */
+  takeMutations(): KvMutation[] {
+    return this.log.take();
+  }
+
+  /** Every persisted record of the current state (what load() takes), in no particular order. */
+  *records(): Generator<[string, Uint8Array], void, undefined> {
+    for (const [key, text] of this.recordTexts()) yield [key, utf8Encode(text)];
+  }
+
+  /**
+   * The whole state (uncompacted history, leases, dedup, meta) for Raft's
+   * InstallSnapshot or a backup; the applied index travels in Raft's snapshot
+   * metadata. Equal states give equal bytes.
+   */
+  snapshot(): Uint8Array {
+    return encodeSnapshot(this.recordTexts());
+  }
+
+  /** Records with their values as JSON text. */
+  private *recordTexts(): Generator<[string, string], void, undefined> {
+    yield [META_RECORD_KEY, JSON.stringify(this.meta())];
+    for (const version of this.store.versions()) {
+      yield [versionRecordKey(version.revision, version.sub), encodeVersionRecord(version)];
+    }
+    yield* this.leaseTable.records();
+    yield* this.dedup.records();
+  }
+
+  /**
+   * Rebuilds a state machine from a snapshot. The server must then replace all
+   * of its persisted KV records with restored.records() (takeMutations() starts
+   * empty). A zero-length snapshot is the empty state. Throws KvInvariantError
+   * on a corrupt snapshot.
+   */
+  static restore(
+    data: Uint8Array,
+    appliedIndex: number,
+    options?: KvStateMachineOptions,
+  ): KvStateMachine {
+    return KvStateMachine.load(decodeSnapshot(data), appliedIndex, options);
+  }
+
+  /** Rebuilds the exact state from persisted records (any order). Throws KvInvariantError if they are corrupt. */
+  static load(
+    records: Iterable<readonly [string, Uint8Array]>,
+    appliedIndex: number,
+    options?: KvStateMachineOptions,
+  ): KvStateMachine {
+    assert(
+      Number.isSafeInteger(appliedIndex) && appliedIndex >= 0,
+      `load: bad appliedIndex ${appliedIndex}`,
+    );
+    let meta: Meta = { revision: 0, compactRevision: 0, clockMs: 0, dedupSeq: 0 };
+    const versions: StoredVersion[] = [];
+    const leaseValues: Uint8Array[] = [];
+    const dedupRecords: [string, Uint8Array][] = [];
+    for (const [key, value] of records) {
+      if (key === META_RECORD_KEY) {
+        meta = decodeMeta(value);
+      } else if (key.startsWith(VERSION_RECORD_PREFIX)) {
+        const id = parseVersionRecordKey(key);
+        if (id === undefined) throw new KvInvariantError(`load: bad version record key ${key}`);
+        versions.push(decodeVersionRecord(id.revision, id.sub, value));
+      } else if (key.startsWith(LEASE_RECORD_PREFIX)) {
+        leaseValues.push(value);
+      } else if (key.startsWith(DEDUP_RECORD_PREFIX)) {
+        dedupRecords.push([key.slice(DEDUP_RECORD_PREFIX.length), value]);
+      } else {
+        throw new KvInvariantError(`load: unknown record ${JSON.stringify(key)}`);
+      }
+    }
+    const machine = new KvStateMachine(options);
+    machine.store = MvccStore.fromVersions(
+      machine.log,
+      versions,
+      meta.revision,
+      meta.compactRevision,
+    );
+    machine.leaseTable = LeaseTable.fromRecords(machine.log, leaseValues);
+    machine.dedup = DedupTable.fromRecords(
+      machine.log,
+      machine.dedupOptions,
+      dedupRecords,
+      meta.dedupSeq,
+    );
+    for (const leaseId of machine.store.attachedLeases()) {
+      assert(machine.leaseTable.has(leaseId), `load: keys attached to missing lease ${leaseId}`);
+    }
+    machine.clock = meta.clockMs;
+    machine.applied = appliedIndex;
+    machine.persistedMeta = JSON.stringify(meta);
+    return machine;
+  }
+
+  private meta(): Meta {
+    return {
+      revision: this.store.revision,
+      compactRevision: this.store.compactRevision,
+      clockMs: this.clock,
+      dedupSeq: this.dedup.nextSeq,
+    };
+  }
+
+  private persistMeta(): void {
+    const meta = JSON.stringify(this.meta());
+    if (meta === this.persistedMeta) return;
+    this.persistedMeta = meta;
+    this.log.put(META_RECORD_KEY, meta);
+  }
+}
+
+function decodeMeta(bytes: Uint8Array): Meta {
+  const meta = JSON.parse(utf8Decode(bytes)) as Meta;
+  assert(
+    [meta.revision, meta.compactRevision, meta.clockMs, meta.dedupSeq].every(Number.isSafeInteger),
+    'meta record: malformed',
+  );
+  return meta;
+}

@@ -1,0 +1,95 @@
+/** Everything a node needs to start; cmd/raftkv.ts fills it from flags and environment variables. */
+export interface NodeConfig {
+  name: string;
+  dataDir: string;
+  /** host:port the client API listens on. */
+  listenClient: string;
+  /** host:port the peer (Raft) port listens on. */
+  listenPeer: string;
+  /** URL other members and clients use to reach this node's client API. */
+  advertiseClientUrl: string;
+  /** URL other members use to reach this node's peer port. */
+  advertisePeerUrl: string;
+  /** Founding members, name → peer URL. Ignored once the data dir is initialized. */
+  initialCluster: Map<string, string>;
+  /** Joins an existing cluster (after `POST /v1/cluster/members`) instead of founding one. */
+  join: boolean;
+  clusterName: string;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Take a snapshot and compact the log after this many applied entries. */
+  snapshotCount: number;
+  /** Log entries kept behind a snapshot so slow followers catch up without one. */
+  snapshotCatchUpEntries: number;
+  /** Compact MVCC history older than this many hours (0 = never). */
+  autoCompactionRetentionHours: number;
+  requestTimeoutMs: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxTxnOps: number;
+  /** Proposals waiting to be applied before new writes get 429. */
+  maxPendingProposals: number;
+  /** Bytes of proposals waiting before new writes get 429. */
+  maxPendingProposalBytes: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
+  name: 'default',
+  dataDir: './raftkv-data',
+  listenClient: '127.0.0.1:7379',
+  listenPeer: '127.0.0.1:7380',
+  advertiseClientUrl: 'http://127.0.0.1:7379',
+  advertisePeerUrl: 'http://127.0.0.1:7380',
+  join: false,
+  clusterName: 'raftkv',
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  snapshotCount: 10_000,
+  snapshotCatchUpEntries: 5_000,
+  autoCompactionRetentionHours: 0,
+  requestTimeoutMs: 5_000,
+  maxKeyBytes: 4096,
+  maxValueBytes: 1024 * 1024,
+  maxTxnOps: 128,
+  maxPendingProposals: 10_000,
+  maxPendingProposalBytes: 64 * 1024 * 1024,
+  logLevel: 'info',
+};
+
+/** Parses `n1=http://127.0.0.1:7380,n2=...` into name → URL, rejecting duplicates and bad URLs. */
+export function parseInitialCluster(spec: string): Map<string, string> {
+  const members = new Map<string, string>();
+  for (const part of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new Error(`--initial-cluster: "${part}" is not name=url`);
+    const name = part.slice(0, eq);
+    const url = part.slice(eq + 1);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new Error(`--initial-cluster: "${url}" is not a URL`);
+    }
+    if (parsed.protocol !== 'http:') throw new Error(`--initial-cluster: "${url}" must be http://`);
+    if (members.has(name)) throw new Error(`--initial-cluster: member "${name}" appears twice`);
+    members.set(name, url.replace(/\/$/, ''));
+  }
+  return members;
+}
+
+/** Splits host:port, with a clear error. */
+export function parseHostPort(value: string, flag: string): { host: string; port: number } {
+  const i = value.lastIndexOf(':');
+  const host = i > 0 ? value.slice(0, i) : '';
+  const port = Number(value.slice(i + 1));
+  if (!host || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`${flag}: "${value}" is not host:port`);
+  }
+  return { host: host.replace(/^\[|\]$/g, ''), port };
+}

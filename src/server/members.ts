@@ -1,0 +1,78 @@
+import { createHash, randomBytes } from 'node:crypto';
+
+/** What the cluster knows about a member beyond its Raft id. */
+export interface Member {
+  id: string;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+}
+
+/** A founding member's id: derived from the cluster name, its name and peer URL, so every node computes the same. */
+export function foundingMemberId(clusterName: string, name: string, peerUrl: string): string {
+  return createHash('sha256')
+    .update(`${clusterName}\0${name}\0${peerUrl}`)
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** A member added later gets a random id: ids are never reused, even for the same name. */
+export function newMemberId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** The cluster id: derived from the founding membership, so nodes of different clusters refuse each other. */
+export function clusterIdFor(clusterName: string, founders: Map<string, string>): string {
+  const spec = [...founders]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([n, u]) => `${n}=${u}`);
+  return createHash('sha256')
+    .update(`${clusterName}\0${spec.join(',')}`)
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * The member table, replicated through Raft: conf change entries carry a
+ * Member in their context, and members announce their client URLs with a
+ * `memberAttributes` entry once they are up.
+ */
+export class MemberTable {
+  private readonly members = new Map<string, Member>();
+
+  constructor(initial: Iterable<Member> = []) {
+    for (const m of initial) this.members.set(m.id, cloneMember(m));
+  }
+
+  get(id: string): Member | undefined {
+    return this.members.get(id);
+  }
+
+  list(): Member[] {
+    return [...this.members.values()]
+      .map(cloneMember)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  upsert(m: Member): void {
+    this.members.set(m.id, cloneMember(m));
+  }
+
+  setClientUrls(id: string, clientUrls: string[]): void {
+    const m = this.members.get(id);
+    if (m) m.clientUrls = [...clientUrls];
+  }
+
+  remove(id: string): void {
+    this.members.delete(id);
+  }
+
+  byName(name: string): Member | undefined {
+    for (const m of this.members.values()) if (m.name === name) return cloneMember(m);
+    return undefined;
+  }
+}
+
+function cloneMember(m: Member): Member {
+  return { id: m.id, name: m.name, peerUrls: [...m.peerUrls], clientUrls: [...m.clientUrls] };
+}

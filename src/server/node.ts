@@ -1,0 +1,727 @@
+import { randomInt } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import type { Command } from '../kv/commands.js';
+import { encodeCommand } from '../kv/commands.js';
+import type { RevisionChange } from '../kv/mvcc/key-value.js';
+import type { CommandResult } from '../kv/results.js';
+import { isSkipped } from '../kv/results.js';
+import { KvStateMachine } from '../kv/state-machine.js';
+import {
+  type ConfState,
+  decodeConfChange,
+  type Entry,
+  type Message,
+  NONE,
+  RawNode,
+  type Ready,
+  SeededRandom,
+  type Snapshot,
+} from '../raft/index.js';
+import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { type FaultFilter, HttpTransport } from '../transport/index.js';
+import { type NodeConfig, parseHostPort } from './config.js';
+import { ServerError } from './errors.js';
+import { type ForwardedWrite, Forwarder, forwardRoutes } from './forwarder.js';
+import { IndexWaiter } from './index-waiter.js';
+import { clusterIdFor, foundingMemberId, type Member, MemberTable } from './members.js';
+import { NodeMetrics } from './metrics.js';
+import { ProposalWaits } from './proposal-waits.js';
+import { ReadBatcher } from './read-batcher.js';
+import {
+  decodeNodeSnapshot,
+  decodeServerCommand,
+  encodeNodeSnapshot,
+  encodeServerCommand,
+  isServerCommand,
+  type ServerCommand,
+} from './server-commands.js';
+import { Watches } from './watches.js';
+
+export const VERSION = '0.1.0';
+
+export interface NodeOptions {
+  /** Fault injection on the peer transport (tests only). */
+  faultFilter?: FaultFilter;
+  logger?: Logger;
+}
+
+interface QueuedProposal {
+  data: Uint8Array;
+  resolve: (r: CommandResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * One raftkv member: the Raft core, its LevelDB storage, the peer transport
+ * and the KV state machine, driven by a tick timer and the Ready loop
+ * (persist → send → apply → advance). Any node serves any request: writes are
+ * proposed here when leading, forwarded to the leader otherwise; linearizable
+ * reads are confirmed with ReadIndex and served locally.
+ */
+export class RaftKvNode {
+  readonly config: NodeConfig;
+  readonly id: string;
+  readonly clusterId: string;
+  readonly log: Logger;
+  readonly requestTimeoutMs: number;
+  private readonly storage: LevelRaftStorage;
+  private readonly raw: RawNode;
+  private kv: KvStateMachine;
+  private readonly transport: HttpTransport;
+  private readonly forwarder: Forwarder;
+  private readonly members: MemberTable;
+  private readonly proposals = new ProposalWaits<CommandResult>();
+  private readonly applied: IndexWaiter;
+  private readonly revisions: IndexWaiter;
+  private readonly reads: ReadBatcher;
+  private readonly watches: Watches;
+  readonly metrics: NodeMetrics;
+  private peerServer: FastifyInstance | undefined;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private queued: QueuedProposal[] = [];
+  private queuedBytes = 0;
+  private proposeScheduled = false;
+  private readyScheduled = false;
+  private readyRunning = false;
+  private stopping = false;
+  private snapshotIndex: number;
+  private confState: ConfState;
+  private fatal: ((err: unknown) => void) | undefined;
+  private publishing = false;
+  private ticks = 0;
+  peerUrl = '';
+
+  private constructor(
+    config: NodeConfig,
+    storage: LevelRaftStorage,
+    kv: KvStateMachine,
+    members: MemberTable,
+    log: Logger,
+    options: NodeOptions,
+  ) {
+    this.config = config;
+    this.log = log;
+    this.requestTimeoutMs = config.requestTimeoutMs;
+    this.storage = storage;
+    const identity = storage.identity()!;
+    this.id = identity.nodeId;
+    this.clusterId = identity.clusterId;
+    this.kv = kv;
+    this.members = members;
+    this.applied = new IndexWaiter(kv.appliedIndex);
+    this.revisions = new IndexWaiter(kv.revision);
+    this.snapshotIndex = storage.snapshot().metadata.index;
+    this.confState = storage.initialState().confState;
+    this.raw = new RawNode({
+      id: this.id,
+      storage,
+      applied: storage.appliedIndex(),
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      random: new SeededRandom(randomInt(0, 2 ** 31)),
+      maxSizePerMsgBytes: 1024 * 1024,
+      maxInflightMsgs: 256,
+    });
+    this.transport = new HttpTransport({
+      nodeId: this.id,
+      clusterId: this.clusterId,
+      onMessage: (m) => this.onPeerMessage(m),
+      onSnapshotStatus: (to, ok) => {
+        this.raw.reportSnapshot(to, ok);
+        this.scheduleReady();
+      },
+      onUnreachable: (to) => this.raw.reportUnreachable(to),
+      ...(options.faultFilter ? { filter: options.faultFilter } : {}),
+      logger: {
+        warn: (obj, msg) => log.debug(obj, msg),
+        error: (obj, msg) => log.error(obj, msg),
+      },
+    });
+    this.forwarder = new Forwarder(this.clusterId);
+    this.reads = new ReadBatcher(
+      this.id,
+      (ctx) => {
+        const ok = this.raw.readIndex(ctx).ok;
+        this.scheduleReady();
+        return ok;
+      },
+      (index) => this.applied.waitFor(index),
+      config.electionTicks,
+    );
+    this.watches = new Watches(() => this.kv, log);
+    this.metrics = new NodeMetrics(() => this.statusSync());
+  }
+
+  /** Opens (or initializes) the data dir, starts the peer port and the Raft loop. */
+  static async start(config: NodeConfig, options: NodeOptions = {}): Promise<RaftKvNode> {
+    const log = options.logger ?? pino({ level: config.logLevel, base: { node: config.name } });
+    const storage = await LevelRaftStorage.open(config.dataDir);
+    try {
+      await initializeIfNew(storage, config, log);
+      const records: [string, Uint8Array][] = [];
+      for await (const r of storage.kvRecords()) records.push(r);
+      const kv = KvStateMachine.load(records, storage.appliedIndex(), kvOptions(config));
+      const members = new MemberTable(storage.members());
+      const node = new RaftKvNode(config, storage, kv, members, log, options);
+      await node.listenPeer();
+      node.startLoop();
+      return node;
+    } catch (err) {
+      await storage.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Called on an unrecoverable error (a failed disk write): the process should exit. */
+  onFatal(handler: (err: unknown) => void): void {
+    this.fatal = handler;
+  }
+
+  private async listenPeer(): Promise<void> {
+    const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+    await app.register(this.transport.routes);
+    await app.register(forwardRoutes(this.clusterId, (w) => this.proposeForwarded(w)));
+    const { host, port } = parseHostPort(this.config.listenPeer, '--listen-peer');
+    await app.listen({ host, port });
+    this.peerServer = app;
+    const address = app.server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    this.peerUrl = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    for (const m of this.members.list()) {
+      if (m.id !== this.id && m.peerUrls[0]) this.transport.addPeer(m.id, m.peerUrls[0]);
+    }
+  }
+
+  private startLoop(): void {
+    this.tickTimer = setInterval(() => {
+      this.raw.tick();
+      this.reads.onTick();
+      this.watches.onTick(this.config.tickMs);
+      if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
+        this.maybePublishClientUrl();
+      this.scheduleReady();
+    }, this.config.tickMs);
+    this.scheduleReady();
+  }
+
+  // ------------------------------------------------------------------ Ready loop
+
+  private onPeerMessage(m: Message): void {
+    if (this.stopping) return;
+    this.raw.step(m);
+    this.scheduleReady();
+  }
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.stopping) return;
+    this.readyScheduled = true;
+    setImmediate(() => {
+      this.readyScheduled = false;
+      void this.runReady();
+    });
+  }
+
+  private async runReady(): Promise<void> {
+    if (this.readyRunning) return;
+    this.readyRunning = true;
+    try {
+      // Bounded: a node under constant load yields to the event loop between batches.
+      for (let i = 0; i < 64 && !this.stopping && this.raw.hasReady(); i++) {
+        const rd = this.raw.ready();
+        await this.handleReady(rd);
+        this.raw.advance(rd);
+      }
+    } catch (err) {
+      this.log.fatal({ err }, 'the Ready loop failed; stopping this node');
+      this.stopping = true;
+      this.fatal?.(err);
+      return;
+    } finally {
+      this.readyRunning = false;
+    }
+    if (this.raw.hasReady()) this.scheduleReady();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
+    // 1. Persist before anything that depends on it leaves this node.
+    if (rd.snapshot) {
+      await this.installSnapshot(rd);
+    } else if (rd.hardState || rd.entries.length > 0) {
+      await this.storage.persistReady(rd, rd.mustSync);
+    }
+    // 2. Send.
+    if (rd.messages.length > 0)
+      this.transport.send(rd.messages.map((m) => this.withSnapshotData(m)));
+    // 3. Apply.
+    if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries, rd.confState);
+    // 4. Reads whose index is known.
+    for (const rs of rd.readStates) this.reads.onReadState(rs);
+    await this.maybeCompact();
+  }
+
+  private onSoftState(lead: string, role: string): void {
+    this.log.info({ lead: lead || null, role, term: this.raw.raft.term }, 'raft state changed');
+    this.metrics.leaderChanges.inc();
+    if (lead !== NONE && lead !== '') this.maybePublishClientUrl();
+  }
+
+  /** A 'snap' message carries the state machine as of now, with metadata to match. */
+  private withSnapshotData(m: Message): Message {
+    if (m.type !== 'snap' || !m.snapshot) return m;
+    const index = this.kv.appliedIndex;
+    const term = this.raw.raft.log.term(index) ?? m.snapshot.metadata.term;
+    const snapshot: Snapshot = {
+      metadata: { index, term, confState: this.confState },
+      data: encodeNodeSnapshot(this.kv.snapshot(), this.members.list()),
+    };
+    return { ...m, snapshot };
+  }
+
+  private async installSnapshot(rd: Ready): Promise<void> {
+    const snap = rd.snapshot!;
+    const { kv: kvData, members } = decodeNodeSnapshot(snap.data);
+    const restored = KvStateMachine.restore(kvData, snap.metadata.index, {
+      ...kvOptions(this.config),
+      watchHub: this.kv.watches,
+    });
+    await this.storage.persistReady(rd, true);
+    await this.storage.replaceKv(restored.records(), snap.metadata.index, snap.metadata.confState);
+    await this.storage.saveMembers(members);
+    this.kv = restored;
+    this.confState = snap.metadata.confState;
+    this.snapshotIndex = snap.metadata.index;
+    this.replaceMembers(members);
+    this.applied.advance(restored.appliedIndex);
+    this.revisions.advance(restored.revision);
+    this.proposals.skippedTo(snap.metadata.index);
+    // Watchers cannot see the revisions the snapshot jumped over: make them resume from history.
+    this.watches.resyncAll(restored.revision);
+    this.log.info({ index: snap.metadata.index }, 'installed a snapshot from the leader');
+  }
+
+  private async applyEntries(entries: Entry[], confState: ConfState | undefined): Promise<void> {
+    let membersChanged = false;
+    for (const e of entries) {
+      if (e.type === 'confChange') {
+        membersChanged = this.applyConfChange(e) || membersChanged;
+        this.kv.apply(e.index, new Uint8Array());
+        continue;
+      }
+      if (isServerCommand(e.data)) {
+        membersChanged = this.applyServerCommand(e.data) || membersChanged;
+        const noop = this.kv.apply(e.index, new Uint8Array());
+        if (!isSkipped(noop)) this.proposals.applied(e.index, e.term, noop);
+        continue;
+      }
+      const result = this.kv.apply(e.index, e.data);
+      if (!isSkipped(result)) this.proposals.applied(e.index, e.term, result);
+    }
+    this.metrics.appliedEntries.inc(entries.length);
+    if (confState) this.confState = confState;
+    await this.storage.persistApplied(
+      this.kv.appliedIndex,
+      confState,
+      this.kv.takeMutations(),
+      false,
+    );
+    if (membersChanged) await this.storage.saveMembers(this.members.list());
+    this.applied.advance(this.kv.appliedIndex);
+    this.revisions.advance(this.kv.revision);
+  }
+
+  private applyConfChange(e: Entry): boolean {
+    const cc = decodeConfChange(e.data);
+    if (cc.type === 'removeNode') {
+      this.members.remove(cc.nodeId);
+      if (cc.nodeId !== this.id) this.transport.removePeer(cc.nodeId);
+      return true;
+    }
+    if (cc.context) {
+      const member = JSON.parse(cc.context) as Member;
+      this.members.upsert(member);
+      if (member.id !== this.id && member.peerUrls[0])
+        this.transport.addPeer(member.id, member.peerUrls[0]);
+      return true;
+    }
+    return false;
+  }
+
+  private applyServerCommand(data: Uint8Array): boolean {
+    const cmd = decodeServerCommand(data);
+    if (cmd?.type === 'memberAttributes') {
+      this.members.setClientUrls(cmd.id, cmd.clientUrls);
+      return true;
+    }
+    return false;
+  }
+
+  private replaceMembers(records: MemberRecord[]): void {
+    for (const m of this.members.list()) {
+      if (!records.some((r) => r.id === m.id)) {
+        this.members.remove(m.id);
+        this.transport.removePeer(m.id);
+      }
+    }
+    for (const r of records) {
+      this.members.upsert(r);
+      if (r.id !== this.id && r.peerUrls[0]) this.transport.addPeer(r.id, r.peerUrls[0]);
+    }
+  }
+
+  /** Snapshot + log compaction every snapshotCount applied entries, so the log stays bounded. */
+  private async maybeCompact(): Promise<void> {
+    const applied = this.kv.appliedIndex;
+    if (applied - this.snapshotIndex < this.config.snapshotCount) return;
+    const term = this.raw.raft.log.term(applied);
+    if (term === undefined) return;
+    await this.storage.compact(applied, term, this.confState, this.config.snapshotCatchUpEntries);
+    this.snapshotIndex = applied;
+  }
+
+  /** Members announce their client URL through the log, so every member's table shows it. */
+  private maybePublishClientUrl(): void {
+    const me = this.members.get(this.id);
+    const url = this.config.advertiseClientUrl;
+    if (!me || me.clientUrls.includes(url) || this.publishing || this.stopping) return;
+    this.publishing = true;
+    const cmd: ServerCommand = { type: 'memberAttributes', id: this.id, clientUrls: [url] };
+    // Best effort: retried from the tick loop until it shows up in the table.
+    void this.proposeServerCommand(cmd)
+      .catch((err) => this.log.debug({ err }, 'publishing the client URL failed; will retry'))
+      .finally(() => {
+        this.publishing = false;
+      });
+  }
+
+  private async proposeServerCommand(cmd: ServerCommand): Promise<unknown> {
+    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const lead = await this.waitForLeader(signal);
+    if (lead === this.id)
+      return this.withDeadline(this.proposeBytes(encodeServerCommand(cmd)), signal);
+    const url = this.members.get(lead)?.peerUrls[0];
+    if (!url) throw new ServerError('unavailable', 'leader unknown');
+    return this.forwarder.forward(
+      url,
+      { serverCmd: cmd, timeoutMs: this.requestTimeoutMs },
+      signal,
+    );
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /** Proposes a KV command (here if leading, else at the leader) and resolves with its applied result. */
+  async write(
+    cmd: Command,
+    opts: { idempotencyKey?: string; signal?: AbortSignal } = {},
+  ): Promise<CommandResult> {
+    if (this.stopping)
+      throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
+    const signal = opts.signal ?? AbortSignal.timeout(this.requestTimeoutMs);
+    const lead = await this.waitForLeader(signal);
+    if (lead !== this.id) {
+      const member = this.members.get(lead);
+      const url = member?.peerUrls[0];
+      if (!url)
+        throw new ServerError('unavailable', 'the leader is not reachable from here', {
+          retryAfterSeconds: 1,
+        });
+      this.metrics.forwardedWrites.inc();
+      return this.forwarder.forward(
+        url,
+        {
+          cmd,
+          timeoutMs: this.requestTimeoutMs,
+          ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
+        },
+        signal,
+      );
+    }
+    const data = encodeCommand({
+      v: 1,
+      atMs: Date.now(),
+      cmd,
+      ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
+    });
+    return this.withDeadline(this.proposeBytes(data), signal);
+  }
+
+  private async proposeForwarded(w: ForwardedWrite): Promise<CommandResult> {
+    if (this.raw.raft.role !== 'leader') throw new ServerError('not_leader', 'not the leader');
+    if (w.serverCmd)
+      return this.withDeadline(
+        this.proposeBytes(encodeServerCommand(w.serverCmd)),
+        AbortSignal.timeout(this.requestTimeoutMs),
+      );
+    if (!w.cmd) throw new ServerError('invalid_request', 'nothing to propose');
+    const data = encodeCommand({
+      v: 1,
+      atMs: Date.now(),
+      cmd: w.cmd,
+      ...(w.idempotencyKey ? { idempotencyKey: w.idempotencyKey } : {}),
+    });
+    const timeoutMs = Math.min(Math.max(w.timeoutMs, 1), this.requestTimeoutMs);
+    return this.withDeadline(this.proposeBytes(data), AbortSignal.timeout(timeoutMs));
+  }
+
+  /** Waits (bounded by the request) for a leader to be known; 503 if none appears. */
+  private async waitForLeader(signal: AbortSignal): Promise<string> {
+    const deadline = Date.now() + this.config.tickMs * this.config.electionTicks * 3;
+    for (let i = 0; i < 1000; i++) {
+      const lead = this.raw.raft.lead;
+      if (lead !== NONE) return lead;
+      if (signal.aborted || Date.now() > deadline || this.stopping) break;
+      await new Promise((r) => setTimeout(r, this.config.tickMs));
+    }
+    throw new ServerError('unavailable', 'no leader is elected', { retryAfterSeconds: 1 });
+  }
+
+  /** Queues a proposal; all proposals of one event-loop turn go into one log append. */
+  private proposeBytes(data: Uint8Array): Promise<CommandResult> {
+    if (
+      this.proposals.size + this.queued.length >= this.config.maxPendingProposals ||
+      this.queuedBytes + data.byteLength > this.config.maxPendingProposalBytes
+    ) {
+      this.metrics.rejectedWrites.inc();
+      return Promise.reject(
+        new ServerError('too_many_requests', 'too many writes in flight', { retryAfterSeconds: 1 }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.queued.push({ data, resolve, reject });
+      this.queuedBytes += data.byteLength;
+      if (!this.proposeScheduled) {
+        this.proposeScheduled = true;
+        setImmediate(() => this.flushProposals());
+      }
+    });
+  }
+
+  private flushProposals(): void {
+    this.proposeScheduled = false;
+    const batch = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (batch.length === 0) return;
+    const result = this.raw.proposeBatch(batch.map((p) => p.data));
+    if (!result.ok) {
+      // Never proposed: a definite "not applied".
+      const err =
+        result.code === 'not_leader'
+          ? new ServerError('unavailable', 'leadership changed before the write was proposed', {
+              retryAfterSeconds: 1,
+            })
+          : new ServerError('unavailable', result.reason, { retryAfterSeconds: 1 });
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    const first = result.index - batch.length + 1;
+    batch.forEach((p, i) => {
+      this.proposals.register(first + i, result.term).then(p.resolve, p.reject);
+    });
+    this.metrics.proposals.inc(batch.length);
+    this.scheduleReady();
+  }
+
+  private withDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+    if (signal.aborted) return Promise.reject(timeoutError());
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(timeoutError());
+      signal.addEventListener('abort', onAbort, { once: true });
+      promise.then(
+        (v) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        },
+        (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** Waits until a read may be served locally with the asked consistency. */
+  async readBarrier(opts: {
+    consistency: 'linearizable' | 'serializable';
+    minRevision?: number;
+    signal?: AbortSignal;
+  }): Promise<void> {
+    if (this.stopping)
+      throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
+    const signal = opts.signal ?? AbortSignal.timeout(this.requestTimeoutMs);
+    if (opts.consistency === 'linearizable') {
+      await this.waitForLeader(signal);
+      this.metrics.linearizableReads.inc();
+      await this.withDeadline(this.reads.read(), signal);
+    }
+    if (opts.minRevision !== undefined && opts.minRevision > this.kv.revision) {
+      await this.withDeadline(this.revisions.waitFor(opts.minRevision), signal);
+    }
+  }
+
+  /** The state machine as of now (replaced when a snapshot is installed). */
+  get store(): KvStateMachine {
+    return this.kv;
+  }
+
+  watch(
+    req: { key: string; prefix: boolean; fromRevision?: number; prevKv: boolean },
+    sink: {
+      change(c: RevisionChange): void;
+      progress(r: number): void;
+      compacted(c: number): void;
+      closed(reason: string, r: number): void;
+      bufferedBytes(): number;
+    },
+  ): { cancel(): void } {
+    if (this.stopping)
+      throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
+    return this.watches.open(req, sink);
+  }
+
+  // ------------------------------------------------------------------ status
+
+  statusSync() {
+    const st = this.raw.status();
+    const isLearner = st.learners.includes(this.id);
+    const role = isLearner ? 'learner' : st.role === 'preCandidate' ? 'candidate' : st.role;
+    return {
+      id: this.id,
+      name: this.config.name,
+      role: role as 'leader' | 'follower' | 'candidate' | 'learner',
+      leader: st.lead === NONE ? null : st.lead,
+      term: st.term,
+      commitIndex: st.commit,
+      appliedIndex: this.kv.appliedIndex,
+      revision: this.kv.revision,
+      compactRevision: this.kv.compactRevision,
+      members: st.voters.length + st.learners.length,
+      version: VERSION,
+    };
+  }
+
+  async status() {
+    return { ...this.statusSync(), dbSizeBytes: await this.storage.sizeBytes() };
+  }
+
+  membersView() {
+    const lead = this.raw.raft.lead;
+    return {
+      leader: lead === NONE ? null : lead,
+      members: this.members.list().map((m) => ({
+        ...m,
+        role: (this.confState.learners.includes(m.id) ? 'learner' : 'voter') as 'voter' | 'learner',
+      })),
+    };
+  }
+
+  health(): { healthy: boolean; reason?: string } {
+    if (this.stopping) return { healthy: false, reason: 'shutting down' };
+    if (this.raw.raft.lead === NONE) return { healthy: false, reason: 'no leader' };
+    const lag = this.raw.raft.log.committed - this.kv.appliedIndex;
+    if (lag > 1000)
+      return { healthy: false, reason: `applied index is ${lag} entries behind the commit index` };
+    return { healthy: true };
+  }
+
+  // ------------------------------------------------------------------ shutdown
+
+  /** Graceful stop: no new work, pending writes answered (504 if their outcome is unknown), disk closed. */
+  async stop(): Promise<void> {
+    if (this.stopping && !this.tickTimer) return;
+    this.stopping = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer = undefined;
+    const unknown = new ServerError(
+      'timeout',
+      'the node shut down before the write was applied: outcome unknown',
+    );
+    this.proposals.rejectAll(unknown);
+    for (const p of this.queued)
+      p.reject(new ServerError('unavailable', 'the node is shutting down'));
+    this.queued = [];
+    this.reads.rejectAll(
+      new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 }),
+    );
+    this.watches.closeAll('shutdown');
+    for (let i = 0; i < 200 && this.readyRunning; i++) await new Promise((r) => setTimeout(r, 5));
+    await this.peerServer?.close().catch(() => {});
+    await this.transport.close().catch(() => {});
+    await this.forwarder.close();
+    await this.storage.close();
+  }
+}
+
+function timeoutError(): ServerError {
+  return new ServerError(
+    'timeout',
+    'the request timed out: a write may or may not have been applied',
+  );
+}
+
+function kvOptions(config: NodeConfig) {
+  return {
+    limits: {
+      keyBytesMax: config.maxKeyBytes,
+      valueBytesMax: config.maxValueBytes,
+      txnOpsMax: config.maxTxnOps,
+    },
+  };
+}
+
+/** First start of a data dir: founding members get the bootstrap state, with the cluster's identity. */
+async function initializeIfNew(
+  storage: LevelRaftStorage,
+  config: NodeConfig,
+  log: Logger,
+): Promise<void> {
+  const identity = storage.identity();
+  if (identity) {
+    if (identity.nodeName !== config.name) {
+      throw new ServerError(
+        'invalid_request',
+        `data dir ${config.dataDir} belongs to member "${identity.nodeName}", not "${config.name}": ` +
+          'start with --name ' +
+          identity.nodeName +
+          ' or use another --data-dir',
+      );
+    }
+    return;
+  }
+  if (config.join) {
+    throw new ServerError(
+      'not_implemented',
+      'joining an existing cluster (--join) is not available yet: start all founding members with the same --initial-cluster',
+    );
+  }
+  const founders =
+    config.initialCluster.size > 0
+      ? config.initialCluster
+      : new Map([[config.name, config.advertisePeerUrl]]);
+  const ownPeerUrl = founders.get(config.name);
+  if (!ownPeerUrl) {
+    throw new ServerError(
+      'invalid_request',
+      `--initial-cluster does not list this member's --name "${config.name}"`,
+    );
+  }
+  const clusterId = clusterIdFor(config.clusterName, founders);
+  const members: MemberRecord[] = [...founders].map(([name, url]) => ({
+    id: foundingMemberId(config.clusterName, name, url),
+    name,
+    peerUrls: [url],
+    // Client URLs are learned through the log (memberAttributes), so every member sees the same table.
+    clientUrls: [],
+  }));
+  const nodeId = foundingMemberId(config.clusterName, config.name, ownPeerUrl);
+  await storage.initialize(
+    { clusterId, nodeId, nodeName: config.name },
+    members.map((m) => m.id),
+  );
+  await storage.saveMembers(members);
+  log.info({ clusterId, nodeId, members: members.length }, 'initialized a new data dir');
+}

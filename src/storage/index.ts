@@ -1,0 +1,9 @@
+export type { MemberRecord } from './codec.js';
+export { StorageError, type StorageErrorCode } from './errors.js';
+export {
+  type KvMutation,
+  LevelRaftStorage,
+  type LevelStorageOptions,
+  type PersistableReady,
+} from './level-storage.js';
+export { FORMAT_VERSION, type StorageIdentity } from './load.js';

@@ -1,0 +1,306 @@
+/**
+ * Opening a data dir: deciding whether it is new, ours, foreign or damaged
+ * before LevelDB writes anything, then reading and cross-checking every
+ * record the storage keeps in memory. Each problem becomes a StorageError
+ * that names the record; nothing here ever starts empty on a dir with content.
+ */
+import { mkdir, readdir } from 'node:fs/promises';
+import { Level } from 'level';
+import type { Entry, HardState, SnapshotMetadata } from '../raft/index.js';
+import {
+  DecodeError,
+  decodeConfState,
+  decodeEntry,
+  decodeHardState,
+  decodeIndex,
+  decodeLogPosition,
+  decodeMember,
+  decodeSnapshotMetadata,
+  decodeText,
+  type LogPosition,
+  type MemberRecord,
+} from './codec.js';
+import {
+  corruptError,
+  errorDetail,
+  foreignError,
+  formatTooNewError,
+  installIncompleteError,
+  ioError,
+  lockedError,
+  type StorageError,
+} from './errors.js';
+import { META_KEY, maybeDecodeLogKey, RAFT_KEY, SUBLEVEL } from './keys.js';
+import { LogCache } from './log-cache.js';
+
+/** The on-disk format this binary writes, and the newest it reads. */
+export const FORMAT_VERSION = 1;
+
+/** Who this data dir belongs to; written once by initialize(). */
+export interface StorageIdentity {
+  formatVersion: number;
+  clusterId: string;
+  nodeId: string;
+  nodeName: string;
+  /** ISO 8601, when initialize() ran. */
+  createdAt: string;
+}
+
+export type Db = Level<Uint8Array, Uint8Array>;
+
+export function openSublevels(db: Db) {
+  const view = { keyEncoding: 'view', valueEncoding: 'view' } as const;
+  const text = { keyEncoding: 'utf8', valueEncoding: 'view' } as const;
+  return {
+    log: db.sublevel<Uint8Array, Uint8Array>(SUBLEVEL.log, view),
+    raft: db.sublevel<string, Uint8Array>(SUBLEVEL.raft, text),
+    meta: db.sublevel<string, Uint8Array>(SUBLEVEL.meta, text),
+    members: db.sublevel<string, Uint8Array>(SUBLEVEL.members, text),
+    kv: db.sublevel<string, Uint8Array>(SUBLEVEL.kv, text),
+  };
+}
+
+export type Sublevels = ReturnType<typeof openSublevels>;
+
+/** What open() read from disk, validated. */
+export interface LoadedState {
+  identity: StorageIdentity | undefined;
+  cache: LogCache;
+  appliedIndex: number;
+  members: Map<string, MemberRecord>;
+}
+
+/** Opens (or creates, if the dir is missing or empty) the node's database at an absolute path. */
+export async function openDatabase(dir: string): Promise<Db> {
+  const createIfMissing = await inspectDataDir(dir);
+  const db: Db = new Level<Uint8Array, Uint8Array>(dir, {
+    keyEncoding: 'view',
+    valueEncoding: 'view',
+    createIfMissing,
+  });
+  try {
+    await db.open({ createIfMissing });
+  } catch (err) {
+    throw openError(dir, err);
+  }
+  return db;
+}
+
+// LevelDB's own files; anything else in a directory without CURRENT is not ours.
+const LEVELDB_FILE = /^(CURRENT|LOCK|LOG|LOG\.old|MANIFEST-\d+|\d+\.(log|ldb|sst|dbtmp))$/;
+const LEVELDB_DATA_FILE = /^\d+\.(log|ldb|sst)$/;
+// A mount point's lost+found is not content.
+const IGNORED_FILES = new Set(['lost+found']);
+
+/**
+ * Decides how to open the directory, before LevelDB writes anything into it.
+ * Returns whether LevelDB may create a new database there.
+ */
+async function inspectDataDir(dir: string): Promise<boolean> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') throw foreignError(dir, 'it is a file, not a directory');
+    if (code !== 'ENOENT') throw ioError(dir, 'listing the directory', err);
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (mkdirErr) {
+      throw ioError(dir, 'creating the directory', mkdirErr);
+    }
+    return true;
+  }
+  const present = names.filter((n) => !IGNORED_FILES.has(n));
+  if (present.includes('CURRENT')) return false;
+  const others = present.filter((n) => !LEVELDB_FILE.test(n));
+  if (others.length > 0) {
+    const shown = others.sort().slice(0, 3).join(', ');
+    const more = others.length > 3 ? ` and ${others.length - 3} more` : '';
+    throw foreignError(dir, `it holds ${shown}${more} and no LevelDB database`);
+  }
+  // Creating a database over orphaned tables could make LevelDB discard them as obsolete.
+  if (present.some((n) => LEVELDB_DATA_FILE.test(n))) {
+    throw corruptError(dir, 'LevelDB files are present but the CURRENT file is missing');
+  }
+  // Empty, or only what a first start that stopped while LevelDB created its files leaves.
+  return true;
+}
+
+function openError(dir: string, err: unknown): StorageError {
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const detail = errorDetail(err);
+  if (code === 'LEVEL_LOCKED') return lockedError(dir, err);
+  if (code === 'LEVEL_CORRUPTION') return corruptError(dir, `LevelDB: ${detail}`, err);
+  // A missing manifest is an IO error to LevelDB, but it means the database is damaged.
+  if (code === 'LEVEL_IO_ERROR' && /MANIFEST|CURRENT/.test(detail)) {
+    return corruptError(dir, `LevelDB: ${detail}`, err);
+  }
+  return ioError(dir, 'opening the database', err);
+}
+
+/** Decodes one record; a DecodeError becomes 'corrupt' naming the record. */
+function decodeRecord<T>(dir: string, what: string, decode: () => T): T {
+  try {
+    return decode();
+  } catch (err) {
+    if (err instanceof DecodeError) throw corruptError(dir, `${what}: ${err.message}`, err);
+    throw err;
+  }
+}
+
+async function requiredRecord<T>(
+  dir: string,
+  level: Sublevels['raft'],
+  name: string,
+  key: string,
+  decode: (bytes: Uint8Array) => T,
+): Promise<T> {
+  const bytes = await level.get(key);
+  if (bytes === undefined) throw corruptError(dir, `the ${name} record ${key} is missing`);
+  return decodeRecord(dir, `${name} record ${key}`, () => decode(bytes));
+}
+
+/** Reads and validates everything the storage keeps in memory. */
+export async function loadState(dir: string, db: Db, sub: Sublevels): Promise<LoadedState> {
+  const identity = await readIdentity(dir, db, sub);
+  if (identity === undefined) {
+    return { identity, cache: new LogCache(), appliedIndex: 0, members: new Map() };
+  }
+  const installing = await sub.raft.get(RAFT_KEY.installing);
+  if (installing !== undefined) {
+    const at = decodeRecord(dir, 'installing marker', () => decodeIndex(installing));
+    throw installIncompleteError(dir, `the snapshot at index ${at} was written only in part`);
+  }
+  const raftRecord = <T>(key: string, decode: (bytes: Uint8Array) => T) =>
+    requiredRecord(dir, sub.raft, 'raft', key, decode);
+  const hs = await raftRecord(RAFT_KEY.hardState, decodeHardState);
+  const confState = await raftRecord(RAFT_KEY.confState, decodeConfState);
+  const snap = await raftRecord(RAFT_KEY.snapshot, decodeSnapshotMetadata);
+  const start = await raftRecord(RAFT_KEY.logStart, decodeLogPosition);
+  const appliedIndex = await raftRecord(RAFT_KEY.applied, decodeIndex);
+  const entries = await readLog(dir, sub, start);
+  checkConsistency(dir, { hs, snap, start, entries, appliedIndex });
+
+  const members = new Map<string, MemberRecord>();
+  for await (const [id, value] of sub.members.iterator()) {
+    members.set(
+      id,
+      decodeRecord(dir, `member record ${id}`, () => decodeMember(id, value)),
+    );
+  }
+  return {
+    identity,
+    cache: LogCache.restore(start, entries, snap, hs, confState),
+    appliedIndex,
+    members,
+  };
+}
+
+/** The identity, or undefined for a brand-new (entirely empty) database. */
+async function readIdentity(
+  dir: string,
+  db: Db,
+  sub: Sublevels,
+): Promise<StorageIdentity | undefined> {
+  const formatBytes = await sub.meta.get(META_KEY.formatVersion);
+  if (formatBytes === undefined) {
+    for await (const _ of db.keys({ limit: 1 })) {
+      throw foreignError(dir, 'it holds a LevelDB database without raftkv metadata');
+    }
+    return undefined;
+  }
+  const formatText = decodeRecord(dir, 'format version', () =>
+    decodeText(formatBytes, 'format version'),
+  );
+  if (!/^[0-9]{1,9}$/.test(formatText) || Number(formatText) < 1) {
+    throw corruptError(dir, `format version ${JSON.stringify(formatText)} is not a version number`);
+  }
+  const formatVersion = Number(formatText);
+  if (formatVersion > FORMAT_VERSION) throw formatTooNewError(dir, formatVersion, FORMAT_VERSION);
+  const text = (key: string) =>
+    requiredRecord(dir, sub.meta, 'meta', key, (b) => decodeText(b, `meta ${key}`));
+  return {
+    formatVersion,
+    clusterId: await text(META_KEY.clusterId),
+    nodeId: await text(META_KEY.nodeId),
+    nodeName: await text(META_KEY.nodeName),
+    createdAt: await text(META_KEY.createdAt),
+  };
+}
+
+/** The stored entries: contiguous from start.index + 1, terms never decreasing (Raft §5.3). */
+async function readLog(dir: string, sub: Sublevels, start: LogPosition): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  let prevTerm = start.term;
+  for await (const [key, value] of sub.log.iterator()) {
+    const index = maybeDecodeLogKey(key);
+    if (index === undefined) throw corruptError(dir, `a log key is ${key.byteLength} bytes, not 8`);
+    const expected = start.index + entries.length + 1;
+    if (index < expected) {
+      throw corruptError(dir, `log entry ${index} lies before the log start ${start.index + 1}`);
+    }
+    if (index > expected) {
+      throw corruptError(dir, `the log has a gap: entry ${expected} is missing, next is ${index}`);
+    }
+    const entry = decodeRecord(dir, `log entry ${index}`, () => decodeEntry(index, value));
+    if (entry.term < prevTerm) {
+      throw corruptError(dir, `log entry ${index} has term ${entry.term} below ${prevTerm}`);
+    }
+    prevTerm = entry.term;
+    entries.push(entry);
+  }
+  return entries;
+}
+
+/** The records must agree with each other, as the write path keeps them. */
+function checkConsistency(
+  dir: string,
+  s: {
+    hs: HardState;
+    snap: SnapshotMetadata;
+    start: LogPosition;
+    entries: Entry[];
+    appliedIndex: number;
+  },
+): void {
+  const { hs, snap, start, entries, appliedIndex } = s;
+  const lastIndex = start.index + entries.length;
+  const termAt = (i: number) =>
+    i === start.index ? start.term : entries[i - start.index - 1]!.term;
+  if (start.index === 0 && start.term !== 0) {
+    throw corruptError(dir, `the log start at index 0 has term ${start.term}`);
+  }
+  if (snap.index < start.index || snap.index > lastIndex) {
+    throw corruptError(
+      dir,
+      `snapshot index ${snap.index} is outside the log [${start.index}, ${lastIndex}]`,
+    );
+  }
+  if (snap.term !== termAt(snap.index)) {
+    throw corruptError(
+      dir,
+      `snapshot term ${snap.term} differs from the log's term ${termAt(snap.index)} at ${snap.index}`,
+    );
+  }
+  if (hs.commit > lastIndex) {
+    throw corruptError(
+      dir,
+      `hard state commit ${hs.commit} is beyond the last log index ${lastIndex}`,
+    );
+  }
+  if (appliedIndex > hs.commit) {
+    throw corruptError(
+      dir,
+      `applied index ${appliedIndex} is beyond the commit index ${hs.commit}`,
+    );
+  }
+  // compact() never passes the applied index, so only an unfinished install leaves it behind.
+  if (appliedIndex < snap.index) {
+    throw installIncompleteError(
+      dir,
+      `the applied index ${appliedIndex} is behind the snapshot index ${snap.index}`,
+    );
+  }
+}

@@ -1,0 +1,577 @@
+/**
+ * Raft messages to and from the other nodes, over HTTP.
+ *
+ * Sending: `send()` never blocks and never throws for a peer's trouble. It
+ * queues each message on its peer and schedules one flush (setImmediate), so
+ * everything sent in one turn of the event loop — all the messages of a Ready —
+ * leaves in one POST per peer. Per peer at most one batch is in flight, which
+ * keeps messages in order (out-of-order appends would only be rejected and
+ * cost a round of backtracking); what is sent meanwhile waits and goes in the
+ * next batch, so a slow link gets bigger batches, not more requests.
+ * Each queue is bounded: beyond the bound the oldest messages are dropped
+ * (Raft tolerates loss and resends) and the peer is reported unreachable.
+ * A failed request (connection, timeout, non-2xx) loses its batch and reports
+ * the peer unreachable; nothing is retried here, Raft does that.
+ *
+ * Snapshots ('snap' messages) take the chunked endpoint (peer-routes.ts), at
+ * most one in flight per peer, and end in `onSnapshotStatus(to, ok)`.
+ *
+ * Callbacks never run inside `send()`: they come from later turns of the event
+ * loop, so the caller's Ready handling is not re-entered.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import { Pool } from 'undici';
+import type { Message, NodeId } from '../raft/messages.js';
+import { entriesSizeBytes } from '../raft/messages.js';
+import { encodeBatch } from './codec.js';
+import { TransportError } from './errors.js';
+import type { FaultFilter } from './fault-filter.js';
+import {
+  CONTENT_TYPE_BINARY,
+  HEADER_CLUSTER_ID,
+  HEADER_SNAPSHOT_ID,
+  HEADER_SNAPSHOT_META_BYTES,
+  HEADER_SNAPSHOT_OFFSET,
+  HEADER_SNAPSHOT_TOTAL,
+  PATH_MESSAGES,
+  PATH_SNAPSHOT,
+  type PeerReceiveLimits,
+  type PeerReceiveStats,
+  peerRoutes,
+} from './peer-routes.js';
+
+const MIB = 1024 * 1024;
+
+/** The subset of a pino logger the transport uses. */
+export interface TransportLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const defaultLogger: TransportLogger = {
+  warn: () => {},
+  // Only bugs land here (a callback that threw, a message that cannot be encoded).
+  error: (obj, msg) => console.error(`raftkv transport: ${msg}`, obj),
+};
+
+export interface HttpTransportOptions {
+  nodeId: NodeId;
+  clusterId: string;
+  /** Every message received from a peer (see PeerRoutesOptions.onMessage). */
+  onMessage: (m: Message) => void;
+  /** A snapshot transfer to `to` finished (`ok`) or failed. */
+  onSnapshotStatus?: (to: NodeId, ok: boolean) => void;
+  /** Messages to `to` were lost: a request failed, the queue overflowed, or `to` is unknown. */
+  onUnreachable?: (to: NodeId) => void;
+  /** Soft bound on one POST /raft/messages body; one bigger message still goes, alone. Default 4 MiB. */
+  maxBatchBytes?: number;
+  /** Per-peer queue bound in messages. Default 4096. */
+  maxQueuedMessages?: number;
+  /** Per-peer queue bound in (approximate) bytes. Default 64 MiB. */
+  maxQueuedBytes?: number;
+  /** Data bytes per snapshot chunk. Default 1 MiB. */
+  snapshotChunkBytes?: number;
+  /** Bound on waiting for a response to a batch. Default 5 s. */
+  requestTimeoutMs?: number;
+  /** Bound on waiting for a response to one snapshot chunk. Default 30 s. */
+  snapshotChunkTimeoutMs?: number;
+  /** Bound on opening a connection. Default 3 s. */
+  connectTimeoutMs?: number;
+  /** Connections per peer: one carries batches, one a snapshot. Default 2. */
+  connectionsPerPeer?: number;
+  /** Limits of the receiving side (the routes). */
+  receive?: PeerReceiveLimits;
+  /** Fault injection when sending (tests only). */
+  filter?: FaultFilter;
+  /** Fault injection on arrival (tests only). */
+  receiveFilter?: FaultFilter;
+  logger?: TransportLogger;
+}
+
+export interface TransportStats extends PeerReceiveStats {
+  /** POST /raft/messages requests sent (whatever their outcome). */
+  batchesSent: number;
+  /** Messages in batches that got a 2xx. */
+  messagesSent: number;
+  /** Batches that failed: connection, timeout, or non-2xx. */
+  batchesFailed: number;
+  /** Messages dropped: queue overflow, failed batches, unknown peer, fault filter. */
+  messagesDropped: number;
+  snapshotsSent: number;
+  snapshotsFailed: number;
+}
+
+/** A small FIFO whose shift is O(1) amortized (a plain array's is O(n)). */
+class MessageQueue {
+  private items: Message[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(m: Message): void {
+    this.items.push(m);
+  }
+
+  peek(): Message | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): Message | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const m = this.items[this.head]!;
+    this.items[this.head++] = undefined as unknown as Message; // let it be collected
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return m;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
+/** What a queued message counts against the byte bound; close to its encoded size. */
+function approxSizeBytes(m: Message): number {
+  return 48 + entriesSizeBytes(m.entries) + (m.readCtx?.length ?? 0);
+}
+
+interface PeerLink {
+  readonly id: NodeId;
+  readonly url: string;
+  readonly pool: Pool;
+  readonly messagesPath: string;
+  readonly snapshotPath: string;
+  readonly queue: MessageQueue;
+  /** Invariant: the sum of approxSizeBytes over `queue`. */
+  queuedBytes: number;
+  /** A POST /raft/messages is in flight. */
+  sending: boolean;
+  /** A snapshot transfer is in flight. */
+  sendingSnapshot: boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class HttpTransport {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  readonly stats: TransportStats = {
+    batchesSent: 0,
+    messagesSent: 0,
+    batchesFailed: 0,
+    messagesDropped: 0,
+    snapshotsSent: 0,
+    snapshotsFailed: 0,
+    batchesReceived: 0,
+    messagesReceived: 0,
+    snapshotChunksReceived: 0,
+    snapshotsReceived: 0,
+  };
+
+  private readonly opts: HttpTransportOptions;
+  private readonly logger: TransportLogger;
+  private readonly maxBatchBytes: number;
+  private readonly maxQueuedMessages: number;
+  private readonly maxQueuedBytes: number;
+  private readonly snapshotChunkBytes: number;
+  private readonly requestTimeoutMs: number;
+  private readonly snapshotChunkTimeoutMs: number;
+
+  private readonly peers = new Map<NodeId, PeerLink>();
+  /** Peers to report unreachable at the next flush (deduplicated). */
+  private readonly unreachable = new Set<NodeId>();
+  /** Snapshot outcomes to report at the next flush. */
+  private readonly snapshotReports: Array<[NodeId, boolean]> = [];
+  /** Messages held back by a delay rule of the fault filter. */
+  private readonly delayTimers = new Set<NodeJS.Timeout>();
+  private flushHandle: NodeJS.Immediate | undefined;
+  private server: FastifyInstance | undefined;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: HttpTransportOptions) {
+    this.opts = opts;
+    this.nodeId = opts.nodeId;
+    this.clusterId = opts.clusterId;
+    this.logger = opts.logger ?? defaultLogger;
+    this.maxBatchBytes = opts.maxBatchBytes ?? 4 * MIB;
+    this.maxQueuedMessages = opts.maxQueuedMessages ?? 4096;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? 64 * MIB;
+    this.snapshotChunkBytes = opts.snapshotChunkBytes ?? MIB;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 5000;
+    this.snapshotChunkTimeoutMs = opts.snapshotChunkTimeoutMs ?? 30_000;
+    if (!(this.snapshotChunkBytes >= 1)) throw new RangeError('snapshotChunkBytes must be >= 1');
+    if (!(this.maxQueuedMessages >= 1)) throw new RangeError('maxQueuedMessages must be >= 1');
+  }
+
+  /**
+   * The fastify plugin serving this node's peer routes; register it on the
+   * node's peer server: `app.register(transport.routes)`.
+   */
+  get routes(): FastifyPluginAsync {
+    const { clusterId, nodeId, stats, opts } = this;
+    return (app) =>
+      peerRoutes(app, {
+        ...opts.receive,
+        clusterId,
+        nodeId,
+        onMessage: opts.onMessage,
+        ...(opts.receiveFilter ? { filter: opts.receiveFilter } : {}),
+        stats,
+      });
+  }
+
+  /** Serves the peer routes on a server of its own (closed by close()); returns its base URL. */
+  async listen(host = '127.0.0.1', port = 0): Promise<string> {
+    if (this.closed) throw new TransportError('closed', 'transport is closed');
+    if (this.server) throw new Error('already listening');
+    const server = Fastify({ logger: false });
+    this.server = server;
+    await server.register(this.routes);
+    await server.listen({ host, port });
+    const address = server.server.address() as AddressInfo;
+    const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${hostPart}:${address.port}`;
+  }
+
+  /** Where to reach `id` (an http:// base URL). Replaces a different earlier address. */
+  addPeer(id: NodeId, url: string): void {
+    if (this.closed) return;
+    const existing = this.peers.get(id);
+    if (existing?.url === url) return;
+    if (existing) this.removePeer(id);
+
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      throw new TypeError(`peer ${id}: not an http(s) URL: ${url}`);
+    }
+    const basePath = parsed.pathname.replace(/\/+$/, '');
+    const pool = new Pool(parsed.origin, {
+      connections: this.opts.connectionsPerPeer ?? 2,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      connectTimeout: this.opts.connectTimeoutMs ?? 3000,
+      headersTimeout: this.requestTimeoutMs,
+      bodyTimeout: this.requestTimeoutMs,
+    });
+    this.peers.set(id, {
+      id,
+      url,
+      pool,
+      messagesPath: basePath + PATH_MESSAGES,
+      snapshotPath: basePath + PATH_SNAPSHOT,
+      queue: new MessageQueue(),
+      queuedBytes: 0,
+      sending: false,
+      sendingSnapshot: false,
+    });
+  }
+
+  /** Forgets `id`: drops its queue, aborts its requests, closes its connections. */
+  removePeer(id: NodeId): void {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.peers.delete(id);
+    peer.queue.clear();
+    peer.queuedBytes = 0;
+    peer.pool.destroy().catch(() => {});
+  }
+
+  hasPeer(id: NodeId): boolean {
+    return this.peers.has(id);
+  }
+
+  /** Queues messages for their peers; they leave at the next flush. Never throws for a peer's trouble. */
+  send(messages: readonly Message[]): void {
+    if (this.closed) return;
+    const filter = this.opts.filter;
+    for (const m of messages) {
+      if (filter === undefined) {
+        this.enqueue(m);
+        continue;
+      }
+      const decision = filter.decide(m.from, m.to);
+      if (decision.action === 'deliver') {
+        this.enqueue(m);
+      } else if (decision.action === 'drop') {
+        this.stats.messagesDropped++;
+        if (m.type === 'snap') this.reportSnapshot(m.to, false);
+      } else {
+        const timer = setTimeout(() => {
+          this.delayTimers.delete(timer);
+          if (!this.closed) this.enqueue(m);
+        }, decision.delayMs);
+        this.delayTimers.add(timer);
+      }
+    }
+  }
+
+  /** Stops everything: aborts in-flight requests, closes every connection and the server, if any. */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    if (this.flushHandle) clearImmediate(this.flushHandle);
+    this.flushHandle = undefined;
+    for (const timer of this.delayTimers) clearTimeout(timer);
+    this.delayTimers.clear();
+    this.unreachable.clear();
+    this.snapshotReports.length = 0;
+    const destroyed = [...this.peers.values()].map((peer) => peer.pool.destroy().catch(() => {}));
+    this.peers.clear();
+    const server = this.server;
+    this.server = undefined;
+    await Promise.all([...destroyed, server?.close()]);
+  }
+
+  private enqueue(m: Message): void {
+    const peer = this.peers.get(m.to);
+    if (!peer) {
+      this.stats.messagesDropped++;
+      this.logger.warn({ to: m.to, type: m.type }, 'message for an unknown peer dropped');
+      this.markUnreachable(m.to);
+      if (m.type === 'snap') this.reportSnapshot(m.to, false);
+      return;
+    }
+    if (m.type === 'snap') {
+      this.startSnapshot(peer, m);
+      return;
+    }
+    peer.queue.push(m);
+    peer.queuedBytes += approxSizeBytes(m);
+    let dropped = 0;
+    while (
+      peer.queue.length > this.maxQueuedMessages ||
+      (peer.queuedBytes > this.maxQueuedBytes && peer.queue.length > 1)
+    ) {
+      peer.queuedBytes -= approxSizeBytes(peer.queue.shift()!);
+      dropped++;
+    }
+    if (dropped > 0) {
+      this.stats.messagesDropped += dropped;
+      this.markUnreachable(peer.id);
+    }
+    this.scheduleFlush();
+  }
+
+  private markUnreachable(to: NodeId): void {
+    this.unreachable.add(to);
+    this.scheduleFlush();
+  }
+
+  private reportSnapshot(to: NodeId, ok: boolean): void {
+    this.snapshotReports.push([to, ok]);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushHandle === undefined && !this.closed) {
+      this.flushHandle = setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushHandle = undefined;
+    if (this.closed) return;
+    for (const peer of this.peers.values()) {
+      if (!peer.sending && peer.queue.length > 0) this.sendBatch(peer);
+    }
+    if (this.unreachable.size > 0) {
+      const ids = [...this.unreachable];
+      this.unreachable.clear();
+      for (const id of ids) this.callback('onUnreachable', () => this.opts.onUnreachable?.(id));
+    }
+    if (this.snapshotReports.length > 0) {
+      const reports = this.snapshotReports.splice(0);
+      for (const [to, ok] of reports) {
+        this.callback('onSnapshotStatus', () => this.opts.onSnapshotStatus?.(to, ok));
+      }
+    }
+  }
+
+  /** For promise chains that cannot fail: if one does anyway, a log line, not an unhandled rejection. */
+  private readonly logBug = (err: unknown): void => {
+    this.logger.error({ err }, 'transport bug');
+  };
+
+  private callback(name: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.error({ err }, `${name} callback threw`);
+    }
+  }
+
+  /** Takes up to maxBatchBytes from the queue and posts it. Precondition: queue not empty, not sending. */
+  private sendBatch(peer: PeerLink): void {
+    const batch: Message[] = [];
+    let batchBytes = 0;
+    while (peer.queue.length > 0) {
+      const sizeBytes = approxSizeBytes(peer.queue.peek()!);
+      if (batch.length > 0 && batchBytes + sizeBytes > this.maxBatchBytes) break;
+      batch.push(peer.queue.shift()!);
+      batchBytes += sizeBytes;
+      peer.queuedBytes -= sizeBytes;
+    }
+
+    const body = this.encodeOrSalvage(peer, batch);
+    if (body === undefined) return;
+
+    peer.sending = true;
+    this.stats.batchesSent++;
+    this.post(peer, peer.messagesPath, body, {}, this.requestTimeoutMs).then((ok) => {
+      peer.sending = false;
+      if (this.closed || this.peers.get(peer.id) !== peer) return;
+      if (ok) {
+        this.stats.messagesSent += batch.length;
+      } else {
+        this.stats.batchesFailed++;
+        this.stats.messagesDropped += batch.length;
+        this.unreachable.add(peer.id);
+      }
+      if (peer.queue.length > 0 || this.unreachable.size > 0) this.scheduleFlush();
+    }, this.logBug);
+  }
+
+  /**
+   * Encodes `batch`; if a message in it cannot be encoded (a bug upstream), drops
+   * just that one, logged, rather than the whole batch. Removes dropped ones from `batch`.
+   */
+  private encodeOrSalvage(peer: PeerLink, batch: Message[]): Uint8Array | undefined {
+    try {
+      return encodeBatch(batch);
+    } catch (err) {
+      this.logger.error({ err, to: peer.id }, 'batch not encodable, dropping the bad messages');
+    }
+    const good = batch.filter((m) => {
+      try {
+        encodeBatch([m]);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    this.stats.messagesDropped += batch.length - good.length;
+    batch.splice(0, batch.length, ...good);
+    return good.length > 0 ? encodeBatch(good) : undefined;
+  }
+
+  /** One POST; resolves whether it got a 2xx. Never rejects. */
+  private async post(
+    peer: PeerLink,
+    path: string,
+    body: Uint8Array,
+    headers: Record<string, string>,
+    timeoutMs: number,
+  ): Promise<boolean> {
+    try {
+      const res = await peer.pool.request({
+        method: 'POST',
+        path,
+        headers: {
+          'content-type': CONTENT_TYPE_BINARY,
+          [HEADER_CLUSTER_ID]: this.clusterId,
+          ...headers,
+        },
+        body,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        await res.body.dump();
+        return true;
+      }
+      const text = await res.body.text().catch(() => '');
+      this.logger.warn(
+        { to: peer.id, path, status: res.statusCode, body: text.slice(0, 200) },
+        'peer refused a request',
+      );
+      return false;
+    } catch (err) {
+      if (!this.closed) this.logger.warn({ to: peer.id, path, err }, 'request to peer failed');
+      return false;
+    }
+  }
+
+  private startSnapshot(peer: PeerLink, m: Message): void {
+    if (peer.sendingSnapshot) {
+      // Raft sends one snapshot at a time per follower; a second one is stale or a bug.
+      this.logger.warn({ to: peer.id }, 'snapshot already in flight, new one dropped');
+      this.stats.messagesDropped++;
+      this.reportSnapshot(peer.id, false);
+      return;
+    }
+    peer.sendingSnapshot = true;
+    this.sendSnapshot(peer, m).then((ok) => {
+      peer.sendingSnapshot = false;
+      if (this.closed || this.peers.get(peer.id) !== peer) return;
+      if (ok) {
+        this.stats.snapshotsSent++;
+      } else {
+        this.stats.snapshotsFailed++;
+        this.unreachable.add(peer.id);
+      }
+      this.reportSnapshot(peer.id, ok);
+    }, this.logBug);
+  }
+
+  /** Sends the chunks in order, one request at a time; resolves whether all were accepted. Never rejects. */
+  private async sendSnapshot(peer: PeerLink, m: Message): Promise<boolean> {
+    const snapshot = m.snapshot;
+    if (snapshot === undefined) {
+      this.logger.error({ to: peer.id }, 'snap message without a snapshot');
+      return false;
+    }
+    let meta: Uint8Array;
+    try {
+      meta = encodeBatch([{ ...m, snapshot: { metadata: snapshot.metadata, data: EMPTY } }]);
+    } catch (err) {
+      this.logger.error({ err, to: peer.id }, 'snapshot metadata not encodable');
+      return false;
+    }
+    const data = snapshot.data;
+    const total = data.byteLength;
+    const transferId = `${this.nodeId}-${randomUUID()}`;
+    let offset = 0;
+    do {
+      if (this.closed || this.peers.get(peer.id) !== peer) return false;
+      const end = Math.min(total, offset + this.snapshotChunkBytes);
+      const chunk = data.subarray(offset, end);
+      const headers: Record<string, string> = {
+        [HEADER_SNAPSHOT_ID]: transferId,
+        [HEADER_SNAPSHOT_OFFSET]: String(offset),
+        [HEADER_SNAPSHOT_TOTAL]: String(total),
+      };
+      let body: Uint8Array = chunk;
+      if (offset === 0) {
+        headers[HEADER_SNAPSHOT_META_BYTES] = String(meta.byteLength);
+        body = new Uint8Array(meta.byteLength + chunk.byteLength);
+        body.set(meta, 0);
+        body.set(chunk, meta.byteLength);
+      }
+      const ok = await this.post(
+        peer,
+        peer.snapshotPath,
+        body,
+        headers,
+        this.snapshotChunkTimeoutMs,
+      );
+      if (!ok) return false;
+      offset = end;
+    } while (offset < total);
+    return true;
+  }
+}

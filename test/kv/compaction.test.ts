@@ -1,0 +1,153 @@
+/** Reads at past revisions, compaction, and its errors. */
+import t from 'tap';
+import { expectOk, Feeder } from './helpers.js';
+
+/** a: put@1, put@2, deleted@3; b: put@4; a: put@5 (new generation); c: put@6, deleted@7. */
+function history(): Feeder {
+  const f = new Feeder();
+  f.put('a', 'a1');
+  f.put('a', 'a2');
+  f.apply({ type: 'delete', key: 'a' });
+  f.put('b', 'b1');
+  f.put('a', 'a3');
+  f.put('c', 'c1');
+  f.apply({ type: 'delete', key: 'c' });
+  return f;
+}
+
+const valueAt = (f: Feeder, key: string, revision: number) => {
+  const got = f.sm.get(key, { revision });
+  return got.ok ? (got.kv?.value ?? null) : got.code;
+};
+
+t.test('reads at past revisions see the state of that revision', (t) => {
+  const f = history();
+  t.strictSame(
+    [1, 2, 3, 4, 5, 6, 7].map((r) => valueAt(f, 'a', r)),
+    ['a1', 'a2', null, null, 'a3', 'a3', 'a3'],
+  );
+  const a = f.sm.get('a');
+  t.match(a, { ok: true, revision: 7, kv: { createRevision: 5, modRevision: 5, version: 1 } });
+  t.equal(valueAt(f, 'a', 8), 'future_revision');
+  const range = f.sm.range({ revision: 6 });
+  t.strictSame(range.ok && range.kvs.map((kv) => kv.key), ['a', 'b', 'c']);
+  t.end();
+});
+
+t.test('compaction keeps the latest version at or before its revision', (t) => {
+  const f = history();
+  t.strictSame(f.apply({ type: 'compact', revision: 4 }), {
+    ok: true,
+    op: 'compact',
+    revision: 7,
+    compactRevision: 4,
+  });
+  t.equal(f.sm.compactRevision, 4);
+  t.match(f.sm.get('a', { revision: 3 }), { ok: false, code: 'compacted', compactRevision: 4 });
+  t.equal(valueAt(f, 'a', 4), null, 'a was deleted at 3: its tombstone and history are gone');
+  t.equal(valueAt(f, 'b', 4), 'b1');
+  t.equal(valueAt(f, 'a', 5), 'a3');
+  t.equal(valueAt(f, 'c', 6), 'c1', 'history after the compaction point stays');
+  const before = f.sm.stats().keysWithHistory;
+  f.apply({ type: 'compact', revision: 7 });
+  t.equal(before, 3);
+  t.equal(f.sm.stats().keysWithHistory, 2, 'c (deleted at 7) is gone from the index');
+  t.strictSame([valueAt(f, 'a', 7), valueAt(f, 'b', 7), valueAt(f, 'c', 7)], ['a3', 'b1', null]);
+  t.end();
+});
+
+t.test('compact errors', (t) => {
+  const f = history();
+  t.match(f.apply({ type: 'compact', revision: 8 }), {
+    ok: false,
+    code: 'future_revision',
+    revision: 7,
+  });
+  expectOk(f.apply({ type: 'compact', revision: 5 }), 'compact');
+  t.match(f.apply({ type: 'compact', revision: 5 }), {
+    ok: false,
+    code: 'compacted',
+    compactRevision: 5,
+  });
+  t.match(f.apply({ type: 'compact', revision: 2 }), { ok: false, code: 'compacted' });
+  t.match(f.apply({ type: 'compact', revision: 0 }), { ok: false, code: 'compacted' });
+  t.end();
+});
+
+t.test('watch history before the compaction point is gone', (t) => {
+  const f = history();
+  f.apply({ type: 'compact', revision: 4 });
+  t.match(f.sm.changes(4, { key: '', prefix: true }), {
+    ok: false,
+    code: 'compacted',
+    compactRevision: 4,
+  });
+  t.match(f.sm.changes(1, { key: 'a', prefix: false }), { ok: false, code: 'compacted' });
+  const changes = f.sm.changes(5, { key: '', prefix: true });
+  t.strictSame(
+    changes.ok &&
+      changes.changes.map((c) => [c.revision, c.events[0]!.type, c.events[0]!.prevKv?.value]),
+    [
+      [5, 'put', undefined],
+      [6, 'put', undefined],
+      [7, 'delete', 'c1'],
+    ],
+  );
+  const upTo = f.sm.changes(5, { key: '', prefix: true }, 6);
+  t.strictSame(
+    upTo.ok && upTo.changes.map((c) => c.revision),
+    [5, 6],
+    'toRevision bounds a replay',
+  );
+  t.end();
+});
+
+t.test('the read revision 0 means the current one; bad numbers are invalid_request', (t) => {
+  const f = history();
+  f.apply({ type: 'compact', revision: 3 });
+  t.equal(valueAt(f, 'a', 0), 'a3');
+  t.match(f.sm.get('a', { revision: -1 }), { ok: false, code: 'invalid_request' });
+  t.match(f.sm.range({ revision: 1.5 }), { ok: false, code: 'invalid_request' });
+  t.match(f.sm.range({ limit: -1 }), { ok: false, code: 'invalid_request' });
+  t.match(f.sm.changes(-1, { key: '', prefix: true }), { ok: false, code: 'invalid_request' });
+  t.end();
+});
+
+t.test('range: prefix, after, limit, keysOnly', (t) => {
+  const f = new Feeder();
+  for (const key of ['a', 'a/1', 'a/2', 'a/3', 'b', '\u{1F600}', '\uE000']) f.put(key, `v-${key}`);
+  const keys = (options: Parameters<typeof f.sm.range>[0]) => {
+    const r = f.sm.range(options);
+    return r.ok ? [r.kvs.map((kv) => kv.key), r.more] : r.code;
+  };
+  t.strictSame(
+    keys({}),
+    [['a', 'a/1', 'a/2', 'a/3', 'b', '\uE000', '\u{1F600}'], false],
+    'UTF-8 byte order',
+  );
+  t.strictSame(keys({ prefix: 'a/' }), [['a/1', 'a/2', 'a/3'], false]);
+  t.strictSame(keys({ prefix: 'a/', limit: 2 }), [['a/1', 'a/2'], true]);
+  t.strictSame(keys({ prefix: 'a/', limit: 2, after: 'a/2' }), [['a/3'], false]);
+  t.strictSame(
+    keys({ prefix: 'a/', limit: 3 }),
+    [['a/1', 'a/2', 'a/3'], false],
+    'exactly limit: no more',
+  );
+  t.strictSame(
+    keys({ prefix: 'a/', after: 'a' }),
+    [['a/1', 'a/2', 'a/3'], false],
+    'after before the prefix',
+  );
+  t.strictSame(keys({ prefix: 'a/', after: 'z' }), [[], false]);
+  t.strictSame(keys({ after: 'b' }), [['\uE000', '\u{1F600}'], false]);
+  const keysOnly = f.sm.range({ prefix: 'b', keysOnly: true });
+  t.strictSame(keysOnly.ok && keysOnly.kvs[0], {
+    key: 'b',
+    value: '',
+    createRevision: 5,
+    modRevision: 5,
+    version: 1,
+    lease: null,
+  });
+  t.end();
+});

@@ -1,0 +1,73 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Test } from 'tap';
+import type { Entry, EntryType, RaftStorage } from '../../src/raft/index.js';
+import { LevelRaftStorage, type LevelStorageOptions } from '../../src/storage/index.js';
+
+const encoder = new TextEncoder();
+
+export function ent(
+  index: number,
+  term: number,
+  data = `e${index}`,
+  type: EntryType = 'normal',
+): Entry {
+  return { index, term, type, data: encoder.encode(data) };
+}
+
+/** Entries lo..hi inclusive, the term of each given by `termOf`. */
+export function ents(lo: number, hi: number, termOf: (index: number) => number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = lo; i <= hi; i++) out.push(ent(i, termOf(i)));
+  return out;
+}
+
+/** A fresh directory under the OS temp dir, removed when the test ends. */
+export async function tempDir(t: Test, prefix = 'raftkv-storage-'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export const IDENTITY = { clusterId: 'cluster-a', nodeId: 'n1', nodeName: 'node-1' };
+
+/** An initialized LevelRaftStorage in a fresh temp dir, closed when the test ends. */
+export async function openFresh(
+  t: Test,
+  bootstrapVoters: string[] | undefined = ['n1', 'n2', 'n3'],
+  options: LevelStorageOptions = {},
+): Promise<{ dir: string; storage: LevelRaftStorage }> {
+  const dir = await tempDir(t);
+  const storage = await LevelRaftStorage.open(dir, options);
+  t.teardown(() => storage.close());
+  await storage.initialize(IDENTITY, bootstrapVoters);
+  return { dir, storage };
+}
+
+/** Everything the core can read from a storage, as plain data to compare. */
+export function observe(s: RaftStorage) {
+  const first = s.firstIndex();
+  const last = s.lastIndex();
+  return {
+    initialState: s.initialState(),
+    firstIndex: first,
+    lastIndex: last,
+    termBeforeFirst: s.term(first - 1),
+    entries: last >= first ? s.entries(first, last + 1) : [],
+    snapshotMetadata: s.snapshot().metadata,
+  };
+}
+
+/** Resolves `promise`, or rejects after `ms` with `what` in the message: every wait is bounded. */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
