@@ -90,6 +90,8 @@ export class RaftKvNode {
   private fatal: ((err: unknown) => void) | undefined;
   private publishing = false;
   private ticks = 0;
+  /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
+  private revisionSamples: { atMs: number; revision: number }[] = [];
   peerUrl = '';
 
   private constructor(
@@ -378,6 +380,28 @@ export class RaftKvNode {
     if (term === undefined) return;
     await this.storage.compact(applied, term, this.confState, this.config.snapshotCatchUpEntries);
     this.snapshotIndex = applied;
+  }
+
+  /**
+   * --auto-compaction-retention: the leader samples the revision once a minute
+   * and proposes a compaction to the newest sample older than the retention,
+   * as etcd's periodic compactor does.
+   */
+  private maybeAutoCompact(): void {
+    const retentionMs = this.config.autoCompactionRetentionHours * 3_600_000;
+    if (retentionMs <= 0) return;
+    const now = Date.now();
+    const last = this.revisionSamples[this.revisionSamples.length - 1];
+    if (last && now - last.atMs < 60_000) return;
+    this.revisionSamples.push({ atMs: now, revision: this.kv.revision });
+    let target = 0;
+    while (this.revisionSamples.length > 0 && now - this.revisionSamples[0]!.atMs >= retentionMs) {
+      target = this.revisionSamples.shift()!.revision;
+    }
+    if (this.raw.raft.role !== 'leader' || target <= this.kv.compactRevision) return;
+    void this.write({ type: 'compact', revision: target }).catch((err) =>
+      this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'),
+    );
   }
 
   /** Members announce their client URL through the log, so every member's table shows it. */
