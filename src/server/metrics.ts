@@ -28,6 +28,16 @@ export class NodeMetrics {
     help: 'Reads confirmed with ReadIndex',
     registers: [this.registry],
   });
+  readonly snapshotsInstalled = new Counter({
+    name: 'raftkv_snapshots_installed_total',
+    help: 'Snapshots received from the leader and installed',
+    registers: [this.registry],
+  });
+  readonly snapshotsSent = new Counter({
+    name: 'raftkv_snapshots_sent_total',
+    help: 'Snapshots sent to followers',
+    registers: [this.registry],
+  });
   readonly leaderChanges = new Counter({
     name: 'raftkv_raft_state_changes_total',
     help: 'Changes of leader or role seen by this node',

@@ -272,6 +272,7 @@ export class RaftKvNode {
   /** A 'snap' message carries the state machine as of now, with metadata to match. */
   private withSnapshotData(m: Message): Message {
     if (m.type !== 'snap' || !m.snapshot) return m;
+    this.metrics.snapshotsSent.inc();
     const index = this.kv.appliedIndex;
     const term = this.raw.raft.log.term(index) ?? m.snapshot.metadata.term;
     const snapshot: Snapshot = {
@@ -300,6 +301,7 @@ export class RaftKvNode {
     this.proposals.skippedTo(snap.metadata.index);
     // Watchers cannot see the revisions the snapshot jumped over: make them resume from history.
     this.watches.resyncAll(restored.revision);
+    this.metrics.snapshotsInstalled.inc();
     this.log.info({ index: snap.metadata.index }, 'installed a snapshot from the leader');
   }
 
@@ -626,6 +628,11 @@ export class RaftKvNode {
       members: st.voters.length + st.learners.length,
       version: VERSION,
     };
+  }
+
+  /** The range of log entries kept on disk (bounded by snapshots). */
+  logBounds(): { firstIndex: number; lastIndex: number } {
+    return { firstIndex: this.storage.firstIndex(), lastIndex: this.storage.lastIndex() };
   }
 
   async status() {
