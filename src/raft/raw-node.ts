@@ -10,7 +10,7 @@ import type {
   ReadState,
   Snapshot,
 } from './messages.js';
-import { hardStateEqual, isLocalMessage } from './messages.js';
+import { hardStateEqual, isLocalMessage, message } from './messages.js';
 import { type ProposeResult, Raft, type RaftConfig, type Role } from './raft.js';
 
 export interface SoftState {
@@ -86,18 +86,7 @@ export class RawNode {
   }
 
   campaign(): void {
-    this.raft.step({
-      type: 'hup',
-      from: this.raft.id,
-      to: this.raft.id,
-      term: 0,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-    });
+    this.raft.step(message({ type: 'hup', from: this.raft.id, to: this.raft.id }));
   }
 
   propose(data: Uint8Array): ProposeResult {
@@ -123,34 +112,12 @@ export class RawNode {
 
   /** The transport reports the fate of a snapshot sent to `to`. */
   reportSnapshot(to: NodeId, ok: boolean): void {
-    this.raft.step({
-      type: 'snapStatus',
-      from: to,
-      to: this.raft.id,
-      term: 0,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: !ok,
-      rejectHint: 0,
-    });
+    this.raft.step(message({ type: 'snapStatus', from: to, to: this.raft.id, reject: !ok }));
   }
 
   /** The transport could not reach `to`: stop pipelining to it. */
   reportUnreachable(to: NodeId): void {
-    this.raft.step({
-      type: 'unreachable',
-      from: to,
-      to: this.raft.id,
-      term: 0,
-      logTerm: 0,
-      index: 0,
-      entries: [],
-      commit: 0,
-      reject: false,
-      rejectHint: 0,
-    });
+    this.raft.step(message({ type: 'unreachable', from: to, to: this.raft.id }));
   }
 
   private softState(): SoftState {
