@@ -289,8 +289,8 @@ export class RaftKvNode {
       ...kvOptions(this.config),
       watchHub: this.kv.watches,
     });
-    await this.storage.persistReady(rd, true);
-    await this.storage.replaceKv(restored.records(), snap.metadata.index, snap.metadata.confState);
+    // One atomic batch: log replaced, hard state, and the state machine with its applied index.
+    await this.storage.persistReady(rd, true, restored.records());
     await this.storage.saveMembers(members);
     this.kv = restored;
     this.confState = snap.metadata.confState;

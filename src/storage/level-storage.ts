@@ -232,7 +232,16 @@ export class LevelRaftStorage implements RaftStorage {
    * state. Await it before sending the Ready's messages; `sync` is the
    * Ready's mustSync.
    */
-  persistReady(rd: PersistableReady, sync: boolean): Promise<void> {
+  persistReady(
+    rd: PersistableReady,
+    sync: boolean,
+    /**
+     * With a snapshot: the state machine records it holds. They replace the kv
+     * sublevel, with the applied index, in the same atomic batch as the
+     * snapshot, so a crash cannot leave the log cut without the state behind it.
+     */
+    installRecords?: Iterable<readonly [string, Uint8Array]>,
+  ): Promise<void> {
     return this.serialize(async () => {
       const snap = rd.snapshot?.metadata;
       if (snap && snap.index <= this.cache.snapshot().metadata.index) {
@@ -270,7 +279,24 @@ export class LevelRaftStorage implements RaftStorage {
       }
       for (const e of ents) batch.put(encodeLogKey(e.index), encodeEntry(e), log);
       if (hs) batch.put(RAFT_KEY.hardState, encodeHardState(hs), r);
-      await this.writeBatch(batch, sync, 'persisting log entries and hard state');
+      const install = snap && installRecords;
+      if (install) {
+        const kv = { sublevel: this.sub.kv };
+        try {
+          for await (const key of this.sub.kv.keys()) batch.del(key, kv);
+        } catch (err) {
+          await batch.close();
+          throw ioError(this.dataDir, 'reading the kv state', err);
+        }
+        for (const [key, value] of installRecords) batch.put(key, value, kv);
+        batch.put(RAFT_KEY.applied, encodeIndex(snap.index), r);
+      }
+      await this.writeBatch(
+        batch,
+        sync || Boolean(install),
+        'persisting log entries and hard state',
+      );
+      if (install) this.applied = snap.index;
       if (snap) this.cache.applySnapshot(snap);
       if (ents.length > 0) this.cache.append(ents);
       if (hs) this.cache.setHardState(hs);
