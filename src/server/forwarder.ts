@@ -6,6 +6,14 @@ import { ServerError, type ServerErrorCode } from './errors.js';
 import type { ServerCommand } from './server-commands.js';
 
 export const PATH_PROPOSE = '/raft/propose';
+export const PATH_LEASES = '/raft/leases';
+
+export interface LeaseViewWire {
+  id: string;
+  ttl: number;
+  remaining: number;
+  keys: string[];
+}
 
 /** What a follower sends the leader: the command, as the leader should propose it. */
 export interface ForwardedWrite {
@@ -76,6 +84,34 @@ export class Forwarder {
     }
   }
 
+  /** Asks the leader for lease views (only it knows the deadlines). */
+  async leases(
+    leaderPeerUrl: string,
+    id: string | undefined,
+    signal: AbortSignal,
+  ): Promise<LeaseViewWire[]> {
+    try {
+      const res = await this.poolFor(leaderPeerUrl).request({
+        method: 'POST',
+        path: PATH_LEASES,
+        headers: { 'content-type': 'application/json', 'x-raftkv-cluster-id': this.clusterId },
+        body: JSON.stringify(id === undefined ? {} : { id }),
+        signal,
+      });
+      const reply = (await res.body.json()) as
+        | { leases: LeaseViewWire[] }
+        | { error: { code: ServerErrorCode; message: string } };
+      if ('leases' in reply) return reply.leases;
+      throw new ServerError(reply.error.code, reply.error.message, { retryAfterSeconds: 1 });
+    } catch (err) {
+      if (err instanceof ServerError) throw err;
+      throw new ServerError('unavailable', 'the leader could not be asked about leases', {
+        retryAfterSeconds: 1,
+        cause: err,
+      });
+    }
+  }
+
   private poolFor(url: string): Pool {
     let pool = this.pools.get(url);
     if (!pool) {
@@ -96,8 +132,23 @@ export class Forwarder {
 export function forwardRoutes(
   clusterId: string,
   propose: (write: ForwardedWrite) => Promise<CommandResult>,
+  leases: (id: string | undefined) => Promise<LeaseViewWire[]>,
 ): (app: FastifyInstance) => Promise<void> {
   return async (app) => {
+    app.post(PATH_LEASES, async (req, reply) => {
+      if (req.headers['x-raftkv-cluster-id'] !== clusterId) {
+        return reply
+          .code(403)
+          .send({ error: { code: 'permission_denied', message: 'wrong cluster' } });
+      }
+      const { id } = (req.body ?? {}) as { id?: string };
+      try {
+        return { leases: await leases(typeof id === 'string' ? id : undefined) };
+      } catch (err) {
+        if (err instanceof ServerError) return { error: { code: err.code, message: err.message } };
+        throw err;
+      }
+    });
     app.post(PATH_PROPOSE, async (req, reply) => {
       if (req.headers['x-raftkv-cluster-id'] !== clusterId) {
         return reply

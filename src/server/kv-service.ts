@@ -1,8 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import type { Command, Compare, TxnOp } from '../kv/commands.js';
 import type {
   CompactResult,
   DeleteResult,
   ErrorResult,
+  LeaseGrantResult,
+  LeaseKeepAliveResult,
+  LeaseRevokeResult,
   PutResult,
   TxnResult,
 } from '../kv/results.js';
@@ -33,8 +37,14 @@ export class KvService {
   private async command<T>(cmd: Command, opts: WriteOpts, op: string): Promise<T | ErrorResult> {
     const result = await this.node.write(cmd, opts);
     if (!result.ok) return result;
+    // The only way to get another command's result is an Idempotency-Key reused for a
+    // different kind of write: the dedup table answered with the first write's result and
+    // applied nothing, so this is a definite "not applied" (400), not an unknown outcome.
     if (result.op !== op)
-      throw new ServerError('timeout', `unexpected result ${result.op} for ${op}`);
+      throw new ServerError(
+        'invalid_request',
+        `Idempotency-Key was already used for a different request (a ${result.op}, not a ${op}); nothing was applied`,
+      );
     return result as T;
   }
 
@@ -95,4 +105,58 @@ export class KvService {
     const registry = this.node.metrics.registry;
     return { contentType: registry.contentType, body: await registry.metrics() };
   }
+
+  // ---- leases (API.md "Leases"): TTLs in seconds on the wire, ms inside.
+
+  async leaseGrant(req: { ttl: number; id?: string }, opts: WriteOpts) {
+    const ttlSeconds = Math.max(req.ttl, this.node.minLeaseTtlSeconds);
+    const id = req.id ?? randomLeaseId();
+    const result = await this.command<LeaseGrantResult>(
+      { type: 'leaseGrant', id, ttlMs: ttlSeconds * 1000 },
+      opts,
+      'leaseGrant',
+    );
+    if (!result.ok) return result;
+    return { ok: true as const, id: result.id, ttl: Math.round(result.ttlMs / 1000) };
+  }
+
+  async leaseKeepAlive(id: string, opts: WriteOpts) {
+    const result = await this.command<LeaseKeepAliveResult>(
+      { type: 'leaseKeepAlive', id },
+      opts,
+      'leaseKeepAlive',
+    );
+    if (!result.ok) return result;
+    return { ok: true as const, id: result.id, ttl: Math.round(result.ttlMs / 1000) };
+  }
+
+  async leaseRevoke(id: string, opts: WriteOpts) {
+    const result = await this.command<LeaseRevokeResult>(
+      { type: 'leaseRevoke', id },
+      opts,
+      'leaseRevoke',
+    );
+    if (!result.ok) return result;
+    return {
+      ok: true as const,
+      revoked: true as const,
+      deleted: result.deleted,
+      revision: result.revision,
+    };
+  }
+
+  async leaseInfo(id: string, signal?: AbortSignal) {
+    const [lease] = await this.node.leaseViews(id, signal);
+    return lease;
+  }
+
+  async leaseList(signal?: AbortSignal) {
+    const leases = await this.node.leaseViews(undefined, signal);
+    return leases.map(({ id, ttl, remaining }) => ({ id, ttl, remaining }));
+  }
+}
+
+/** Server-chosen lease ids: 16 hex digits, unguessable enough that clients cannot collide by accident. */
+function randomLeaseId(): string {
+  return randomBytes(8).toString('hex');
 }

@@ -24,6 +24,7 @@ import { type NodeConfig, parseHostPort } from './config.js';
 import { ServerError } from './errors.js';
 import { type ForwardedWrite, Forwarder, forwardRoutes } from './forwarder.js';
 import { IndexWaiter } from './index-waiter.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import { clusterIdFor, foundingMemberId, type Member, MemberTable } from './members.js';
 import { NodeMetrics } from './metrics.js';
 import { ProposalWaits } from './proposal-waits.js';
@@ -39,6 +40,14 @@ import {
 import { Watches } from './watches.js';
 
 export const VERSION = '0.1.0';
+
+/** A lease as API.md shows it: seconds, rounded up for what is left. */
+export interface LeaseView {
+  id: string;
+  ttl: number;
+  remaining: number;
+  keys: string[];
+}
 
 export interface NodeOptions {
   /** Fault injection on the peer transport (tests only). */
@@ -77,6 +86,9 @@ export class RaftKvNode {
   private readonly reads: ReadBatcher;
   private readonly watches: Watches;
   readonly metrics: NodeMetrics;
+  private readonly leaseKeeper: LeaseKeeper;
+  /** The smallest TTL granted (etcd's rule: 1.5 election timeouts), in seconds. */
+  readonly minLeaseTtlSeconds: number;
   private peerServer: FastifyInstance | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private queued: QueuedProposal[] = [];
@@ -153,6 +165,19 @@ export class RaftKvNode {
     );
     this.watches = new Watches(() => this.kv, log);
     this.metrics = new NodeMetrics(() => this.statusSync());
+    const electionTimeoutMs = config.tickMs * config.electionTicks;
+    this.minLeaseTtlSeconds = Math.ceil((1.5 * electionTimeoutMs) / 1000);
+    this.leaseKeeper = new LeaseKeeper(
+      {
+        now: () => performance.now(),
+        leases: () => this.kv.leases(),
+        confirmLeadership: () => this.readBarrier({ consistency: 'linearizable' }),
+        isLeader: () => this.raw.raft.role === 'leader',
+        propose: (cmd) => this.write(cmd),
+        log,
+      },
+      Math.max(2 * electionTimeoutMs, 1000),
+    );
   }
 
   /** Opens (or initializes) the data dir, starts the peer port and the Raft loop. */
@@ -183,7 +208,13 @@ export class RaftKvNode {
   private async listenPeer(): Promise<void> {
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
     await app.register(this.transport.routes);
-    await app.register(forwardRoutes(this.clusterId, (w) => this.proposeForwarded(w)));
+    await app.register(
+      forwardRoutes(
+        this.clusterId,
+        (w) => this.proposeForwarded(w),
+        (id) => this.leaseViewsForPeer(id),
+      ),
+    );
     const { host, port } = parseHostPort(this.config.listenPeer, '--listen-peer');
     await app.listen({ host, port });
     this.peerServer = app;
@@ -200,6 +231,7 @@ export class RaftKvNode {
       this.raw.tick();
       this.reads.onTick();
       this.watches.onTick(this.config.tickMs);
+      this.leaseKeeper.tick();
       if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
         this.maybePublishClientUrl();
       this.scheduleReady();
@@ -266,6 +298,8 @@ export class RaftKvNode {
   private onSoftState(lead: string, role: string): void {
     this.log.info({ lead: lead || null, role, term: this.raw.raft.term }, 'raft state changed');
     this.metrics.leaderChanges.inc();
+    if (role === 'leader') this.leaseKeeper.becomeLeader();
+    else if (this.leaseKeeper.isLeading()) this.leaseKeeper.loseLeadership();
     if (lead !== NONE && lead !== '') this.maybePublishClientUrl();
   }
 
@@ -320,7 +354,9 @@ export class RaftKvNode {
         continue;
       }
       const result = this.kv.apply(e.index, e.data);
-      if (!isSkipped(result)) this.proposals.applied(e.index, e.term, result);
+      if (isSkipped(result)) continue;
+      this.leaseKeeper.onApplied(result);
+      this.proposals.applied(e.index, e.term, result);
     }
     this.metrics.appliedEntries.inc(entries.length);
     if (confState) this.confState = confState;
@@ -607,6 +643,49 @@ export class RaftKvNode {
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     return this.watches.open(req, sink);
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  /**
+   * Leases with the TTL left on the leader's clock (only the leader tracks
+   * deadlines; a follower asks it). `id` narrows to one lease.
+   */
+  async leaseViews(id?: string, signal?: AbortSignal): Promise<LeaseView[]> {
+    const deadline = signal ?? AbortSignal.timeout(this.requestTimeoutMs);
+    const lead = await this.waitForLeader(deadline);
+    if (lead !== this.id) {
+      const url = this.members.get(lead)?.peerUrls[0];
+      if (!url)
+        throw new ServerError('unavailable', 'the leader is not reachable from here', {
+          retryAfterSeconds: 1,
+        });
+      return this.forwarder.leases(url, id, deadline);
+    }
+    // Serve from state that includes every committed keepalive and revoke.
+    await this.readBarrier({ consistency: 'linearizable', signal: deadline });
+    return this.localLeaseViews(id);
+  }
+
+  private localLeaseViews(id?: string): LeaseView[] {
+    const leases =
+      id === undefined ? this.kv.leases() : [this.kv.lease(id)].filter((l) => l !== undefined);
+    return leases.map((l) => {
+      const remainingMs = this.leaseKeeper.remainingMs(l.id) ?? l.remainingMs ?? l.ttlMs;
+      return {
+        id: l.id,
+        ttl: Math.round(l.ttlMs / 1000),
+        remaining: Math.ceil(remainingMs / 1000),
+        keys: id === undefined ? [] : [...(this.kv.lease(l.id)?.keys ?? [])],
+      };
+    });
+  }
+
+  private async leaseViewsForPeer(id: string | undefined): Promise<LeaseView[]> {
+    if (this.raw.raft.role !== 'leader')
+      throw new ServerError('unavailable', 'not the leader', { retryAfterSeconds: 1 });
+    await this.readBarrier({ consistency: 'linearizable' });
+    return this.localLeaseViews(id);
   }
 
   // ------------------------------------------------------------------ status

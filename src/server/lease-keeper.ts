@@ -1,0 +1,140 @@
+import type { Logger } from 'pino';
+import type { Command } from '../kv/commands.js';
+import type { LeaseState } from '../kv/leases.js';
+import type { CommandResult } from '../kv/results.js';
+
+export interface LeaseKeeperDeps {
+  /** A monotonic clock in ms (never wall time: it may jump). */
+  now(): number;
+  leases(): LeaseState[];
+  /** Resolves once a quorum confirmed this node still leads (a ReadIndex round). */
+  confirmLeadership(): Promise<void>;
+  isLeader(): boolean;
+  propose(cmd: Command): Promise<CommandResult>;
+  log: Logger;
+}
+
+/** Most leases per revoke or checkpoint round, so one round stays a small proposal. */
+const MAX_LEASES_PER_ROUND = 1000;
+
+/**
+ * Lease expiry, decided by the leader alone (as etcd's lessor): it holds a
+ * deadline per lease on its monotonic clock and proposes a revoke through Raft
+ * when one passes. Rules that keep a lease from ending early or living forever:
+ * 1. A new leader restarts every deadline at its election: the TTL left at the
+ *    last checkpoint, or the full TTL.
+ * 2. Before revoking, the leader confirms with a quorum that it still leads;
+ *    a leader that was paused or cut off learns it was deposed instead.
+ * 3. The leader checkpoints every lease's remaining TTL through the log every
+ *    `checkpointIntervalMs`, so each leader change extends a lease by at most
+ *    about that interval plus the election time.
+ */
+export class LeaseKeeper {
+  private deadlines = new Map<string, number>();
+  private leading = false;
+  private revoking = false;
+  private checkpointing = false;
+  private lastCheckpointAt = 0;
+
+  constructor(
+    private readonly deps: LeaseKeeperDeps,
+    private readonly checkpointIntervalMs: number,
+  ) {}
+
+  /** Rule 1: deadlines restart at the election. */
+  becomeLeader(): void {
+    const now = this.deps.now();
+    this.leading = true;
+    this.lastCheckpointAt = now;
+    this.deadlines = new Map();
+    for (const lease of this.deps.leases()) {
+      this.deadlines.set(lease.id, now + (lease.remainingMs ?? lease.ttlMs));
+    }
+  }
+
+  loseLeadership(): void {
+    this.leading = false;
+    this.deadlines.clear();
+  }
+
+  /** Every applied lease command moves a deadline (on every node; only the leader's are used). */
+  onApplied(result: CommandResult): void {
+    if (!result.ok || !this.leading) return;
+    const now = this.deps.now();
+    if (result.op === 'leaseGrant' || result.op === 'leaseKeepAlive') {
+      this.deadlines.set(result.id, now + result.ttlMs);
+    } else if (result.op === 'leaseRevoke') {
+      this.deadlines.delete(result.id);
+    }
+  }
+
+  /** The TTL left on the leader's clock, for lookups; undefined if not leading or unknown. */
+  remainingMs(id: string): number | undefined {
+    if (!this.leading) return undefined;
+    const deadline = this.deadlines.get(id);
+    return deadline === undefined ? undefined : Math.max(0, deadline - this.deps.now());
+  }
+
+  isLeading(): boolean {
+    return this.leading;
+  }
+
+  /** Called every tick. */
+  tick(): void {
+    if (!this.leading) return;
+    const now = this.deps.now();
+    if (!this.revoking) {
+      const expired = [...this.deadlines].filter(([, d]) => d <= now).map(([id]) => id);
+      if (expired.length > 0) void this.revoke(expired.slice(0, MAX_LEASES_PER_ROUND));
+    }
+    if (!this.checkpointing && now - this.lastCheckpointAt >= this.checkpointIntervalMs) {
+      this.lastCheckpointAt = now;
+      void this.checkpoint();
+    }
+  }
+
+  private async revoke(ids: string[]): Promise<void> {
+    this.revoking = true;
+    try {
+      // Rule 2: a deposed leader must not revoke what the new leader kept alive.
+      await this.deps.confirmLeadership();
+      if (!this.deps.isLeader() || !this.leading) return;
+      const now = this.deps.now();
+      for (const id of ids) {
+        const deadline = this.deadlines.get(id);
+        if (deadline === undefined || deadline > now) continue; // renewed meanwhile
+        try {
+          await this.deps.propose({ type: 'leaseRevoke', id });
+        } catch (err) {
+          this.deps.log.warn({ err, lease: id }, 'revoking an expired lease failed; will retry');
+          return;
+        }
+      }
+    } catch (err) {
+      this.deps.log.debug({ err }, 'could not confirm leadership before revoking leases');
+    } finally {
+      this.revoking = false;
+    }
+  }
+
+  private async checkpoint(): Promise<void> {
+    const now = this.deps.now();
+    const leases = [...this.deadlines]
+      .map(([id, d]) => ({ id, remainingMs: Math.max(0, Math.ceil(d - now)) }))
+      .slice(0, MAX_LEASES_PER_ROUND * 10);
+    if (leases.length === 0) return;
+    this.checkpointing = true;
+    try {
+      for (let i = 0; i < leases.length; i += MAX_LEASES_PER_ROUND) {
+        await this.deps.propose({
+          type: 'leaseCheckpoint',
+          leases: leases.slice(i, i + MAX_LEASES_PER_ROUND),
+        });
+      }
+    } catch (err) {
+      this.deps.log.debug({ err }, 'lease checkpoint failed; the next one will catch up');
+    } finally {
+      this.checkpointing = false;
+    }
+  }
+}
