@@ -38,7 +38,10 @@ export async function startNode(
   if (options.advertisePeerUrl === undefined)
     config.advertisePeerUrl = `http://${config.listenPeer}`;
   const node = await RaftKvNode.start(config, nodeOptions);
-  const app = buildApp(new KvService(node), { bodyLimitBytes: config.maxValueBytes + 64 * 1024 });
+  // JSON escaping can make a value up to 6 times longer on the wire (\u0001): the state machine judges the real size.
+  const app = buildApp(new KvService(node), {
+    bodyLimitBytes: 6 * config.maxValueBytes + 64 * 1024,
+  });
   try {
     const { host, port } = parseHostPort(config.listenClient, '--listen-client');
     await app.listen({ host, port });

@@ -1,8 +1,10 @@
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ServerError } from '../server/errors.js';
-import { ApiError, sendError } from './errors.js';
+import { ApiError, sendError, statusOfCode } from './errors.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { kvRoutes } from './routes/kv.js';
+import { leaseRoutes } from './routes/leases.js';
 import { watchRoutes } from './routes/watch.js';
 import type { ApiService } from './service.js';
 
@@ -16,7 +18,7 @@ export interface AppOptions {
 export function buildApp(service: ApiService, options: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     logger: options.logger ?? false,
-    bodyLimit: options.bodyLimitBytes ?? 1024 * 1024 + 64 * 1024,
+    bodyLimit: options.bodyLimitBytes ?? 6 * 1024 * 1024 + 64 * 1024,
     // Strict validation: no coercion of body types, no silent removal of unknown fields.
     ajv: {
       customOptions: {
@@ -26,7 +28,14 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
         allowUnionTypes: true,
       },
     },
-    return503OnClosing: true,
+    // Requests that still arrive while the server closes get API.md's 503 (see the onRequest hook).
+    return503OnClosing: false,
+    // A path that is not valid percent-encoding (`/v1/kv/%E0%A4%A`) never reaches a route:
+    // answer it with API.md's error body rather than fastify's own.
+    frameworkErrors: (err, _req, reply) =>
+      sendError(reply, 'invalid_request', `invalid request URL: ${err.message}`),
+    // Errors of the HTTP parser itself (before there is a request): API.md's body too.
+    clientErrorHandler: onClientError,
   });
 
   // JSON bodies only; an empty body on a route that takes none is fine.
@@ -50,16 +59,28 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
     );
   });
 
+  // Shedding load while closing, as fastify's return503OnClosing does, but with API.md's body
+  // and Retry-After: nothing is applied, and another node can take the request.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_req, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    return sendError(reply, 'unavailable', 'the node is shutting down', {}, 1);
+  });
+
   app.setErrorHandler((err, _req: FastifyRequest, reply: FastifyReply) =>
     replyWithError(reply, err),
   );
-  app.setNotFoundHandler((req, reply) => {
-    sendError(reply, 'invalid_request', `no route ${req.method} ${req.url.split('?')[0]}`);
-    reply.code(404);
-  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
+  );
 
   app.register(kvRoutes(service));
   app.register(watchRoutes(service));
+  app.register(leaseRoutes(service));
   app.register(clusterRoutes(service));
   return app;
 }
@@ -80,4 +101,28 @@ export function replyWithError(reply: FastifyReply, err: unknown): FastifyReply 
   }
   reply.log.error({ err }, 'unexpected error');
   return reply.code(500).send({ error: { code: 'internal', message: 'internal error' } });
+}
+
+/**
+ * The HTTP parser rejected what the client sent before fastify saw a request:
+ * a request line and headers over Node's limit (16 KiB; a key of 4 KiB always
+ * fits, even fully percent-encoded) is 413 too_large, anything else 400.
+ */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'too_large' : 'invalid_request';
+  const message =
+    code === 'too_large'
+      ? 'the request line and headers are too large'
+      : `malformed HTTP request (${err.code ?? 'client error'})`;
+  const body = JSON.stringify({ error: { code, message } });
+  const status = statusOfCode[code]!;
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${code === 'too_large' ? 'Payload Too Large' : 'Bad Request'}\r\n` +
+        `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }

@@ -15,6 +15,8 @@ export const statusOfCode: Record<string, number> = {
   compacted: 410,
   too_large: 413,
   too_many_requests: 429,
+  // Beyond API.md's table (additions): no such route or method; a documented endpoint not built yet.
+  not_found: 404,
   not_implemented: 501,
   unavailable: 503,
   timeout: 504,

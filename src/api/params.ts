@@ -68,5 +68,11 @@ export function idempotencyKeyOf(header: string | string[] | undefined): string 
 export function keyParam(params: unknown): string {
   const key = (params as { '*'?: string })['*'] ?? '';
   if (key === '') throw new ApiError('invalid_request', 'the key must not be empty');
+  if (key.startsWith('\u0000')) {
+    throw new ApiError(
+      'invalid_request',
+      'keys starting with U+0000 are reserved for the registry, locks and elections',
+    );
+  }
   return key;
 }

@@ -30,6 +30,22 @@ export interface ApiService {
   /** Streams changes; the server guarantees no gap and no duplicate. */
   watch(req: WatchRequest, sink: WatchSink): Promise<WatchHandle>;
 
+  leaseGrant(
+    req: { ttl: number; id?: string },
+    opts: WriteOptions,
+  ): Promise<{ ok: true; id: string; ttl: number } | ErrorResult>;
+  leaseKeepAlive(
+    id: string,
+    opts: WriteOptions,
+  ): Promise<{ ok: true; id: string; ttl: number } | ErrorResult>;
+  leaseRevoke(
+    id: string,
+    opts: WriteOptions,
+  ): Promise<{ ok: true; revoked: true; deleted: number } | ErrorResult>;
+  /** undefined when there is no such lease. */
+  leaseInfo(id: string, signal?: AbortSignal): Promise<LeaseView | undefined>;
+  leaseList(signal?: AbortSignal): Promise<Omit<LeaseView, 'keys'>[]>;
+
   status(): Promise<StatusView>;
   members(): Promise<MembersView>;
   /** 200 when the node has a leader and its applied index is caught up. */
@@ -125,4 +141,12 @@ export interface MemberView {
 export interface MembersView {
   leader: string | null;
   members: MemberView[];
+}
+
+export interface LeaseView {
+  id: string;
+  ttl: number;
+  /** Seconds left on the leader's clock, rounded up. */
+  remaining: number;
+  keys: string[];
 }

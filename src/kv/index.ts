@@ -22,6 +22,7 @@ export type {
   TxnOp,
 } from './commands.js';
 export { encodeCommand, isFenceCompare } from './commands.js';
+export * from './coordination-keys.js';
 export { DEFAULT_DEDUP_OPTIONS, type DedupOptions } from './dedup.js';
 export { type KvErrorCode, KvInvariantError } from './errors.js';
 export { compareKeys } from './key-order.js';

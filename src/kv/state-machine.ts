@@ -12,6 +12,7 @@ import {
   type TxnCommand,
   type TxnOp,
 } from './commands.js';
+import { lockWaitersPrefix } from './coordination-keys.js';
 import { DEFAULT_DEDUP_OPTIONS, type DedupOptions, DedupTable } from './dedup.js';
 import { assert, KvInvariantError } from './errors.js';
 import { type LeaseInfo, type LeaseState, LeaseTable } from './leases.js';
@@ -233,12 +234,27 @@ export class KvStateMachine {
     };
   }
 
+  /**
+   * The fencing token of lock `name`'s holder: the lowest createRevision among
+   * its waiter keys (API.md "Locks"), or undefined when nobody holds it.
+   */
+  lockHolderToken(name: string): number | undefined {
+    const waiters = this.store.range({ prefix: lockWaitersPrefix(name), keysOnly: true });
+    if (!waiters.ok) return undefined;
+    let token: number | undefined;
+    for (const kv of waiters.kvs)
+      if (token === undefined || kv.createRevision < token) token = kv.createRevision;
+    return token;
+  }
+
   private txn(cmd: TxnCommand): CommandResult {
     const conflict = branchConflict(cmd.success) ?? branchConflict(cmd.failure);
     if (conflict !== undefined) return this.error('invalid_request', conflict);
     // Compares all see the state before the txn.
     const succeeded = cmd.compare.every((compare) =>
-      compareHolds(compare, isFenceCompare(compare) ? null : this.store.latest(compare.key)),
+      isFenceCompare(compare)
+        ? this.lockHolderToken(compare.lock) === compare.token
+        : compareHolds(compare, this.store.latest(compare.key)),
     );
     const ops = succeeded ? cmd.success : cmd.failure;
     for (const op of ops) {

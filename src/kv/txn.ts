@@ -8,7 +8,7 @@ import type { KeyValue } from './mvcc/key-value.js';
  * null, lease null).
  */
 export function compareHolds(compare: Compare, kv: KeyValue | null): boolean {
-  // Fencing compares need locks, which come later: until then a fence is never held.
+  // Fences are judged by the state machine (it knows the lock's waiters); here they never hold.
   if (isFenceCompare(compare)) return false;
   const actual = targetOf(compare, kv);
   const expected = compare.value;

@@ -586,10 +586,14 @@ export class RaftKvNode {
     this.scheduleReady();
   }
 
-  private withDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-    if (signal.aborted) return Promise.reject(timeoutError());
+  private withDeadline<T>(
+    promise: Promise<T>,
+    signal: AbortSignal,
+    onTimeout: () => ServerError = timeoutError,
+  ): Promise<T> {
+    if (signal.aborted) return Promise.reject(onTimeout());
     return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(timeoutError());
+      const onAbort = () => reject(onTimeout());
       signal.addEventListener('abort', onAbort, { once: true });
       promise.then(
         (v) => {
@@ -618,10 +622,10 @@ export class RaftKvNode {
     if (opts.consistency === 'linearizable') {
       await this.waitForLeader(signal);
       this.metrics.linearizableReads.inc();
-      await this.withDeadline(this.reads.read(), signal);
+      await this.withDeadline(this.reads.read(), signal, readTimeoutError);
     }
     if (opts.minRevision !== undefined && opts.minRevision > this.kv.revision) {
-      await this.withDeadline(this.revisions.waitFor(opts.minRevision), signal);
+      await this.withDeadline(this.revisions.waitFor(opts.minRevision), signal, readTimeoutError);
     }
   }
 
@@ -764,6 +768,13 @@ export class RaftKvNode {
     await this.forwarder.close();
     await this.storage.close();
   }
+}
+
+function readTimeoutError(): ServerError {
+  return new ServerError(
+    'timeout',
+    'the read could not be served in time (no confirmed leader, or minRevision not reached)',
+  );
 }
 
 function timeoutError(): ServerError {

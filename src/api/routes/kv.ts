@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorResult } from '../../kv/results.js';
-import { sendError } from '../errors.js';
+import { ApiError, sendError } from '../errors.js';
 import {
   boolParam,
   consistencyParam,
@@ -108,6 +108,10 @@ export function kvRoutes(service: ApiService) {
       rejectUnknown(query, ['prefix', 'prevRevision']);
       const prefix = boolParam(query, 'prefix');
       const prevRevision = intParam(query, 'prevRevision', 0);
+      // A guard names one key's modRevision: it means nothing for a range (the state machine
+      // would reject it too, but only after a round through the Raft log).
+      if (prefix && prevRevision !== undefined)
+        throw new ApiError('invalid_request', 'prevRevision cannot be combined with prefix=true');
       const key = prefix ? ((req.params as { '*'?: string })['*'] ?? '') : keyParam(req.params);
       const result = await service.delete(
         { key, prefix, ...(prevRevision !== undefined ? { prevRevision } : {}) },

@@ -80,7 +80,9 @@ export function watchRoutes(service: ApiService) {
       const prefix = boolParam(query, 'prefix');
       if (key === '' && !prefix)
         throw new ApiError('invalid_request', 'watch a key, or use prefix=true');
-      const fromRevision = resumeFrom(req) ?? intParam(query, 'fromRevision', 1);
+      // Both are validated; Last-Event-ID (a reconnecting EventSource) wins over fromRevision.
+      const fromParam = intParam(query, 'fromRevision', 1);
+      const fromRevision = resumeFrom(req) ?? fromParam;
       await streamWatch(service, req, reply, {
         key,
         prefix,

@@ -1,0 +1,81 @@
+import type { FastifyInstance } from 'fastify';
+import { ApiError, sendError } from '../errors.js';
+import { idempotencyKeyOf, type Query, rejectUnknown } from '../params.js';
+import type { ApiService } from '../service.js';
+
+/** A year: longer TTLs are almost certainly a unit mistake (ms for s). */
+const MAX_TTL_SECONDS = 365 * 24 * 3600;
+
+const grantBody = {
+  type: 'object',
+  required: ['ttl'],
+  additionalProperties: false,
+  properties: {
+    ttl: { type: 'integer', minimum: 1, maximum: MAX_TTL_SECONDS },
+    id: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._-]+$' },
+  },
+} as const;
+
+function leaseIdParam(params: unknown): string {
+  const id = (params as { id?: string }).id ?? '';
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(id)) {
+    throw new ApiError(
+      'invalid_request',
+      'a lease id is 1 to 128 letters, digits, dots, dashes or underscores',
+    );
+  }
+  return id;
+}
+
+function writeOptions(headers: Record<string, string | string[] | undefined>, service: ApiService) {
+  const idempotencyKey = idempotencyKeyOf(headers['idempotency-key']);
+  return {
+    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    ...(idempotencyKey ? { idempotencyKey } : {}),
+  };
+}
+
+/** API.md "Leases". */
+export function leaseRoutes(service: ApiService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    app.post('/v1/leases', { schema: { body: grantBody } }, async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const body = req.body as { ttl: number; id?: string };
+      const result = await service.leaseGrant(body, writeOptions(req.headers, service));
+      if (!result.ok)
+        return sendError(reply, result.code, result.message, { revision: result.revision });
+      return reply.code(201).send({ id: result.id, ttl: result.ttl });
+    });
+
+    app.post('/v1/leases/:id/keepalive', async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const id = leaseIdParam(req.params);
+      const result = await service.leaseKeepAlive(id, writeOptions(req.headers, service));
+      if (!result.ok)
+        return sendError(reply, result.code, result.message, { revision: result.revision });
+      return { id: result.id, ttl: result.ttl };
+    });
+
+    app.get('/v1/leases/:id', async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const id = leaseIdParam(req.params);
+      const lease = await service.leaseInfo(id, AbortSignal.timeout(service.requestTimeoutMs));
+      if (!lease) return sendError(reply, 'lease_not_found', `lease ${id} not found`);
+      return lease;
+    });
+
+    app.get('/v1/leases', async (req) => {
+      rejectUnknown(req.query as Query, []);
+      return { leases: await service.leaseList(AbortSignal.timeout(service.requestTimeoutMs)) };
+    });
+
+    app.delete('/v1/leases/:id', async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const id = leaseIdParam(req.params);
+      const result = await service.leaseRevoke(id, writeOptions(req.headers, service));
+      if (!result.ok)
+        return sendError(reply, result.code, result.message, { revision: result.revision });
+      return { revoked: true, deleted: result.deleted };
+    });
+  };
+}

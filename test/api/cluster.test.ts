@@ -1,0 +1,142 @@
+/** API.md "Cluster and operations": status, members, health, metrics, and the 501 endpoints. */
+import t from 'tap';
+import { assertError, http, inject, type SingleNode, startSingleNode } from './helpers.js';
+
+let n: SingleNode;
+t.before(async () => {
+  n = await startSingleNode();
+});
+t.teardown(() => n?.close());
+
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+
+t.test('GET /v1/status: exactly API.md fields, with their types', async (t) => {
+  await inject(n.app, 'PUT', '/v1/kv/status-key', { body: { value: 'x' } });
+  const r = await inject(n.app, 'GET', '/v1/status');
+  t.equal(r.status, 200);
+  t.match(r.headers['content-type'], /^application\/json/);
+  const s = r.body;
+  for (const field of [
+    'id',
+    'name',
+    'role',
+    'leader',
+    'term',
+    'commitIndex',
+    'appliedIndex',
+    'revision',
+    'compactRevision',
+    'members',
+    'dbSizeBytes',
+    'version',
+  ]) {
+    t.ok(field in s, `status has ${field}`);
+  }
+  t.type(s.id, 'string', 'member ids are strings');
+  t.ok(s.id.length > 0);
+  t.equal(s.name, 'n1');
+  t.equal(s.role, 'leader', 'a one-node cluster leads itself');
+  t.equal(s.leader, s.id);
+  for (const f of [
+    'term',
+    'commitIndex',
+    'appliedIndex',
+    'revision',
+    'compactRevision',
+    'members',
+  ]) {
+    t.ok(isCount(s[f]), `${f} is a non-negative integer`);
+  }
+  t.ok(isCount(s.dbSizeBytes), 'dbSizeBytes is a non-negative integer');
+  t.ok(s.term >= 1);
+  t.ok(s.appliedIndex <= s.commitIndex);
+  t.ok(s.revision >= 1, 'the write above made a revision');
+  t.equal(s.members, 1);
+  t.type(s.version, 'string');
+  t.match(s.version, /^\d+\.\d+\.\d+/);
+
+  const before = s.revision;
+  await inject(n.app, 'PUT', '/v1/kv/status-key', { body: { value: 'y' } });
+  const after = (await inject(n.app, 'GET', '/v1/status')).body;
+  t.equal(after.revision, before + 1, 'revision follows writes');
+  t.ok(after.commitIndex > s.commitIndex);
+
+  const unknown = await inject(n.app, 'GET', '/v1/status?verbose=1');
+  assertError(t, unknown, 400, 'invalid_request', 'unknown query parameter');
+});
+
+t.test('GET /v1/cluster/members', async (t) => {
+  const status = (await inject(n.app, 'GET', '/v1/status')).body;
+  const r = await inject(n.app, 'GET', '/v1/cluster/members');
+  t.equal(r.status, 200);
+  t.strictSame(Object.keys(r.body).sort(), ['leader', 'members']);
+  t.equal(r.body.leader, status.id);
+  t.equal(r.body.members.length, 1);
+  const m = r.body.members[0];
+  t.strictSame(Object.keys(m).sort(), ['clientUrls', 'id', 'name', 'peerUrls', 'role']);
+  t.equal(m.id, status.id);
+  t.equal(m.name, 'n1');
+  t.equal(m.role, 'voter');
+  t.strictSame(m.peerUrls, [n.cluster.nodes[0]!.peerUrl]);
+  t.ok(Array.isArray(m.clientUrls));
+  for (const u of [...m.peerUrls, ...m.clientUrls]) t.match(u, /^http:\/\/127\.0\.0\.1:\d+$/);
+});
+
+t.test('GET /health and GET /metrics', async (t) => {
+  const h = await inject(n.app, 'GET', '/health');
+  t.equal(h.status, 200);
+  t.strictSame(h.body, { status: 'ok' });
+  t.match(h.headers['content-type'], /^application\/json/);
+
+  const m = await inject(n.app, 'GET', '/metrics');
+  t.equal(m.status, 200);
+  t.match(m.headers['content-type'], /^text\/plain/, 'Prometheus text format');
+  t.match(m.text, /^# HELP \w+ .+$/m);
+  t.match(m.text, /^# TYPE \w+ (counter|gauge|histogram|summary|untyped)$/m);
+  t.match(m.text, /^raftkv_\w+(\{[^}]*\})? [-+0-9.eE]+$/m, 'a raftkv sample line');
+  // Every non-comment line is a sample: name{labels} value.
+  const bad = m.text
+    .split('\n')
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .filter((l) => !/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$/.test(l));
+  t.strictSame(bad, [], 'every sample line parses');
+
+  // The same over real HTTP.
+  const real = await http(n.url, 'GET', '/health');
+  t.equal(real.status, 200);
+  t.strictSame(real.body, { status: 'ok' });
+});
+
+t.test('endpoints not built yet answer a clear 501 JSON error', async (t) => {
+  const cases: [string, 'GET' | 'POST' | 'DELETE', unknown][] = [
+    [
+      '/v1/cluster/members',
+      'POST',
+      { name: 'n9', peerUrl: 'http://127.0.0.1:1', clientUrl: 'http://127.0.0.1:2' },
+    ],
+    ['/v1/cluster/members/abc/promote', 'POST', undefined],
+    ['/v1/cluster/members/abc', 'DELETE', undefined],
+    ['/v1/cluster/leader', 'POST', {}],
+    ['/v1/snapshot', 'GET', undefined],
+  ];
+  for (const [path, method, body] of cases) {
+    const r = await inject(n.app, method, path, body === undefined ? {} : { body });
+    assertError(t, r, 501, 'not_implemented', `${method} ${path}`);
+    t.match(r.body.error.message, /not implemented/, 'the message says so');
+  }
+  const status = (await inject(n.app, 'GET', '/v1/status')).body;
+  t.equal(status.members, 1, 'nothing changed');
+});
+
+t.test('unknown routes and methods: 404 with an error body', async (t) => {
+  for (const [method, path] of [
+    ['GET', '/v1/nope'],
+    ['GET', '/v2/kv/a'],
+    ['PATCH', '/v1/kv/a'],
+    ['POST', '/v1/kv/a'],
+    ['PUT', '/v1/status'],
+  ] as const) {
+    const r = await inject(n.app, method, path);
+    assertError(t, r, 404, 'not_found', `${method} ${path}`);
+  }
+});
