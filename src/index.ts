@@ -58,6 +58,8 @@ export async function startNode(
     peerUrl: node.peerUrl,
     app,
     async stop() {
+      // Open watch streams would keep the HTTP server from closing: end them first.
+      node.closeWatches('shutdown');
       await app.close().catch(() => {});
       await node.stop();
     },

@@ -80,7 +80,21 @@ export class KvService {
     opts: ReadOpts,
   ) {
     await this.node.readBarrier(opts);
-    const r = this.node.store.range(req);
+    const store = this.node.store;
+    let query = req;
+    if (req.prefix === '') {
+      // Keys of the registry, locks and elections (U+0000…) sort first: start the listing after them.
+      const reserved = store.range({
+        prefix: '\u0000',
+        keysOnly: true,
+        ...(req.revision ? { revision: req.revision } : {}),
+      });
+      const lastReserved = reserved.ok ? reserved.kvs[reserved.kvs.length - 1]?.key : undefined;
+      if (lastReserved !== undefined && (req.after === undefined || req.after < lastReserved)) {
+        query = { ...req, after: lastReserved };
+      }
+    }
+    const r = store.range(query);
     if (!r.ok) return r;
     return { kvs: [...r.kvs], more: r.more, revision: r.revision };
   }

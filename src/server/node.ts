@@ -744,6 +744,11 @@ export class RaftKvNode {
 
   // ------------------------------------------------------------------ shutdown
 
+  /** Ends every watch stream (they resume elsewhere with Last-Event-ID); the HTTP server can then close. */
+  closeWatches(reason: string): void {
+    this.watches.closeAll(reason);
+  }
+
   /** Graceful stop: no new work, pending writes answered (504 if their outcome is unknown), disk closed. */
   async stop(): Promise<void> {
     if (this.stopping && !this.tickTimer) return;

@@ -91,6 +91,12 @@ export class Watches {
 
   private deliver(stream: Stream, change: RevisionChange): void {
     if (stream.done || change.revision <= stream.lastRevision) return;
+    if (stream.params.prefix && stream.params.key === '') {
+      // A watch of every user key does not see the coordination recipes' reserved keys (U+0000…).
+      const events = change.events.filter((e) => !e.kv.key.startsWith('\u0000'));
+      if (events.length === 0) return;
+      if (events.length !== change.events.length) change = { revision: change.revision, events };
+    }
     if (stream.sink.bufferedBytes() > MAX_BUFFERED_BYTES) {
       this.log.warn({ key: stream.params.key }, 'closing a watch whose client is not reading');
       stream.sink.closed('slow_consumer', stream.lastRevision);

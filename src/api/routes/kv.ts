@@ -46,6 +46,22 @@ function readOptions(query: Query, service: ApiService): ReadOptions {
   };
 }
 
+/** Keys starting with U+0000 belong to the registry, locks and elections: not reachable through /v1/kv or /v1/txn. */
+function userPrefix(prefix: string): string {
+  if (prefix.startsWith('\u0000'))
+    throw new ApiError('invalid_request', 'keys starting with U+0000 are reserved');
+  return prefix;
+}
+
+function rejectReservedTxnKeys(body: Partial<TxnRequest>): void {
+  const keys = [
+    ...(body.compare ?? []).map((c) => ('key' in c ? c.key : '')),
+    ...(body.success ?? []).map((o) => o.key),
+    ...(body.failure ?? []).map((o) => o.key),
+  ];
+  for (const key of keys) userPrefix(key);
+}
+
 export function kvRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
     app.get('/v1/kv/*', async (req, reply) => {
@@ -77,7 +93,7 @@ export function kvRoutes(service: ApiService) {
       const revision = intParam(query, 'revision', 1);
       const result = await service.range(
         {
-          prefix: stringParam(query, 'prefix') ?? '',
+          prefix: userPrefix(stringParam(query, 'prefix') ?? ''),
           keysOnly: boolParam(query, 'keysOnly'),
           ...(limit !== undefined ? { limit } : {}),
           ...(after !== undefined ? { after } : {}),
@@ -124,6 +140,7 @@ export function kvRoutes(service: ApiService) {
     app.post('/v1/txn', { schema: { body: txnBody } }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const body = (req.body ?? {}) as Partial<TxnRequest>;
+      rejectReservedTxnKeys(body);
       const result = await service.txn(
         { compare: body.compare ?? [], success: body.success ?? [], failure: body.failure ?? [] },
         writeOptions(req, service),
