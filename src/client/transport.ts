@@ -1,0 +1,262 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import { RaftkvError } from './errors.js';
+
+export interface TransportOptions {
+  endpoints: string[];
+  /** Per attempt: connect, send, and receive the whole response. */
+  timeoutMs: number;
+  /** Further attempts after the first one, across endpoints. */
+  retries: number;
+  /** First backoff between attempts on an endpoint already tried; doubles, with jitter. */
+  backoffMs: number;
+  backoffMaxMs: number;
+  /** A server's Retry-After is honoured up to this. */
+  retryAfterMaxMs: number;
+}
+
+export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+
+export interface CallSpec {
+  method: Method;
+  /** Path and query string, e.g. `/v1/kv/a/b?revision=3`. */
+  path: string;
+  body?: unknown;
+  /**
+   * Writes: sent as the Idempotency-Key header on every attempt. A call is
+   * retried after an ambiguous failure (a reset after sending, a timeout,
+   * 504) only if it is a GET or carries a key.
+   */
+  idempotencyKey?: string;
+  signal?: AbortSignal | undefined;
+  /** Talk to this endpoint only (at most one retry, for a stale keep-alive socket). */
+  endpoint?: string | undefined;
+  /** Statuses to return rather than treat as errors (e.g. 503 for /health). */
+  accept?: readonly number[];
+}
+
+export interface CallResult<T> {
+  status: number;
+  body: T;
+  endpoint: string;
+}
+
+/** Errors of a connection that was never established: the request cannot have been seen. */
+const NOT_SENT = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** Normalises `host:port` or `http://host:port/` to `http://host:port` (a path prefix is kept). */
+export function normalizeEndpoint(endpoint: string): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new RaftkvError('invalid_request', `bad endpoint "${endpoint}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new RaftkvError('invalid_request', `bad endpoint "${endpoint}": http or https only`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** Milliseconds a Retry-After header asks for (delta-seconds or an HTTP date), if any. */
+export function parseRetryAfter(header: string | string[] | undefined): number | undefined {
+  const raw = Array.isArray(header) ? header[0] : header;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(raw)) return Number(raw) * 1000;
+  const at = Date.parse(raw);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+export function newIdempotencyKey(): string {
+  return randomUUID();
+}
+
+/** The result of one attempt: a response, or a failure and whether retrying it is sensible. */
+type Attempt<T> =
+  | { ok: true; result: CallResult<T> }
+  | { ok: false; error: RaftkvError; retry: boolean; rotate: boolean };
+
+/**
+ * Endpoints, one keep-alive undici Pool each, and the retry/failover loop.
+ * The endpoint that last answered is preferred by later calls.
+ */
+export class Transport {
+  readonly endpoints: readonly string[];
+  private readonly pools = new Map<string, { pool: Pool; base: string }>();
+  private preferred = 0;
+  private closed = false;
+
+  constructor(readonly options: TransportOptions) {
+    if (options.endpoints.length === 0)
+      throw new RaftkvError('invalid_request', 'at least one endpoint is needed');
+    this.endpoints = [...new Set(options.endpoints.map(normalizeEndpoint))];
+  }
+
+  /** The endpoint the next call starts with. */
+  get current(): string {
+    return this.endpoints[this.preferred]!;
+  }
+
+  /** Moves the preference on after `endpoint` failed (used by watches). */
+  rotateFrom(endpoint: string): string {
+    const i = this.endpoints.indexOf(endpoint);
+    if (i >= 0 && i === this.preferred) this.preferred = (i + 1) % this.endpoints.length;
+    return this.current;
+  }
+
+  markGood(endpoint: string): void {
+    const i = this.endpoints.indexOf(endpoint);
+    if (i >= 0) this.preferred = i;
+  }
+
+  pool(endpoint: string): { pool: Pool; base: string } {
+    if (this.closed) throw new RaftkvError('unavailable', 'the client is closed');
+    let entry = this.pools.get(endpoint);
+    if (!entry) {
+      const url = new URL(endpoint);
+      entry = {
+        pool: new Pool(url.origin, {
+          connect: { timeout: this.options.timeoutMs },
+          keepAliveTimeout: 4_000,
+        }),
+        base: url.pathname.replace(/\/+$/, ''),
+      };
+      this.pools.set(endpoint, entry);
+    }
+    return entry;
+  }
+
+  backoff(retry: number): number {
+    const { backoffMs, backoffMaxMs } = this.options;
+    const ms = Math.min(backoffMaxMs, backoffMs * 2 ** Math.min(retry, 20));
+    return Math.round(ms * (0.5 + Math.random() / 2));
+  }
+
+  /** Sends one logical call, retrying and failing over as described in the client docs. */
+  async call<T>(spec: CallSpec): Promise<CallResult<T>> {
+    const pinned = spec.endpoint !== undefined ? normalizeEndpoint(spec.endpoint) : undefined;
+    const order = pinned ? [pinned] : this.endpoints;
+    const maxRetries = pinned ? Math.min(1, this.options.retries) : this.options.retries;
+    let index = pinned ? 0 : this.preferred;
+    const tried = new Set<number>();
+    let waited = 0;
+    for (let attempt = 0; ; attempt++) {
+      throwIfAborted(spec.signal);
+      tried.add(index);
+      const endpoint = order[index]!;
+      const outcome = await this.attempt<T>(endpoint, spec);
+      if (outcome.ok) {
+        if (!pinned) this.preferred = index;
+        return outcome.result;
+      }
+      const { error } = outcome;
+      if (!outcome.retry || attempt >= maxRetries) throw error;
+      if (outcome.rotate) index = (index + 1) % order.length;
+      // A fresh endpoint is tried at once; an endpoint tried before waits (backoff or Retry-After).
+      if (!outcome.rotate || tried.has(index)) {
+        const fromServer =
+          error.retryAfterMs !== undefined
+            ? Math.min(error.retryAfterMs, this.options.retryAfterMaxMs)
+            : 0;
+        await sleepUnlessAborted(Math.max(fromServer, this.backoff(waited++)), spec.signal);
+      }
+    }
+  }
+
+  private async attempt<T>(endpoint: string, spec: CallSpec): Promise<Attempt<T>> {
+    const idempotent = spec.method === 'GET' || spec.idempotencyKey !== undefined;
+    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (spec.body !== undefined) headers['content-type'] = 'application/json';
+    if (spec.idempotencyKey !== undefined) headers['idempotency-key'] = spec.idempotencyKey;
+    try {
+      const { pool, base } = this.pool(endpoint);
+      const res = await pool.request({
+        method: spec.method,
+        path: base + spec.path,
+        headers,
+        body: spec.body === undefined ? null : JSON.stringify(spec.body),
+        signal,
+        idempotent,
+      });
+      const text = await res.body.text();
+      let body: unknown;
+      try {
+        body = text === '' ? undefined : JSON.parse(text);
+      } catch {
+        body = text;
+      }
+      const { statusCode: status } = res;
+      if ((status >= 200 && status < 300) || spec.accept?.includes(status))
+        return { ok: true, result: { status, body: body as T, endpoint } };
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      const error = RaftkvError.fromResponse(status, body, endpoint, retryAfterMs);
+      // 503 and 429: not applied, safe to retry. 504: outcome unknown, safe only when idempotent.
+      if (status === 503) return { ok: false, error, retry: true, rotate: true };
+      if (status === 429) return { ok: false, error, retry: true, rotate: false };
+      if (status === 504) return { ok: false, error, retry: idempotent, rotate: true };
+      return { ok: false, error, retry: false, rotate: false };
+    } catch (err) {
+      throwIfAborted(spec.signal);
+      if (err instanceof RaftkvError) return { ok: false, error: err, retry: false, rotate: false };
+      const code = (err as { code?: string }).code ?? '';
+      if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED' || this.closed) {
+        const error = new RaftkvError('unavailable', 'the client is closed', { cause: err });
+        return { ok: false, error, retry: false, rotate: false };
+      }
+      // A connection never made cannot have delivered the request: always safe to retry.
+      const notSent = NOT_SENT.has(code);
+      const timedOut = timeout.aborted;
+      const error = timedOut
+        ? new RaftkvError(
+            'timeout',
+            `no answer from ${endpoint} within ${this.options.timeoutMs} ms`,
+            {
+              endpoint,
+              cause: err,
+            },
+          )
+        : new RaftkvError(
+            'unavailable',
+            `${endpoint}: ${(err as Error).message || code || 'connection failed'}`,
+            { endpoint, cause: err },
+          );
+      return { ok: false, error, retry: notSent || idempotent, rotate: true };
+    }
+  }
+
+  /** Closes every pool; in-flight requests finish first unless `force`. */
+  async close(force = false): Promise<void> {
+    this.closed = true;
+    const pools = [...this.pools.values()].map((e) => e.pool);
+    this.pools.clear();
+    await Promise.all(pools.map((p) => (force ? p.destroy() : p.close()).catch(() => {})));
+  }
+
+  newKey(): string {
+    return newIdempotencyKey();
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+}
+
+async function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0) return;
+  try {
+    await sleep(ms, undefined, signal ? { signal } : {});
+  } catch {
+    throwIfAborted(signal);
+  }
+}

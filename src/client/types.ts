@@ -1,0 +1,210 @@
+/**
+ * The wire types of API.md, declared on the client side so that the client
+ * depends on the HTTP contract only, never on the server's modules.
+ */
+
+/** One version of a key (etcd v3 model). */
+export interface KeyValue {
+  key: string;
+  /** '' when listed with keysOnly. */
+  value: string;
+  /** Revision of the put that created this generation of the key. */
+  createRevision: number;
+  /** Revision of the last put (for a delete event: the deleting revision). */
+  modRevision: number;
+  /** Puts since creation: 1 after creation. */
+  version: number;
+  /** Lease id, or null. */
+  lease: string | null;
+}
+
+export type Consistency = 'linearizable' | 'serializable';
+
+export interface ReadOptions {
+  /** Read the store as of this revision (history must not be compacted). */
+  revision?: number;
+  /** Default linearizable; serializable is served from the contacted node's applied state. */
+  consistency?: Consistency;
+  /** The serving node first waits until it has applied this revision (read-your-writes). */
+  minRevision?: number;
+  signal?: AbortSignal;
+}
+
+export interface GetResponse {
+  kv: KeyValue;
+  revision: number;
+}
+
+export interface ListOptions extends ReadOptions {
+  /** Keys starting with this; '' or absent lists every key. */
+  prefix?: string;
+  limit?: number;
+  /** Continue a listing after this key. */
+  after?: string;
+  keysOnly?: boolean;
+}
+
+export interface ListResponse {
+  kvs: KeyValue[];
+  more: boolean;
+  revision: number;
+}
+
+export interface WriteOptions {
+  /**
+   * Sent as the Idempotency-Key header. Default: a fresh random key per
+   * logical call, reused by every retry of that call.
+   */
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+}
+
+export interface PutOptions extends WriteOptions {
+  lease?: string;
+  /** Compare-and-swap on modRevision; 0 = the key must not exist. */
+  prevRevision?: number;
+  /** Compare-and-swap on the value. */
+  prevValue?: string;
+}
+
+export interface PutResponse {
+  revision: number;
+  kv: KeyValue;
+  prevKv: KeyValue | null;
+}
+
+export interface DeleteOptions extends WriteOptions {
+  /** Delete every key starting with the given key. */
+  prefix?: boolean;
+  prevRevision?: number;
+}
+
+export interface DeleteResponse {
+  deleted: number;
+  revision: number;
+  prevKvs: KeyValue[];
+}
+
+export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
+export type CompareOp = '==' | '!=' | '<' | '>';
+
+/** A guard on a key (a missing key has version/createRevision/modRevision 0, value and lease null). */
+export interface KeyCompare {
+  key: string;
+  target: CompareTarget;
+  op: CompareOp;
+  value: string | number | null;
+}
+
+/** True only while lock `lock` is held with fencing token `token`. */
+export interface FenceCompare {
+  lock: string;
+  token: number;
+}
+
+export type Compare = KeyCompare | FenceCompare;
+
+export type TxnOp =
+  | { op: 'put'; key: string; value: string; lease?: string }
+  | { op: 'get'; key: string; prefix?: boolean }
+  | { op: 'delete'; key: string; prefix?: boolean };
+
+export type TxnOpResult =
+  | { op: 'put'; kv: KeyValue }
+  | { op: 'get'; kvs: KeyValue[] }
+  | { op: 'delete'; deleted: number };
+
+export interface TxnRequest {
+  compare?: Compare[];
+  success?: TxnOp[];
+  failure?: TxnOp[];
+}
+
+export interface TxnResponse {
+  succeeded: boolean;
+  revision: number;
+  /** Results of the branch that ran, in order. */
+  results: TxnOpResult[];
+}
+
+export interface CompactResponse {
+  revision: number;
+  compactRevision: number;
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+/**
+ * One revision's changes to the watched range, never split. With the
+ * `progress` watch option, idle progress notifications are yielded as
+ * `{revision, events: [], progress: true}`.
+ */
+export interface WatchResponse {
+  revision: number;
+  events: WatchEvent[];
+  progress?: true;
+}
+
+export interface WatchOptions {
+  /** Watch every key starting with `key`. */
+  prefix?: boolean;
+  /**
+   * First revision to deliver (history is replayed first). Default: the
+   * revision after a linearizable read made when the watch starts, so no
+   * write acknowledged before watch() was called is reported, and none after.
+   */
+  fromRevision?: number;
+  /** Include each event's previous version. */
+  prevKv?: boolean;
+  /** Also yield progress notifications (as responses with no events). */
+  progress?: boolean;
+  /** Ends the watch (the iterator finishes without error). */
+  signal?: AbortSignal;
+}
+
+export interface StatusResponse {
+  id: string;
+  name: string;
+  role: 'leader' | 'follower' | 'candidate' | 'learner';
+  leader: string | null;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  revision: number;
+  compactRevision: number;
+  members: number;
+  dbSizeBytes: number;
+  version: string;
+}
+
+export interface Member {
+  id: string;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  role: 'voter' | 'learner';
+}
+
+export interface MembersResponse {
+  leader: string | null;
+  members: Member[];
+}
+
+export interface HealthResponse {
+  /** true when the node answered 200: it has a leader and its applied index is caught up. */
+  healthy: boolean;
+  /** The body's status: 'ok' or 'unhealthy'. */
+  status: string;
+  reason?: string;
+}
+
+/** Targets one node instead of whichever endpoint answers first. */
+export interface EndpointOptions {
+  /** One of the client's endpoints, or any other client URL. */
+  endpoint?: string;
+  signal?: AbortSignal;
+}
