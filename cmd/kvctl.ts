@@ -230,6 +230,11 @@ async function readTxn(file: string | undefined): Promise<TxnRequest> {
 // ------------------------------------------------------------------ commands
 
 function buildProgram(): Command {
+  // `kvctl ls | head`: a closed pipe is the reader's choice, not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const program = new Command('kvctl')
     .description('Command line client for raftkv (API.md over HTTP).')
     .addOption(
