@@ -5,6 +5,7 @@ import { ApiError, sendError, statusOfCode } from './errors.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
+import { lockRoutes } from './routes/locks.js';
 import { registryRoutes } from './routes/registry.js';
 import { watchRoutes } from './routes/watch.js';
 import type { ApiService } from './service.js';
@@ -83,6 +84,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(watchRoutes(service));
   app.register(leaseRoutes(service));
   app.register(registryRoutes(service));
+  app.register(lockRoutes(service));
   app.register(clusterRoutes(service));
   return app;
 }

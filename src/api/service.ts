@@ -46,6 +46,21 @@ export interface ApiService {
   leaseInfo(id: string, signal?: AbortSignal): Promise<LeaseView | undefined>;
   leaseList(signal?: AbortSignal): Promise<Omit<LeaseView, 'keys'>[]>;
 
+  /** Waits in line (bounded by timeoutMs) until first; lock_timeout gives up the place in line. */
+  lockAcquire(
+    name: string,
+    lease: string,
+    timeoutMs: number,
+  ): Promise<
+    | { ok: true; name: string; key: string; fencingToken: number }
+    | { ok: false; code: 'lock_timeout' | 'lease_not_found'; message: string }
+  >;
+  lockRelease(
+    name: string,
+    key: string,
+    opts: WriteOptions,
+  ): Promise<{ ok: true; revision: number } | { ok: false; code: string; message: string }>;
+
   status(): Promise<StatusView>;
   members(): Promise<MembersView>;
   /** 200 when the node has a leader and its applied index is caught up. */

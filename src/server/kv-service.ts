@@ -11,6 +11,7 @@ import type {
   TxnResult,
 } from '../kv/results.js';
 import { ServerError } from './errors.js';
+import { KeyQueue, lockPrefix } from './locks.js';
 import type { RaftKvNode } from './node.js';
 import type { WatchParams, WatchSink } from './watches.js';
 
@@ -28,7 +29,11 @@ type ReadOpts = {
  * requests into commands and reads on a RaftKvNode.
  */
 export class KvService {
-  constructor(readonly node: RaftKvNode) {}
+  private readonly queue: KeyQueue;
+
+  constructor(readonly node: RaftKvNode) {
+    this.queue = new KeyQueue(node);
+  }
 
   get requestTimeoutMs(): number {
     return this.node.requestTimeoutMs;
@@ -167,6 +172,33 @@ export class KvService {
   async leaseList(signal?: AbortSignal) {
     const leases = await this.node.leaseViews(undefined, signal);
     return leases.map(({ id, ttl, remaining }) => ({ id, ttl, remaining }));
+  }
+
+  // ---- locks (API.md "Locks and elections")
+
+  async lockAcquire(name: string, lease: string, timeoutMs: number) {
+    const result = await this.queue.waitFirst(lockPrefix(name), lease, '', timeoutMs);
+    if (!result.ok) return result;
+    return { ok: true as const, name, key: result.key, fencingToken: result.kv.createRevision };
+  }
+
+  async lockRelease(name: string, key: string, opts: WriteOpts) {
+    if (!key.startsWith(lockPrefix(name))) {
+      return {
+        ok: false as const,
+        code: 'invalid_request' as const,
+        message: `key is not a waiter of lock "${name}"`,
+      };
+    }
+    const result = await this.command<DeleteResult>({ type: 'delete', key }, opts, 'delete');
+    if (!result.ok) return result;
+    if (result.deleted === 0)
+      return {
+        ok: false as const,
+        code: 'key_not_found' as const,
+        message: 'no such holder or waiter',
+      };
+    return { ok: true as const, revision: result.revision };
   }
 }
 

@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify';
+import { ApiError, sendError } from '../errors.js';
+import { idempotencyKeyOf, type Query, rejectUnknown, stringParam } from '../params.js';
+import type { ApiService } from '../service.js';
+
+const MAX_WAIT_MS = 5 * 60_000;
+
+const acquireBody = {
+  type: 'object',
+  required: ['lease'],
+  additionalProperties: false,
+  properties: {
+    lease: { type: 'string', minLength: 1, maxLength: 128 },
+    timeoutMs: { type: 'integer', minimum: 0, maximum: MAX_WAIT_MS },
+  },
+} as const;
+
+/** Lock and election names: no '/', so one name's line never contains another's. */
+export function coordinationName(params: unknown): string {
+  const name = (params as { name?: string }).name ?? '';
+  if (!/^[^/\u0000]{1,256}$/.test(name)) {
+    throw new ApiError('invalid_request', 'a name is 1 to 256 characters without "/"');
+  }
+  return name;
+}
+
+/** API.md "Locks": a fair FIFO queue per name; the fencing token is the holder key's createRevision. */
+export function lockRoutes(service: ApiService) {
+  return async function routes(app: FastifyInstance): Promise<void> {
+    app.post('/v1/locks/:name', { schema: { body: acquireBody } }, async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const name = coordinationName(req.params);
+      const { lease, timeoutMs } = req.body as { lease: string; timeoutMs?: number };
+      const result = await service.lockAcquire(name, lease, timeoutMs ?? service.requestTimeoutMs);
+      if (!result.ok) return sendError(reply, result.code, result.message);
+      return { name: result.name, key: result.key, fencingToken: result.fencingToken };
+    });
+
+    app.delete('/v1/locks/:name', async (req, reply) => {
+      const query = req.query as Query;
+      rejectUnknown(query, ['key']);
+      const name = coordinationName(req.params);
+      const key = stringParam(query, 'key');
+      if (!key) throw new ApiError('invalid_request', 'the holder key is required: ?key=K');
+      const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
+      const result = await service.lockRelease(name, key, {
+        signal: AbortSignal.timeout(service.requestTimeoutMs),
+        ...(idempotencyKey ? { idempotencyKey } : {}),
+      });
+      if (!result.ok) return sendError(reply, result.code, result.message);
+      return { released: true, revision: result.revision };
+    });
+  };
+}
