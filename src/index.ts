@@ -12,8 +12,8 @@ import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.j
 import { KvService } from './server/kv-service.js';
 import { type NodeOptions, RaftKvNode } from './server/node.js';
 
-export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
 export * from './client/index.js';
+export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
 export { ServerError } from './server/errors.js';
 export { RaftKvNode } from './server/node.js';
 
