@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { ServerError } from '../server/errors.js';
 import { ApiError, sendError, statusOfCode } from './errors.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { electionRoutes } from './routes/elections.js';
 import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
 import { lockRoutes } from './routes/locks.js';
@@ -85,6 +86,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(leaseRoutes(service));
   app.register(registryRoutes(service));
   app.register(lockRoutes(service));
+  app.register(electionRoutes(service));
   app.register(clusterRoutes(service));
   return app;
 }

@@ -61,6 +61,28 @@ export interface ApiService {
     opts: WriteOptions,
   ): Promise<{ ok: true; revision: number } | { ok: false; code: string; message: string }>;
 
+  campaign(
+    name: string,
+    lease: string,
+    value: string,
+    timeoutMs: number,
+  ): Promise<
+    | { ok: true; leader: ElectionLeader }
+    | { ok: false; code: 'lock_timeout' | 'lease_not_found'; message: string }
+  >;
+  electionLeader(name: string, signal?: AbortSignal): Promise<ElectionLeader | undefined>;
+  proclaim(
+    name: string,
+    key: string,
+    value: string,
+    opts: WriteOptions,
+  ): Promise<{ ok: true; leader: ElectionLeader } | { ok: false; code: string; message: string }>;
+  resign(
+    name: string,
+    key: string,
+    opts: WriteOptions,
+  ): Promise<{ ok: true; revision: number } | { ok: false; code: string; message: string }>;
+
   status(): Promise<StatusView>;
   members(): Promise<MembersView>;
   /** 200 when the node has a leader and its applied index is caught up. */
@@ -164,4 +186,11 @@ export interface LeaseView {
   /** Seconds left on the leader's clock, rounded up. */
   remaining: number;
   keys: string[];
+}
+
+export interface ElectionLeader {
+  key: string;
+  value: string;
+  /** The revision at which the leader joined (its key's createRevision). */
+  revision: number;
 }

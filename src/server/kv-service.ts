@@ -11,7 +11,7 @@ import type {
   TxnResult,
 } from '../kv/results.js';
 import { ServerError } from './errors.js';
-import { KeyQueue, lockPrefix } from './locks.js';
+import { electionPrefix, KeyQueue, lockPrefix } from './locks.js';
 import type { RaftKvNode } from './node.js';
 import type { WatchParams, WatchSink } from './watches.js';
 
@@ -200,9 +200,74 @@ export class KvService {
       };
     return { ok: true as const, revision: result.revision };
   }
+
+  // ---- elections (API.md "Locks and elections"): the lowest createRevision under the name leads.
+
+  async campaign(name: string, lease: string, value: string, timeoutMs: number) {
+    const result = await this.queue.waitFirst(electionPrefix(name), lease, value, timeoutMs);
+    if (!result.ok) return result;
+    return { ok: true as const, leader: leaderView(result.kv) };
+  }
+
+  async electionLeader(name: string, signal?: AbortSignal) {
+    const first = await this.queue.first(electionPrefix(name), signal);
+    return first ? leaderView(first) : undefined;
+  }
+
+  /** The leader updates its value; refused unless `key` is still the leader. */
+  async proclaim(name: string, key: string, value: string, opts: WriteOpts) {
+    const first = await this.queue.first(electionPrefix(name), opts.signal);
+    if (!first || first.key !== key) {
+      return {
+        ok: false as const,
+        code: 'compare_failed' as const,
+        message: `${key} is not the leader of "${name}"`,
+      };
+    }
+    const result = await this.command<TxnResult>(
+      {
+        type: 'txn',
+        // Still the same candidacy (not resigned and re-joined) and still first: nobody older exists by construction.
+        compare: [{ key, target: 'createRevision', op: '==', value: first.createRevision }],
+        success: [{ op: 'put', key, value, ...(first.lease ? { lease: first.lease } : {}) }],
+        failure: [],
+      },
+      opts,
+      'txn',
+    );
+    if (!result.ok) return result;
+    if (!result.succeeded)
+      return {
+        ok: false as const,
+        code: 'compare_failed' as const,
+        message: 'the leadership was lost',
+      };
+    const put = result.results[0] as { op: 'put'; kv: import('../kv/mvcc/key-value.js').KeyValue };
+    return { ok: true as const, leader: leaderView(put.kv) };
+  }
+
+  async resign(name: string, key: string, opts: WriteOpts) {
+    if (!key.startsWith(electionPrefix(name))) {
+      return {
+        ok: false as const,
+        code: 'invalid_request' as const,
+        message: `key is not a candidate of "${name}"`,
+      };
+    }
+    const result = await this.command<DeleteResult>({ type: 'delete', key }, opts, 'delete');
+    if (!result.ok) return result;
+    if (result.deleted === 0)
+      return { ok: false as const, code: 'key_not_found' as const, message: 'no such candidate' };
+    return { ok: true as const, revision: result.revision };
+  }
 }
 
 /** Server-chosen lease ids: 16 hex digits, unguessable enough that clients cannot collide by accident. */
 function randomLeaseId(): string {
   return randomBytes(8).toString('hex');
+}
+
+/** An election's leader as API.md shows it: its key, value and the revision it joined at. */
+function leaderView(kv: { key: string; value: string; createRevision: number }) {
+  return { key: kv.key, value: kv.value, revision: kv.createRevision };
 }

@@ -19,7 +19,10 @@ export async function streamWatch(
   req: FastifyRequest,
   reply: FastifyReply,
   watch: WatchRequest,
+  /** What a change event carries; undefined skips the change (e.g. an election whose leader did not change). */
   render: (change: RevisionChange) => unknown = (c) => c,
+  /** An event sent first, before any change (e.g. the current election leader). */
+  first?: { event: string; data: unknown; id?: number },
 ): Promise<void> {
   const res = reply.raw;
   let handle: { cancel(): void } | undefined;
@@ -40,8 +43,12 @@ export async function streamWatch(
     else res.write(chunk);
   };
   // Open the stream only once the server accepted the watch, so errors still get a JSON body.
+  if (first) write(first.event, first.data, first.id);
   handle = await service.watch(watch, {
-    change: (change) => write('change', render(change), change.revision),
+    change: (change) => {
+      const data = render(change);
+      if (data !== undefined) write('change', data, change.revision);
+    },
     progress: (revision) => write('progress', { revision }),
     compacted: (compactRevision) => {
       write('compacted', { compactRevision });
