@@ -34,6 +34,8 @@ export interface CallSpec {
   endpoint?: string | undefined;
   /** Statuses to return rather than treat as errors (e.g. 503 for /health). */
   accept?: readonly number[];
+  /** This call's per-attempt timeout, instead of the client's (e.g. a lock that waits in line). */
+  timeoutMs?: number | undefined;
 }
 
 export interface CallResult<T> {
@@ -174,7 +176,8 @@ export class Transport {
 
   private async attempt<T>(endpoint: string, spec: CallSpec): Promise<Attempt<T>> {
     const idempotent = spec.method === 'GET' || spec.idempotencyKey !== undefined;
-    const timeout = AbortSignal.timeout(this.options.timeoutMs);
+    const timeoutMs = spec.timeoutMs ?? this.options.timeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
     const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
@@ -188,6 +191,9 @@ export class Transport {
         body: spec.body === undefined ? null : JSON.stringify(spec.body),
         signal,
         idempotent,
+        ...(spec.timeoutMs !== undefined
+          ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs }
+          : {}),
       });
       const text = await res.body.text();
       let body: unknown;
@@ -220,7 +226,7 @@ export class Transport {
       const error = timedOut
         ? new RaftkvError(
             'timeout',
-            `no answer from ${endpoint} within ${this.options.timeoutMs} ms`,
+            `no answer from ${endpoint} within ${timeoutMs} ms`,
             {
               endpoint,
               cause: err,

@@ -28,7 +28,26 @@ export interface WatchSettings {
  * revision was, iteration throws a RaftkvError `compacted` carrying
  * `compactRevision`. close(), break, or the `signal` option end it quietly.
  */
-export class WatchStream implements AsyncIterableIterator<WatchResponse> {
+/**
+ * Where a WatchStream's SSE stream comes from: the KV watch by default, or
+ * another endpoint with the same event protocol (registry watch, election
+ * observe).
+ */
+export interface StreamSource {
+  /** Path without query, e.g. `/v1/registry`. */
+  path: string;
+  /** Query parameters of a connection: the first one, or a resume after `cursor`. */
+  query(first: boolean, cursor: number): Record<string, string | number | boolean | undefined>;
+  /** The revision before the first one to deliver. */
+  start(signal: AbortSignal): Promise<number>;
+}
+
+/** One item of a stream: a revision and whatever the endpoint reports for it. */
+export interface StreamItem {
+  revision: number;
+}
+
+export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncIterableIterator<T> {
   /** The last revision accounted for: every change at or below it has been yielded. */
   revision: number | undefined;
   /** The endpoint of the current (or last) stream. */
@@ -37,16 +56,27 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
   connections = 0;
   private readonly controller = new AbortController();
   private readonly signal: AbortSignal;
-  private readonly iterator: AsyncGenerator<WatchResponse, void, undefined>;
-  private readonly onEnd: (w: WatchStream) => void;
+  private readonly iterator: AsyncGenerator<T, void, undefined>;
+  private readonly onEnd: (w: WatchStream<T>) => void;
+  private readonly source: StreamSource;
 
   constructor(
     private readonly transport: Transport,
     private readonly key: string,
     private readonly options: WatchOptions,
     private readonly settings: WatchSettings,
-    onEnd: (w: WatchStream) => void,
+    onEnd: (w: WatchStream<T>) => void,
+    source?: StreamSource,
   ) {
+    this.source = source ?? {
+      path: key === '' ? '/v1/watch' : `/v1/watch/${encodeKey(key)}`,
+      query: (first, cursor) => ({
+        prefix: options.prefix === true,
+        prevKv: options.prevKv === true,
+        fromRevision: first ? cursor + 1 : undefined,
+      }),
+      start: () => this.startCursor(),
+    };
     this.signal = options.signal
       ? AbortSignal.any([options.signal, this.controller.signal])
       : this.controller.signal;
@@ -55,7 +85,7 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
   }
 
   /** onEnd runs however iteration finishes. */
-  private async *wrap(): AsyncGenerator<WatchResponse, void, undefined> {
+  private async *wrap(): AsyncGenerator<T, void, undefined> {
     try {
       yield* this.run();
     } finally {
@@ -63,11 +93,11 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
     }
   }
 
-  next(): Promise<IteratorResult<WatchResponse, void>> {
+  next(): Promise<IteratorResult<T, void>> {
     return this.iterator.next();
   }
 
-  return(): Promise<IteratorResult<WatchResponse, void>> {
+  return(): Promise<IteratorResult<T, void>> {
     this.controller.abort();
     return this.iterator.return(undefined);
   }
@@ -86,15 +116,11 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
     return this.signal.aborted;
   }
 
-  private path(): string {
-    return this.key === '' ? '/v1/watch' : `/v1/watch/${encodeKey(this.key)}`;
-  }
-
-  private async *run(): AsyncGenerator<WatchResponse, void, undefined> {
+  private async *run(): AsyncGenerator<T, void, undefined> {
     const signal = this.signal;
     let cursor: number;
     try {
-      cursor = await this.startCursor();
+      cursor = await this.source.start(signal);
     } catch (err) {
       if (signal.aborted) return;
       throw err;
@@ -122,11 +148,7 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
       retryAfterMs = undefined;
       const endpoint = this.transport.current;
       this.endpoint = endpoint;
-      const query = queryString({
-        prefix: this.options.prefix === true,
-        prevKv: this.options.prevKv === true,
-        fromRevision: firstConnect ? cursor + 1 : undefined,
-      });
+      const query = queryString(this.source.query(firstConnect, cursor));
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (!firstConnect) headers['last-event-id'] = String(cursor);
       let res: Dispatcher.ResponseData;
@@ -134,7 +156,7 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
         const { pool, base } = this.transport.pool(endpoint);
         res = await pool.request({
           method: 'GET',
-          path: base + this.path() + query,
+          path: base + this.source.path + query,
           headers,
           signal,
           headersTimeout: this.settings.timeoutMs,
@@ -181,7 +203,7 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
             sawEvent = true;
             failures = 0;
             if (ev.event === 'change') {
-              const change = parseData(ev.data, endpoint) as WatchResponse;
+              const change = parseData(ev.data, endpoint) as T;
               if (change.revision <= cursor) continue; // already delivered before a reconnect
               cursor = change.revision;
               this.revision = cursor;
@@ -192,7 +214,8 @@ export class WatchStream implements AsyncIterableIterator<WatchResponse> {
                 cursor = revision;
                 this.revision = cursor;
               }
-              if (this.options.progress) yield { revision, events: [], progress: true };
+              if (this.options.progress)
+                yield { revision, events: [], progress: true } as unknown as T;
             } else if (ev.event === 'compacted') {
               const body = parseData(ev.data, endpoint) as { compactRevision: number };
               throw new RaftkvError(
