@@ -3,14 +3,23 @@
  * kvctl — the command line client. Parses flags, calls src/client, prints.
  *
  * Exit codes: 0 ok; 1 not found, compare failed, txn not succeeded, or any
- * other API error; 2 usage error; 3 unavailable, timeout or connection failure.
+ * other API error; 2 usage error; 3 unavailable, timeout or connection failure
+ * (and: the lease of `registry register`, `lease keepalive`, `elect` or a
+ * bare `lock` was lost). `lock NAME -- command` exits with the command's code.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   Client,
+  type ElectionLeader,
+  isRaftkvError,
   type KeyValue,
+  type LeaseKeeper,
+  type Lock,
   RaftkvError,
+  type RegistryEntry,
+  type RegistryWatchResponse,
   type StatusResponse,
   type TxnOp,
   type TxnRequest,
@@ -22,8 +31,11 @@ const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 const EXIT_UNAVAILABLE = 3;
+/** `lock` interrupted before it got the lock (128 + SIGINT). */
+const EXIT_INTERRUPTED = 130;
 
 const DEFAULT_ENDPOINT = 'http://127.0.0.1:7379';
+const DEFAULT_TIMEOUT_MS = 10_000;
 
 type Format = 'table' | 'json';
 
@@ -172,8 +184,9 @@ function makeClient(opts: GlobalOptions): Client {
 async function run(
   cmd: Command,
   body: (client: Client, format: Format) => Promise<number | undefined>,
+  overrides: Partial<GlobalOptions> = {},
 ): Promise<void> {
-  const opts = globals(cmd);
+  const opts = { ...globals(cmd), ...overrides };
   let client: Client | undefined;
   try {
     client = makeClient(opts);
@@ -227,6 +240,116 @@ async function readTxn(file: string | undefined): Promise<TxnRequest> {
   return parsed as TxnRequest;
 }
 
+// ------------------------------------------------------------------ coordination helpers
+
+const DEFAULT_LEASE_TTL = 10;
+
+function entryTable(entries: RegistryEntry[]): string {
+  return table(
+    ['NAME', 'VALUE', 'LEASE', 'CREATE-REV', 'MOD-REV'],
+    entries.map((e) => [e.name, e.value, e.lease, e.createRevision, e.modRevision]),
+  );
+}
+
+function registryLines(change: RegistryWatchResponse): string {
+  return change.events
+    .map((e) => {
+      const value = e.type === 'put' ? `  ${cell(e.entry.value)}` : '';
+      return `${change.revision}  ${e.type.padEnd(6)}  ${cell(e.entry.name)}${value}`;
+    })
+    .join('\n');
+}
+
+function leaderLine(revision: number, leader: ElectionLeader | null): string {
+  return leader
+    ? `${revision}  ${cell(leader.value)}  (key ${cell(leader.key)}, since revision ${leader.revision})`
+    : `${revision}  (no leader)`;
+}
+
+function note(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+/**
+ * Resolves with the signal's name on SIGINT or SIGTERM (a ref'd timer keeps
+ * the process alive meanwhile); dispose() removes the handlers.
+ */
+function interrupted(): { promise: Promise<NodeJS.Signals>; dispose(): void } {
+  let resolve!: (signal: NodeJS.Signals) => void;
+  const promise = new Promise<NodeJS.Signals>((r) => {
+    resolve = r;
+  });
+  const onInt = () => resolve('SIGINT');
+  const onTerm = () => resolve('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const hold = setInterval(() => {}, 1 << 30);
+  return {
+    promise,
+    dispose() {
+      clearInterval(hold);
+      process.removeListener('SIGINT', onInt);
+      process.removeListener('SIGTERM', onTerm);
+    },
+  };
+}
+
+/** A lease kept alive for the duration of a command, revoked at the end. */
+async function heldLease(
+  client: Client,
+  ttl: number,
+): Promise<{ id: string; keeper: LeaseKeeper; release(): Promise<void> }> {
+  const grant = await client.grantLease(ttl);
+  const keeper = client.keepLeaseAlive(grant.id, { ttlSeconds: grant.ttl });
+  return {
+    id: grant.id,
+    keeper,
+    async release() {
+      await keeper.stop();
+      try {
+        await client.revokeLease(grant.id);
+      } catch (err) {
+        if (!isRaftkvError(err, 'lease_not_found')) throw err;
+      }
+    },
+  };
+}
+
+function lostMessage(err: RaftkvError): string {
+  return `error: lease lost: ${err.code}: ${err.message}`;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+
+/** Runs `command` with `env` until it exits; SIGTERMs it when `stop` resolves first. Its exit code. */
+function runCommand(
+  command: string[],
+  env: Record<string, string>,
+  stop: Promise<unknown>,
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const child = spawn(command[0]!, command.slice(1), {
+      stdio: 'inherit',
+      env: { ...process.env, ...env },
+    });
+    let done = false;
+    child.on('error', (err) => {
+      if (done) return;
+      done = true;
+      note(`error: cannot run ${command[0]}: ${err.message}`);
+      resolve(127);
+    });
+    child.on('exit', (code, signal) => {
+      if (done) return;
+      done = true;
+      resolve(code ?? 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 1) : 1));
+    });
+    void stop.then(() => {
+      if (!done) child.kill('SIGTERM');
+    });
+  });
+}
+
 // ------------------------------------------------------------------ commands
 
 function buildProgram(): Command {
@@ -250,7 +373,7 @@ function buildProgram(): Command {
     .addOption(
       new Option('--timeout <ms>', 'timeout of each attempt, in milliseconds')
         .argParser(integer(1))
-        .default(10_000),
+        .default(DEFAULT_TIMEOUT_MS),
     )
     .addOption(
       new Option('--retries <n>', 'retries (across endpoints) after a failed attempt')
@@ -517,6 +640,427 @@ function buildProgram(): Command {
             ]),
           );
         return EXIT_OK;
+      }),
+    );
+
+  // ---------------------------------------------------------------- leases
+
+  const lease = program
+    .command('lease')
+    .description('grant, keep alive, revoke and inspect leases');
+
+  lease
+    .command('grant')
+    .description('grant a lease and print its id')
+    .argument('<ttl>', 'time to live, in seconds', integer(1))
+    .option('--id <id>', 'choose the lease id')
+    .action((ttl: number, o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.grantLease(ttl, o.id !== undefined ? { id: o.id } : {});
+        if (format === 'json') printJson(res);
+        else
+          print(
+            fields([
+              ['id', res.id],
+              ['ttl', res.ttl],
+            ]),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  lease
+    .command('keepalive')
+    .description('keep a lease alive until interrupted (exit 3 if it is lost), or renew it once')
+    .argument('<id>')
+    .option('--once', 'renew once and exit')
+    .action((id: string, o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const first = await client.keepAlive(id);
+        if (format === 'json') print(JSON.stringify(first));
+        else
+          print(
+            fields([
+              ['id', first.id],
+              ['ttl', first.ttl],
+            ]),
+          );
+        if (o.once) return EXIT_OK;
+        const stop = interrupted();
+        const keeper = client.keepLeaseAlive(id, { ttlSeconds: first.ttl });
+        try {
+          const outcome = await Promise.race([stop.promise, keeper.lost]);
+          if (outcome instanceof RaftkvError) {
+            note(lostMessage(outcome));
+            return EXIT_UNAVAILABLE;
+          }
+          return EXIT_OK;
+        } finally {
+          stop.dispose();
+          await keeper.stop();
+        }
+      }),
+    );
+
+  lease
+    .command('revoke')
+    .description('revoke a lease (deleting its keys)')
+    .argument('<id>')
+    .action((id: string, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.revokeLease(id);
+        if (format === 'json') printJson(res);
+        else
+          print(
+            fields([
+              ['revoked', res.revoked],
+              ['deleted', res.deleted],
+            ]),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  lease
+    .command('get')
+    .description("a lease's TTL, remaining time and keys")
+    .argument('<id>')
+    .action((id: string, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.lease(id);
+        if (format === 'json') printJson(res);
+        else
+          print(
+            fields([
+              ['id', res.id],
+              ['ttl', res.ttl],
+              ['remaining', res.remaining],
+              ['keys', res.keys.join(', ')],
+            ]),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  lease
+    .command('ls')
+    .alias('list')
+    .description('list the live leases')
+    .action((_o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const leases = await client.leases();
+        if (format === 'json') printJson({ leases });
+        else
+          print(
+            leases.length
+              ? table(
+                  ['ID', 'TTL', 'REMAINING'],
+                  leases.map((l) => [l.id, l.ttl, l.remaining]),
+                )
+              : '(no leases)',
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  // ---------------------------------------------------------------- registry
+
+  const registry = program
+    .command('registry')
+    .description('unique names owned by leases (service discovery)');
+
+  registry
+    .command('register')
+    .description(
+      'register NAME with a new lease, keep it until interrupted, then revoke it (exit 1 if taken, 3 if the lease is lost)',
+    )
+    .argument('<name>')
+    .argument('<value>')
+    .option('--ttl <s>', 'TTL of the lease, in seconds', integer(1), DEFAULT_LEASE_TTL)
+    .action((name: string, value: string, o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const held = await heldLease(client, o.ttl);
+        const stop = interrupted();
+        try {
+          let entry: RegistryEntry;
+          try {
+            entry = await client.register(name, value, held.id);
+          } catch (err) {
+            if (isRaftkvError(err, 'name_taken')) {
+              const holder = err.entry as RegistryEntry | null | undefined;
+              note(
+                `error: name_taken: "${name}" is held by lease ${holder?.lease ?? '?'}` +
+                  (holder ? ` (value ${JSON.stringify(holder.value)})` : ''),
+              );
+              return EXIT_FAILED;
+            }
+            throw err;
+          }
+          if (format === 'json') print(JSON.stringify(entry));
+          else print(`registered ${cell(entry.name)} = ${cell(entry.value)} (lease ${held.id})`);
+          const outcome = await Promise.race([stop.promise, held.keeper.lost]);
+          if (outcome instanceof RaftkvError) {
+            note(lostMessage(outcome));
+            return EXIT_UNAVAILABLE;
+          }
+          return EXIT_OK;
+        } finally {
+          stop.dispose();
+          await held.release();
+        }
+      }),
+    );
+
+  registry
+    .command('lookup')
+    .description('print the entry of a name')
+    .argument('<name>')
+    .action((name: string, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const entry = await client.lookup(name);
+        if (format === 'json') printJson(entry);
+        else print(entryTable([entry]));
+        return EXIT_OK;
+      }),
+    );
+
+  registry
+    .command('ls')
+    .alias('list')
+    .description('list registered names')
+    .argument('[prefix]', 'only names starting with this', '')
+    .action((prefix: string, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.registry(prefix);
+        if (format === 'json') printJson(res);
+        else print(res.entries.length ? entryTable(res.entries) : '(no entries)');
+        return EXIT_OK;
+      }),
+    );
+
+  registry
+    .command('watch')
+    .description('print registry changes under a prefix until interrupted')
+    .argument('[prefix]', 'only names starting with this', '')
+    .option('--from-revision <n>', 'replay history from this revision', integer(1))
+    .action((prefix: string, o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const controller = new AbortController();
+        const stop = interrupted();
+        void stop.promise.then(() => controller.abort());
+        try {
+          const watch = client.watchRegistry(prefix, {
+            ...(o.fromRevision !== undefined ? { fromRevision: o.fromRevision } : {}),
+            signal: controller.signal,
+          });
+          for await (const change of watch) {
+            if (format === 'json') print(JSON.stringify(change));
+            else print(registryLines(change));
+          }
+        } finally {
+          stop.dispose();
+        }
+        return EXIT_OK;
+      }),
+    );
+
+  registry
+    .command('unregister')
+    .description('remove a name (only if LEASE owns it, with --lease)')
+    .argument('<name>')
+    .option('--lease <id>', 'only if this lease owns the name')
+    .action((name: string, o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.unregister(name, o.lease !== undefined ? { lease: o.lease } : {});
+        if (format === 'json') printJson(res);
+        else
+          print(
+            fields([
+              ['deleted', res.deleted],
+              ['revision', res.revision],
+            ]),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  // ---------------------------------------------------------------- locks
+
+  program
+    .command('lock')
+    .description(
+      'acquire a lock (with a new lease kept alive) and hold it until interrupted, or run a command while holding it (lock NAME -- command args...)',
+    )
+    .argument('<name>')
+    .argument('[command...]', 'command to run while holding the lock')
+    .option('--ttl <s>', 'TTL of the lease, in seconds', integer(1), DEFAULT_LEASE_TTL)
+    .option(
+      '--timeout <ms>',
+      "give up waiting for the lock after this long (here, not each request's timeout)",
+      integer(0),
+    )
+    .addHelpText(
+      'after',
+      '\nThe command gets RAFTKV_LOCK_NAME, RAFTKV_LOCK_KEY (the holder key, URI-encoded) and\n' +
+        'RAFTKV_FENCING_TOKEN in its environment, and SIGTERM if the lease is lost. kvctl then\n' +
+        "releases the lock, revokes the lease and exits with the command's exit code.\n" +
+        'Exit 1 on lock_timeout; 130 if interrupted while waiting.',
+    )
+    .action((name: string, command: string[], o, cmd: Command) => {
+      // kvctl's global --timeout (each request's timeout) takes `--timeout` wherever it is on
+      // the command line: for `lock` it means the lock wait, and requests keep the default.
+      const fromCli = cmd.parent?.getOptionValueSource('timeout') === 'cli';
+      const waitMs: number | undefined = o.timeout ?? (fromCli ? globals(cmd).timeout : undefined);
+      return run(
+        cmd,
+        async (client, format) => {
+          const held = await heldLease(client, o.ttl);
+          const stop = interrupted();
+          try {
+            // Interrupted while waiting in line: give up (the lease's revocation leaves the line).
+            const waiting = new AbortController();
+            void stop.promise.then(() => waiting.abort());
+            let lock: Lock;
+            try {
+              lock = await Promise.race([
+                client.lock(name, {
+                  lease: held.id,
+                  signal: waiting.signal,
+                  ...(waitMs !== undefined ? { timeoutMs: waitMs } : {}),
+                }),
+                held.keeper.lost.then((err) => Promise.reject(err)),
+              ]);
+            } catch (err) {
+              if (waiting.signal.aborted) {
+                note(`kvctl: interrupted while waiting for lock ${name}`);
+                return EXIT_INTERRUPTED;
+              }
+              throw err;
+            }
+            if (command.length === 0) {
+              if (format === 'json') print(JSON.stringify(lock));
+              else
+                print(
+                  fields([
+                    ['name', lock.name],
+                    ['key', lock.key],
+                    ['fencingToken', lock.fencingToken],
+                  ]),
+                );
+            } else {
+              note(`kvctl: holding lock ${lock.name}, fencing token ${lock.fencingToken}`);
+            }
+            let lost: RaftkvError | undefined;
+            void held.keeper.lost.then((err) => {
+              lost = err;
+              note(lostMessage(err));
+            });
+            let code: number;
+            if (command.length > 0) {
+              code = await runCommand(
+                command,
+                {
+                  RAFTKV_LOCK_NAME: lock.name,
+                  // Holder keys start with a NUL byte, which an environment cannot carry.
+                  RAFTKV_LOCK_KEY: encodeURIComponent(lock.key),
+                  RAFTKV_FENCING_TOKEN: String(lock.fencingToken),
+                },
+                Promise.race([stop.promise, held.keeper.lost]),
+              );
+            } else {
+              await Promise.race([stop.promise, held.keeper.lost]);
+              code = lost ? EXIT_UNAVAILABLE : EXIT_OK;
+            }
+            if (!lost) {
+              try {
+                await client.unlock(name, lock.key);
+              } catch (err) {
+                note(`warning: unlock: ${(err as Error).message}`);
+              }
+            }
+            return code;
+          } finally {
+            stop.dispose();
+            await held.release();
+          }
+        },
+        fromCli ? { timeout: DEFAULT_TIMEOUT_MS } : {},
+      );
+    });
+
+  // ---------------------------------------------------------------- elections
+
+  program
+    .command('elect')
+    .description(
+      'campaign in an election with VALUE and hold leadership until interrupted (then resign); with --observe, print leader changes',
+    )
+    .argument('<name>')
+    .argument('[value]', "this candidate's value (not with --observe)")
+    .option('--observe', 'print the leader and each change until interrupted')
+    .option('--ttl <s>', 'TTL of the lease, in seconds', integer(1), DEFAULT_LEASE_TTL)
+    .action((name: string, value: string | undefined, o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const stop = interrupted();
+        const controller = new AbortController();
+        void stop.promise.then(() => controller.abort());
+        try {
+          if (o.observe) {
+            for await (const change of client.observe(name, { signal: controller.signal })) {
+              if (format === 'json') print(JSON.stringify(change));
+              else print(leaderLine(change.revision, change.leader));
+            }
+            return EXIT_OK;
+          }
+          if (value === undefined) throw new UsageError('elect: VALUE is required (or --observe)');
+          const held = await heldLease(client, o.ttl);
+          try {
+            const lostSignal = held.keeper.lost.then((err) => {
+              controller.abort();
+              return err;
+            });
+            let leader: ElectionLeader | undefined;
+            while (!controller.signal.aborted && leader === undefined) {
+              try {
+                leader = (
+                  await client.campaign(name, {
+                    lease: held.id,
+                    value,
+                    timeoutMs: 60_000,
+                    signal: controller.signal,
+                  })
+                ).leader;
+              } catch (err) {
+                if (controller.signal.aborted) break;
+                if (isRaftkvError(err, 'lock_timeout')) continue;
+                throw err;
+              }
+            }
+            if (leader !== undefined) {
+              if (format === 'json') print(JSON.stringify({ elected: true, leader }));
+              else
+                print(`elected: ${cell(name)} = ${cell(leader.value)} (key ${cell(leader.key)})`);
+              await Promise.race([stop.promise, lostSignal]);
+            }
+            const lost = await Promise.race([lostSignal, Promise.resolve(undefined)]);
+            if (lost) {
+              note(lostMessage(lost));
+              return EXIT_UNAVAILABLE;
+            }
+            if (leader !== undefined) {
+              try {
+                await client.resign(name, leader.key);
+              } catch (err) {
+                note(`warning: resign: ${(err as Error).message}`);
+              }
+            }
+            return EXIT_OK;
+          } finally {
+            await held.release();
+          }
+        } finally {
+          stop.dispose();
+        }
       }),
     );
 

@@ -1,27 +1,53 @@
 import { RaftkvError } from './errors.js';
+import { keepLeaseAlive } from './keepalive.js';
 import { encodeKey, queryString } from './paths.js';
 import { type CallSpec, Transport } from './transport.js';
 import type {
+  CampaignOptions,
   CompactResponse,
   DeleteOptions,
   DeleteResponse,
+  ElectionLeader,
   EndpointOptions,
   GetResponse,
+  GrantLeaseOptions,
   HealthResponse,
+  KeepLeaseAliveOptions,
   KeyValue,
+  LeaderChange,
+  LeaderResponse,
+  LeaseGrantResponse,
+  LeaseInfo,
+  LeaseKeepAliveResponse,
+  LeaseKeeper,
+  LeaseRevokeResponse,
+  LeaseSummary,
+  LeasesResponse,
   ListOptions,
   ListResponse,
+  Lock,
+  LockOptions,
   MembersResponse,
+  ObserveOptions,
   PutOptions,
   PutResponse,
   ReadOptions,
+  RegistryEntry,
+  RegistryListResponse,
+  RegistryWatchOptions,
+  RegistryWatchResponse,
+  ResignResponse,
   StatusResponse,
   TxnRequest,
   TxnResponse,
+  UnlockResponse,
+  UnregisterOptions,
+  UnregisterResponse,
   WatchOptions,
+  WatchResponse,
   WriteOptions,
 } from './types.js';
-import { WatchStream } from './watch.js';
+import { type StreamItem, type StreamSource, WatchStream } from './watch.js';
 
 export interface ClientOptions {
   /** Client URLs of the cluster's nodes, e.g. `http://127.0.0.1:7379` (`host:port` is accepted). */
@@ -62,7 +88,7 @@ export interface ClientOptions {
  */
 export class Client {
   readonly transport: Transport;
-  private readonly watches = new Set<WatchStream>();
+  private readonly watches = new Set<{ close(): void }>();
   private readonly watchIdleTimeoutMs: number;
 
   constructor(options: ClientOptions) {
@@ -163,8 +189,17 @@ export class Client {
    *   for await (const { revision, events } of client.watch('app/', { prefix: true })) …
    */
   watch(key: string, options: WatchOptions = {}): WatchStream {
+    return this.stream<WatchResponse>(options, undefined, key);
+  }
+
+  /** A WatchStream over `source` (default: the KV watch of `key`), ended by close(). */
+  private stream<T extends StreamItem>(
+    options: WatchOptions,
+    source?: StreamSource,
+    key = '',
+  ): WatchStream<T> {
     const n = this.transport.endpoints.length;
-    const w = new WatchStream(
+    const w: WatchStream<T> = new WatchStream<T>(
       this.transport,
       key,
       options,
@@ -174,9 +209,280 @@ export class Client {
         maxFailures: Math.max(1, this.transport.options.retries) * n,
       },
       (done) => this.watches.delete(done),
+      source,
     );
     this.watches.add(w);
     return w;
+  }
+
+  /** Per-attempt timeout of a call that waits server-side for up to `waitMs`. */
+  private waitTimeout(waitMs: number | undefined): number {
+    return (waitMs ?? 0) + this.transport.options.timeoutMs;
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  /** A new lease of `ttlSeconds` (the server may raise it to its minimum): `{id, ttl}`. */
+  async grantLease(
+    ttlSeconds: number,
+    options: GrantLeaseOptions = {},
+  ): Promise<LeaseGrantResponse> {
+    const body: Record<string, unknown> = { ttl: ttlSeconds };
+    if (options.id !== undefined) body.id = options.id;
+    return this.write<LeaseGrantResponse>('POST', '/v1/leases', body, options);
+  }
+
+  /** Restarts the lease's TTL. Throws RaftkvError `lease_not_found` once it expired or was revoked. */
+  async keepAlive(id: string, options: WriteOptions = {}): Promise<LeaseKeepAliveResponse> {
+    return this.write<LeaseKeepAliveResponse>(
+      'POST',
+      `/v1/leases/${encodeKey(id)}/keepalive`,
+      undefined,
+      options,
+    );
+  }
+
+  /** Revokes the lease; its keys (and registry entries, locks, candidacies) go with it in one revision. */
+  async revokeLease(id: string, options: WriteOptions = {}): Promise<LeaseRevokeResponse> {
+    return this.write<LeaseRevokeResponse>(
+      'DELETE',
+      `/v1/leases/${encodeKey(id)}`,
+      undefined,
+      options,
+    );
+  }
+
+  /** The lease's TTL, remaining seconds and attached keys. Throws `lease_not_found`. */
+  async lease(id: string, options: { signal?: AbortSignal } = {}): Promise<LeaseInfo> {
+    return this.read<LeaseInfo>(`/v1/leases/${encodeKey(id)}`, options, {});
+  }
+
+  /** Every live lease. */
+  async leases(options: { signal?: AbortSignal } = {}): Promise<LeaseSummary[]> {
+    return (await this.read<LeasesResponse>('/v1/leases', options, {})).leases;
+  }
+
+  /**
+   * Keeps lease `id` alive: renews at once, then about every ttl/3, retrying
+   * failed renewals until the TTL has passed since the last acknowledged
+   * one. When a renewal answers `lease_not_found`, or the TTL passes without
+   * one, the lease is lost: `onLost` is called and `lost` resolves at once
+   * (`lease_not_found` or `lease_expired`), and renewing stops. stop() ends
+   * renewing without revoking. Its timers are unref'd.
+   *
+   *   const { id } = await client.grantLease(10);
+   *   const keeper = client.keepLeaseAlive(id, { ttlSeconds: 10, onLost: (e) => … });
+   *   …
+   *   await keeper.stop(); await client.revokeLease(id);
+   */
+  keepLeaseAlive(id: string, options: KeepLeaseAliveOptions): LeaseKeeper {
+    return keepLeaseAlive(this.transport, id, options);
+  }
+
+  // ------------------------------------------------------------------ registry
+
+  /**
+   * Registers `name` for `lease` (201), or updates its value if `lease`
+   * already owns it (200). Throws RaftkvError `name_taken`, with the holder's
+   * Entry as `entry`, when another lease owns it.
+   */
+  async register(
+    name: string,
+    value: string,
+    lease: string,
+    options: WriteOptions = {},
+  ): Promise<RegistryEntry> {
+    return this.write<RegistryEntry>(
+      'PUT',
+      `/v1/registry/${encodeKey(name)}`,
+      { value, lease },
+      options,
+    );
+  }
+
+  /** The entry of `name`. Throws `key_not_found` when nobody holds it. */
+  async lookup(name: string, options: { signal?: AbortSignal } = {}): Promise<RegistryEntry> {
+    return this.read<RegistryEntry>(`/v1/registry/${encodeKey(name)}`, options, {});
+  }
+
+  /** Every entry whose name starts with `prefix`, at one revision. */
+  async registry(
+    prefix = '',
+    options: { signal?: AbortSignal } = {},
+  ): Promise<RegistryListResponse> {
+    return this.read<RegistryListResponse>('/v1/registry', options, {
+      prefix: prefix || undefined,
+    });
+  }
+
+  /**
+   * Removes `name`; with `lease`, only if that lease owns it (else
+   * `compare_failed` with the holder's `entry`). Throws `key_not_found` when
+   * nobody holds it.
+   */
+  async unregister(name: string, options: UnregisterOptions = {}): Promise<UnregisterResponse> {
+    const path = `/v1/registry/${encodeKey(name)}${queryString({ lease: options.lease })}`;
+    return this.write<UnregisterResponse>('DELETE', path, undefined, options);
+  }
+
+  /**
+   * Changes to registry names under `prefix`, as an async iterator of
+   * `{revision, events: [{type, entry}]}`, with the same no-gap,
+   * no-duplicate guarantee across reconnections as watch().
+   */
+  watchRegistry(
+    prefix = '',
+    options: RegistryWatchOptions = {},
+  ): WatchStream<RegistryWatchResponse> {
+    const transport = this.transport;
+    const source: StreamSource = {
+      path: '/v1/registry',
+      query: (first, cursor) => ({
+        prefix: prefix || undefined,
+        watch: true,
+        fromRevision: first ? cursor + 1 : undefined,
+      }),
+      start: async (signal) => {
+        const from = options.fromRevision;
+        if (from !== undefined) {
+          if (!Number.isSafeInteger(from) || from < 1)
+            throw new RaftkvError('invalid_request', 'fromRevision must be an integer ≥ 1');
+          return from - 1;
+        }
+        const res = await transport.call<RegistryListResponse>({
+          method: 'GET',
+          path: `/v1/registry${queryString({ prefix: prefix || undefined })}`,
+          signal,
+        });
+        return res.body.revision;
+      },
+    };
+    return this.stream<RegistryWatchResponse>(
+      {
+        progress: options.progress === true,
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+      source,
+    );
+  }
+
+  // ------------------------------------------------------------------ locks
+
+  /**
+   * Waits in line for lock `name`, owned by `lease`, for at most `timeoutMs`
+   * (default: the server's request timeout): `{name, key, fencingToken}`.
+   * Throws RaftkvError `lock_timeout` when not acquired in time (the place in
+   * line is given up). Revoking the lease releases the lock.
+   */
+  async lock(name: string, options: LockOptions): Promise<Lock> {
+    const body: Record<string, unknown> = { lease: options.lease };
+    if (options.timeoutMs !== undefined) body.timeoutMs = options.timeoutMs;
+    const res = await this.transport.call<Lock>({
+      method: 'POST',
+      path: `/v1/locks/${encodeKey(name)}`,
+      body,
+      signal: options.signal,
+      timeoutMs: this.waitTimeout(options.timeoutMs),
+    });
+    return res.body;
+  }
+
+  /** Releases the lock held with holder key `key` (from lock()). */
+  async unlock(name: string, key: string, options: WriteOptions = {}): Promise<UnlockResponse> {
+    const path = `/v1/locks/${encodeKey(name)}${queryString({ key })}`;
+    return this.write<UnlockResponse>('DELETE', path, undefined, options);
+  }
+
+  /**
+   * A txn that runs its success branch only while lock `lock` is still held
+   * with fencing token `token`: `{lock, token}` is prepended to its compares.
+   */
+  async fencedTxn(
+    lock: string,
+    token: number,
+    txn: TxnRequest,
+    options: WriteOptions = {},
+  ): Promise<TxnResponse> {
+    return this.txn({ ...txn, compare: [{ lock, token }, ...(txn.compare ?? [])] }, options);
+  }
+
+  // ------------------------------------------------------------------ elections
+
+  /**
+   * Campaigns in election `name` with `value`, owned by `lease`; resolves
+   * with `{leader}` (this candidate) once elected. Throws `lock_timeout` (or
+   * `timeout`) when not elected within `timeoutMs`.
+   */
+  async campaign(name: string, options: CampaignOptions): Promise<LeaderResponse> {
+    const body: Record<string, unknown> = { lease: options.lease, value: options.value };
+    if (options.timeoutMs !== undefined) body.timeoutMs = options.timeoutMs;
+    const res = await this.transport.call<LeaderResponse>({
+      method: 'POST',
+      path: `/v1/elections/${encodeKey(name)}/campaign`,
+      body,
+      signal: options.signal,
+      timeoutMs: this.waitTimeout(options.timeoutMs),
+    });
+    return res.body;
+  }
+
+  /** The current leader. Throws RaftkvError `no_leader_elected`. */
+  async leader(name: string, options: { signal?: AbortSignal } = {}): Promise<ElectionLeader> {
+    return (await this.read<LeaderResponse>(`/v1/elections/${encodeKey(name)}`, options, {}))
+      .leader;
+  }
+
+  /** The leader (holding `key`) announces a new value without losing leadership. */
+  async proclaim(
+    name: string,
+    key: string,
+    value: string,
+    options: WriteOptions = {},
+  ): Promise<LeaderResponse> {
+    return this.write<LeaderResponse>(
+      'POST',
+      `/v1/elections/${encodeKey(name)}/proclaim`,
+      { key, value },
+      options,
+    );
+  }
+
+  /** Gives up leadership (or candidacy) held with `key`. */
+  async resign(name: string, key: string, options: WriteOptions = {}): Promise<ResignResponse> {
+    const path = `/v1/elections/${encodeKey(name)}/leader${queryString({ key })}`;
+    return this.write<ResignResponse>('DELETE', path, undefined, options);
+  }
+
+  /**
+   * The leader of election `name` now, then each change, as an async
+   * iterator of `{revision, leader}` (`leader` null: nobody leads). Survives
+   * node failures (reconnects); consecutive duplicates are never yielded.
+   */
+  async *observe(
+    name: string,
+    options: ObserveOptions = {},
+  ): AsyncGenerator<LeaderChange, void, undefined> {
+    const source: StreamSource = {
+      path: `/v1/elections/${encodeKey(name)}`,
+      query: () => ({ watch: true }),
+      start: async () => 0,
+    };
+    const stream = this.stream<LeaderChange>(
+      options.signal ? { signal: options.signal } : {},
+      source,
+    );
+    let last: string | undefined;
+    try {
+      for await (const change of stream) {
+        const leader = change.leader ?? null;
+        const text = JSON.stringify(leader);
+        if (text === last) continue;
+        last = text;
+        yield { revision: change.revision, leader };
+      }
+    } finally {
+      stream.close();
+    }
   }
 
   // ------------------------------------------------------------------ cluster

@@ -2,7 +2,8 @@ import type { KeyValue } from './types.js';
 
 /**
  * API.md's stable error codes, plus `unavailable` for network failures and
- * `timeout` for a request the client gave up on (both then have status 0).
+ * `timeout` for a request the client gave up on (both then have status 0),
+ * and `lease_expired` for a lease keepLeaseAlive could not renew in time.
  * Codes not listed here may still arrive from newer servers.
  */
 export type RaftkvErrorCode =
@@ -16,6 +17,7 @@ export type RaftkvErrorCode =
   | 'compare_failed'
   | 'name_taken'
   | 'lock_timeout'
+  | 'lease_expired'
   | 'compacted'
   | 'too_large'
   | 'too_many_requests'

@@ -224,14 +224,10 @@ export class Transport {
       const notSent = NOT_SENT.has(code);
       const timedOut = timeout.aborted;
       const error = timedOut
-        ? new RaftkvError(
-            'timeout',
-            `no answer from ${endpoint} within ${timeoutMs} ms`,
-            {
-              endpoint,
-              cause: err,
-            },
-          )
+        ? new RaftkvError('timeout', `no answer from ${endpoint} within ${timeoutMs} ms`, {
+            endpoint,
+            cause: err,
+          })
         : new RaftkvError(
             'unavailable',
             `${endpoint}: ${(err as Error).message || code || 'connection failed'}`,

@@ -1,3 +1,5 @@
+import type { RaftkvError } from './errors.js';
+
 /**
  * The wire types of API.md, declared on the client side so that the client
  * depends on the HTTP contract only, never on the server's modules.
@@ -206,5 +208,163 @@ export interface HealthResponse {
 export interface EndpointOptions {
   /** One of the client's endpoints, or any other client URL. */
   endpoint?: string;
+  signal?: AbortSignal;
+}
+
+// ------------------------------------------------------------------ leases
+
+export interface LeaseGrantResponse {
+  id: string;
+  /** Seconds; may be more than asked (the server's minimum TTL). */
+  ttl: number;
+}
+
+export type LeaseKeepAliveResponse = LeaseGrantResponse;
+
+export interface LeaseInfo {
+  id: string;
+  ttl: number;
+  /** Seconds left before the lease expires unless kept alive. */
+  remaining: number;
+  /** Keys attached to the lease. */
+  keys: string[];
+}
+
+export interface LeaseSummary {
+  id: string;
+  ttl: number;
+  remaining: number;
+}
+
+export interface LeasesResponse {
+  leases: LeaseSummary[];
+}
+
+export interface LeaseRevokeResponse {
+  revoked: boolean;
+  /** Keys deleted with the lease, in one revision. */
+  deleted: number;
+}
+
+export interface GrantLeaseOptions extends WriteOptions {
+  /** Choose the lease id (1 to 128 of A-Z a-z 0-9 . _ -); default: the server picks one. */
+  id?: string;
+}
+
+export interface KeepLeaseAliveOptions {
+  /** The lease's TTL in seconds: renewals happen every ttl/3, and the lease is lost ttl after its last acknowledged renewal. */
+  ttlSeconds: number;
+  /** Called once, at once, when the lease is lost (not after stop()). */
+  onLost?: (err: RaftkvError) => void;
+}
+
+/** A running keep-alive of one lease (see Client.keepLeaseAlive). */
+export interface LeaseKeeper {
+  /** Resolves with the reason when the lease is lost; stays pending after stop(). Never rejects. */
+  readonly lost: Promise<RaftkvError>;
+  /** Stops renewing (does not revoke); resolves once no renewal is in flight. */
+  stop(): Promise<void>;
+}
+
+// ------------------------------------------------------------------ registry
+
+/** API.md's registry Entry. */
+export interface RegistryEntry {
+  name: string;
+  value: string;
+  lease: string | null;
+  createRevision: number;
+  modRevision: number;
+}
+
+export interface RegistryListResponse {
+  entries: RegistryEntry[];
+  revision: number;
+}
+
+export interface UnregisterOptions extends WriteOptions {
+  /** Only unregister if this lease owns the name (else compare_failed). */
+  lease?: string;
+}
+
+export interface UnregisterResponse {
+  deleted: number;
+  revision: number;
+}
+
+export interface RegistryEvent {
+  type: 'put' | 'delete';
+  entry: RegistryEntry;
+}
+
+/** One revision's changes to the watched registry names. */
+export interface RegistryWatchResponse {
+  revision: number;
+  events: RegistryEvent[];
+  progress?: true;
+}
+
+export interface RegistryWatchOptions {
+  /** First revision to deliver; default: after a linearizable read made when the watch starts. */
+  fromRevision?: number;
+  /** Also yield progress notifications (as responses with no events). */
+  progress?: boolean;
+  signal?: AbortSignal;
+}
+
+// ------------------------------------------------------------------ locks and elections
+
+export interface LockOptions {
+  /** The lease that owns the lock: revoking it (or its expiry) releases the lock. */
+  lease: string;
+  /** Give up waiting in line after this long (lock_timeout); default: the server's request timeout. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A held lock. */
+export interface Lock {
+  name: string;
+  /** The holder key: pass it to unlock. */
+  key: string;
+  /** Strictly increasing from one holder to the next (the key's createRevision). */
+  fencingToken: number;
+}
+
+export interface UnlockResponse {
+  released: boolean;
+  revision: number;
+}
+
+export interface ElectionLeader {
+  key: string;
+  value: string;
+  revision: number;
+}
+
+export interface CampaignOptions {
+  lease: string;
+  value: string;
+  /** Give up after this long; default: the server's request timeout. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface LeaderResponse {
+  leader: ElectionLeader;
+}
+
+export interface ResignResponse {
+  resigned: boolean;
+  revision: number;
+}
+
+/** A change of an election's leader (null: nobody leads). */
+export interface LeaderChange {
+  revision: number;
+  leader: ElectionLeader | null;
+}
+
+export interface ObserveOptions {
   signal?: AbortSignal;
 }

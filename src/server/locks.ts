@@ -45,7 +45,14 @@ export class KeyQueue {
     if (!mine)
       throw new ServerError('unavailable', 'our place in line vanished', { retryAfterSeconds: 1 });
     for (let round = 0; round < 100_000; round++) {
-      await this.node.readBarrier({ consistency: 'linearizable', signal });
+      try {
+        await this.node.readBarrier({ consistency: 'linearizable', signal });
+      } catch (err) {
+        if (!signal.aborted) throw err;
+        // Our wait ran out while confirming our place: give it up, as for any timeout.
+        await this.node.write({ type: 'delete', key }).catch(() => {});
+        return { ok: false, code: 'lock_timeout', message: `not first in line within ${timeoutMs} ms` };
+      }
       const line = this.node.store.range({ prefix });
       if (!line.ok) throw new ServerError('unavailable', line.message);
       const me = line.kvs.find((kv) => kv.key === key);
