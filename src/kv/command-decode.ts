@@ -94,7 +94,13 @@ function parseCommand(cmd: Record<string, unknown>): Command {
       return { type: 'leaseGrant', id: leaseId(cmd.id), ttlMs };
     }
     case 'leaseRevoke':
-      return { type: 'leaseRevoke', id: leaseId(cmd.id) };
+      return {
+        type: 'leaseRevoke',
+        id: leaseId(cmd.id),
+        ...(cmd.ifRenewedAtMs !== undefined
+          ? { ifRenewedAtMs: count(cmd.ifRenewedAtMs, 'ifRenewedAtMs') }
+          : {}),
+      };
     case 'leaseKeepAlive':
       return { type: 'leaseKeepAlive', id: leaseId(cmd.id) };
     case 'leaseCheckpoint':
@@ -102,7 +108,13 @@ function parseCommand(cmd: Record<string, unknown>): Command {
         type: 'leaseCheckpoint',
         leases: array(cmd.leases, 'leases').map((raw) => {
           const entry = object(raw, 'leases[]');
-          return { id: leaseId(entry.id), remainingMs: count(entry.remainingMs, 'remainingMs') };
+          return {
+            id: leaseId(entry.id),
+            remainingMs: count(entry.remainingMs, 'remainingMs'),
+            ...(entry.renewedAtMs !== undefined
+              ? { renewedAtMs: count(entry.renewedAtMs, 'renewedAtMs') }
+              : {}),
+          };
         }),
       };
     default:

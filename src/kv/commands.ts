@@ -107,6 +107,12 @@ export interface LeaseGrantCommand {
 export interface LeaseRevokeCommand {
   readonly type: 'leaseRevoke';
   readonly id: string;
+  /**
+   * An expiry decided by the leader: revoke only if the lease was not renewed
+   * since the renewal (its atMs) that expiry was computed from. A keepalive
+   * ordered before this entry in the log then wins (compare_failed).
+   */
+  readonly ifRenewedAtMs?: number;
 }
 
 /** Restarts the TTL: records lastRenewedAtMs and clears any checkpoint. */
@@ -122,7 +128,12 @@ export interface LeaseKeepAliveCommand {
  */
 export interface LeaseCheckpointCommand {
   readonly type: 'leaseCheckpoint';
-  readonly leases: readonly { readonly id: string; readonly remainingMs: number }[];
+  /** `renewedAtMs`: the renewal the remaining TTL was computed from; a later renewal makes the entry void. */
+  readonly leases: readonly {
+    readonly id: string;
+    readonly remainingMs: number;
+    readonly renewedAtMs?: number;
+  }[];
 }
 
 export function encodeCommand(envelope: CommandEnvelope): Uint8Array {

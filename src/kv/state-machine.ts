@@ -325,8 +325,14 @@ export class KvStateMachine {
   }
 
   private leaseRevoke(cmd: LeaseRevokeCommand): CommandResult {
-    if (!this.leaseTable.has(cmd.id))
-      return this.error('lease_not_found', `lease ${cmd.id} not found`);
+    const lease = this.leaseTable.get(cmd.id);
+    if (lease === undefined) return this.error('lease_not_found', `lease ${cmd.id} not found`);
+    if (cmd.ifRenewedAtMs !== undefined && lease.lastRenewedAtMs !== cmd.ifRenewedAtMs) {
+      return this.error(
+        'compare_failed',
+        `lease ${cmd.id} was renewed after its expiry was decided`,
+      );
+    }
     // All attached keys go in one revision, in key order (deterministic on every replica).
     const deleted = this.deleteKeys(this.store.keysOfLease(cmd.id)).length;
     this.leaseTable.remove(cmd.id);
@@ -347,7 +353,10 @@ export class KvStateMachine {
 
   private leaseCheckpoint(cmd: LeaseCheckpointCommand): CommandResult {
     let updated = 0;
-    for (const { id, remainingMs } of cmd.leases) {
+    for (const { id, remainingMs, renewedAtMs } of cmd.leases) {
+      // A keepalive ordered before this checkpoint makes its remaining TTL obsolete.
+      if (renewedAtMs !== undefined && this.leaseTable.get(id)?.lastRenewedAtMs !== renewedAtMs)
+        continue;
       if (this.leaseTable.checkpoint(id, remainingMs, this.clock)) updated++;
     }
     return { ok: true, op: 'leaseCheckpoint', revision: this.store.revision, updated };
@@ -374,7 +383,12 @@ export class KvStateMachine {
   }
 
   private error(
-    code: 'invalid_request' | 'too_large' | 'lease_not_found' | 'future_revision',
+    code:
+      | 'invalid_request'
+      | 'too_large'
+      | 'lease_not_found'
+      | 'future_revision'
+      | 'compare_failed',
     message: string,
   ) {
     return errorResult(code, message, this.store.revision);

@@ -7,6 +7,8 @@ export interface LeaseKeeperDeps {
   /** A monotonic clock in ms (never wall time: it may jump). */
   now(): number;
   leases(): LeaseState[];
+  /** The applied state of one lease (to learn the renewal a deadline comes from). */
+  lease(id: string): LeaseState | undefined;
   /** Resolves once a quorum confirmed this node still leads (a ReadIndex round). */
   confirmLeadership(): Promise<void>;
   isLeader(): boolean;
@@ -31,6 +33,8 @@ const MAX_LEASES_PER_ROUND = 1000;
  */
 export class LeaseKeeper {
   private deadlines = new Map<string, number>();
+  /** For each lease: the renewal (lastRenewedAtMs) its deadline was computed from. */
+  private renewals = new Map<string, number>();
   private leading = false;
   private revoking = false;
   private checkpointing = false;
@@ -47,14 +51,17 @@ export class LeaseKeeper {
     this.leading = true;
     this.lastCheckpointAt = now;
     this.deadlines = new Map();
+    this.renewals = new Map();
     for (const lease of this.deps.leases()) {
       this.deadlines.set(lease.id, now + (lease.remainingMs ?? lease.ttlMs));
+      this.renewals.set(lease.id, lease.lastRenewedAtMs);
     }
   }
 
   loseLeadership(): void {
     this.leading = false;
     this.deadlines.clear();
+    this.renewals.clear();
   }
 
   /** Every applied lease command moves a deadline (on every node; only the leader's are used). */
@@ -63,8 +70,11 @@ export class LeaseKeeper {
     const now = this.deps.now();
     if (result.op === 'leaseGrant' || result.op === 'leaseKeepAlive') {
       this.deadlines.set(result.id, now + result.ttlMs);
+      const renewedAtMs = this.deps.lease(result.id)?.lastRenewedAtMs;
+      if (renewedAtMs !== undefined) this.renewals.set(result.id, renewedAtMs);
     } else if (result.op === 'leaseRevoke') {
       this.deadlines.delete(result.id);
+      this.renewals.delete(result.id);
     }
   }
 
@@ -103,8 +113,14 @@ export class LeaseKeeper {
       for (const id of ids) {
         const deadline = this.deadlines.get(id);
         if (deadline === undefined || deadline > now) continue; // renewed meanwhile
+        const renewedAtMs = this.renewals.get(id);
         try {
-          await this.deps.propose({ type: 'leaseRevoke', id });
+          // Conditional: a keepalive committed before this entry (even if not yet applied here) wins.
+          await this.deps.propose({
+            type: 'leaseRevoke',
+            id,
+            ...(renewedAtMs !== undefined ? { ifRenewedAtMs: renewedAtMs } : {}),
+          });
         } catch (err) {
           this.deps.log.warn({ err, lease: id }, 'revoking an expired lease failed; will retry');
           return;
@@ -120,7 +136,14 @@ export class LeaseKeeper {
   private async checkpoint(): Promise<void> {
     const now = this.deps.now();
     const leases = [...this.deadlines]
-      .map(([id, d]) => ({ id, remainingMs: Math.max(0, Math.ceil(d - now)) }))
+      .map(([id, d]) => {
+        const renewedAtMs = this.renewals.get(id);
+        return {
+          id,
+          remainingMs: Math.max(0, Math.ceil(d - now)),
+          ...(renewedAtMs !== undefined ? { renewedAtMs } : {}),
+        };
+      })
       .slice(0, MAX_LEASES_PER_ROUND * 10);
     if (leases.length === 0) return;
     this.checkpointing = true;

@@ -51,7 +51,11 @@ export class KeyQueue {
         if (!signal.aborted) throw err;
         // Our wait ran out while confirming our place: give it up, as for any timeout.
         await this.node.write({ type: 'delete', key }).catch(() => {});
-        return { ok: false, code: 'lock_timeout', message: `not first in line within ${timeoutMs} ms` };
+        return {
+          ok: false,
+          code: 'lock_timeout',
+          message: `not first in line within ${timeoutMs} ms`,
+        };
       }
       const line = this.node.store.range({ prefix });
       if (!line.ok) throw new ServerError('unavailable', line.message);

@@ -171,6 +171,7 @@ export class RaftKvNode {
       {
         now: () => performance.now(),
         leases: () => this.kv.leases(),
+        lease: (id) => this.kv.lease(id),
         confirmLeadership: () => this.readBarrier({ consistency: 'linearizable' }),
         isLeader: () => this.raw.raft.role === 'leader',
         propose: (cmd) => this.write(cmd),
