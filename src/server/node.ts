@@ -233,6 +233,7 @@ export class RaftKvNode {
       this.reads.onTick();
       this.watches.onTick(this.config.tickMs);
       this.leaseKeeper.tick();
+      this.maybeAutoCompact();
       if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
         this.maybePublishClientUrl();
       this.scheduleReady();
