@@ -294,6 +294,19 @@ function interrupted(): { promise: Promise<NodeJS.Signals>; dispose(): void } {
   };
 }
 
+/** Holds until interrupted (exit 0) or until the lease is lost (exit 3, with the reason). */
+async function holdUntilInterruptedOrLost(
+  stop: { promise: Promise<NodeJS.Signals> },
+  lost: Promise<RaftkvError>,
+): Promise<number> {
+  const outcome = await Promise.race([stop.promise, lost]);
+  if (outcome instanceof RaftkvError) {
+    note(lostMessage(outcome));
+    return EXIT_UNAVAILABLE;
+  }
+  return EXIT_OK;
+}
+
 /** A lease kept alive for the duration of a command, revoked at the end. */
 async function heldLease(
   client: Client,
@@ -689,12 +702,7 @@ function buildProgram(): Command {
         const stop = interrupted();
         const keeper = client.keepLeaseAlive(id, { ttlSeconds: first.ttl });
         try {
-          const outcome = await Promise.race([stop.promise, keeper.lost]);
-          if (outcome instanceof RaftkvError) {
-            note(lostMessage(outcome));
-            return EXIT_UNAVAILABLE;
-          }
-          return EXIT_OK;
+          return await holdUntilInterruptedOrLost(stop, keeper.lost);
         } finally {
           stop.dispose();
           await keeper.stop();
@@ -798,12 +806,7 @@ function buildProgram(): Command {
           }
           if (format === 'json') print(JSON.stringify(entry));
           else print(`registered ${cell(entry.name)} = ${cell(entry.value)} (lease ${held.id})`);
-          const outcome = await Promise.race([stop.promise, held.keeper.lost]);
-          if (outcome instanceof RaftkvError) {
-            note(lostMessage(outcome));
-            return EXIT_UNAVAILABLE;
-          }
-          return EXIT_OK;
+          return await holdUntilInterruptedOrLost(stop, held.keeper.lost);
         } finally {
           stop.dispose();
           await held.release();

@@ -504,8 +504,4 @@ export class SimWorld implements NodeObserver {
     this.stats.leaderTerms = this.checker.leaderTermCount();
     return this.stats;
   }
-
-  completedOperations(): Operation<KvInput, KvOutput>[] {
-    return this.history;
-  }
 }
