@@ -193,6 +193,11 @@ export class RaftLog {
     this.applied = index;
   }
 
+  /** The last index known to be on disk (entries past it are still in `unstable`). */
+  lastStableIndex(): number {
+    return this.unstable.snapshot ? 0 : this.unstable.offset - 1;
+  }
+
   stableTo(index: number, term: number): void {
     this.unstable.stableTo(index, term);
   }

@@ -177,7 +177,7 @@ export class Raft {
     this.progress = new Map();
     for (const id of [...this.voters, ...this.learners]) {
       const pr = new Progress(last + 1, this.maxInflightMsgs, this.learners.includes(id));
-      if (id === this.id) pr.match = last;
+      if (id === this.id) pr.match = this.log.lastStableIndex();
       this.progress.set(id, pr);
     }
   }
@@ -618,10 +618,21 @@ export class Raft {
       e.index = ++index;
     }
     this.log.append(ents);
-    this.progress.get(this.id)?.maybeUpdate(this.log.lastIndex());
-    // A single voter commits at once; with more, this is a no-op until acks arrive.
-    this.maybeCommit();
+    // The leader's own copy counts towards the quorum only once it is on disk
+    // (entriesPersisted), so the appends may leave before the leader's fsync
+    // and both disks write in parallel (dissertation §10.2.1).
     return { index: this.log.lastIndex(), term: this.term };
+  }
+
+  /**
+   * The application made our log durable up to (index, term). The leader's
+   * own progress moves only here: an entry is committed when a quorum has it
+   * on disk, the leader included.
+   */
+  entriesPersisted(index: number, term: number): void {
+    if (this.role !== 'leader' || this.log.term(index) !== term) return;
+    if (!this.progress.get(this.id)?.maybeUpdate(index)) return;
+    if (this.maybeCommit()) this.bcastAppend();
   }
 
   /** Raft §5.4.2: advance commit to the quorum match index, but only if that entry is of our term. */
@@ -880,7 +891,7 @@ export class Raft {
       let pr = this.progress.get(id);
       if (!pr) {
         pr = new Progress(last + 1, this.maxInflightMsgs, isLearner);
-        if (id === this.id) pr.match = last;
+        if (id === this.id) pr.match = this.log.lastStableIndex();
       }
       pr.isLearner = isLearner;
       next.set(id, pr);

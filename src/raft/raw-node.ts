@@ -22,6 +22,9 @@ export interface SoftState {
  * Everything the core wants done, collected since the last advance().
  *
  * The caller's duty, in this order:
+ * 0. `eagerMessages` may be sent at once, before or while persisting: they
+ *    promise nothing about this node's disk (a leader's appends, heartbeats,
+ *    snapshots; the leader counts its own copy only after advance()).
  * 1. Persist `hardState`, `entries` (appending, truncating any conflicting
  *    suffix) and `snapshot` — with fsync when `mustSync` — BEFORE sending any
  *    of `messages`: a vote or an append acknowledgement promises the data is durable.
@@ -40,6 +43,9 @@ export interface Ready {
   /** Membership once `snapshot` and `committedEntries` are applied; only when it changes. */
   confState?: ConfState;
   readStates: ReadState[];
+  /** Messages that may leave before this Ready is persisted (step 0). */
+  eagerMessages: Message[];
+  /** Messages that must wait until this Ready is persisted (step 2). */
   messages: Message[];
   /** Whether the hard state's term or vote changed or entries were added: persist with fsync. */
   mustSync: boolean;
@@ -58,6 +64,22 @@ export interface Status {
   lastIndex: number;
   /** Leader only: what each member is known to hold. */
   progress?: Record<NodeId, { match: number; next: number; state: string; recentActive: boolean }>;
+}
+
+/**
+ * A leader's replication traffic depends on no state of its own that is not
+ * yet durable: appends carry entries the leader does not count until they are
+ * persisted, and heartbeats, snapshots, TimeoutNow and read-index answers
+ * carry only what a quorum already acknowledged.
+ */
+function isEager(m: Message): boolean {
+  return (
+    m.type === 'app' ||
+    m.type === 'heartbeat' ||
+    m.type === 'snap' ||
+    m.type === 'timeoutNow' ||
+    m.type === 'readIndexResp'
+  );
 }
 
 /** The whole surface of the Raft core, in the Ready/advance style of etcd-io/raft. */
@@ -148,24 +170,27 @@ export class RawNode {
     const ss = this.softState();
     const committedEntries = r.log.nextCommittedEntries(r.maxCommittedSizePerReadyBytes);
     const snapshot = r.log.unstable.snapshot;
+    const termOrVoteChanged =
+      hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
     const rd: Ready = {
       entries: [...r.log.unstable.entries],
       committedEntries,
       readStates: r.readStates,
+      eagerMessages: [],
       messages: r.msgs,
-      mustSync: false,
+      mustSync: r.log.unstable.entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
     };
+    // With a new term or vote on its way to disk, every message waits for it.
+    if (!termOrVoteChanged) {
+      rd.eagerMessages = r.msgs.filter(isEager);
+      if (rd.eagerMessages.length > 0) rd.messages = r.msgs.filter((m) => !isEager(m));
+    }
     r.readStates = [];
     r.msgs = [];
     if (ss.lead !== this.prevSoftState.lead || ss.role !== this.prevSoftState.role)
       rd.softState = ss;
     if (!hardStateEqual(hs, this.prevHardState)) rd.hardState = hs;
     if (snapshot) rd.snapshot = snapshot;
-    rd.mustSync =
-      rd.entries.length > 0 ||
-      snapshot !== undefined ||
-      hs.term !== this.prevHardState.term ||
-      hs.vote !== this.prevHardState.vote;
     // The membership the application will be in after applying this Ready.
     let cs: ConfState | undefined = snapshot ? snapshot.metadata.confState : undefined;
     for (const e of committedEntries) {
@@ -188,7 +213,10 @@ export class RawNode {
       r.log.appliedTo(rd.snapshot.metadata.index);
     }
     const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry) r.log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry) {
+      r.log.stableTo(lastEntry.index, lastEntry.term);
+      r.entriesPersisted(lastEntry.index, lastEntry.term);
+    }
     for (const e of rd.committedEntries) {
       if (e.type === 'confChange') r.applyConfChangeEntry(e);
     }

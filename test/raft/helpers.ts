@@ -182,6 +182,9 @@ export class Network {
       if (guard > 1000) throw new Error(`${id}: hasReady() never settles`);
       const rd = raw.ready();
       const before = { ...tn.storage.hardState };
+      // 0. Messages that need nothing durable leave first.
+      checkEager(tn, rd, before);
+      for (const m of rd.eagerMessages) this.queue.push(m);
       // 1. Persist.
       if (rd.snapshot) tn.storage.applySnapshot(rd.snapshot);
       if (rd.entries.length > 0) tn.storage.append(rd.entries);
@@ -488,6 +491,18 @@ function checkPersisted(tn: TestNode, rd: Ready, before: { term: number; vote: N
       if (s.lastIndex() < m.index)
         fail(`${fmt(m)} acknowledges ${m.index} but storage ends at ${s.lastIndex()}`);
     }
+  }
+}
+
+/** Eager messages go out before this Ready is persisted: they may only rely on what was durable before it. */
+function checkEager(tn: TestNode, rd: Ready, before: { term: number; vote: NodeId }): void {
+  for (const m of rd.eagerMessages) {
+    if (m.term !== before.term)
+      throw new Error(
+        `${tn.id}: ${fmt(m)} sent eagerly with a term not yet persisted (${before.term})`,
+      );
+    if (m.type === 'appResp' || m.type === 'vote' || m.type === 'voteResp')
+      throw new Error(`${tn.id}: ${fmt(m)} promises durable state but was sent eagerly`);
   }
 }
 

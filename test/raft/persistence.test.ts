@@ -72,7 +72,7 @@ t.test('an append acknowledgement comes in the Ready holding the entries it ackn
   t.end();
 });
 
-t.test('a leader appends come in the Ready holding the proposed entries', (t) => {
+t.test('a leader appends leave eagerly, in the Ready holding the proposed entries', (t) => {
   const net = new Network(3);
   net.elect('n1');
   net.node('n1').propose(enc('p'));
@@ -81,11 +81,44 @@ t.test('a leader appends come in the Ready holding the proposed entries', (t) =>
     rd.entries.map((e) => `${e.index}:${e.term}`),
     ['3:2'],
   );
-  t.match(rd.messages, [
+  t.match(rd.eagerMessages, [
     { type: 'app', to: 'n2', entries: [{ index: 3 }] },
     { type: 'app', to: 'n3', entries: [{ index: 3 }] },
   ]);
+  t.same(rd.messages, [], 'nothing waits for the disk');
   t.equal(rd.mustSync, true);
+  t.end();
+});
+
+t.test('a leader counts its own copy of an entry only once it is persisted', (t) => {
+  const net = new Network(3);
+  net.elect('n1');
+  const raw = net.node('n1');
+  raw.propose(enc('p'));
+  const rd = raw.ready();
+  // n2 acknowledges before the leader's own write finished: one durable copy of three.
+  raw.step(msg({ type: 'appResp', from: 'n2', to: 'n1', term: 2, index: 3 }));
+  t.equal(raw.raft.log.committed, 2, 'not committed while only n2 has it on disk');
+  net.get('n1').storage.append(rd.entries);
+  raw.advance(rd);
+  t.equal(raw.raft.log.committed, 3, 'committed once the leader persisted it too');
+  t.end();
+});
+
+t.test('a Ready that changes term or vote sends nothing eagerly', (t) => {
+  const net = new Network(3);
+  net.elect('n1');
+  const raw = net.node('n1');
+  raw.propose(enc('p'));
+  raw.step(msg({ type: 'heartbeat', from: 'n2', to: 'n1', term: 5 }));
+  const rd = raw.ready();
+  t.match(rd.hardState, { term: 5 });
+  t.same(rd.eagerMessages, []);
+  t.match(
+    rd.messages.map((m) => m.type),
+    ['app', 'app', 'heartbeatResp'],
+    'the appends wait with the answer in the new term',
+  );
   t.end();
 });
 

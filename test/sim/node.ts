@@ -120,27 +120,67 @@ export class SimNode {
     });
   }
 
+  /**
+   * Armed by the world: the next synced write is cut short just before it would
+   * have finished; its eager messages left, nothing reached the disk (SIGKILL mid-write).
+   */
+  crashBeforeNextPersist = false;
+
   /** SIGKILL: everything not on the disk is gone. */
   crash(): void {
     this.raw = undefined;
     this.waitingReads = [];
+    this.crashBeforeNextPersist = false;
+    this.writeInFlight = undefined;
   }
 
-  /** Runs the Ready loop until the node has nothing to do; returns the messages to send. */
-  handleReady(observer: NodeObserver): Message[] {
+  /** A synced write that was started but has not finished: its eager messages already left. */
+  private writeInFlight?: { rd: Ready; doneAt: number };
+
+  /**
+   * Runs the Ready loop until the node has nothing to do or waits for its disk;
+   * returns the messages to send. A synced write takes `diskRounds` rounds, during
+   * which the node keeps stepping messages (a leader's peers may acknowledge
+   * entries it has not yet written itself). An armed node crashes when its write
+   * would have finished (see crashBeforeNextPersist).
+   */
+  handleReady(observer: NodeObserver, now: number, diskRounds: number): Message[] {
     const raw = this.raw;
     if (!raw) return [];
     const out: Message[] = [];
-    for (let i = 0; i < 100 && raw.hasReady(); i++) {
+    for (let i = 0; i < 100; i++) {
+      const pending = this.writeInFlight;
+      if (pending) {
+        if (now < pending.doneAt) break;
+        if (this.crashBeforeNextPersist) {
+          this.crash();
+          return out;
+        }
+        this.writeInFlight = undefined;
+        this.finishReady(pending.rd, observer, out);
+        continue;
+      }
+      if (!raw.hasReady()) break;
       const rd = raw.ready();
-      this.persist(rd, observer);
-      out.push(...rd.messages);
-      this.apply(rd, observer);
-      this.waitingReads.push(...rd.readStates);
-      this.serveReads(observer);
-      raw.advance(rd);
+      out.push(...rd.eagerMessages);
+      if (rd.mustSync) {
+        this.writeInFlight = { rd, doneAt: now + diskRounds };
+        continue;
+      }
+      this.finishReady(rd, observer, out);
     }
     return out;
+  }
+
+  /** Steps 1–5 of the Ready contract, once the write is done. */
+  private finishReady(rd: Ready, observer: NodeObserver, out: Message[]): void {
+    const raw = this.raw!;
+    this.persist(rd, observer);
+    out.push(...rd.messages);
+    this.apply(rd, observer);
+    this.waitingReads.push(...rd.readStates);
+    this.serveReads(observer);
+    raw.advance(rd);
   }
 
   private persist(rd: Ready, observer: NodeObserver): void {

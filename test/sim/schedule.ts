@@ -14,6 +14,8 @@ export type SimEvent = (
   | { kind: 'restart'; node: number }
   | { kind: 'crashAll' }
   | { kind: 'crashLeader' }
+  /** SIGKILL during the next synced write: its eager messages left, nothing reached the disk. */
+  | { kind: 'crashMidWrite'; node: number; leader: boolean }
   | { kind: 'bounce'; node: number }
   | { kind: 'flap'; times: number; gapTicks: number }
   | { kind: 'transfer'; node: number }
@@ -34,6 +36,8 @@ export interface World {
   dropRate: number;
   duplicateRate: number;
   maxDelayRounds: number;
+  /** Rounds a synced write takes; the node steps messages meanwhile (4 rounds = 1 tick). */
+  diskRounds: number;
   heartbeatTicks: number;
   maxInflightMsgs: number;
   maxSizePerMsgBytes: number;
@@ -63,6 +67,7 @@ export const worldArbitrary: fc.Arbitrary<World> = fc.record({
   duplicateRate: rate(0.1),
   // Mostly well under the election timeout (40 rounds), sometimes close to it.
   maxDelayRounds: fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 13, max: 36 })),
+  diskRounds: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 8 })),
   heartbeatTicks: fc.integer({ min: 1, max: 3 }),
   maxInflightMsgs: fc.integer({ min: 1, max: 8 }),
   // 1 byte = one entry per append: replication happens entry by entry (Figure 8's setting).
@@ -124,6 +129,15 @@ export const eventArbitrary: fc.Arbitrary<SimEvent> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('restart' as const), node, ticks }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('crashAll' as const), ticks }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('crashLeader' as const), ticks }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('crashMidWrite' as const),
+      node,
+      leader: fc.boolean(),
+      ticks,
+    }),
+  },
   // A process that dies and is restarted at once (a supervisor restart): volatile state is gone.
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('bounce' as const), node, ticks }) },
   {

@@ -65,6 +65,10 @@ export class SimWorld implements NodeObserver {
   private readonly tuning: RaftTuning;
   private readonly world: Schedule['world'];
   private inLivenessPhase = false;
+  /** The slowest disk: a synced write takes up to this many rounds (less once healed). */
+  private diskRounds: number;
+  /** Each node's disk speed, drawn once: a fast follower may acknowledge before a slow leader wrote. */
+  private readonly diskRoundsByNode = new Map<NodeId, number>();
   private readonly options: Required<SimOptions>;
   private now = 0;
   /** Logical clock of the client history (call and return times). */
@@ -93,6 +97,7 @@ export class SimWorld implements NodeObserver {
     this.network.dropRate = world.dropRate;
     this.network.duplicateRate = world.duplicateRate;
     this.network.maxDelayRounds = world.maxDelayRounds;
+    this.diskRounds = world.diskRounds;
     this.tuning = {
       electionTicks: this.options.electionTicks,
       heartbeatTicks: world.heartbeatTicks,
@@ -142,8 +147,10 @@ export class SimWorld implements NodeObserver {
 
   private flushReadies(): void {
     for (const node of this.liveNodes()) {
-      for (const m of node.handleReady(this)) this.network.send(m, this.now);
-      this.checker.observe(node);
+      const out = node.handleReady(this, this.now, this.diskRoundsOf(node));
+      for (const m of out) this.network.send(m, this.now);
+      if (node.alive) this.checker.observe(node);
+      else this.crashed(node);
     }
   }
 
@@ -163,6 +170,15 @@ export class SimWorld implements NodeObserver {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  private diskRoundsOf(node: SimNode): number {
+    let rounds = this.diskRoundsByNode.get(node.id);
+    if (rounds === undefined) {
+      rounds = this.rng.nextInt(this.world.diskRounds + 1);
+      this.diskRoundsByNode.set(node.id, rounds);
+    }
+    return Math.min(rounds, this.diskRounds);
+  }
 
   private liveNodes(): SimNode[] {
     return [...this.nodes.values()].filter((n) => n.alive);
@@ -228,6 +244,11 @@ export class SimWorld implements NodeObserver {
         if (leader) this.crash(leader);
         break;
       }
+      case 'crashMidWrite': {
+        const node = event.leader ? this.leader() : this.pick(this.liveNodes(), event.node);
+        if (node) node.crashBeforeNextPersist = true;
+        break;
+      }
       case 'flap':
         for (let i = 0; i < event.times; i++) {
           this.partition('isolateLeader', i, 0);
@@ -279,6 +300,10 @@ export class SimWorld implements NodeObserver {
 
   private crash(node: SimNode): void {
     node.crash();
+    this.crashed(node);
+  }
+
+  private crashed(node: SimNode): void {
     this.network.dropTo(node.id);
     this.stats.crashes++;
   }
@@ -455,7 +480,12 @@ export class SimWorld implements NodeObserver {
     this.network.dropRate = 0;
     this.network.duplicateRate = 0;
     this.network.maxDelayRounds = Math.min(this.network.maxDelayRounds, 3);
-    for (const node of this.nodes.values()) this.restart(node);
+    // A slow disk with one-entry appends would need more than the budget to replay a long backlog.
+    this.diskRounds = Math.min(this.diskRounds, 2);
+    for (const node of this.nodes.values()) {
+      this.restart(node);
+      node.crashBeforeNextPersist = false;
+    }
     const budget = this.options.livenessTicks;
     let finalReadsIssued = false;
     for (let t = 0; t < budget; t++) {
@@ -486,8 +516,16 @@ export class SimWorld implements NodeObserver {
       `after healing, no leader committed a proposal and served reads within ${budget} ticks (leader: ${leader?.id ?? 'none'}, ` +
         `terms: ${this.liveNodes()
           .map((n) => `${n.id}=${n.raw!.raft.term}/${n.raw!.raft.role}`)
-          .join(' ')})`,
+          .join(' ')}; leader's log: ${leader ? this.describeProgress(leader) : '-'})`,
     );
+  }
+
+  private describeProgress(leader: SimNode): string {
+    const st = leader.raw!.status();
+    const prs = Object.entries(st.progress ?? {})
+      .map(([id, p]) => `${id} match ${p.match} next ${p.next} ${p.state}`)
+      .join(', ');
+    return `commit ${st.commit} applied ${st.applied} last ${st.lastIndex}; ${prs}`;
   }
 
   /** Every key has a read that started after the marker was acknowledged and was served. */
