@@ -281,6 +281,9 @@ export class RaftKvNode {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
+    // 0. A leader's replication traffic leaves at once: followers write while we do.
+    if (rd.eagerMessages.length > 0)
+      this.transport.send(rd.eagerMessages.map((m) => this.withSnapshotData(m)));
     // 1. Persist before anything that depends on it leaves this node.
     if (rd.snapshot) {
       await this.installSnapshot(rd);
