@@ -4,7 +4,9 @@
  *
  * Every child's stdout and stderr are kept (the last 64 KiB of each
  * incarnation) so a failing test can print them; only the pids started here
- * are ever signalled.
+ * (or, for a child started in its own process group, that group) are ever
+ * signalled. kvctl runs the same way (startKvctl), in its own group so that a
+ * test can SIGSTOP/SIGCONT it together with the command it runs.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { type NodeStatus, status, waitUntil } from './http-ops.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RAFTKV_CMD = join(REPO_ROOT, 'cmd', 'raftkv.ts');
+const KVCTL_CMD = join(REPO_ROOT, 'cmd', 'kvctl.ts');
 /** Absolute, so a child started in another cwd still finds tsx. */
 const TSX_LOADER = import.meta.resolve('tsx');
 const OUTPUT_KEEP_BYTES = 64 * 1024;
@@ -23,13 +26,7 @@ const OUTPUT_KEEP_BYTES = 64 * 1024;
 /** Children still running, so that they never outlive the test process (see the exit hook below). */
 const liveChildren = new Set<RaftkvProcess>();
 process.once('exit', () => {
-  for (const proc of liveChildren) {
-    try {
-      if (proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
+  for (const proc of liveChildren) proc.signal('SIGKILL');
 });
 
 export interface Exit {
@@ -37,7 +34,7 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
-/** One raftkv child process. */
+/** One raftkv (or other script's) child process. */
 export class RaftkvProcess {
   readonly child: ChildProcess;
   readonly exited: Promise<Exit>;
@@ -45,14 +42,20 @@ export class RaftkvProcess {
   private out = '';
   private err = '';
 
+  /** Started as the leader of its own process group: signals go to the whole group. */
+  readonly group: boolean;
+
   constructor(
     readonly args: string[],
-    options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+    options: { cwd?: string; env?: NodeJS.ProcessEnv; script?: string; group?: boolean } = {},
   ) {
-    this.child = spawn(process.execPath, ['--import', TSX_LOADER, RAFTKV_CMD, ...args], {
+    this.group = options.group ?? false;
+    const script = options.script ?? RAFTKV_CMD;
+    this.child = spawn(process.execPath, ['--import', TSX_LOADER, script, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
       env: options.env ?? cleanEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: this.group,
     });
     this.child.stdout!.setEncoding('utf8');
     this.child.stderr!.setEncoding('utf8');
@@ -94,15 +97,28 @@ export class RaftkvProcess {
     return this.exit === undefined;
   }
 
-  /** Signals this child (only if it is still running) and waits for it to exit, bounded. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 10_000): Promise<Exit> {
-    if (this.running && this.child.pid !== undefined) {
-      try {
-        process.kill(this.child.pid, signal);
-      } catch {
-        // Already gone.
-      }
+  /**
+   * Sends `signal` to this child's pid (its group's, when started as a group) and returns at
+   * once: no waiting and no escalation, so SIGSTOP and SIGCONT can be sent too. A group is
+   * signalled even after its leader exited, so no grandchild outlives the test; a lone
+   * child only while it runs. False if nothing was signalled.
+   */
+  signal(signal: NodeJS.Signals): boolean {
+    const pid = this.child.pid;
+    if (pid === undefined || (!this.group && !this.running)) return false;
+    try {
+      process.kill(this.group ? -pid : pid, signal);
+      return true;
+    } catch {
+      return false; // Already gone.
     }
+  }
+
+  /** Signals this child (and its group) and waits for it to exit, bounded; escalates to SIGKILL. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 10_000): Promise<Exit> {
+    this.signal(signal);
+    // A stopped process acts on nothing but SIGKILL until it is continued.
+    if (signal !== 'SIGKILL') this.signal('SIGCONT');
     const exit = await withTimeout(this.exited, timeoutMs);
     if (exit) return exit;
     if (signal !== 'SIGKILL') return this.kill('SIGKILL', 5_000);
@@ -115,6 +131,15 @@ export class RaftkvProcess {
     if (exit) return exit;
     throw new Error(`raftkv ${this.args.join(' ')} still running after ${timeoutMs} ms`);
   }
+}
+
+/**
+ * `kvctl ARGS` as a child in its own process group (so SIGSTOP/SIGCONT reach the command
+ * it runs too), against `endpoints`, without tap's coverage.
+ */
+export function startKvctl(endpoints: string[], args: string[]): RaftkvProcess {
+  const env = { ...cleanEnv({ coverage: false }), KVCTL_ENDPOINTS: endpoints.join(',') };
+  return new RaftkvProcess(args, { script: KVCTL_CMD, env, group: true });
 }
 
 /** `promise`'s value, or undefined after `timeoutMs`; the timer never outlives the race. */
