@@ -207,7 +207,13 @@ export class RaftKvNode {
   }
 
   private async listenPeer(): Promise<void> {
-    const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
+    // Peers pipeline batches on keep-alive connections that are never idle: close them
+    // outright at shutdown (Raft tolerates the lost messages) rather than wait forever.
+    const app = Fastify({
+      logger: false,
+      bodyLimit: 64 * 1024 * 1024,
+      forceCloseConnections: true,
+    });
     await app.register(this.transport.routes);
     await app.register(
       forwardRoutes(
@@ -287,8 +293,12 @@ export class RaftKvNode {
     // 1. Persist before anything that depends on it leaves this node.
     if (rd.snapshot) {
       await this.installSnapshot(rd);
-    } else if (rd.hardState || rd.entries.length > 0) {
-      await this.storage.persistReady(rd, rd.mustSync);
+    } else if (rd.mustSync) {
+      await this.storage.persistReady(rd, true);
+    } else if (rd.hardState) {
+      // Only the commit index moved: nothing sent or applied depends on it being on disk.
+      // Writes are serialized, so it lands before the applied state that follows it.
+      this.inBackground(this.storage.persistReady(rd, false));
     }
     // 2. Send.
     if (rd.messages.length > 0)
@@ -365,15 +375,24 @@ export class RaftKvNode {
     }
     this.metrics.appliedEntries.inc(entries.length);
     if (confState) this.confState = confState;
-    await this.storage.persistApplied(
-      this.kv.appliedIndex,
-      confState,
-      this.kv.takeMutations(),
-      false,
-    );
-    if (membersChanged) await this.storage.saveMembers(this.members.list());
+    // Reads are served from memory; the applied state goes to disk unsynced and in
+    // order behind the log writes, so the next Ready need not wait for it.
     this.applied.advance(this.kv.appliedIndex);
     this.revisions.advance(this.kv.revision);
+    this.inBackground(
+      this.storage.persistApplied(this.kv.appliedIndex, confState, this.kv.takeMutations(), false),
+    );
+    if (membersChanged) this.inBackground(this.storage.saveMembers(this.members.list()));
+  }
+
+  /** A write nobody waits for; its failure stops the node like any failed disk write. */
+  private inBackground(write: Promise<unknown>): void {
+    write.catch((err) => {
+      if (this.stopping) return;
+      this.log.fatal({ err }, 'a background disk write failed; stopping this node');
+      this.stopping = true;
+      this.fatal?.(err);
+    });
   }
 
   private applyConfChange(e: Entry): boolean {
