@@ -12,7 +12,7 @@ import {
   type TxnCommand,
   type TxnOp,
 } from './commands.js';
-import { lockWaitersPrefix } from './coordination-keys.js';
+import { isReservedKey, lockWaitersPrefix } from './coordination-keys.js';
 import { DEFAULT_DEDUP_OPTIONS, type DedupOptions, DedupTable } from './dedup.js';
 import { assert, KvInvariantError } from './errors.js';
 import { type LeaseInfo, type LeaseState, LeaseTable } from './leases.js';
@@ -216,7 +216,7 @@ export class KvStateMachine {
   private delete(cmd: DeleteCommand): CommandResult {
     let keys: string[];
     if (cmd.prefix) {
-      keys = this.store.rangeLatest(cmd.key).map((kv) => kv.key);
+      keys = this.userRange(cmd.key).map((kv) => kv.key);
     } else {
       const current = this.store.latest(cmd.key);
       if (cmd.prevRevision !== undefined && (current?.modRevision ?? 0) !== cmd.prevRevision) {
@@ -232,6 +232,16 @@ export class KvStateMachine {
       deleted: prevKvs.length,
       prevKvs,
     };
+  }
+
+  /**
+   * The keys a client's prefix op covers: the empty prefix means every user
+   * key, not the registry's, locks' and elections' keys (U+0000…), which only
+   * their own commands may change.
+   */
+  private userRange(prefix: string): KeyValue[] {
+    const kvs = this.store.rangeLatest(prefix);
+    return prefix === '' ? kvs.filter((kv) => !isReservedKey(kv.key)) : kvs;
   }
 
   /**
@@ -274,12 +284,12 @@ export class KvStateMachine {
       case 'put':
         return { op: 'put', kv: this.store.put(op.key, op.value, op.lease ?? null).kv };
       case 'get': {
-        if (op.prefix) return { op: 'get', kvs: this.store.rangeLatest(op.key) };
+        if (op.prefix) return { op: 'get', kvs: this.userRange(op.key) };
         const kv = this.store.latest(op.key);
         return { op: 'get', kvs: kv === null ? [] : [kv] };
       }
       case 'delete': {
-        const keys = op.prefix ? this.store.rangeLatest(op.key).map((kv) => kv.key) : [op.key];
+        const keys = op.prefix ? this.userRange(op.key).map((kv) => kv.key) : [op.key];
         let deleted = 0;
         for (const key of keys) if (this.store.delete(key) !== null) deleted++;
         return { op: 'delete', deleted };

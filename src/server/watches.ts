@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isReservedKey } from '../kv/coordination-keys.js';
 import type { RevisionChange } from '../kv/mvcc/key-value.js';
 import type { KvStateMachine } from '../kv/state-machine.js';
 
@@ -93,7 +94,7 @@ export class Watches {
     if (stream.done || change.revision <= stream.lastRevision) return;
     if (stream.params.prefix && stream.params.key === '') {
       // A watch of every user key does not see the coordination recipes' reserved keys (U+0000…).
-      const events = change.events.filter((e) => !e.kv.key.startsWith('\u0000'));
+      const events = change.events.filter((e) => !isReservedKey(e.kv.key));
       if (events.length === 0) return;
       if (events.length !== change.events.length) change = { revision: change.revision, events };
     }

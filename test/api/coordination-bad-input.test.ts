@@ -337,47 +337,38 @@ async function probeHolder(tag: string) {
   };
 }
 
-t.test(
-  'the KV API cannot delete or read the coordination keys behind their owners',
-  {
-    // Known bug: skipped as todo so the suite stays green; RAFTKV_CHECK_KNOWN_BUGS=1 runs it.
-    todo: process.env.RAFTKV_CHECK_KNOWN_BUGS
-      ? false
-      : 'BUG: prefix deletes and txns with an empty or U+0000 prefix reach the reserved keys (src/api/routes/kv.ts)',
-  },
-  async (t) => {
-    // Holder keys live in the same store under U+0000: only their owners may remove them.
-    const probes: [what: string, method: Method, url: string, opts: RequestOptions][] = [
-      ['DELETE of the lock holder key', 'DELETE', kvPath(lockKey), {}],
-      ['PUT over the lock holder key', 'PUT', kvPath(lockKey), { body: { value: 'forged' } }],
-      ['prefix DELETE of U+0000', 'DELETE', '/v1/kv/%00?prefix=true', {}],
-      ['prefix DELETE of everything', 'DELETE', '/v1/kv/?prefix=true', {}],
-      [
-        'txn delete of the empty prefix',
-        'POST',
-        '/v1/txn',
-        { body: { success: [{ op: 'delete', key: '', prefix: true }] } },
-      ],
-    ];
-    for (const [i, [what, method, url, opts]] of probes.entries()) {
-      const holder = await probeHolder(String(i));
-      const r = await req(method, url, opts);
-      t.ok(r.status < 500, `${what}: not a 500 (${r.status})`);
-      t.same(await holder.intact(), [], `${what}: the holder keeps its name, lock and leadership`);
-      await holder.revoke();
-    }
-    // Reads: GET /v1/kv?prefix= hides the reserved keys; a txn get of the same range must too.
-    const holder = await probeHolder('read');
-    const got = await req('POST', '/v1/txn', {
-      body: { success: [{ op: 'get', key: '', prefix: true }] },
-    });
-    const keys: string[] = (got.body?.results?.[0]?.kvs ?? []).map((kv: { key: string }) => kv.key);
-    t.same(
-      keys.filter((k) => k.startsWith('\u0000')),
-      [],
-      'a txn get of the empty prefix shows no coordination key',
-    );
+t.test('the KV API cannot delete or read the coordination keys behind their owners', async (t) => {
+  // Holder keys live in the same store under U+0000: only their owners may remove them.
+  const probes: [what: string, method: Method, url: string, opts: RequestOptions][] = [
+    ['DELETE of the lock holder key', 'DELETE', kvPath(lockKey), {}],
+    ['PUT over the lock holder key', 'PUT', kvPath(lockKey), { body: { value: 'forged' } }],
+    ['prefix DELETE of U+0000', 'DELETE', '/v1/kv/%00?prefix=true', {}],
+    ['prefix DELETE of everything', 'DELETE', '/v1/kv/?prefix=true', {}],
+    [
+      'txn delete of the empty prefix',
+      'POST',
+      '/v1/txn',
+      { body: { success: [{ op: 'delete', key: '', prefix: true }] } },
+    ],
+  ];
+  for (const [i, [what, method, url, opts]] of probes.entries()) {
+    const holder = await probeHolder(String(i));
+    const r = await req(method, url, opts);
+    t.ok(r.status < 500, `${what}: not a 500 (${r.status})`);
+    t.same(await holder.intact(), [], `${what}: the holder keeps its name, lock and leadership`);
     await holder.revoke();
-    await assertHolderIntact(t);
-  },
-);
+  }
+  // Reads: GET /v1/kv?prefix= hides the reserved keys; a txn get of the same range must too.
+  const holder = await probeHolder('read');
+  const got = await req('POST', '/v1/txn', {
+    body: { success: [{ op: 'get', key: '', prefix: true }] },
+  });
+  const keys: string[] = (got.body?.results?.[0]?.kvs ?? []).map((kv: { key: string }) => kv.key);
+  t.same(
+    keys.filter((k) => k.startsWith('\u0000')),
+    [],
+    'a txn get of the empty prefix shows no coordination key',
+  );
+  await holder.revoke();
+  await assertHolderIntact(t);
+});

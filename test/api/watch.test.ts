@@ -272,3 +272,27 @@ t.test('an idle watch gets progress events (bounded wait: 12 s)', async (t) => {
   const now = await currentRevision();
   t.ok(e!.data.revision <= now && e!.data.revision > 0, 'a revision the store has reached');
 });
+
+t.test(
+  'a watch on every key shows user keys only, and reserved keys cannot be watched',
+  async (t) => {
+    const s = await watch('/v1/watch?prefix=true');
+    const lease = (await inject(n.app, 'POST', '/v1/leases', { body: { ttl: 30 } })).body
+      .id as string;
+    // The registry entry lives under U+0000 in the same keyspace: its revision is hidden.
+    const reg = await inject(n.app, 'PUT', '/v1/registry/w-all-svc', {
+      body: { value: 'x', lease },
+    });
+    t.equal(reg.status, 201);
+    const mark = await put('w-all/mark', 'after the registry entry');
+    const [e] = await s.changes(1);
+    t.equal(e!.data.revision, mark.body.revision, 'the next event is the user put');
+    t.same(
+      (e!.data.events as { kv: { key: string } }[]).map((x) => x.kv.key),
+      ['w-all/mark'],
+    );
+    const refused = await http(n.url, 'GET', '/v1/watch/%00registry/?prefix=true');
+    assertError(t, refused, 400, 'invalid_request');
+    await inject(n.app, 'DELETE', `/v1/leases/${lease}`);
+  },
+);

@@ -128,7 +128,9 @@ export function kvRoutes(service: ApiService) {
       // would reject it too, but only after a round through the Raft log).
       if (prefix && prevRevision !== undefined)
         throw new ApiError('invalid_request', 'prevRevision cannot be combined with prefix=true');
-      const key = prefix ? ((req.params as { '*'?: string })['*'] ?? '') : keyParam(req.params);
+      const key = prefix
+        ? userPrefix((req.params as { '*'?: string })['*'] ?? '')
+        : keyParam(req.params);
       const result = await service.delete(
         { key, prefix, ...(prevRevision !== undefined ? { prevRevision } : {}) },
         writeOptions(req, service),

@@ -87,6 +87,8 @@ export function watchRoutes(service: ApiService) {
       const prefix = boolParam(query, 'prefix');
       if (key === '' && !prefix)
         throw new ApiError('invalid_request', 'watch a key, or use prefix=true');
+      if (key.startsWith('\u0000'))
+        throw new ApiError('invalid_request', 'keys starting with U+0000 are reserved');
       // Both are validated; Last-Event-ID (a reconnecting EventSource) wins over fromRevision.
       const fromParam = intParam(query, 'fromRevision', 1);
       const fromRevision = resumeFrom(req) ?? fromParam;
