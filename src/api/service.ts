@@ -9,6 +9,8 @@ import type { DeleteResult, ErrorResult, PutResult, TxnResult } from '../kv/resu
  */
 export interface ApiService {
   readonly requestTimeoutMs: number;
+  /** A signal that aborts after requestTimeoutMs (cheaper than a timer per request). */
+  requestDeadline(): AbortSignal;
 
   put(req: PutRequest, opts: WriteOptions): Promise<PutResult | ErrorResult>;
   delete(req: DeleteRequest, opts: WriteOptions): Promise<DeleteResult | ErrorResult>;

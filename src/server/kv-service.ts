@@ -39,6 +39,10 @@ export class KvService {
     return this.node.requestTimeoutMs;
   }
 
+  requestDeadline(): AbortSignal {
+    return this.node.deadlines.after(this.node.requestTimeoutMs);
+  }
+
   private async command<T>(cmd: Command, opts: WriteOpts, op: string): Promise<T | ErrorResult> {
     const result = await this.node.write(cmd, opts);
     if (!result.ok) return result;

@@ -21,6 +21,7 @@ import {
 import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type NodeConfig, parseHostPort } from './config.js';
+import { Deadlines } from './deadlines.js';
 import { ServerError } from './errors.js';
 import { type ForwardedWrite, Forwarder, forwardRoutes } from './forwarder.js';
 import { IndexWaiter } from './index-waiter.js';
@@ -74,6 +75,8 @@ export class RaftKvNode {
   readonly clusterId: string;
   readonly log: Logger;
   readonly requestTimeoutMs: number;
+  /** Deadlines of requests and proposals: one shared timer, not one per request. */
+  readonly deadlines = new Deadlines();
   private readonly storage: LevelRaftStorage;
   private readonly raw: RawNode;
   private kv: KvStateMachine;
@@ -482,7 +485,7 @@ export class RaftKvNode {
   }
 
   private async proposeServerCommand(cmd: ServerCommand): Promise<unknown> {
-    const signal = AbortSignal.timeout(this.requestTimeoutMs);
+    const signal = this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(signal);
     if (lead === this.id)
       return this.withDeadline(this.proposeBytes(encodeServerCommand(cmd)), signal);
@@ -504,7 +507,7 @@ export class RaftKvNode {
   ): Promise<CommandResult> {
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
-    const signal = opts.signal ?? AbortSignal.timeout(this.requestTimeoutMs);
+    const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(signal);
     if (lead !== this.id) {
       const member = this.members.get(lead);
@@ -538,7 +541,7 @@ export class RaftKvNode {
     if (w.serverCmd)
       return this.withDeadline(
         this.proposeBytes(encodeServerCommand(w.serverCmd)),
-        AbortSignal.timeout(this.requestTimeoutMs),
+        this.deadlines.after(this.requestTimeoutMs),
       );
     if (!w.cmd) throw new ServerError('invalid_request', 'nothing to propose');
     const data = encodeCommand({
@@ -548,7 +551,7 @@ export class RaftKvNode {
       ...(w.idempotencyKey ? { idempotencyKey: w.idempotencyKey } : {}),
     });
     const timeoutMs = Math.min(Math.max(w.timeoutMs, 1), this.requestTimeoutMs);
-    return this.withDeadline(this.proposeBytes(data), AbortSignal.timeout(timeoutMs));
+    return this.withDeadline(this.proposeBytes(data), this.deadlines.after(timeoutMs));
   }
 
   /** Waits (bounded by the request) for a leader to be known; 503 if none appears. */
@@ -642,7 +645,7 @@ export class RaftKvNode {
   }): Promise<void> {
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
-    const signal = opts.signal ?? AbortSignal.timeout(this.requestTimeoutMs);
+    const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
     if (opts.consistency === 'linearizable') {
       await this.waitForLeader(signal);
       this.metrics.linearizableReads.inc();
@@ -680,7 +683,7 @@ export class RaftKvNode {
    * deadlines; a follower asks it). `id` narrows to one lease.
    */
   async leaseViews(id?: string, signal?: AbortSignal): Promise<LeaseView[]> {
-    const deadline = signal ?? AbortSignal.timeout(this.requestTimeoutMs);
+    const deadline = signal ?? this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(deadline);
     if (lead !== this.id) {
       const url = this.members.get(lead)?.peerUrls[0];
@@ -796,6 +799,7 @@ export class RaftKvNode {
     await this.transport.close().catch(() => {});
     await this.forwarder.close();
     await this.storage.close();
+    this.deadlines.close();
   }
 }
 

@@ -15,7 +15,11 @@ import { assertError, inject, type Json } from './helpers.js';
  */
 function fakeService(failure: () => never, overrides: Partial<ApiService> = {}): ApiService {
   const fail = async () => failure();
-  const target: Record<string | symbol, unknown> = { requestTimeoutMs: 1000, ...overrides };
+  const target: Record<string | symbol, unknown> = {
+    requestTimeoutMs: 1000,
+    requestDeadline: () => AbortSignal.timeout(1000),
+    ...overrides,
+  };
   return new Proxy(target, {
     get: (o, name) => {
       if (name in o) return o[name];

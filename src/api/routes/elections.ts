@@ -30,7 +30,7 @@ type Leader = { key: string; value: string; revision: number };
 function writeOptions(headers: Record<string, string | string[] | undefined>, service: ApiService) {
   const idempotencyKey = idempotencyKeyOf(headers['idempotency-key']);
   return {
-    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    signal: service.requestDeadline(),
     ...(idempotencyKey ? { idempotencyKey } : {}),
   };
 }
@@ -72,10 +72,7 @@ export function electionRoutes(service: ApiService) {
       rejectUnknown(query, ['watch']);
       const name = coordinationName(req.params);
       if (!boolParam(query, 'watch')) {
-        const leader = await service.electionLeader(
-          name,
-          AbortSignal.timeout(service.requestTimeoutMs),
-        );
+        const leader = await service.electionLeader(name, service.requestDeadline());
         if (!leader) return sendError(reply, 'no_leader_elected', `no leader of "${name}"`);
         return { leader };
       }
@@ -83,7 +80,7 @@ export function electionRoutes(service: ApiService) {
       const prefix = `${ELECTION_PREFIX}${name}/`;
       const initial = await service.range(
         { prefix, keysOnly: false },
-        { consistency: 'linearizable', signal: AbortSignal.timeout(service.requestTimeoutMs) },
+        { consistency: 'linearizable', signal: service.requestDeadline() },
       );
       if ('code' in initial) return sendError(reply, initial.code, initial.message);
       const line = new Map(initial.kvs.map((kv) => [kv.key, kv]));

@@ -30,7 +30,7 @@ function sendResultError(reply: FastifyReply, r: ErrorResult): FastifyReply {
 function writeOptions(req: FastifyRequest, service: ApiService): WriteOptions {
   const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
   return {
-    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    signal: service.requestDeadline(),
     ...(idempotencyKey ? { idempotencyKey } : {}),
   };
 }
@@ -40,7 +40,7 @@ function readOptions(query: Query, service: ApiService): ReadOptions {
   const minRevision = intParam(query, 'minRevision', 0);
   return {
     consistency: consistencyParam(query),
-    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    signal: service.requestDeadline(),
     ...(revision !== undefined ? { revision } : {}),
     ...(minRevision !== undefined ? { minRevision } : {}),
   };

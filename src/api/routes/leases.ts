@@ -30,7 +30,7 @@ function leaseIdParam(params: unknown): string {
 function writeOptions(headers: Record<string, string | string[] | undefined>, service: ApiService) {
   const idempotencyKey = idempotencyKeyOf(headers['idempotency-key']);
   return {
-    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    signal: service.requestDeadline(),
     ...(idempotencyKey ? { idempotencyKey } : {}),
   };
 }
@@ -59,14 +59,14 @@ export function leaseRoutes(service: ApiService) {
     app.get('/v1/leases/:id', async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const id = leaseIdParam(req.params);
-      const lease = await service.leaseInfo(id, AbortSignal.timeout(service.requestTimeoutMs));
+      const lease = await service.leaseInfo(id, service.requestDeadline());
       if (!lease) return sendError(reply, 'lease_not_found', `lease ${id} not found`);
       return lease;
     });
 
     app.get('/v1/leases', async (req) => {
       rejectUnknown(req.query as Query, []);
-      return { leases: await service.leaseList(AbortSignal.timeout(service.requestTimeoutMs)) };
+      return { leases: await service.leaseList(service.requestDeadline()) };
     });
 
     app.delete('/v1/leases/:id', async (req, reply) => {

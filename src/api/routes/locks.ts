@@ -44,7 +44,7 @@ export function lockRoutes(service: ApiService) {
       if (!key) throw new ApiError('invalid_request', 'the holder key is required: ?key=K');
       const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
       const result = await service.lockRelease(name, key, {
-        signal: AbortSignal.timeout(service.requestTimeoutMs),
+        signal: service.requestDeadline(),
         ...(idempotencyKey ? { idempotencyKey } : {}),
       });
       if (!result.ok) return sendError(reply, result.code, result.message);

@@ -54,7 +54,7 @@ function nameParam(params: unknown): string {
 function writeOptions(headers: Record<string, string | string[] | undefined>, service: ApiService) {
   const idempotencyKey = idempotencyKeyOf(headers['idempotency-key']);
   return {
-    signal: AbortSignal.timeout(service.requestTimeoutMs),
+    signal: service.requestDeadline(),
     ...(idempotencyKey ? { idempotencyKey } : {}),
   };
 }
@@ -96,7 +96,7 @@ export function registryRoutes(service: ApiService) {
             success: [{ op: 'put', key, value, lease }],
             failure: [{ op: 'get', key }],
           },
-          { signal: AbortSignal.timeout(service.requestTimeoutMs) },
+          { signal: service.requestDeadline() },
         );
         if (!updated.ok)
           return sendError(reply, updated.code, updated.message, { revision: updated.revision });
@@ -118,7 +118,7 @@ export function registryRoutes(service: ApiService) {
       const name = nameParam(req.params);
       const result = await service.get(REGISTRY_PREFIX + name, {
         consistency: consistencyParam(query),
-        signal: AbortSignal.timeout(service.requestTimeoutMs),
+        signal: service.requestDeadline(),
       });
       if ('code' in result)
         return sendError(reply, result.code, result.message, { revision: result.revision });
@@ -164,7 +164,7 @@ export function registryRoutes(service: ApiService) {
         { prefix: REGISTRY_PREFIX + prefix, keysOnly: false },
         {
           consistency: consistencyParam(query),
-          signal: AbortSignal.timeout(service.requestTimeoutMs),
+          signal: service.requestDeadline(),
         },
       );
       if ('code' in result)
