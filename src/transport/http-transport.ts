@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
-import { Client, Pool } from 'undici';
+import { Pool } from 'undici';
 import type { Message, NodeId } from '../raft/messages.js';
 import { entriesSizeBytes } from '../raft/messages.js';
 import { encodeBatch } from './codec.js';
@@ -148,24 +148,19 @@ function approxSizeBytes(m: Message): number {
 interface PeerLink {
   readonly id: NodeId;
   readonly url: string;
-  /** Snapshots and other one-off requests. */
   readonly pool: Pool;
-  /** Message batches: one connection, pipelined, so batches arrive in the order they left. */
-  readonly messageClient: Client;
   readonly messagesPath: string;
   readonly snapshotPath: string;
   readonly queue: MessageQueue;
   /** Invariant: the sum of approxSizeBytes over `queue`. */
   queuedBytes: number;
-  /** POST /raft/messages requests in flight (at most MAX_BATCHES_IN_FLIGHT). */
-  batchesInFlight: number;
+  /** A POST /raft/messages is in flight. */
+  sending: boolean;
   /** A snapshot transfer is in flight. */
   sendingSnapshot: boolean;
 }
 
 const EMPTY = new Uint8Array(0);
-/** Message batches in flight per peer: the next batch need not wait for the last one's answer. */
-const MAX_BATCHES_IN_FLIGHT = 4;
 
 export class HttpTransport {
   readonly nodeId: NodeId;
@@ -269,23 +264,15 @@ export class HttpTransport {
       headersTimeout: this.requestTimeoutMs,
       bodyTimeout: this.requestTimeoutMs,
     });
-    const messageClient = new Client(parsed.origin, {
-      pipelining: MAX_BATCHES_IN_FLIGHT,
-      keepAliveTimeout: 30_000,
-      connectTimeout: this.opts.connectTimeoutMs ?? 3000,
-      headersTimeout: this.requestTimeoutMs,
-      bodyTimeout: this.requestTimeoutMs,
-    });
     this.peers.set(id, {
       id,
       url,
       pool,
-      messageClient,
       messagesPath: basePath + PATH_MESSAGES,
       snapshotPath: basePath + PATH_SNAPSHOT,
       queue: new MessageQueue(),
       queuedBytes: 0,
-      batchesInFlight: 0,
+      sending: false,
       sendingSnapshot: false,
     });
   }
@@ -298,7 +285,6 @@ export class HttpTransport {
     peer.queue.clear();
     peer.queuedBytes = 0;
     peer.pool.destroy().catch(() => {});
-    peer.messageClient.destroy().catch(() => {});
   }
 
   hasPeer(id: NodeId): boolean {
@@ -344,10 +330,7 @@ export class HttpTransport {
     this.delayTimers.clear();
     this.unreachable.clear();
     this.snapshotReports.length = 0;
-    const destroyed = [...this.peers.values()].flatMap((peer) => [
-      peer.pool.destroy().catch(() => {}),
-      peer.messageClient.destroy().catch(() => {}),
-    ]);
+    const destroyed = [...this.peers.values()].map((peer) => peer.pool.destroy().catch(() => {}));
     this.peers.clear();
     const server = this.server;
     this.server = undefined;
@@ -404,8 +387,7 @@ export class HttpTransport {
     this.flushHandle = undefined;
     if (this.closed) return;
     for (const peer of this.peers.values()) {
-      while (peer.batchesInFlight < MAX_BATCHES_IN_FLIGHT && peer.queue.length > 0)
-        this.sendBatch(peer);
+      if (!peer.sending && peer.queue.length > 0) this.sendBatch(peer);
     }
     if (this.unreachable.size > 0) {
       const ids = [...this.unreachable];
@@ -433,7 +415,7 @@ export class HttpTransport {
     }
   }
 
-  /** Takes up to maxBatchBytes from the queue and posts it. Precondition: queue not empty, a batch slot free. */
+  /** Takes up to maxBatchBytes from the queue and posts it. Precondition: queue not empty, not sending. */
   private sendBatch(peer: PeerLink): void {
     const batch: Message[] = [];
     let batchBytes = 0;
@@ -448,10 +430,10 @@ export class HttpTransport {
     const body = this.encodeOrSalvage(peer, batch);
     if (body === undefined) return;
 
-    peer.batchesInFlight++;
+    peer.sending = true;
     this.stats.batchesSent++;
     this.post(peer, peer.messagesPath, body, {}, this.requestTimeoutMs).then((ok) => {
-      peer.batchesInFlight--;
+      peer.sending = false;
       if (this.closed || this.peers.get(peer.id) !== peer) return;
       if (ok) {
         this.stats.messagesSent += batch.length;
@@ -496,12 +478,9 @@ export class HttpTransport {
     timeoutMs: number,
   ): Promise<boolean> {
     try {
-      // Message batches may be pipelined: Raft tolerates a batch delivered twice or not at all.
-      const pipelined = path === peer.messagesPath;
-      const res = await (pipelined ? peer.messageClient : peer.pool).request({
+      const res = await peer.pool.request({
         method: 'POST',
         path,
-        idempotent: pipelined,
         headers: {
           'content-type': CONTENT_TYPE_BINARY,
           [HEADER_CLUSTER_ID]: this.clusterId,
