@@ -65,7 +65,8 @@ interface QueuedProposal {
 /**
  * One raftkv member: the Raft core, its LevelDB storage, the peer transport
  * and the KV state machine, driven by a tick timer and the Ready loop
- * (persist → send → apply → advance). Any node serves any request: writes are
+ * (send a leader's appends, start the synced write, apply what is committed,
+ * finish the write, send the rest, advance). Any node serves any request: writes are
  * proposed here when leading, forwarded to the leader otherwise; linearizable
  * reads are confirmed with ReadIndex and served locally.
  */
@@ -294,20 +295,24 @@ export class RaftKvNode {
     if (rd.eagerMessages.length > 0)
       this.transport.send(rd.eagerMessages.map((m) => this.withSnapshotData(m)));
     // 1. Persist before anything that depends on it leaves this node.
+    let written: Promise<void> | undefined;
     if (rd.snapshot) {
       await this.installSnapshot(rd);
     } else if (rd.mustSync) {
-      await this.storage.persistReady(rd, true);
+      written = this.storage.persistReady(rd, true);
     } else if (rd.hardState) {
       // Only the commit index moved: nothing sent or applied depends on it being on disk.
       // Writes are serialized, so it lands before the applied state that follows it.
       this.inBackground(this.storage.persistReady(rd, false));
     }
-    // 2. Send.
+    // 3 before 2. Committed entries are on the disks of a quorum already, so they are
+    // applied (and answered) while our own write is in flight; the applied state
+    // reaches our disk after it, as storage writes are serialized.
+    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries, rd.confState);
+    if (written) await written;
+    // 2. Send what promises our write is durable.
     if (rd.messages.length > 0)
       this.transport.send(rd.messages.map((m) => this.withSnapshotData(m)));
-    // 3. Apply.
-    if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries, rd.confState);
     // 4. Reads whose index is known.
     for (const rs of rd.readStates) this.reads.onReadState(rs);
     await this.maybeCompact();
@@ -357,7 +362,7 @@ export class RaftKvNode {
     this.log.info({ index: snap.metadata.index }, 'installed a snapshot from the leader');
   }
 
-  private async applyEntries(entries: Entry[], confState: ConfState | undefined): Promise<void> {
+  private applyEntries(entries: Entry[], confState: ConfState | undefined): void {
     let membersChanged = false;
     for (const e of entries) {
       if (e.type === 'confChange') {
