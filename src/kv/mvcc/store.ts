@@ -19,8 +19,14 @@ import {
   withoutValue,
 } from './key-value.js';
 import { SortedKeys } from './sorted-keys.js';
-import { indexAtRevision, kvAtRevision, type StoredVersion, versionKey } from './stored-version.js';
-import { encodeVersionRecord } from './version-record.js';
+import {
+  indexAtRevision,
+  kvAtRevision,
+  type StoredVersion,
+  Version,
+  versionKey,
+} from './stored-version.js';
+import { encodeVersion } from './version-record.js';
 
 export interface GetOptions {
   /** Read as of this revision; absent or 0 = the current revision (as in etcd). */
@@ -37,6 +43,9 @@ export interface RangeOptions extends GetOptions {
   readonly limit?: number;
 }
 
+/** Histories shorter than this grow by copy, not push (see append()). */
+const HISTORY_COPY_MAX = 8;
+
 /**
  * The MVCC store of the etcd v3 model, in memory, with every record-level
  * change reported to a MutationLog for persistence.
@@ -44,8 +53,13 @@ export interface RangeOptions extends GetOptions {
  * - histories: key → its versions ascending by revision, at most one per
  *   revision, including tombstones (etcd's key index with generations,
  *   flattened: a tombstone ends a generation).
- * - byRevision: revision → the versions it wrote, in sub order; this is what
- *   watches replay and what compaction walks.
+ * - byRevision: revision → the key it wrote (or the keys, in sub order, when
+ *   it wrote several); this is what watches replay and what compaction walks.
+ *
+ * Memory: history stays in memory until compaction, so each version costs
+ * what it must and little more: one flat Version (no key, no KeyValue
+ * wrapper), one array slot, and one Map entry per revision holding a key
+ * string, not an array (most revisions change one key).
  * - sortedKeys: every key with any history, for ordered range scans (a key
  *   deleted but not yet compacted stays, so past revisions can be read).
  *
@@ -54,8 +68,8 @@ export interface RangeOptions extends GetOptions {
  * a tombstone; keysByLease holds exactly the live keys with a lease.
  */
 export class MvccStore {
-  private readonly histories = new Map<string, StoredVersion[]>();
-  private readonly byRevision = new Map<number, StoredVersion[]>();
+  private readonly histories = new Map<string, Version[]>();
+  private readonly byRevision = new Map<number, string | string[]>();
   private readonly sortedKeys = new SortedKeys();
   private readonly keysByLease = new Map<string, Set<string>>();
   private currentRevision = 0;
@@ -84,17 +98,15 @@ export class MvccStore {
 
   /** The latest version of a key, including changes of a write in progress. */
   latest(key: string): KeyValue | null {
-    const history = this.histories.get(key);
-    if (history === undefined) return null;
-    const last = history[history.length - 1]!;
-    return last.kind === 'put' ? last.kv : null;
+    const last = this.latestVersion(key);
+    return last === undefined || last.value === null ? null : last.kv(key);
   }
 
   get(key: string, options: GetOptions = {}): GetResult {
     const revision = this.checkReadRevision(options.revision);
     if (typeof revision !== 'number') return revision;
     const history = this.histories.get(key);
-    const kv = history === undefined ? null : kvAtRevision(history, revision);
+    const kv = history === undefined ? null : kvAtRevision(key, history, revision);
     return {
       ok: true,
       revision: this.currentRevision,
@@ -152,19 +164,18 @@ export class MvccStore {
       for (let i = indexAtRevision(history, from - 1) + 1; i < history.length; i++) {
         const version = history[i]!;
         if (version.revision > to) break;
-        changes.push({ revision: version.revision, events: [eventOf(history, i)] });
+        changes.push({ revision: version.revision, events: [eventOf(filter.key, history, i)] });
       }
       return { ok: true, revision: this.currentRevision, changes };
     }
     for (let revision = from; revision <= to; revision++) {
-      const versions = this.byRevision.get(revision);
-      if (versions === undefined) continue;
+      const keys = this.byRevision.get(revision);
+      if (keys === undefined) continue;
       const events: WatchEvent[] = [];
-      for (const version of versions) {
-        const key = versionKey(version);
+      for (const key of keysOf(keys)) {
         if (!matchesFilter(filter, key)) continue;
         const history = this.histories.get(key)!;
-        events.push(eventOf(history, indexAtRevision(history, revision)));
+        events.push(eventOf(key, history, indexAtRevision(history, revision)));
       }
       if (events.length > 0) changes.push({ revision, events });
     }
@@ -199,16 +210,18 @@ export class MvccStore {
   put(key: string, value: string, lease: string | null): { kv: KeyValue; prevKv: KeyValue | null } {
     const write = this.write;
     assert(write !== null, 'mvcc: put outside a write');
-    const prevKv = this.latest(key);
-    const kv: KeyValue = {
-      key,
+    const prev = this.latestVersion(key);
+    const prevKv = prev === undefined || prev.value === null ? null : prev.kv(key);
+    const version = new Version(
+      write.revision,
+      write.sub++,
       value,
-      createRevision: prevKv === null ? write.revision : prevKv.createRevision,
-      modRevision: write.revision,
-      version: prevKv === null ? 1 : prevKv.version + 1,
+      prevKv === null ? write.revision : prevKv.createRevision,
+      prevKv === null ? 1 : prevKv.version + 1,
       lease,
-    };
-    this.append({ kind: 'put', revision: write.revision, sub: write.sub++, kv }, prevKv);
+    );
+    this.append(key, version, prevKv?.lease ?? null);
+    const kv = version.kv(key);
     write.events.push(prevKv === null ? { type: 'put', kv } : { type: 'put', kv, prevKv });
     return { kv, prevKv };
   }
@@ -219,7 +232,7 @@ export class MvccStore {
     assert(write !== null, 'mvcc: delete outside a write');
     const prevKv = this.latest(key);
     if (prevKv === null) return null;
-    this.append({ kind: 'delete', revision: write.revision, sub: write.sub++, key }, prevKv);
+    this.append(key, Version.tombstone(write.revision, write.sub++), prevKv.lease);
     write.events.push({ type: 'delete', kv: tombstoneKv(key, write.revision), prevKv });
     return prevKv;
   }
@@ -248,14 +261,25 @@ export class MvccStore {
     );
     const touched = new Set<string>();
     for (let r = this.compactedRevision + 1; r <= revision; r++) {
-      for (const version of this.byRevision.get(r) ?? []) touched.add(versionKey(version));
+      const keys = this.byRevision.get(r);
+      if (keys !== undefined) for (const key of keysOf(keys)) touched.add(key);
     }
-    const dropped = new Set<StoredVersion>();
+    /** revision → the keys whose version at that revision is dropped. */
+    const dropped = new Map<number, Set<string>>();
     for (const key of touched) {
       const history = this.histories.get(key)!;
       const keep = indexAtRevision(history, revision);
-      const dropCount = history[keep]!.kind === 'delete' ? keep + 1 : keep;
-      for (let i = 0; i < dropCount; i++) dropped.add(history[i]!);
+      const dropCount = history[keep]!.value === null ? keep + 1 : keep;
+      for (let i = 0; i < dropCount; i++) {
+        const version = history[i]!;
+        this.log.del(versionRecordKey(version.revision, version.sub));
+        let keys = dropped.get(version.revision);
+        if (keys === undefined) {
+          keys = new Set();
+          dropped.set(version.revision, keys);
+        }
+        keys.add(key);
+      }
       if (dropCount === history.length) {
         this.histories.delete(key);
         this.sortedKeys.remove(key);
@@ -263,25 +287,25 @@ export class MvccStore {
         history.splice(0, dropCount);
       }
     }
-    const revisions = new Set<number>();
-    for (const version of dropped) {
-      revisions.add(version.revision);
-      this.log.del(versionRecordKey(version.revision, version.sub));
-    }
-    for (const r of revisions) {
-      const kept = this.byRevision.get(r)!.filter((version) => !dropped.has(version));
+    for (const [r, keys] of dropped) {
+      const kept = keysOf(this.byRevision.get(r)!).filter((key) => !keys.has(key));
       if (kept.length === 0) this.byRevision.delete(r);
-      else this.byRevision.set(r, kept);
+      else this.byRevision.set(r, kept.length === 1 ? kept[0]! : kept);
     }
     this.compactedRevision = revision;
   }
 
   // ---- persistence ----------------------------------------------------------
 
-  /** Every version, ascending by (revision, sub). */
+  /** Every version, ascending by (revision, sub), built one at a time (snapshots stream them). */
   *versions(): Generator<StoredVersion, void, undefined> {
     const revisions = [...this.byRevision.keys()].sort((a, b) => a - b);
-    for (const revision of revisions) yield* this.byRevision.get(revision)!;
+    for (const revision of revisions) {
+      for (const key of keysOf(this.byRevision.get(revision)!)) {
+        const history = this.histories.get(key)!;
+        yield history[indexAtRevision(history, revision)]!.toStored(key);
+      }
+    }
   }
 
   /**
@@ -296,10 +320,10 @@ export class MvccStore {
   ): MvccStore {
     const store = new MvccStore(log);
     versions.sort((a, b) => a.revision - b.revision || a.sub - b.sub);
-    for (const version of versions) {
-      const history = store.histories.get(versionKey(version));
-      const prev = history?.[history.length - 1];
-      store.append(version, prev?.kind === 'put' ? prev.kv : null, true);
+    for (const stored of versions) {
+      const key = versionKey(stored);
+      const prev = store.latestVersion(key);
+      store.append(key, Version.fromStored(stored), prev?.lease ?? null, true);
     }
     store.sortedKeys.bulkLoad([...store.histories.keys()]);
     const last = versions[versions.length - 1];
@@ -314,38 +338,48 @@ export class MvccStore {
 
   // ---- internals ------------------------------------------------------------
 
-  /** `loading`: the records are already persisted, and fromVersions() indexes the keys at the end. */
-  private append(version: StoredVersion, prevKv: KeyValue | null, loading = false): void {
-    const key = versionKey(version);
-    let history = this.histories.get(key);
+  /** The newest version of a key (a tombstone included), or undefined if it has no history. */
+  private latestVersion(key: string): Version | undefined {
+    const history = this.histories.get(key);
+    return history === undefined ? undefined : history[history.length - 1];
+  }
+
+  /**
+   * `prevLease`: the lease of the key's live version before this one, if any.
+   * `loading`: the records are already persisted, and fromVersions() indexes the keys at the end.
+   */
+  private append(key: string, version: Version, prevLease: string | null, loading = false): void {
+    const history = this.histories.get(key);
     if (history === undefined) {
-      history = [];
-      this.histories.set(key, history);
+      // A literal, not [] then push: push would reserve 17 slots, for most keys 16 too many.
+      this.histories.set(key, [version]);
       if (!loading) this.sortedKeys.insert(key);
+    } else {
+      const last = history[history.length - 1]!;
+      assert(
+        last.revision < version.revision,
+        `mvcc: key ${JSON.stringify(key)} changed twice in revision ${version.revision}`,
+      );
+      // Short histories grow by exact copies: push would reserve 16 more slots for each.
+      if (history.length < HISTORY_COPY_MAX) this.histories.set(key, history.concat(version));
+      else history.push(version);
     }
-    const last = history[history.length - 1];
-    assert(
-      last === undefined || last.revision < version.revision,
-      `mvcc: key ${JSON.stringify(key)} changed twice in revision ${version.revision}`,
-    );
-    history.push(version);
-    let atRevision = this.byRevision.get(version.revision);
-    if (atRevision === undefined) {
-      atRevision = [];
-      this.byRevision.set(version.revision, atRevision);
-    }
-    atRevision.push(version);
-    if (prevKv?.lease != null) this.detachLease(prevKv.lease, key);
-    if (version.kind === 'put' && version.kv.lease !== null) {
-      let keys = this.keysByLease.get(version.kv.lease);
+    const atRevision = this.byRevision.get(version.revision);
+    if (atRevision === undefined) this.byRevision.set(version.revision, key);
+    else if (typeof atRevision === 'string')
+      this.byRevision.set(version.revision, [atRevision, key]);
+    else atRevision.push(key);
+    if (prevLease !== null) this.detachLease(prevLease, key);
+    if (version.value !== null && version.lease !== null) {
+      let keys = this.keysByLease.get(version.lease);
       if (keys === undefined) {
         keys = new Set();
-        this.keysByLease.set(version.kv.lease, keys);
+        this.keysByLease.set(version.lease, keys);
       }
       keys.add(key);
     }
     if (!loading)
-      this.log.put(versionRecordKey(version.revision, version.sub), encodeVersionRecord(version));
+      this.log.put(versionRecordKey(version.revision, version.sub), encodeVersion(key, version));
   }
 
   private detachLease(leaseId: string, key: string): void {
@@ -366,7 +400,7 @@ export class MvccStore {
     const startAfter = after !== undefined && compareKeys(after, prefix) >= 0;
     for (const key of this.sortedKeys.from(startAfter ? after : prefix, startAfter)) {
       if (!key.startsWith(prefix)) break;
-      const kv = kvAtRevision(this.histories.get(key)!, revision);
+      const kv = kvAtRevision(key, this.histories.get(key)!, revision);
       if (kv === null) continue;
       if (limit > 0 && kvs.length === limit) return { kvs, more: true };
       kvs.push(kv);
@@ -405,16 +439,20 @@ export class MvccStore {
   }
 }
 
-/** The watch event for history[i], with the version before it as prevKv. */
-function eventOf(history: readonly StoredVersion[], i: number): WatchEvent {
+/** The keys of a byRevision entry, in sub order. */
+function keysOf(entry: string | readonly string[]): readonly string[] {
+  return typeof entry === 'string' ? [entry] : entry;
+}
+
+/** The watch event for history[i] of `key`, with the version before it as prevKv. */
+function eventOf(key: string, history: readonly Version[], i: number): WatchEvent {
   const version = history[i]!;
   const prev = history[i - 1];
-  const prevKv = prev?.kind === 'put' ? prev.kv : undefined;
-  if (version.kind === 'put') {
-    return prevKv === undefined
-      ? { type: 'put', kv: version.kv }
-      : { type: 'put', kv: version.kv, prevKv };
+  const prevKv = prev === undefined || prev.value === null ? undefined : prev.kv(key);
+  if (version.value !== null) {
+    const kv = version.kv(key);
+    return prevKv === undefined ? { type: 'put', kv } : { type: 'put', kv, prevKv };
   }
-  const kv = tombstoneKv(version.key, version.revision);
+  const kv = tombstoneKv(key, version.revision);
   return prevKv === undefined ? { type: 'delete', kv } : { type: 'delete', kv, prevKv };
 }

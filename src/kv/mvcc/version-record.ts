@@ -1,6 +1,6 @@
 import { assert } from '../errors.js';
 import { utf8Decode } from '../text.js';
-import type { StoredVersion } from './stored-version.js';
+import type { StoredVersion, Version } from './stored-version.js';
 
 /**
  * The value of a `k/<revision>/<sub>` record. The revision and sub live in the
@@ -11,6 +11,13 @@ import type { StoredVersion } from './stored-version.js';
 export function encodeVersionRecord(version: StoredVersion): string {
   if (version.kind === 'delete') return JSON.stringify({ key: version.key, deleted: true });
   const { key, value, createRevision, version: keyVersion, lease } = version.kv;
+  return JSON.stringify({ key, value, createRevision, version: keyVersion, lease });
+}
+
+/** encodeVersionRecord of an in-memory Version: the same bytes, without building a StoredVersion. */
+export function encodeVersion(key: string, version: Version): string {
+  if (version.value === null) return JSON.stringify({ key, deleted: true });
+  const { value, createRevision, version: keyVersion, lease } = version;
   return JSON.stringify({ key, value, createRevision, version: keyVersion, lease });
 }
 
