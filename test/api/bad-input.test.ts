@@ -7,9 +7,11 @@ import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import {
   assertError,
+  type Case,
   http,
   inject,
   kvPath,
+  type Method,
   type RequestOptions,
   type SingleNode,
   startSingleNode,
@@ -25,15 +27,6 @@ t.before(async () => {
 t.teardown(() => n?.close());
 
 const JSON_CT = { 'content-type': 'application/json' };
-type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
-type Case = [
-  what: string,
-  method: Method,
-  url: string,
-  opts: RequestOptions,
-  status: number,
-  code: string,
-];
 
 async function currentRevision(): Promise<number> {
   return (await inject(n.app, 'GET', '/v1/status')).body.revision as number;

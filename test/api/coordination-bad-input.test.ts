@@ -8,8 +8,10 @@
 import t, { type Test } from 'tap';
 import {
   assertError,
+  type Case,
   inject,
   kvPath,
+  type Method,
   type Reply,
   type RequestOptions,
   type SingleNode,
@@ -19,15 +21,6 @@ import {
 const enc = encodeURIComponent;
 const MiB = 1024 * 1024;
 const YEAR_S = 365 * 24 * 3600;
-type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
-type Case = [
-  what: string,
-  method: Method,
-  url: string,
-  opts: RequestOptions,
-  status: number,
-  code: string,
-];
 
 let n: SingleNode;
 /** A live lease (1 h) that owns `held/name`, the lock `job` and leads the election `vote`. */

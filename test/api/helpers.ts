@@ -25,6 +25,17 @@ export interface Reply {
   text: string;
 }
 
+export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
+/** One bad-input case: what it is, the request, and the status and error code API.md gives. */
+export type Case = [
+  what: string,
+  method: Method,
+  url: string,
+  opts: RequestOptions,
+  status: number,
+  code: string,
+];
+
 export interface RequestOptions {
   /** An object is sent as JSON with content-type application/json; a string is sent as is. */
   body?: unknown;
