@@ -4,7 +4,11 @@
  * flight, samples RSS (/proc/<pid>/status VmRSS, VmHWM) and V8 heap, then overwrites the same
  * keys for a bounded time, sampling every 5 s, and tells whether RSS grew at steady key count.
  *
- *   tsx bench/memory.ts [--keys 100000] [--seconds 60] [--inflight 64] [--gc] [--node-arg=--x ...]
+ *   tsx bench/memory.ts [--keys 100000] [--seconds 60] [--inflight 64] [--gc] [--compact]
+ *                       [--node-arg=--x ...]
+ *
+ * --compact: POST /v1/compact to the current revision before each steady sample, as an operator
+ * (or auto-compaction) would; without it the MVCC history of every overwrite stays in memory.
  *
  * Heap figures come from a tiny preload (a data: URL module passed with --import) that writes
  * process.memoryUsage() to a file every 500 ms: no server code involved, no heap snapshot.
@@ -138,6 +142,7 @@ function sample(pid: number, phase: string, writes: number): Row {
 
 /** --gc: full GC before each heap sample (with --expose-gc), so heapUsed is live data, not garbage. */
 const forceGc = process.argv.includes('--gc');
+const compactEachSample = process.argv.includes('--compact');
 const preload = `data:text/javascript,${encodeURIComponent(
   `import { writeFileSync } from 'node:fs';
    const f = process.env.RAFTKV_BENCH_HEAP_FILE;
@@ -255,10 +260,22 @@ async function main(): Promise<void> {
   const end = Date.now() + seconds * 1000;
   let cursor = 0;
   const steady: Row[] = [];
-  const steadySampler = setInterval(
-    () => steady.push(sample(pid, 'steady', writes)),
-    sampleEveryMs,
-  );
+  const compact = async () => {
+    const status = await request(`${base}/v1/status`, { headersTimeout: 5_000 });
+    const { revision } = (await status.body.json()) as { revision: number };
+    const res = await request(`${base}/v1/compact`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ revision }),
+      headersTimeout: 10_000,
+    });
+    await res.body.dump();
+  };
+  const steadySampler = setInterval(() => {
+    const compacted = compactEachSample ? compact().catch(() => undefined) : Promise.resolve();
+    // Sample once the compaction applied, so the figure shows what compaction bounds.
+    void compacted.then(() => steady.push(sample(pid, 'steady', writes)));
+  }, sampleEveryMs);
   await run(() => {
     if (Date.now() >= end) return null;
     const i = cursor++;
