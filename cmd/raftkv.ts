@@ -135,6 +135,15 @@ program
   )
   .addOption(
     flag(
+      '--auto-compaction-revisions <n>',
+      'keep about this many revisions of MVCC history (0 = no bound)',
+      'AUTO_COMPACTION_REVISIONS',
+      defaultConfig.autoCompactionRevisions,
+      intArg('--auto-compaction-revisions'),
+    ),
+  )
+  .addOption(
+    flag(
       '--request-timeout-ms <ms>',
       'bound on a request (504 beyond it)',
       'REQUEST_TIMEOUT_MS',
@@ -207,6 +216,7 @@ try {
     snapshotCount: o.snapshotCount,
     snapshotCatchUpEntries: o.snapshotCatchUpEntries,
     autoCompactionRetentionHours: o.autoCompactionRetention,
+    autoCompactionRevisions: o.autoCompactionRevisions,
     requestTimeoutMs: o.requestTimeoutMs,
     maxKeyBytes: o.maxKeyBytes,
     maxValueBytes: o.maxValueBytes,

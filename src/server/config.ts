@@ -24,6 +24,8 @@ export interface NodeConfig {
   snapshotCatchUpEntries: number;
   /** Compact MVCC history older than this many hours (0 = never). */
   autoCompactionRetentionHours: number;
+  /** Keep about this many revisions of MVCC history, between N and 2N (0 = no bound). */
+  autoCompactionRevisions: number;
   requestTimeoutMs: number;
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -50,6 +52,7 @@ export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
   snapshotCount: 10_000,
   snapshotCatchUpEntries: 5_000,
   autoCompactionRetentionHours: 0,
+  autoCompactionRevisions: 0,
   requestTimeoutMs: 5_000,
   maxKeyBytes: 4096,
   maxValueBytes: 1024 * 1024,

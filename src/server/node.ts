@@ -108,6 +108,7 @@ export class RaftKvNode {
   private ticks = 0;
   /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
   private revisionSamples: { atMs: number; revision: number }[] = [];
+  private revisionCompactionPending = false;
   peerUrl = '';
 
   private constructor(
@@ -458,6 +459,7 @@ export class RaftKvNode {
    * as etcd's periodic compactor does.
    */
   private maybeAutoCompact(): void {
+    this.maybeCompactByRevisions();
     const retentionMs = this.config.autoCompactionRetentionHours * 3_600_000;
     if (retentionMs <= 0) return;
     const now = Date.now();
@@ -472,6 +474,23 @@ export class RaftKvNode {
     void this.write({ type: 'compact', revision: target }).catch((err) =>
       this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'),
     );
+  }
+
+  /**
+   * --auto-compaction-revisions N: the leader keeps between N and 2N revisions
+   * of history (etcd's revision mode), so memory stays bounded under writes.
+   */
+  private maybeCompactByRevisions(): void {
+    const keep = this.config.autoCompactionRevisions;
+    if (keep <= 0 || this.revisionCompactionPending || this.raw.raft.role !== 'leader') return;
+    const target = this.kv.revision - keep;
+    if (target - this.kv.compactRevision < keep) return;
+    this.revisionCompactionPending = true;
+    void this.write({ type: 'compact', revision: target })
+      .catch((err) => this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'))
+      .finally(() => {
+        this.revisionCompactionPending = false;
+      });
   }
 
   /** Members announce their client URL through the log, so every member's table shows it. */
