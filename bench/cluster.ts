@@ -91,8 +91,24 @@ async function waitUntil(
   throw new Error(`${what}: no leader after ${leaderTimeoutMs} ms`);
 }
 
+/**
+ * Compiles the server as it is shipped (`npm run build:dist` → dist/), so the
+ * members run plain JavaScript like the Docker image does, without tsx's
+ * loader (about 34 MB of RSS per member). Returns the entry point.
+ */
+function buildServer(): string {
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 180_000,
+  });
+  return join(root, 'dist', 'cmd', 'raftkv.js');
+}
+
 /** `nodeArgs` go to each member's node (e.g. `--cpu-prof`). */
 export async function startRaftkv(baseDir: string, nodeArgs: string[] = []): Promise<Cluster> {
+  const entry = buildServer();
   const names = ['n1', 'n2', 'n3'];
   const clientPorts = [await freePort(), await freePort(), await freePort()];
   const peerPorts = [await freePort(), await freePort(), await freePort()];
@@ -105,9 +121,7 @@ export async function startRaftkv(baseDir: string, nodeArgs: string[] = []): Pro
       process.execPath,
       [
         ...nodeArgs,
-        '--import',
-        'tsx',
-        join(root, 'cmd', 'raftkv.ts'),
+        entry,
         '--name',
         name,
         '--data-dir',
