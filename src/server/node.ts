@@ -487,7 +487,9 @@ export class RaftKvNode {
     if (target - this.kv.compactRevision < keep) return;
     this.revisionCompactionPending = true;
     void this.write({ type: 'compact', revision: target })
-      .catch((err) => this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'))
+      .catch((err) =>
+        this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'),
+      )
       .finally(() => {
         this.revisionCompactionPending = false;
       });
