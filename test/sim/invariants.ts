@@ -126,10 +126,10 @@ export class SafetyChecker {
 
   /** State machine safety: no two nodes apply different entries at one index; applies are contiguous. */
   onApply(node: SimNode, e: Entry): void {
-    if (e.index !== node.disk.applied + 1) {
+    if (e.index !== node.applied + 1) {
       throw new Violation(
         'applied-monotonic',
-        `${node.id} applied ${e.index} after ${node.disk.applied}`,
+        `${node.id} applied ${e.index} after ${node.applied}`,
       );
     }
     const identity = entryIdentity(e);
@@ -144,10 +144,10 @@ export class SafetyChecker {
   }
 
   onApplySnapshot(node: SimNode, index: number): void {
-    if (index <= node.disk.applied) {
+    if (index <= node.applied) {
       throw new Violation(
         'applied-monotonic',
-        `${node.id} installed snapshot ${index} at applied ${node.disk.applied}`,
+        `${node.id} installed snapshot ${index} at applied ${node.applied}`,
       );
     }
   }

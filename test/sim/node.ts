@@ -73,6 +73,16 @@ export class SimNode {
   private readonly tuning: RaftTuning;
   /** Reads whose index is known, waiting for it to be applied. */
   private waitingReads: ReadState[] = [];
+  /**
+   * The state machine in memory, as the server keeps it: applied ahead of the
+   * disk (committed entries are applied while the Ready's own write is in
+   * flight) and written to the disk after the log, when that write finishes.
+   */
+  private memory: { kv: Map<string, string>; applied: number; confState: ConfState } = {
+    kv: new Map(),
+    applied: 0,
+    confState: { voters: [], learners: [] },
+  };
   /** Incarnation counter, so each restart draws different timeouts. */
   incarnation = 0;
   private readonly seed: number;
@@ -105,9 +115,16 @@ export class SimNode {
     return this.raw !== undefined;
   }
 
+  /** The index the in-memory state machine has applied (ahead of disk.applied mid-write). */
+  get applied(): number {
+    return this.memory.applied;
+  }
+
   start(): void {
     this.incarnation++;
     this.waitingReads = [];
+    const d = this.disk;
+    this.memory = { kv: new Map(d.kv), applied: d.applied, confState: d.confState };
     this.raw = new RawNode({
       id: this.id,
       storage: this.disk.storage,
@@ -135,7 +152,7 @@ export class SimNode {
   }
 
   /** A synced write that was started but has not finished: its eager messages already left. */
-  private writeInFlight?: { rd: Ready; doneAt: number };
+  private writeInFlight?: { rd: Ready; doneAt: number; appliedEarly: boolean };
 
   /**
    * Runs the Ready loop until the node has nothing to do or waits for its disk;
@@ -157,27 +174,36 @@ export class SimNode {
           return out;
         }
         this.writeInFlight = undefined;
-        this.finishReady(pending.rd, observer, out);
+        this.finishReady(pending.rd, observer, out, pending.appliedEarly);
         continue;
       }
       if (!raw.hasReady()) break;
       const rd = raw.ready();
       out.push(...rd.eagerMessages);
       if (rd.mustSync) {
-        this.writeInFlight = { rd, doneAt: now + diskRounds };
+        // Committed entries are on a quorum's disks: apply them while our write is in flight.
+        const appliedEarly = rd.snapshot === undefined;
+        if (appliedEarly) this.apply(rd, observer);
+        this.writeInFlight = { rd, doneAt: now + diskRounds, appliedEarly };
         continue;
       }
-      this.finishReady(rd, observer, out);
+      this.finishReady(rd, observer, out, false);
     }
     return out;
   }
 
-  /** Steps 1–5 of the Ready contract, once the write is done. */
-  private finishReady(rd: Ready, observer: NodeObserver, out: Message[]): void {
+  /** The rest of the Ready contract, once the write is done. */
+  private finishReady(
+    rd: Ready,
+    observer: NodeObserver,
+    out: Message[],
+    appliedEarly: boolean,
+  ): void {
     const raw = this.raw!;
     this.persist(rd, observer);
     out.push(...rd.messages);
-    this.apply(rd, observer);
+    if (!appliedEarly) this.apply(rd, observer);
+    this.persistState();
     this.waitingReads.push(...rd.readStates);
     this.serveReads(observer);
     raw.advance(rd);
@@ -194,28 +220,37 @@ export class SimNode {
   }
 
   private apply(rd: Ready, observer: NodeObserver): void {
-    const disk = this.disk;
+    const sm = this.memory;
     if (rd.snapshot) {
       const kv =
         rd.snapshot.data.byteLength === 0
           ? []
           : (JSON.parse(decoder.decode(rd.snapshot.data)) as [string, string][]);
       observer.onApplySnapshot(this, rd.snapshot.metadata.index);
-      disk.kv = new Map(kv);
-      disk.applied = rd.snapshot.metadata.index;
-      disk.confState = rd.snapshot.metadata.confState;
+      sm.kv = new Map(kv);
+      sm.applied = rd.snapshot.metadata.index;
+      sm.confState = rd.snapshot.metadata.confState;
     }
     for (const e of rd.committedEntries) {
       observer.onApply(this, e);
       if (e.type === 'normal') {
         const cmd = decodeCommand(e.data);
-        if (cmd) disk.kv.set(cmd.key, cmd.value);
+        if (cmd) sm.kv.set(cmd.key, cmd.value);
       }
-      disk.applied = e.index;
+      sm.applied = e.index;
     }
-    if (rd.confState) {
-      disk.confState = rd.confState;
-      disk.storage.setConfState(rd.confState);
+    if (rd.confState) sm.confState = rd.confState;
+  }
+
+  /** The applied state reaches the disk after the log it came from (atomically with its index). */
+  private persistState(): void {
+    const { disk, memory } = this;
+    if (disk.applied === memory.applied) return;
+    disk.kv = new Map(memory.kv);
+    disk.applied = memory.applied;
+    if (disk.confState !== memory.confState) {
+      disk.confState = memory.confState;
+      disk.storage.setConfState(memory.confState);
     }
     this.maybeSnapshot();
   }
@@ -233,9 +268,9 @@ export class SimNode {
   private serveReads(observer: NodeObserver): void {
     const still: ReadState[] = [];
     for (const rs of this.waitingReads) {
-      if (rs.index <= this.disk.applied) {
+      if (rs.index <= this.memory.applied) {
         const key = rs.ctx.split('|')[1]!;
-        observer.onRead(this, rs.ctx, this.disk.kv.get(key) ?? null);
+        observer.onRead(this, rs.ctx, this.memory.kv.get(key) ?? null);
       } else {
         still.push(rs);
       }
