@@ -52,7 +52,8 @@ export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
   snapshotCount: 10_000,
   snapshotCatchUpEntries: 5_000,
   autoCompactionRetentionHours: 0,
-  autoCompactionRevisions: 0,
+  // History lives in memory: bound it by default (about 40 MB of old versions at 256 B values).
+  autoCompactionRevisions: 100_000,
   requestTimeoutMs: 5_000,
   maxKeyBytes: 4096,
   maxValueBytes: 1024 * 1024,

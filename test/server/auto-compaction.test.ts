@@ -31,8 +31,8 @@ t.test(
   },
 );
 
-t.test('auto-compaction by revisions is off by default', async (t) => {
-  const c = await startCluster(1);
+t.test('--auto-compaction-revisions 0 never compacts', async (t) => {
+  const c = await startCluster(1, { autoCompactionRevisions: 0 });
   t.teardown(() => c.close());
   await c.waitForLeader();
   for (let i = 0; i < 60; i++) await put(c.url(0), 'k', `v${i}`);
