@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Pool } from 'undici';
 import type { Command } from '../kv/commands.js';
 import type { CommandResult } from '../kv/results.js';
+import type { FaultFilter } from '../transport/fault-filter.js';
 import { ServerError, type ServerErrorCode } from './errors.js';
 import type { ServerCommand } from './server-commands.js';
 
@@ -22,6 +23,14 @@ function unknownOutcome(cause: unknown): ServerError {
     { cause },
   );
 }
+
+/** The leader as the forwarder reaches it: its member id and peer URL. */
+export interface LeaderPeer {
+  id: string;
+  url: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What a follower sends the leader: the command, as the leader should propose it. */
 export interface ForwardedWrite {
@@ -71,9 +80,32 @@ export class Forwarder {
   private readonly pools = new Map<string, Pool>();
   private readonly queues = new Map<string, LeaderQueue>();
 
-  constructor(private readonly clusterId: string) {}
+  constructor(
+    private readonly clusterId: string,
+    /** Tests: the transport's fault filter, so a partition cuts forwarded writes too. */
+    private readonly faults?: { self: string; filter: FaultFilter },
+  ) {}
 
-  forward(
+  /** Forwards `write` to the leader `to`, unless the fault filter cuts the way there or back. */
+  async forward(
+    to: LeaderPeer,
+    write: ForwardedWrite,
+    signal: AbortSignal,
+  ): Promise<CommandResult> {
+    const there = this.faults?.filter.decide(this.faults.self, to.id);
+    const back = this.faults?.filter.decide(to.id, this.faults.self);
+    if (there?.action === 'drop')
+      throw new ServerError('unavailable', 'the leader could not be reached', {
+        retryAfterSeconds: 1,
+      });
+    if (there?.action === 'delay') await sleep(there.delayMs);
+    const result = await this.enqueue(to.url, write, signal);
+    if (back?.action === 'drop') throw unknownOutcome(new Error('the answer was lost'));
+    if (back?.action === 'delay') await sleep(back.delayMs);
+    return result;
+  }
+
+  private enqueue(
     leaderPeerUrl: string,
     write: ForwardedWrite,
     signal: AbortSignal,
@@ -171,12 +203,21 @@ export class Forwarder {
 
   /** Asks the leader for lease views (only it knows the deadlines). */
   async leases(
-    leaderPeerUrl: string,
+    to: LeaderPeer,
     id: string | undefined,
     signal: AbortSignal,
   ): Promise<LeaseViewWire[]> {
+    const f = this.faults;
+    const cut =
+      f !== undefined &&
+      (f.filter.decide(f.self, to.id).action === 'drop' ||
+        f.filter.decide(to.id, f.self).action === 'drop');
+    if (cut)
+      throw new ServerError('unavailable', 'the leader could not be asked about leases', {
+        retryAfterSeconds: 1,
+      });
     try {
-      const res = await this.poolFor(leaderPeerUrl).request({
+      const res = await this.poolFor(to.url).request({
         method: 'POST',
         path: PATH_LEASES,
         headers: { 'content-type': 'application/json', 'x-raftkv-cluster-id': this.clusterId },

@@ -23,7 +23,7 @@ import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { Deadlines } from './deadlines.js';
 import { ServerError } from './errors.js';
-import { type ForwardedWrite, Forwarder, forwardRoutes } from './forwarder.js';
+import { type ForwardedWrite, Forwarder, forwardRoutes, type LeaderPeer } from './forwarder.js';
 import { IndexWaiter } from './index-waiter.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { clusterIdFor, foundingMemberId, type Member, MemberTable } from './members.js';
@@ -157,7 +157,10 @@ export class RaftKvNode {
         error: (obj, msg) => log.error(obj, msg),
       },
     });
-    this.forwarder = new Forwarder(this.clusterId);
+    this.forwarder = new Forwarder(
+      this.clusterId,
+      options.faultFilter ? { self: this.id, filter: options.faultFilter } : undefined,
+    );
     this.reads = new ReadBatcher(
       this.id,
       (ctx) => {
@@ -515,10 +518,8 @@ export class RaftKvNode {
     const lead = await this.waitForLeader(signal);
     if (lead === this.id)
       return this.withDeadline(this.proposeBytes(encodeServerCommand(cmd)), signal);
-    const url = this.members.get(lead)?.peerUrls[0];
-    if (!url) throw new ServerError('unavailable', 'leader unknown');
     return this.forwarder.forward(
-      url,
+      this.leaderPeer(lead),
       { serverCmd: cmd, timeoutMs: this.requestTimeoutMs },
       signal,
     );
@@ -536,15 +537,10 @@ export class RaftKvNode {
     const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(signal);
     if (lead !== this.id) {
-      const member = this.members.get(lead);
-      const url = member?.peerUrls[0];
-      if (!url)
-        throw new ServerError('unavailable', 'the leader is not reachable from here', {
-          retryAfterSeconds: 1,
-        });
+      const leader = this.leaderPeer(lead);
       this.metrics.forwardedWrites.inc();
       return this.forwarder.forward(
-        url,
+        leader,
         {
           cmd,
           timeoutMs: this.requestTimeoutMs,
@@ -578,6 +574,16 @@ export class RaftKvNode {
     });
     const timeoutMs = Math.min(Math.max(w.timeoutMs, 1), this.requestTimeoutMs);
     return this.withDeadline(this.proposeBytes(data), this.deadlines.after(timeoutMs));
+  }
+
+  /** Where to forward to the leader `lead`; 503 when its peer URL is unknown here. */
+  private leaderPeer(lead: string): LeaderPeer {
+    const url = this.members.get(lead)?.peerUrls[0];
+    if (!url)
+      throw new ServerError('unavailable', 'the leader is not reachable from here', {
+        retryAfterSeconds: 1,
+      });
+    return { id: lead, url };
   }
 
   /** Waits (bounded by the request) for a leader to be known; 503 if none appears. */
@@ -712,12 +718,7 @@ export class RaftKvNode {
     const deadline = signal ?? this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(deadline);
     if (lead !== this.id) {
-      const url = this.members.get(lead)?.peerUrls[0];
-      if (!url)
-        throw new ServerError('unavailable', 'the leader is not reachable from here', {
-          retryAfterSeconds: 1,
-        });
-      return this.forwarder.leases(url, id, deadline);
+      return this.forwarder.leases(this.leaderPeer(lead), id, deadline);
     }
     // Serve from state that includes every committed keepalive and revoke.
     await this.readBarrier({ consistency: 'linearizable', signal: deadline });
