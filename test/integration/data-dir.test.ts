@@ -16,27 +16,14 @@ import t, { type Test } from 'tap';
 import { startNode } from '../../src/index.js';
 import { freePort } from './helpers.js';
 import { getKey, kvValue, putKey, status, waitUntil } from './http-ops.js';
-import { cleanEnv, RaftkvProcess } from './process-cluster.js';
+import { cleanEnv, RaftkvProcess, singleNodeArgs } from './process-cluster.js';
 
 const EXIT_TIMEOUT_MS = 20_000;
 
 /** Starts raftkv on `dataDir` with fresh ports and waits (bounded) for it to exit. */
 async function runOn(t: Test, dataDir: string, name = 'n1'): Promise<RaftkvProcess> {
   const [client, peer] = [await freePort(), await freePort()];
-  const proc = new RaftkvProcess([
-    '--name',
-    name,
-    '--data-dir',
-    dataDir,
-    '--listen-client',
-    `127.0.0.1:${client}`,
-    '--listen-peer',
-    `127.0.0.1:${peer}`,
-    '--tick-ms',
-    '20',
-    '--log-level',
-    'warn',
-  ]);
+  const proc = new RaftkvProcess(singleNodeArgs(name, dataDir, client, peer));
   t.teardown(() => proc.kill('SIGKILL'));
   await proc.waitExit(EXIT_TIMEOUT_MS).catch(() => undefined);
   return proc;
@@ -137,20 +124,7 @@ class RaftkvProcessHolder {
 
   static async start(t: Test, dir: string): Promise<RaftkvProcessHolder> {
     const [client, peer] = [await freePort(), await freePort()];
-    const proc = new RaftkvProcess([
-      '--name',
-      'n1',
-      '--data-dir',
-      dir,
-      '--listen-client',
-      `127.0.0.1:${client}`,
-      '--listen-peer',
-      `127.0.0.1:${peer}`,
-      '--tick-ms',
-      '20',
-      '--log-level',
-      'warn',
-    ]);
+    const proc = new RaftkvProcess(singleNodeArgs('n1', dir, client, peer));
     t.teardown(() => proc.kill('SIGKILL'));
     const url = `http://127.0.0.1:${client}`;
     await waitUntil(

@@ -169,6 +169,29 @@ export function cleanEnv(options: { coverage?: boolean } = {}): NodeJS.ProcessEn
 }
 
 /** A cluster of raftkv processes on fresh 127.0.0.1 ports and a fresh temp dir. */
+/** The flags of a one-node `raftkv` on 127.0.0.1 with fast ticks, as the single-process tests start it. */
+export function singleNodeArgs(
+  name: string,
+  dataDir: string,
+  clientPort: number,
+  peerPort: number,
+): string[] {
+  return [
+    '--name',
+    name,
+    '--data-dir',
+    dataDir,
+    '--listen-client',
+    `127.0.0.1:${clientPort}`,
+    '--listen-peer',
+    `127.0.0.1:${peerPort}`,
+    '--tick-ms',
+    '20',
+    '--log-level',
+    'warn',
+  ];
+}
+
 export class ProcessCluster {
   readonly names: string[];
   readonly procs: (RaftkvProcess | undefined)[];

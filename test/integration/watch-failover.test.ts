@@ -25,7 +25,7 @@ import {
   status,
   waitUntil,
 } from './http-ops.js';
-import { RaftkvProcess } from './process-cluster.js';
+import { RaftkvProcess, singleNodeArgs } from './process-cluster.js';
 import { type ChangeEvent, ResumingWatcher, sseEvents } from './sse.js';
 
 const PREFIX = 'wf/';
@@ -324,20 +324,7 @@ t.test('stopping a node, or SIGTERM to raftkv, ends its open watch streams promp
   const dir = mkdtempSync(join(tmpdir(), 'raftkv-wsig-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const [client, peer] = [await freePort(), await freePort()];
-  const proc = new RaftkvProcess([
-    '--name',
-    'n1',
-    '--data-dir',
-    join(dir, 'n1'),
-    '--listen-client',
-    `127.0.0.1:${client}`,
-    '--listen-peer',
-    `127.0.0.1:${peer}`,
-    '--tick-ms',
-    '20',
-    '--log-level',
-    'warn',
-  ]);
+  const proc = new RaftkvProcess(singleNodeArgs('n1', join(dir, 'n1'), client, peer));
   t.teardown(() => proc.kill('SIGKILL'));
   const url = `http://127.0.0.1:${client}`;
   await waitUntil(
