@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
 import type { KeyValue } from '../../src/kv/mvcc/key-value.js';
 import { startCluster, type TestCluster } from '../integration/helpers.js';
+import { parseFrame } from '../integration/sse.js';
 
 export type { TestCluster };
 
@@ -232,20 +233,9 @@ export async function openSse(
       if (end < 0) return;
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      let event = 'message';
-      let id: string | undefined;
-      const data: string[] = [];
-      for (const line of block.split('\n')) {
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = value;
-        else if (field === 'id') id = value;
-        else if (field === 'data') data.push(value);
-      }
-      if (data.length === 0 && event === 'message') continue;
-      const text = data.join('\n');
+      const frame = parseFrame(block);
+      if (!frame || (frame.data === '' && frame.event === 'message')) continue;
+      const { event, id, data: text } = frame;
       let parsed: unknown = text;
       try {
         parsed = JSON.parse(text);

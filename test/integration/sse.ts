@@ -11,7 +11,8 @@ export interface SseEvent {
   data: string;
 }
 
-function parseFrame(frame: string): SseEvent | undefined {
+/** One SSE frame (the text between blank lines); undefined when it carries neither data nor an id. */
+export function parseFrame(frame: string): SseEvent | undefined {
   let event = 'message';
   let id: string | undefined;
   const data: string[] = [];
