@@ -99,6 +99,17 @@ export async function json(res: Response): Promise<{ status: number; body: any }
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** One JSON request (`body` sent as JSON when given) and its parsed answer. */
+export async function request(url: string, method: string, path: string, body?: unknown) {
+  return json(
+    await fetch(`${url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    }),
+  );
+}
+
 export async function put(
   url: string,
   key: string,

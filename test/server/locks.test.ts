@@ -1,14 +1,5 @@
 import t from 'tap';
-import { json, startCluster } from '../integration/helpers.js';
-
-const call = async (url: string, method: string, path: string, body?: unknown) =>
-  json(
-    await fetch(`${url}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    }),
-  );
+import { request as call, startCluster } from '../integration/helpers.js';
 
 const fencedPut = (url: string, token: number, value: string) =>
   call(url, 'POST', '/v1/txn', {
