@@ -133,8 +133,9 @@ function openError(dir: string, err: unknown): StorageError {
   const detail = errorDetail(err);
   if (code === 'LEVEL_LOCKED') return lockedError(dir, err);
   if (code === 'LEVEL_CORRUPTION') return corruptError(dir, `LevelDB: ${detail}`, err);
-  // A missing manifest is an IO error to LevelDB, but it means the database is damaged.
-  if (code === 'LEVEL_IO_ERROR' && /MANIFEST|CURRENT/.test(detail)) {
+  // A file LevelDB's own records name (the manifest CURRENT points at, a table the
+  // manifest lists) is missing: an IO error to LevelDB, but the database is damaged.
+  if (code === 'LEVEL_IO_ERROR' && /MANIFEST|CURRENT|No such file or directory/.test(detail)) {
     return corruptError(dir, `LevelDB: ${detail}`, err);
   }
   return ioError(dir, 'opening the database', err);

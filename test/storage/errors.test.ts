@@ -153,6 +153,13 @@ t.test('corrupt: LevelDB itself is damaged', async (t) => {
   await t.rejects(LevelRaftStorage.open(dir), { code: 'corrupt', message: /LevelDB: .*MANIFEST/ });
 });
 
+t.test('corrupt: CURRENT naming a file that does not exist', async (t) => {
+  // Garbage that happens to end in a newline reads as a manifest name LevelDB cannot find.
+  const dir = await healthyDir(t);
+  await writeFile(path.join(dir, 'CURRENT'), 'x\u00e9\u0001garbage\n');
+  await t.rejects(LevelRaftStorage.open(dir), { code: 'corrupt', message: /LevelDB: / });
+});
+
 t.test('corrupt: LevelDB files without CURRENT are not mistaken for a new dir', async (t) => {
   const dir = await healthyDir(t);
   await rm(path.join(dir, 'CURRENT'));
