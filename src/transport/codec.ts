@@ -227,16 +227,18 @@ function writeMessage(w: Writer, m: Message, contiguous: boolean): void {
 }
 
 /**
- * Encodes a batch into one freshly allocated buffer.
+ * Encodes a batch into one freshly allocated buffer, after `headroomBytes`
+ * bytes left for the caller (a frame header), so framing needs no copy.
  * Throws TransportError `invalid_message` for a message the wire cannot carry.
  */
-export function encodeBatch(messages: readonly Message[]): Buffer {
+export function encodeBatch(messages: readonly Message[], headroomBytes = 0): Buffer {
   const contiguous = messages.map(entriesAreContiguous);
-  let size = 1 + uvarSize(messages.length, 'batch length');
+  let size = headroomBytes + 1 + uvarSize(messages.length, 'batch length');
   for (let i = 0; i < messages.length; i++) size += messageSize(messages[i]!, contiguous[i]!);
 
-  // allocUnsafe: every byte is written below (the final position is checked).
+  // allocUnsafe: every byte after the headroom is written below (the final position is checked).
   const w = new Writer(Buffer.allocUnsafe(size));
+  w.pos = headroomBytes;
   w.u8(CODEC_VERSION);
   w.uvar(messages.length);
   for (let i = 0; i < messages.length; i++) writeMessage(w, messages[i]!, contiguous[i]!);

@@ -4,14 +4,20 @@
  * Sending: `send()` never blocks and never throws for a peer's trouble. It
  * queues each message on its peer and schedules one flush (setImmediate), so
  * everything sent in one turn of the event loop — all the messages of a Ready —
- * leaves in one POST per peer. Per peer at most one batch is in flight, which
- * keeps messages in order (out-of-order appends would only be rejected and
- * cost a round of backtracking); what is sent meanwhile waits and goes in the
- * next batch, so a slow link gets bigger batches, not more requests.
+ * leaves in one frame per peer, written to the peer's message stream (one
+ * upgraded connection per peer, message-stream.ts). When the socket's buffer
+ * is full, messages wait for it to drain and then go in one bigger frame, so
+ * a slow link gets bigger batches, not more writes. A stream that stays full
+ * for `requestTimeoutMs` is cut. A peer that does not know streams (404 to
+ * the upgrade) gets one POST /raft/messages per batch instead, at most one in
+ * flight. Either way messages stay in order per peer (out-of-order appends
+ * would only be rejected and cost a round of backtracking).
  * Each queue is bounded: beyond the bound the oldest messages are dropped
  * (Raft tolerates loss and resends) and the peer is reported unreachable.
- * A failed request (connection, timeout, non-2xx) loses its batch and reports
- * the peer unreachable; nothing is retried here, Raft does that.
+ * A stream that breaks or cannot be opened, or a failed POST, loses what it
+ * carried and reports the peer unreachable; nothing is retried here, Raft
+ * does that. A peer whose stream cannot be opened is dialed again after a
+ * pause (50 ms doubling to 1 s); meanwhile its messages are dropped.
  *
  * Snapshots ('snap' messages) take the chunked endpoint (peer-routes.ts), at
  * most one in flight per peer, and end in `onSnapshotStatus(to, ok)`.
@@ -20,7 +26,7 @@
  * loop, so the caller's Ready handling is not re-entered.
  */
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { Pool } from 'undici';
 import type { Message, NodeId } from '../raft/messages.js';
@@ -28,6 +34,8 @@ import { entriesSizeBytes } from '../raft/messages.js';
 import { encodeBatch } from './codec.js';
 import { TransportError } from './errors.js';
 import type { FaultFilter } from './fault-filter.js';
+import { encodeRaftFrame } from './frames.js';
+import { dialMessageStream } from './message-stream.js';
 import {
   CONTENT_TYPE_BINARY,
   HEADER_CLUSTER_ID,
@@ -73,7 +81,7 @@ export interface HttpTransportOptions {
   maxQueuedBytes?: number;
   /** Data bytes per snapshot chunk. Default 1 MiB. */
   snapshotChunkBytes?: number;
-  /** Bound on waiting for a response to a batch. Default 5 s. */
+  /** Bound on waiting for a response to a batch, or for a full stream to drain. Default 5 s. */
   requestTimeoutMs?: number;
   /** Bound on waiting for a response to one snapshot chunk. Default 30 s. */
   snapshotChunkTimeoutMs?: number;
@@ -91,12 +99,14 @@ export interface HttpTransportOptions {
 }
 
 export interface TransportStats extends PeerReceiveStats {
-  /** POST /raft/messages requests sent (whatever their outcome). */
+  /** Frames written to streams, and POST /raft/messages requests sent (whatever their outcome). */
   batchesSent: number;
-  /** Messages in batches that got a 2xx. */
+  /** Messages written to a stream, or in a POSTed batch that got a 2xx. */
   messagesSent: number;
-  /** Batches that failed: connection, timeout, or non-2xx. */
+  /** POSTs that failed (connection, timeout, non-2xx), and streams that broke or did not open. */
   batchesFailed: number;
+  /** Message streams opened. */
+  streamsOpened: number;
   /** Messages dropped: queue overflow, failed batches, unknown peer, fault filter. */
   messagesDropped: number;
   snapshotsSent: number;
@@ -154,11 +164,26 @@ interface PeerLink {
   readonly queue: MessageQueue;
   /** Invariant: the sum of approxSizeBytes over `queue`. */
   queuedBytes: number;
+  /** The open message stream, if any. */
+  stream: Socket | undefined;
+  /** A stream is being opened. */
+  dialing: boolean;
+  /** Until then (performance.now() ms) no stream is dialed and messages are dropped. */
+  redialAtMs: number;
+  /** The pause after the next failed dial; 0 after a success. */
+  redialDelayMs: number;
+  /** Cuts a stream whose buffer stayed full too long. */
+  stallTimer: NodeJS.Timeout | undefined;
+  /** The peer refused streams (404): batches go by POST. */
+  postOnly: boolean;
   /** A POST /raft/messages is in flight. */
   sending: boolean;
   /** A snapshot transfer is in flight. */
   sendingSnapshot: boolean;
 }
+
+const REDIAL_MIN_MS = 50;
+const REDIAL_MAX_MS = 1000;
 
 const EMPTY = new Uint8Array(0);
 
@@ -170,6 +195,7 @@ export class HttpTransport {
     messagesSent: 0,
     batchesFailed: 0,
     messagesDropped: 0,
+    streamsOpened: 0,
     snapshotsSent: 0,
     snapshotsFailed: 0,
     batchesReceived: 0,
@@ -272,6 +298,12 @@ export class HttpTransport {
       snapshotPath: basePath + PATH_SNAPSHOT,
       queue: new MessageQueue(),
       queuedBytes: 0,
+      stream: undefined,
+      dialing: false,
+      redialAtMs: 0,
+      redialDelayMs: 0,
+      stallTimer: undefined,
+      postOnly: false,
       sending: false,
       sendingSnapshot: false,
     });
@@ -284,6 +316,7 @@ export class HttpTransport {
     this.peers.delete(id);
     peer.queue.clear();
     peer.queuedBytes = 0;
+    this.dropStream(peer);
     peer.pool.destroy().catch(() => {});
   }
 
@@ -330,7 +363,10 @@ export class HttpTransport {
     this.delayTimers.clear();
     this.unreachable.clear();
     this.snapshotReports.length = 0;
-    const destroyed = [...this.peers.values()].map((peer) => peer.pool.destroy().catch(() => {}));
+    const destroyed = [...this.peers.values()].map((peer) => {
+      this.dropStream(peer);
+      return peer.pool.destroy().catch(() => {});
+    });
     this.peers.clear();
     const server = this.server;
     this.server = undefined;
@@ -387,7 +423,15 @@ export class HttpTransport {
     this.flushHandle = undefined;
     if (this.closed) return;
     for (const peer of this.peers.values()) {
-      if (!peer.sending && peer.queue.length > 0) this.sendBatch(peer);
+      if (peer.queue.length === 0) continue;
+      if (peer.postOnly) {
+        if (!peer.sending) this.sendBatch(peer);
+      } else if (peer.stream) {
+        if (!peer.stream.writableNeedDrain) this.writeFrames(peer, peer.stream);
+      } else if (!peer.dialing) {
+        if (performance.now() < peer.redialAtMs) this.dropQueue(peer);
+        else this.dial(peer);
+      }
     }
     if (this.unreachable.size > 0) {
       const ids = [...this.unreachable];
@@ -415,8 +459,8 @@ export class HttpTransport {
     }
   }
 
-  /** Takes up to maxBatchBytes from the queue and posts it. Precondition: queue not empty, not sending. */
-  private sendBatch(peer: PeerLink): void {
+  /** Removes up to maxBatchBytes (at least one message) from the head of the queue. */
+  private takeBatch(peer: PeerLink): Message[] {
     const batch: Message[] = [];
     let batchBytes = 0;
     while (peer.queue.length > 0) {
@@ -426,8 +470,127 @@ export class HttpTransport {
       batchBytes += sizeBytes;
       peer.queuedBytes -= sizeBytes;
     }
+    return batch;
+  }
 
-    const body = this.encodeOrSalvage(peer, batch);
+  /** Writes the queue as frames until it is empty or the socket's buffer is full. */
+  private writeFrames(peer: PeerLink, stream: Socket): void {
+    while (peer.queue.length > 0) {
+      const batch = this.takeBatch(peer);
+      const frame = this.encodeOrSalvage(peer, batch, encodeRaftFrame);
+      if (frame === undefined) continue;
+      this.stats.batchesSent++;
+      this.stats.messagesSent += batch.length;
+      if (!stream.write(frame)) {
+        this.watchStall(peer, stream);
+        return;
+      }
+    }
+  }
+
+  /** Waits for a full stream to drain; cuts it if that takes longer than requestTimeoutMs. */
+  private watchStall(peer: PeerLink, stream: Socket): void {
+    if (peer.stallTimer) return;
+    peer.stallTimer = setTimeout(() => {
+      peer.stallTimer = undefined;
+      if (peer.stream !== stream) return;
+      this.logger.warn({ to: peer.id }, 'peer stream stalled; closing it');
+      stream.destroy();
+    }, this.requestTimeoutMs);
+    stream.once('drain', () => {
+      clearTimeout(peer.stallTimer);
+      peer.stallTimer = undefined;
+      if (peer.stream === stream && peer.queue.length > 0) this.scheduleFlush();
+    });
+  }
+
+  /** Opens the peer's stream; what queues meanwhile leaves when it is open. */
+  private dial(peer: PeerLink): void {
+    peer.dialing = true;
+    const connectTimeoutMs = this.opts.connectTimeoutMs ?? 3000;
+    dialMessageStream(peer.url, { [HEADER_CLUSTER_ID]: this.clusterId }, connectTimeoutMs).then(
+      (outcome) => {
+        peer.dialing = false;
+        const current = !this.closed && this.peers.get(peer.id) === peer;
+        if ('socket' in outcome) {
+          if (!current) {
+            outcome.socket.destroy();
+            return;
+          }
+          this.attachStream(peer, outcome.socket);
+        } else if (!current) {
+          return;
+        } else if (outcome.refusedStatus === 404) {
+          this.logger.warn({ to: peer.id }, 'peer has no message streams; sending batches by POST');
+          peer.postOnly = true;
+        } else {
+          this.logger.warn(
+            { to: peer.id, status: outcome.refusedStatus, body: outcome.body.slice(0, 200) },
+            'peer refused a message stream',
+          );
+          this.streamFailed(peer);
+        }
+        this.scheduleFlush();
+      },
+      (err: unknown) => {
+        peer.dialing = false;
+        if (this.closed || this.peers.get(peer.id) !== peer) return;
+        this.logger.warn({ to: peer.id, err }, 'message stream not opened');
+        this.streamFailed(peer);
+      },
+    );
+  }
+
+  private attachStream(peer: PeerLink, stream: Socket): void {
+    this.stats.streamsOpened++;
+    peer.stream = stream;
+    peer.redialDelayMs = 0;
+    stream.setNoDelay(true);
+    stream.setKeepAlive(true, 10_000);
+    stream.on('error', (err) => {
+      if (!this.closed) this.logger.warn({ to: peer.id, err }, 'message stream failed');
+    });
+    stream.resume(); // the receiver never writes; do not let anything pile up
+    stream.on('close', () => {
+      if (peer.stream !== stream) return;
+      peer.stream = undefined;
+      clearTimeout(peer.stallTimer);
+      peer.stallTimer = undefined;
+      if (this.closed || this.peers.get(peer.id) !== peer) return;
+      // Frames still in the socket's buffer are lost with it.
+      this.stats.batchesFailed++;
+      this.markUnreachable(peer.id);
+    });
+  }
+
+  /** A dial failed: drop what waits, tell Raft, and pause before the next dial. */
+  private streamFailed(peer: PeerLink): void {
+    this.stats.batchesFailed++;
+    peer.redialDelayMs = Math.min(REDIAL_MAX_MS, Math.max(REDIAL_MIN_MS, peer.redialDelayMs * 2));
+    peer.redialAtMs = performance.now() + peer.redialDelayMs;
+    this.dropQueue(peer);
+  }
+
+  private dropQueue(peer: PeerLink): void {
+    this.stats.messagesDropped += peer.queue.length;
+    peer.queue.clear();
+    peer.queuedBytes = 0;
+    this.markUnreachable(peer.id);
+  }
+
+  /** Closes the peer's stream without reporting it (the peer is being forgotten). */
+  private dropStream(peer: PeerLink): void {
+    const stream = peer.stream;
+    peer.stream = undefined;
+    clearTimeout(peer.stallTimer);
+    peer.stallTimer = undefined;
+    stream?.destroy();
+  }
+
+  /** Takes up to maxBatchBytes from the queue and posts it. Precondition: queue not empty, not sending. */
+  private sendBatch(peer: PeerLink): void {
+    const batch = this.takeBatch(peer);
+    const body = this.encodeOrSalvage(peer, batch, encodeBatch);
     if (body === undefined) return;
 
     peer.sending = true;
@@ -450,9 +613,13 @@ export class HttpTransport {
    * Encodes `batch`; if a message in it cannot be encoded (a bug upstream), drops
    * just that one, logged, rather than the whole batch. Removes dropped ones from `batch`.
    */
-  private encodeOrSalvage(peer: PeerLink, batch: Message[]): Uint8Array | undefined {
+  private encodeOrSalvage(
+    peer: PeerLink,
+    batch: Message[],
+    encode: (batch: Message[]) => Buffer,
+  ): Buffer | undefined {
     try {
-      return encodeBatch(batch);
+      return encode(batch);
     } catch (err) {
       this.logger.error({ err, to: peer.id }, 'batch not encodable, dropping the bad messages');
     }
@@ -466,7 +633,7 @@ export class HttpTransport {
     });
     this.stats.messagesDropped += batch.length - good.length;
     batch.splice(0, batch.length, ...good);
-    return good.length > 0 ? encodeBatch(good) : undefined;
+    return good.length > 0 ? encode(good) : undefined;
   }
 
   /** One POST; resolves whether it got a 2xx. Never rejects. */

@@ -1,9 +1,13 @@
 /**
  * The peer port: what one node serves to the others.
  *
+ * - `GET /raft/stream` with an upgrade: a one-way stream of frames, each an
+ *   encoded batch (message-stream.ts, frames.ts). How messages normally travel.
+ *   A frame that does not decode, or holds a message for another node, closes
+ *   the stream; the sender opens a new one.
  * - `POST /raft/messages`: body = one encoded batch (codec.ts), content-type
  *   application/octet-stream. Every message is handed to `onMessage`, in order.
- *   204 when delivered.
+ *   204 when delivered. For senders from before streams.
  * - `POST /raft/snapshot`: one chunk of a snapshot transfer (below). 204.
  * - `GET /raft/health`: 200 `{"status": "ok", "nodeId"}`.
  *
@@ -37,6 +41,8 @@ import type { Message, NodeId } from '../raft/messages.js';
 import { decodeBatch } from './codec.js';
 import { TransportError, transportErrorStatus } from './errors.js';
 import type { FaultFilter } from './fault-filter.js';
+import { FRAME_RAFT, type Frame } from './frames.js';
+import { acceptMessageStreams } from './message-stream.js';
 
 export const PATH_MESSAGES = '/raft/messages';
 export const PATH_SNAPSHOT = '/raft/snapshot';
@@ -54,7 +60,7 @@ const MIB = 1024 * 1024;
 
 /** Receiving limits; every one has a default. */
 export interface PeerReceiveLimits {
-  /** Largest body of POST /raft/messages. Default 64 MiB. */
+  /** Largest body of POST /raft/messages, and largest stream frame. Default 64 MiB. */
   maxBatchBytes?: number;
   /** Largest data part of one snapshot chunk. Default 16 MiB. */
   maxSnapshotChunkBytes?: number;
@@ -279,17 +285,40 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, opt
     });
   });
 
+  /** Decodes and delivers one batch; throws, delivering nothing, if any of it is bad. */
+  function receiveBatch(bytes: Uint8Array): void {
+    const messages = decodeBatch(bytes);
+    for (const m of messages) checkAddressee(m);
+    if (stats) {
+      stats.batchesReceived++;
+      stats.messagesReceived += messages.length;
+    }
+    for (const m of messages) deliver(m);
+  }
+
+  const streams = acceptMessageStreams(app.server, {
+    clusterId,
+    clusterIdHeader: HEADER_CLUSTER_ID,
+    maxFrameBytes: maxBatchBytes,
+    onFrame: (frame: Frame) => {
+      if (frame.kind !== FRAME_RAFT) {
+        throw new TransportError('bad_message', `unknown frame kind ${frame.kind}`);
+      }
+      receiveBatch(frame.payload);
+    },
+    onBadStream: (err) => app.log.warn({ err }, 'closed a peer stream that sent a bad frame'),
+  });
+  // Before the server closes: it waits for every connection, and these never end by themselves.
+  app.addHook('preClose', (done) => {
+    streams.close();
+    done();
+  });
+
   app.post(
     PATH_MESSAGES,
     { bodyLimit: maxBatchBytes },
     (req: FastifyRequest, reply: FastifyReply) => {
-      const messages = decodeBatch(bodyBytes(req));
-      for (const m of messages) checkAddressee(m);
-      if (stats) {
-        stats.batchesReceived++;
-        stats.messagesReceived += messages.length;
-      }
-      for (const m of messages) deliver(m);
+      receiveBatch(bodyBytes(req));
       reply.code(204).send();
     },
   );

@@ -11,8 +11,6 @@ export interface TestNode {
   url: string;
   transport: HttpTransport;
   received: Message[];
-  /** POST /raft/messages requests that reached this node. */
-  batchRequests: number;
   snapshotRequests: number;
   unreachable: NodeId[];
   snapshotStatus: Array<[NodeId, boolean]>;
@@ -30,7 +28,6 @@ export async function startNodes(
     const node = {
       id,
       received: [],
-      batchRequests: 0,
       snapshotRequests: 0,
       unreachable: [],
       snapshotStatus: [],
@@ -45,10 +42,9 @@ export async function startNodes(
       ...extra(id),
     });
     // The node's own peer server, as src/server would build it: the transport's routes plus
-    // a hook that counts requests.
+    // a hook that counts snapshot requests.
     const server = Fastify({ logger: false });
     server.addHook('onRequest', (req, _reply, done) => {
-      if (req.url === '/raft/messages') node.batchRequests++;
       if (req.url === '/raft/snapshot') node.snapshotRequests++;
       done();
     });

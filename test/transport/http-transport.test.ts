@@ -1,6 +1,7 @@
 /**
- * Three HttpTransports on 127.0.0.1 exchanging real requests: batching per
- * tick, snapshots in chunks, a peer down or slow, the cluster id.
+ * Three HttpTransports on 127.0.0.1 exchanging real messages: batching per
+ * tick into stream frames, snapshots in chunks, a peer down, slow or without
+ * streams, the cluster id.
  */
 import Fastify from 'fastify';
 import t from 'tap';
@@ -15,7 +16,7 @@ const MIB = 1024 * 1024;
 const heartbeat = (from: string, to: string, commit: number): Message =>
   message({ type: 'heartbeat', from, to, term: 1, commit });
 
-t.test('everything sent in one tick goes in one request per peer, in order', async (t) => {
+t.test('everything sent in one tick goes in one frame per peer, in order', async (t) => {
   const nodes = await startNodes(t, ['n1', 'n2', 'n3']);
   const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((id) => nodes.get(id)!);
 
@@ -27,13 +28,13 @@ t.test('everything sent in one tick goes in one request per peer, in order', asy
   n1!.transport.send(toN2.slice(100));
   await waitFor(() => n2!.received.length === 200 && n3!.received.length === 150);
 
-  t.equal(n2!.batchRequests, 1, '200 messages to n2 in one request');
-  t.equal(n3!.batchRequests, 1, '150 messages to n3 in one request');
+  t.equal(n2!.transport.stats.batchesReceived, 1, '200 messages to n2 in one frame');
+  t.equal(n3!.transport.stats.batchesReceived, 1, '150 messages to n3 in one frame');
+  t.equal(n1!.transport.stats.streamsOpened, 2, 'one stream per peer');
   t.same(n2!.received, toN2, 'in order, intact');
   t.same(n3!.received, toN3);
   t.equal(n1!.transport.stats.batchesSent, 2);
-  // Counted when the response is in, a moment after delivery.
-  await waitFor(() => n1!.transport.stats.messagesSent === 350, 2000, 'messagesSent');
+  t.equal(n1!.transport.stats.messagesSent, 350);
   t.equal(n2!.transport.stats.messagesReceived, 200);
 
   // And back, with appends carrying entries.
@@ -65,35 +66,30 @@ t.test('everything sent in one tick goes in one request per peer, in order', asy
   t.same([n1!.unreachable, n2!.unreachable, n3!.unreachable], [[], [], []], 'nobody unreachable');
 });
 
-t.test(
-  'a large flush is split by maxBatchBytes but still not one request per message',
-  async (t) => {
-    const nodes = await startNodes(t, ['n1', 'n2'], () => ({ maxBatchBytes: 64 * 1024 }));
-    const n1 = nodes.get('n1')!;
-    const n2 = nodes.get('n2')!;
-    const data = new Uint8Array(1000);
-    const appends = Array.from({ length: 300 }, (_, i) =>
-      message({
-        type: 'app',
-        from: 'n1',
-        to: 'n2',
-        index: i,
-        entries: [{ term: 1, index: i + 1, type: 'normal', data }],
-      }),
-    );
-    n1.transport.send(appends);
-    await waitFor(() => n2.received.length === 300);
-    t.ok(
-      n2.batchRequests >= 5 && n2.batchRequests <= 6,
-      `${n2.batchRequests} requests of <= 64 KiB`,
-    );
-    t.same(
-      n2.received.map((m) => m.index),
-      appends.map((m) => m.index),
-      'still in order across requests',
-    );
-  },
-);
+t.test('a large flush is split by maxBatchBytes but still not one frame per message', async (t) => {
+  const nodes = await startNodes(t, ['n1', 'n2'], () => ({ maxBatchBytes: 64 * 1024 }));
+  const n1 = nodes.get('n1')!;
+  const n2 = nodes.get('n2')!;
+  const data = new Uint8Array(1000);
+  const appends = Array.from({ length: 300 }, (_, i) =>
+    message({
+      type: 'app',
+      from: 'n1',
+      to: 'n2',
+      index: i,
+      entries: [{ term: 1, index: i + 1, type: 'normal', data }],
+    }),
+  );
+  n1.transport.send(appends);
+  await waitFor(() => n2.received.length === 300);
+  const frames = n2.transport.stats.batchesReceived;
+  t.ok(frames >= 5 && frames <= 6, `${frames} frames of <= 64 KiB`);
+  t.same(
+    n2.received.map((m) => m.index),
+    appends.map((m) => m.index),
+    'still in order across frames',
+  );
+});
 
 t.test('a 5 MB snapshot arrives whole, in chunks, as one message', async (t) => {
   const nodes = await startNodes(t, ['n1', 'n2']);
@@ -202,7 +198,8 @@ t.test('a peer that is down blocks nobody else and is reported unreachable', asy
 });
 
 t.test('a slow peer gets a bounded queue: the oldest messages are dropped', async (t) => {
-  // A peer that holds every request until released.
+  // A peer from before message streams (404 to the upgrade, so batches go by POST)
+  // that holds every request until released.
   const slow = Fastify({ logger: false });
   const bodies: Buffer[] = [];
   let release: () => void = () => {};
@@ -252,6 +249,7 @@ t.test('a slow peer gets a bounded queue: the oldest messages are dropped', asyn
     [41, 42, 43, 44, 45, 46, 47, 48, 49, 50],
     'the newest 10 survive',
   );
+  t.equal(n1.stats.streamsOpened, 0, 'no stream to a peer that has none');
 });
 
 t.test('another cluster gets 403 and delivers nothing', async (t) => {
