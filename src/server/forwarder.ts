@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
 import { Pool } from 'undici';
 import type { Command } from '../kv/commands.js';
@@ -8,6 +9,30 @@ import type { ServerCommand } from './server-commands.js';
 
 export const PATH_PROPOSE = '/raft/propose';
 export const PATH_LEASES = '/raft/leases';
+
+/** Stream frame kinds (transport/frames.ts: FRAME_APP_MIN and up are ours). */
+export const FRAME_FORWARD_WRITES = 16;
+export const FRAME_FORWARD_REPLIES = 17;
+
+/**
+ * The transport as forwarding uses it: frames on the peer streams. A write
+ * goes this way when the stream to the leader is open, else by POST.
+ */
+export interface ForwardChannel {
+  hasStream(to: string): boolean;
+  sendFrame(to: string, kind: number, payload: Uint8Array): boolean;
+}
+
+/** FRAME_FORWARD_WRITES: the follower's writes, each with an id the reply names. */
+interface WritesFrame {
+  from: string;
+  writes: Array<ForwardedWrite & { id: number }>;
+}
+
+/** FRAME_FORWARD_REPLIES: answers to some of the follower's writes, as they are applied. */
+interface RepliesFrame {
+  replies: Array<ForwardReply & { id: number }>;
+}
 
 export interface LeaseViewWire {
   id: string;
@@ -56,9 +81,35 @@ interface QueuedWrite {
   resolve: (r: CommandResult) => void;
   reject: (e: unknown) => void;
   onAbort?: () => void;
+  settled?: boolean;
+}
+
+/** Settles `w` once: the first of its answer, its failure and its deadline wins. */
+function settle(w: QueuedWrite, fn: () => void): void {
+  if (w.settled) return;
+  w.settled = true;
+  if (w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
+  fn();
+}
+
+/** From here on `w` ends at its deadline as "unknown" if nothing else ends it first. */
+function watchDeadline(w: QueuedWrite, onAbort?: () => void): void {
+  w.onAbort = () => {
+    onAbort?.();
+    settle(w, () => w.reject(unknownOutcome(w.signal.reason)));
+  };
+  w.signal.addEventListener('abort', w.onAbort, { once: true });
+}
+
+function settleWithReply(w: QueuedWrite, r: ForwardReply | undefined): void {
+  if (r && 'result' in r) settle(w, () => w.resolve(r.result));
+  else if (r && 'error' in r)
+    settle(w, () => w.reject(new ServerError(r.error.code, r.error.message)));
+  else settle(w, () => w.reject(unknownOutcome(new Error('malformed reply from the leader'))));
 }
 
 interface LeaderQueue {
+  leader: LeaderPeer;
   queued: QueuedWrite[];
   inFlight: number;
   flushScheduled: boolean;
@@ -70,20 +121,29 @@ const MAX_WRITES_PER_BATCH = 1024;
 
 /**
  * Forwards writes from a follower to the leader over the peer port, so any
- * node serves any request. Writes are batched: one HTTP exchange per batch,
- * not per write, which is what a loaded follower's CPU goes to otherwise.
- * The outcome rules of API.md hold across the hop, per write: a failure
- * before the batch left is "not applied" (503), a failure after it left is
- * "unknown" (504).
+ * node serves any request. Writes are batched: all those of one turn of the
+ * event loop travel together. They go as one frame on the stream to the
+ * leader (the leader answers each write on its own stream as soon as it is
+ * applied), or, while no stream is open, as one POST whose answer waits for
+ * the whole batch. The outcome rules of API.md hold across the hop, per
+ * write: a failure before the batch left is "not applied" (503), a failure
+ * after it left is "unknown" (504).
  */
 export class Forwarder {
   private readonly pools = new Map<string, Pool>();
   private readonly queues = new Map<string, LeaderQueue>();
+  /** Writes sent on a stream, by request id, until their reply comes. */
+  private readonly awaiting = new Map<number, { w: QueuedWrite; leaderId: string }>();
+  private nextRequestId = 1;
 
   constructor(
     private readonly clusterId: string,
+    private readonly selfId: string,
+    private readonly channel?: ForwardChannel,
     /** Tests: the transport's fault filter, so a partition cuts forwarded writes too. */
     private readonly faults?: { self: string; filter: FaultFilter },
+    /** Counts each batch as it leaves (metrics). */
+    private readonly onBatch: (channel: 'stream' | 'post') => void = () => {},
   ) {}
 
   /** Forwards `write` to the leader `to`, unless the fault filter cuts the way there or back. */
@@ -99,31 +159,32 @@ export class Forwarder {
         retryAfterSeconds: 1,
       });
     if (there?.action === 'delay') await sleep(there.delayMs);
-    const result = await this.enqueue(to.url, write, signal);
+    const result = await this.enqueue(to, write, signal);
     if (back?.action === 'drop') throw unknownOutcome(new Error('the answer was lost'));
     if (back?.action === 'delay') await sleep(back.delayMs);
     return result;
   }
 
   private enqueue(
-    leaderPeerUrl: string,
+    leader: LeaderPeer,
     write: ForwardedWrite,
     signal: AbortSignal,
   ): Promise<CommandResult> {
     if (signal.aborted) return Promise.reject(unknownOutcome(signal.reason));
-    let queue = this.queues.get(leaderPeerUrl);
+    const key = `${leader.id} ${leader.url}`;
+    let queue = this.queues.get(key);
     if (!queue) {
-      queue = { queued: [], inFlight: 0, flushScheduled: false };
-      this.queues.set(leaderPeerUrl, queue);
+      queue = { leader, queued: [], inFlight: 0, flushScheduled: false };
+      this.queues.set(key, queue);
     }
     const q = queue;
     return new Promise<CommandResult>((resolve, reject) => {
       q.queued.push({ write, signal, resolve, reject });
-      this.scheduleFlush(leaderPeerUrl, q);
+      this.scheduleFlush(q);
     });
   }
 
-  private scheduleFlush(url: string, q: LeaderQueue): void {
+  private scheduleFlush(q: LeaderQueue): void {
     if (q.flushScheduled || q.inFlight >= MAX_BATCHES_IN_FLIGHT || q.queued.length === 0) return;
     q.flushScheduled = true;
     // After this turn of the event loop, so every request parsed in it joins the batch.
@@ -135,30 +196,71 @@ export class Forwarder {
         w.reject(unknownOutcome(w.signal.reason));
         return false;
       });
-      if (batch.length > 0) {
+      if (batch.length > 0 && this.channel?.hasStream(q.leader.id)) {
+        this.onBatch('stream');
+        this.sendFrame(q.leader.id, batch);
+      } else if (batch.length > 0) {
+        this.onBatch('post');
         q.inFlight++;
-        void this.sendBatch(url, batch).finally(() => {
+        void this.sendBatch(q.leader.url, batch).finally(() => {
           q.inFlight--;
-          this.scheduleFlush(url, q);
+          this.scheduleFlush(q);
         });
       }
-      this.scheduleFlush(url, q);
+      this.scheduleFlush(q);
     });
+  }
+
+  /** Sends `batch` as one frame on the stream to the leader; replies come in onRepliesFrame. */
+  private sendFrame(leaderId: string, batch: QueuedWrite[]): void {
+    const writes = batch.map((w) => {
+      const id = this.nextRequestId++;
+      this.awaiting.set(id, { w, leaderId });
+      watchDeadline(w, () => this.awaiting.delete(id));
+      return { ...w.write, id };
+    });
+    const frame: WritesFrame = { from: this.selfId, writes };
+    if (this.channel!.sendFrame(leaderId, FRAME_FORWARD_WRITES, Buffer.from(JSON.stringify(frame))))
+      return;
+    const failure = new ServerError('unavailable', 'the leader could not be reached', {
+      retryAfterSeconds: 1,
+    });
+    for (const { id } of writes) {
+      const entry = this.awaiting.get(id);
+      this.awaiting.delete(id);
+      if (entry) settle(entry.w, () => entry.w.reject(failure));
+    }
+  }
+
+  /** The leader's answers to writes sent on the stream (FRAME_FORWARD_REPLIES). */
+  onRepliesFrame(payload: Uint8Array): void {
+    const frame = JSON.parse(Buffer.from(payload).toString('utf8')) as Partial<RepliesFrame>;
+    if (!Array.isArray(frame.replies)) throw new Error('forward replies frame without replies');
+    for (const r of frame.replies) {
+      const entry = this.awaiting.get(r.id);
+      if (!entry) continue; // already given up on (deadline) or not ours
+      this.awaiting.delete(r.id);
+      settleWithReply(entry.w, r);
+    }
+  }
+
+  /**
+   * The stream to `peerId` broke or its messages were dropped: writes sent to
+   * it may or may not have arrived, so they end now as "unknown" (504).
+   */
+  peerLost(peerId: string): void {
+    for (const [id, entry] of this.awaiting) {
+      if (entry.leaderId !== peerId) continue;
+      this.awaiting.delete(id);
+      settle(entry.w, () =>
+        entry.w.reject(unknownOutcome(new Error('the stream to the leader broke'))),
+      );
+    }
   }
 
   private async sendBatch(url: string, batch: QueuedWrite[]): Promise<void> {
     // Each caller gives up at its own deadline; the batch itself waits for the slowest.
-    const settled = new Set<QueuedWrite>();
-    const settle = (w: QueuedWrite, fn: () => void) => {
-      if (settled.has(w)) return;
-      settled.add(w);
-      w.signal.removeEventListener('abort', w.onAbort!);
-      fn();
-    };
-    for (const w of batch) {
-      w.onAbort = () => settle(w, () => w.reject(unknownOutcome(w.signal.reason)));
-      w.signal.addEventListener('abort', w.onAbort, { once: true });
-    }
+    for (const w of batch) watchDeadline(w);
     const timeoutMs = Math.max(...batch.map((w) => w.write.timeoutMs)) + 1000;
     let sent = false;
     try {
@@ -177,12 +279,10 @@ export class Forwarder {
         error?: { code: ServerErrorCode; message: string };
       };
       batch.forEach((w, i) => {
-        const r = reply.replies?.[i] ?? (reply.error ? { error: reply.error } : undefined);
-        if (r && 'result' in r) settle(w, () => w.resolve(r.result));
-        else if (r && 'error' in r)
-          settle(w, () => w.reject(new ServerError(r.error.code, r.error.message)));
-        else
-          settle(w, () => w.reject(unknownOutcome(new Error('malformed reply from the leader'))));
+        settleWithReply(
+          w,
+          reply.replies?.[i] ?? (reply.error ? { error: reply.error } : undefined),
+        );
       });
     } catch (err) {
       const e = err as { code?: string };
@@ -254,6 +354,73 @@ export class Forwarder {
   }
 }
 
+/** A forwarded write as the leader answers it; `not_leader` becomes 503 (never proposed here). */
+function proposeForReply(
+  propose: (write: ForwardedWrite) => Promise<CommandResult>,
+  w: ForwardedWrite,
+): Promise<ForwardReply> {
+  return propose(w).then(
+    (result): ForwardReply => ({ result }),
+    (err): ForwardReply => {
+      if (!(err instanceof ServerError)) throw err;
+      const code = err.code === 'not_leader' ? 'unavailable' : err.code;
+      return { error: { code, message: err.message } };
+    },
+  );
+}
+
+/**
+ * The leader's side of FRAME_FORWARD_WRITES: proposes each write and answers
+ * it on the stream back to its follower when it is applied; the answers of
+ * one turn of the event loop travel in one frame. An answer that cannot be
+ * sent is lost, and the follower ends that write as "unknown" (504).
+ */
+export class ForwardedWriteReceiver {
+  private readonly pending = new Map<string, Array<ForwardReply & { id: number }>>();
+  private flushScheduled = false;
+
+  constructor(
+    private readonly channel: ForwardChannel,
+    private readonly propose: (write: ForwardedWrite) => Promise<CommandResult>,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Throws on a malformed frame (the transport then closes the stream). */
+  onWritesFrame(payload: Uint8Array): void {
+    const frame = JSON.parse(Buffer.from(payload).toString('utf8')) as Partial<WritesFrame>;
+    const { from, writes } = frame;
+    if (typeof from !== 'string' || !Array.isArray(writes))
+      throw new Error('forward writes frame without from or writes');
+    for (const w of writes) {
+      if (typeof w?.id !== 'number') throw new Error('forwarded write without an id');
+      // Proposed in this same turn of the event loop: one log append for the whole frame.
+      proposeForReply(this.propose, w).then(
+        (reply) => this.answer(from, { ...reply, id: w.id }),
+        this.onError,
+      );
+    }
+  }
+
+  private answer(to: string, reply: ForwardReply & { id: number }): void {
+    let replies = this.pending.get(to);
+    if (!replies) {
+      replies = [];
+      this.pending.set(to, replies);
+    }
+    replies.push(reply);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      for (const [follower, list] of this.pending) {
+        const frame: RepliesFrame = { replies: list };
+        this.channel.sendFrame(follower, FRAME_FORWARD_REPLIES, Buffer.from(JSON.stringify(frame)));
+      }
+      this.pending.clear();
+    });
+  }
+}
+
 /** The leader's side: the route on the peer port that proposes a forwarded write. */
 export function forwardRoutes(
   clusterId: string,
@@ -288,19 +455,7 @@ export function forwardRoutes(
           .send({ error: { code: 'invalid_request', message: 'expected { writes: [...] }' } });
       }
       // Proposed in this same turn of the event loop: one log append for the whole batch.
-      const replies = await Promise.all(
-        writes.map((w) =>
-          propose(w).then(
-            (result): ForwardReply => ({ result }),
-            (err): ForwardReply => {
-              if (!(err instanceof ServerError)) throw err;
-              // The leader changed under us: never proposed here, so not "unknown" to the caller.
-              const code = err.code === 'not_leader' ? 'unavailable' : err.code;
-              return { error: { code, message: err.message } };
-            },
-          ),
-        ),
-      );
+      const replies = await Promise.all(writes.map((w) => proposeForReply(propose, w)));
       return { replies };
     });
   };

@@ -13,6 +13,12 @@ export class NodeMetrics {
     help: 'Writes forwarded to the leader',
     registers: [this.registry],
   });
+  readonly forwardBatches = new Counter({
+    name: 'raftkv_forward_batches_total',
+    help: 'Batches of writes forwarded to the leader, by channel: stream frames or POSTs',
+    labelNames: ['channel'] as const,
+    registers: [this.registry],
+  });
   readonly rejectedWrites = new Counter({
     name: 'raftkv_rejected_writes_total',
     help: 'Writes refused with 429 (backpressure)',

@@ -23,7 +23,15 @@ import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { Deadlines } from './deadlines.js';
 import { ServerError } from './errors.js';
-import { type ForwardedWrite, Forwarder, forwardRoutes, type LeaderPeer } from './forwarder.js';
+import {
+  type ForwardedWrite,
+  ForwardedWriteReceiver,
+  Forwarder,
+  FRAME_FORWARD_REPLIES,
+  FRAME_FORWARD_WRITES,
+  forwardRoutes,
+  type LeaderPeer,
+} from './forwarder.js';
 import { IndexWaiter } from './index-waiter.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { clusterIdFor, foundingMemberId, type Member, MemberTable } from './members.js';
@@ -83,6 +91,7 @@ export class RaftKvNode {
   private kv: KvStateMachine;
   private readonly transport: HttpTransport;
   private readonly forwarder: Forwarder;
+  private readonly forwardedWrites: ForwardedWriteReceiver;
   private readonly members: MemberTable;
   private readonly proposals = new ProposalWaits<CommandResult>();
   private readonly applied: IndexWaiter;
@@ -146,11 +155,15 @@ export class RaftKvNode {
       nodeId: this.id,
       clusterId: this.clusterId,
       onMessage: (m) => this.onPeerMessage(m),
+      onAppFrame: (kind, payload) => this.onPeerFrame(kind, payload),
       onSnapshotStatus: (to, ok) => {
         this.raw.reportSnapshot(to, ok);
         this.scheduleReady();
       },
-      onUnreachable: (to) => this.raw.reportUnreachable(to),
+      onUnreachable: (to) => {
+        this.raw.reportUnreachable(to);
+        this.forwarder.peerLost(to);
+      },
       ...(options.faultFilter ? { filter: options.faultFilter } : {}),
       logger: {
         warn: (obj, msg) => log.debug(obj, msg),
@@ -159,7 +172,15 @@ export class RaftKvNode {
     });
     this.forwarder = new Forwarder(
       this.clusterId,
+      this.id,
+      this.transport,
       options.faultFilter ? { self: this.id, filter: options.faultFilter } : undefined,
+      (channel) => this.metrics.forwardBatches.inc({ channel }),
+    );
+    this.forwardedWrites = new ForwardedWriteReceiver(
+      this.transport,
+      (w) => this.proposeForwarded(w),
+      (err) => log.error({ err }, 'answering a forwarded write failed'),
     );
     this.reads = new ReadBatcher(
       this.id,
@@ -261,6 +282,14 @@ export class RaftKvNode {
     if (this.stopping) return;
     this.raw.step(m);
     this.scheduleReady();
+  }
+
+  /** Frames of the peer streams other than Raft's: forwarded writes and their answers. */
+  private onPeerFrame(kind: number, payload: Buffer): void {
+    if (this.stopping) return;
+    if (kind === FRAME_FORWARD_WRITES) this.forwardedWrites.onWritesFrame(payload);
+    else if (kind === FRAME_FORWARD_REPLIES) this.forwarder.onRepliesFrame(payload);
+    else throw new Error(`unknown peer frame kind ${kind}`);
   }
 
   private scheduleReady(): void {

@@ -4,8 +4,10 @@
  * ```
  * frame = u32 big-endian length of what follows | u8 kind | payload
  * ```
- * Kind FRAME_RAFT carries one encoded batch of Raft messages (codec.ts). Other
- * kinds are refused, so a future kind needs a new upgrade protocol name.
+ * Kind FRAME_RAFT carries one encoded batch of Raft messages (codec.ts).
+ * Kinds from FRAME_APP_MIN up belong to the layer above the transport (the
+ * server forwards writes to the leader with them); the transport only moves
+ * them. Any other kind closes the stream.
  */
 import { Buffer } from 'node:buffer';
 import type { Message } from '../raft/messages.js';
@@ -15,6 +17,8 @@ import { TransportError } from './errors.js';
 export const FRAME_HEADER_BYTES = 5;
 const LENGTH_BYTES = 4;
 export const FRAME_RAFT = 1;
+export const FRAME_APP_MIN = 16;
+export const FRAME_APP_MAX = 255;
 
 export interface Frame {
   kind: number;
@@ -26,6 +30,15 @@ export function encodeRaftFrame(messages: readonly Message[]): Buffer {
   const frame = encodeBatch(messages, FRAME_HEADER_BYTES);
   frame.writeUInt32BE(frame.byteLength - LENGTH_BYTES, 0);
   frame[LENGTH_BYTES] = FRAME_RAFT;
+  return frame;
+}
+
+/** A frame of any kind around `payload`. */
+export function encodeFrame(kind: number, payload: Uint8Array): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.byteLength);
+  frame.writeUInt32BE(1 + payload.byteLength, 0);
+  frame[LENGTH_BYTES] = kind;
+  frame.set(payload, FRAME_HEADER_BYTES);
   return frame;
 }
 

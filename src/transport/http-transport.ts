@@ -34,7 +34,7 @@ import { entriesSizeBytes } from '../raft/messages.js';
 import { encodeBatch } from './codec.js';
 import { TransportError } from './errors.js';
 import type { FaultFilter } from './fault-filter.js';
-import { encodeRaftFrame } from './frames.js';
+import { encodeFrame, encodeRaftFrame, FRAME_APP_MAX, FRAME_APP_MIN } from './frames.js';
 import { dialMessageStream } from './message-stream.js';
 import {
   CONTENT_TYPE_BINARY,
@@ -69,6 +69,8 @@ export interface HttpTransportOptions {
   clusterId: string;
   /** Every message received from a peer (see PeerRoutesOptions.onMessage). */
   onMessage: (m: Message) => void;
+  /** Frames of the layer above received from a peer (see PeerRoutesOptions.onAppFrame). */
+  onAppFrame?: (kind: number, payload: Buffer) => void;
   /** A snapshot transfer to `to` finished (`ok`) or failed. */
   onSnapshotStatus?: (to: NodeId, ok: boolean) => void;
   /** Messages to `to` were lost: a request failed, the queue overflowed, or `to` is unknown. */
@@ -164,6 +166,8 @@ interface PeerLink {
   readonly queue: MessageQueue;
   /** Invariant: the sum of approxSizeBytes over `queue`. */
   queuedBytes: number;
+  /** Encoded frames of the layer above, written after the next Raft frame. */
+  appFrames: Buffer[];
   /** The open message stream, if any. */
   stream: Socket | undefined;
   /** A stream is being opened. */
@@ -252,6 +256,7 @@ export class HttpTransport {
         clusterId,
         nodeId,
         onMessage: opts.onMessage,
+        ...(opts.onAppFrame ? { onAppFrame: opts.onAppFrame } : {}),
         ...(opts.receiveFilter ? { filter: opts.receiveFilter } : {}),
         stats,
       });
@@ -298,6 +303,7 @@ export class HttpTransport {
       snapshotPath: basePath + PATH_SNAPSHOT,
       queue: new MessageQueue(),
       queuedBytes: 0,
+      appFrames: [],
       stream: undefined,
       dialing: false,
       redialAtMs: 0,
@@ -316,6 +322,7 @@ export class HttpTransport {
     this.peers.delete(id);
     peer.queue.clear();
     peer.queuedBytes = 0;
+    peer.appFrames = [];
     this.dropStream(peer);
     peer.pool.destroy().catch(() => {});
   }
@@ -423,7 +430,7 @@ export class HttpTransport {
     this.flushHandle = undefined;
     if (this.closed) return;
     for (const peer of this.peers.values()) {
-      if (peer.queue.length === 0) continue;
+      if (peer.queue.length === 0 && peer.appFrames.length === 0) continue;
       if (peer.postOnly) {
         if (!peer.sending) this.sendBatch(peer);
       } else if (peer.stream) {
@@ -473,9 +480,40 @@ export class HttpTransport {
     return batch;
   }
 
+  /**
+   * Queues a frame of the layer above (kind FRAME_APP_MIN..FRAME_APP_MAX) for
+   * `to`'s stream; it leaves at the next flush, after the Raft messages queued
+   * before it. False, and nothing queued, when `to` is unknown or takes no
+   * streams, or its stream cannot be opened right now: use another way then.
+   * Frames queued when a stream breaks are lost with it (reported unreachable).
+   */
+  sendFrame(to: NodeId, kind: number, payload: Uint8Array): boolean {
+    if (!(kind >= FRAME_APP_MIN && kind <= FRAME_APP_MAX))
+      throw new RangeError(`frame kind ${kind}`);
+    const peer = this.peers.get(to);
+    if (this.closed || !peer || peer.postOnly) return false;
+    if (!peer.stream && !peer.dialing && performance.now() < peer.redialAtMs) return false;
+    peer.appFrames.push(encodeFrame(kind, payload));
+    this.scheduleFlush();
+    return true;
+  }
+
+  /** Whether `to`'s stream is open now (frames sent to it leave at the next flush). */
+  hasStream(to: NodeId): boolean {
+    return this.peers.get(to)?.stream !== undefined;
+  }
+
   /** Writes the queue as frames until it is empty or the socket's buffer is full. */
   private writeFrames(peer: PeerLink, stream: Socket): void {
-    while (peer.queue.length > 0) {
+    while (peer.appFrames.length > 0 || peer.queue.length > 0) {
+      if (peer.queue.length === 0) {
+        const frame = peer.appFrames.shift()!;
+        if (!stream.write(frame)) {
+          this.watchStall(peer, stream);
+          return;
+        }
+        continue;
+      }
       const batch = this.takeBatch(peer);
       const frame = this.encodeOrSalvage(peer, batch, encodeRaftFrame);
       if (frame === undefined) continue;
@@ -523,6 +561,10 @@ export class HttpTransport {
         } else if (outcome.refusedStatus === 404) {
           this.logger.warn({ to: peer.id }, 'peer has no message streams; sending batches by POST');
           peer.postOnly = true;
+          if (peer.appFrames.length > 0) {
+            peer.appFrames = [];
+            this.markUnreachable(peer.id);
+          }
         } else {
           this.logger.warn(
             { to: peer.id, status: outcome.refusedStatus, body: outcome.body.slice(0, 200) },
@@ -575,6 +617,7 @@ export class HttpTransport {
     this.stats.messagesDropped += peer.queue.length;
     peer.queue.clear();
     peer.queuedBytes = 0;
+    peer.appFrames = [];
     this.markUnreachable(peer.id);
   }
 

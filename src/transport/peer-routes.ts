@@ -41,7 +41,7 @@ import type { Message, NodeId } from '../raft/messages.js';
 import { decodeBatch } from './codec.js';
 import { TransportError, transportErrorStatus } from './errors.js';
 import type { FaultFilter } from './fault-filter.js';
-import { FRAME_RAFT, type Frame } from './frames.js';
+import { FRAME_APP_MIN, FRAME_RAFT, type Frame } from './frames.js';
 import { acceptMessageStreams } from './message-stream.js';
 
 export const PATH_MESSAGES = '/raft/messages';
@@ -90,6 +90,11 @@ export interface PeerRoutesOptions extends PeerReceiveLimits {
    * error is logged and the rest of the batch is still delivered.
    */
   onMessage: (m: Message) => void;
+  /**
+   * Receives stream frames of kinds FRAME_APP_MIN..FRAME_APP_MAX, in arrival
+   * order. Throwing closes the stream. Without it such frames close the stream.
+   */
+  onAppFrame?: (kind: number, payload: Buffer) => void;
   /** Fault injection on arrival (tests only). */
   filter?: FaultFilter;
   stats?: PeerReceiveStats;
@@ -135,7 +140,7 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, opt
   const maxSnapshotBytes = opts.maxSnapshotBytes ?? 1024 * MIB;
   const maxPendingSnapshotBytes = opts.maxPendingSnapshotBytes ?? 1024 * MIB;
   const snapshotIdleTimeoutMs = opts.snapshotIdleTimeoutMs ?? 30_000;
-  const { clusterId, nodeId, onMessage, filter, stats } = opts;
+  const { clusterId, nodeId, onMessage, onAppFrame, filter, stats } = opts;
 
   const incoming = new Map<string, IncomingSnapshot>();
   let pendingSnapshotBytes = 0;
@@ -301,10 +306,9 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, opt
     clusterIdHeader: HEADER_CLUSTER_ID,
     maxFrameBytes: maxBatchBytes,
     onFrame: (frame: Frame) => {
-      if (frame.kind !== FRAME_RAFT) {
-        throw new TransportError('bad_message', `unknown frame kind ${frame.kind}`);
-      }
-      receiveBatch(frame.payload);
+      if (frame.kind === FRAME_RAFT) receiveBatch(frame.payload);
+      else if (frame.kind >= FRAME_APP_MIN && onAppFrame) onAppFrame(frame.kind, frame.payload);
+      else throw new TransportError('bad_message', `unknown frame kind ${frame.kind}`);
     },
     onBadStream: (err) => app.log.warn({ err }, 'closed a peer stream that sent a bad frame'),
   });
