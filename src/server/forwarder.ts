@@ -372,8 +372,10 @@ function proposeForReply(
 /**
  * The leader's side of FRAME_FORWARD_WRITES: proposes each write and answers
  * it on the stream back to its follower when it is applied; the answers of
- * one turn of the event loop travel in one frame. An answer that cannot be
- * sent is lost, and the follower ends that write as "unknown" (504).
+ * one batch of applied entries travel in one frame (gathered in a microtask,
+ * so they join the Raft messages of the same Ready in the transport's next
+ * flush). An answer that cannot be sent is lost, and the follower ends that
+ * write as "unknown" (504).
  */
 export class ForwardedWriteReceiver {
   private readonly pending = new Map<string, Array<ForwardReply & { id: number }>>();
@@ -410,7 +412,7 @@ export class ForwardedWriteReceiver {
     replies.push(reply);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.flushScheduled = false;
       for (const [follower, list] of this.pending) {
         const frame: RepliesFrame = { replies: list };

@@ -503,8 +503,20 @@ export class HttpTransport {
     return this.peers.get(to)?.stream !== undefined;
   }
 
-  /** Writes the queue as frames until it is empty or the socket's buffer is full. */
+  /**
+   * Writes the queue as frames until it is empty or the socket's buffer is
+   * full, corked so that they leave in one system call.
+   */
   private writeFrames(peer: PeerLink, stream: Socket): void {
+    stream.cork();
+    try {
+      this.writeCorked(peer, stream);
+    } finally {
+      stream.uncork();
+    }
+  }
+
+  private writeCorked(peer: PeerLink, stream: Socket): void {
     while (peer.appFrames.length > 0 || peer.queue.length > 0) {
       if (peer.queue.length === 0) {
         const frame = peer.appFrames.shift()!;
