@@ -18,7 +18,7 @@ import {
   SeededRandom,
   type Snapshot,
 } from '../raft/index.js';
-import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { type AppliedWrite, LevelRaftStorage, type MemberRecord } from '../storage/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { Deadlines } from './deadlines.js';
@@ -118,6 +118,10 @@ export class RaftKvNode {
   /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
   private revisionSamples: { atMs: number; revision: number }[] = [];
   private revisionCompactionPending = false;
+  /** Entries were applied since the applied state last went to storage. */
+  private appliedUnsaved = false;
+  /** A membership applied since then, to write with it. */
+  private unsavedConfState: ConfState | undefined;
   peerUrl = '';
 
   private constructor(
@@ -269,6 +273,7 @@ export class RaftKvNode {
       this.watches.onTick(this.config.tickMs);
       this.leaseKeeper.tick();
       this.maybeAutoCompact();
+      this.saveApplied();
       if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
         this.maybePublishClientUrl();
       this.scheduleReady();
@@ -327,20 +332,21 @@ export class RaftKvNode {
     // 0. A leader's replication traffic leaves at once: followers write while we do.
     if (rd.eagerMessages.length > 0)
       this.transport.send(rd.eagerMessages.map((m) => this.withSnapshotData(m)));
-    // 1. Persist before anything that depends on it leaves this node.
+    // 1. Persist before anything that depends on it leaves this node. The applied
+    // state of earlier Readys rides along in the same batch.
     let written: Promise<void> | undefined;
     if (rd.snapshot) {
+      this.saveApplied();
       await this.installSnapshot(rd);
     } else if (rd.mustSync) {
-      written = this.storage.persistReady(rd, true);
+      written = this.storage.persistReady(rd, true, this.takeAppliedWrite());
     } else if (rd.hardState) {
       // Only the commit index moved: nothing sent or applied depends on it being on disk.
-      // Writes are serialized, so it lands before the applied state that follows it.
-      this.inBackground(this.storage.persistReady(rd, false));
+      this.inBackground(this.storage.persistReady(rd, false, this.takeAppliedWrite()));
     }
     // 3 before 2. Committed entries are on the disks of a quorum already, so they are
-    // applied (and answered) while our own write is in flight; the applied state
-    // reaches our disk after it, as storage writes are serialized.
+    // applied (and answered) while our own write is in flight; their applied state
+    // goes with the next write.
     if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries, rd.confState);
     if (written) await written;
     // 2. Send what promises our write is durable.
@@ -380,7 +386,7 @@ export class RaftKvNode {
       watchHub: this.kv.watches,
     });
     // One atomic batch: log replaced, hard state, and the state machine with its applied index.
-    await this.storage.persistReady(rd, true, restored.records());
+    await this.storage.persistReady(rd, true, { installRecords: restored.records() });
     await this.storage.saveMembers(members);
     this.kv = restored;
     this.confState = snap.metadata.confState;
@@ -415,15 +421,41 @@ export class RaftKvNode {
       this.proposals.applied(e.index, e.term, result);
     }
     this.metrics.appliedEntries.inc(entries.length);
-    if (confState) this.confState = confState;
-    // Reads are served from memory; the applied state goes to disk unsynced and in
-    // order behind the log writes, so the next Ready need not wait for it.
+    if (confState) {
+      this.confState = confState;
+      this.unsavedConfState = confState;
+    }
+    // Reads are served from memory. The applied state is only what a restart
+    // resumes from (the log holds the rest), so it waits, unsynced, for the next
+    // log write, the next tick, a compaction or the stop.
+    this.appliedUnsaved = true;
     this.applied.advance(this.kv.appliedIndex);
     this.revisions.advance(this.kv.revision);
-    this.inBackground(
-      this.storage.persistApplied(this.kv.appliedIndex, confState, this.kv.takeMutations(), false),
-    );
     if (membersChanged) this.inBackground(this.storage.saveMembers(this.members.list()));
+  }
+
+  /** The applied state not yet handed to storage, taken so the caller writes it. */
+  private takeAppliedWrite(): { applied?: AppliedWrite } {
+    if (!this.appliedUnsaved) return {};
+    this.appliedUnsaved = false;
+    const confState = this.unsavedConfState;
+    this.unsavedConfState = undefined;
+    return {
+      applied: {
+        appliedIndex: this.kv.appliedIndex,
+        confState,
+        kvMutations: this.kv.takeMutations(),
+      },
+    };
+  }
+
+  /** Writes the applied state on its own (storage keeps writes in call order). */
+  private saveApplied(): void {
+    const { applied } = this.takeAppliedWrite();
+    if (!applied) return;
+    this.inBackground(
+      this.storage.persistApplied(applied.appliedIndex, applied.confState, applied.kvMutations),
+    );
   }
 
   /** A write nobody waits for; its failure stops the node like any failed disk write. */
@@ -481,6 +513,7 @@ export class RaftKvNode {
     if (applied - this.snapshotIndex < this.config.snapshotCount) return;
     const term = this.raw.raft.log.term(applied);
     if (term === undefined) return;
+    this.saveApplied(); // compaction drops log entries only below what storage has applied
     await this.storage.compact(applied, term, this.confState, this.config.snapshotCatchUpEntries);
     this.snapshotIndex = applied;
   }
@@ -851,6 +884,7 @@ export class RaftKvNode {
     );
     this.watches.closeAll('shutdown');
     for (let i = 0; i < 200 && this.readyRunning; i++) await new Promise((r) => setTimeout(r, 5));
+    this.saveApplied();
     await this.peerServer?.close().catch(() => {});
     await this.transport.close().catch(() => {});
     await this.forwarder.close();

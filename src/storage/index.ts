@@ -1,6 +1,7 @@
 export type { MemberRecord } from './codec.js';
 export { StorageError, type StorageErrorCode } from './errors.js';
 export {
+  type AppliedWrite,
   type KvMutation,
   LevelRaftStorage,
   type LevelStorageOptions,

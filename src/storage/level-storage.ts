@@ -51,6 +51,13 @@ export type KvMutation =
   | { type: 'put'; key: string; value: Uint8Array }
   | { type: 'del'; key: string };
 
+/** The state machine's changes up to `appliedIndex`, with the membership if it changed. */
+export interface AppliedWrite {
+  readonly appliedIndex: number;
+  readonly confState: ConfState | undefined;
+  readonly kvMutations: readonly KvMutation[];
+}
+
 export interface LevelStorageOptions {
   /**
    * replaceKv writes at most this many bytes per batch; a larger state is
@@ -83,8 +90,9 @@ type Batch = ReturnType<Db['batch']>;
  * 2. Rebuild the state machine from kvRecords() and members(); start the core
  *    with this storage and `applied: appliedIndex()`.
  * 3. Per Ready: `await persistReady(rd, rd.mustSync)`, send the messages, then
- *    replaceKv() if it carried a snapshot, and persistApplied() for the
- *    committed entries (with rd.confState), then advance().
+ *    replaceKv() if it carried a snapshot, then advance(). The state machine's
+ *    changes from applying committed entries go with persistApplied(), or
+ *    ride along with a later persistReady() (`applied`), one batch fewer.
  * 4. Now and then: compact(applied, term(applied), confState, keepEntries).
  * 5. snapshot() is metadata only: to send one, the server reads the data
  *    from the state machine.
@@ -235,13 +243,18 @@ export class LevelRaftStorage implements RaftStorage {
   persistReady(
     rd: PersistableReady,
     sync: boolean,
-    /**
-     * With a snapshot: the state machine records it holds. They replace the kv
-     * sublevel, with the applied index, in the same atomic batch as the
-     * snapshot, so a crash cannot leave the log cut without the state behind it.
-     */
-    installRecords?: Iterable<readonly [string, Uint8Array]>,
+    extra: {
+      /**
+       * With a snapshot: the state machine records it holds. They replace the kv
+       * sublevel, with the applied index, in the same atomic batch as the
+       * snapshot, so a crash cannot leave the log cut without the state behind it.
+       */
+      installRecords?: Iterable<readonly [string, Uint8Array]>;
+      /** Without a snapshot: applied state, as persistApplied() would write it, in the same batch. */
+      applied?: AppliedWrite;
+    } = {},
   ): Promise<void> {
+    const { installRecords, applied } = extra;
     return this.serialize(async () => {
       const snap = rd.snapshot?.metadata;
       if (snap && snap.index <= this.cache.snapshot().metadata.index) {
@@ -262,7 +275,11 @@ export class LevelRaftStorage implements RaftStorage {
       const hs = rd.hardState;
       if (hs)
         assert(hs.commit <= newLast, `hard state commit ${hs.commit} beyond lastIndex ${newLast}`);
-      if (!snap && ents.length === 0 && !hs) return;
+      if (applied) {
+        assert(!snap, 'applied state goes with a snapshot through installRecords');
+        this.checkApplied(applied.appliedIndex, hs?.commit ?? this.cache.hardState.commit);
+      }
+      if (!snap && ents.length === 0 && !hs && !applied) return;
 
       const log = { sublevel: this.sub.log };
       const r = { sublevel: this.sub.raft };
@@ -291,6 +308,7 @@ export class LevelRaftStorage implements RaftStorage {
         for (const [key, value] of installRecords) batch.put(key, value, kv);
         batch.put(RAFT_KEY.applied, encodeIndex(snap.index), r);
       }
+      if (applied) this.addApplied(batch, applied);
       await this.writeBatch(
         batch,
         sync || Boolean(install),
@@ -300,6 +318,7 @@ export class LevelRaftStorage implements RaftStorage {
       if (snap) this.cache.applySnapshot(snap);
       if (ents.length > 0) this.cache.append(ents);
       if (hs) this.cache.setHardState(hs);
+      if (applied) this.appliedWritten(applied);
     });
   }
 
@@ -315,24 +334,38 @@ export class LevelRaftStorage implements RaftStorage {
     sync = false,
   ): Promise<void> {
     return this.serialize(async () => {
-      this.assertApplicable(appliedIndex);
-      assert(
-        appliedIndex >= this.applied,
-        `applied index ${appliedIndex} is behind ${this.applied}`,
-      );
+      const applied: AppliedWrite = { appliedIndex, confState, kvMutations };
+      this.checkApplied(appliedIndex, this.cache.hardState.commit);
       const batch = this.db.batch();
-      const kv = { sublevel: this.sub.kv };
-      for (const m of kvMutations) {
-        if (m.type === 'put') batch.put(m.key, m.value, kv);
-        else batch.del(m.key, kv);
-      }
-      const r = { sublevel: this.sub.raft };
-      batch.put(RAFT_KEY.applied, encodeIndex(appliedIndex), r);
-      if (confState) batch.put(RAFT_KEY.confState, encodeConfState(confState), r);
+      this.addApplied(batch, applied);
       await this.writeBatch(batch, sync, 'persisting applied state');
-      this.applied = appliedIndex;
-      if (confState) this.cache.setConfState(confState);
+      this.appliedWritten(applied);
     });
+  }
+
+  private checkApplied(appliedIndex: number, commit: number): void {
+    assert(
+      Number.isSafeInteger(appliedIndex) && appliedIndex >= 0,
+      `bad applied index ${appliedIndex}`,
+    );
+    assert(appliedIndex <= commit, `applied index ${appliedIndex} beyond commit ${commit}`);
+    assert(appliedIndex >= this.applied, `applied index ${appliedIndex} is behind ${this.applied}`);
+  }
+
+  private addApplied(batch: Batch, applied: AppliedWrite): void {
+    const kv = { sublevel: this.sub.kv };
+    for (const m of applied.kvMutations) {
+      if (m.type === 'put') batch.put(m.key, m.value, kv);
+      else batch.del(m.key, kv);
+    }
+    const r = { sublevel: this.sub.raft };
+    batch.put(RAFT_KEY.applied, encodeIndex(applied.appliedIndex), r);
+    if (applied.confState) batch.put(RAFT_KEY.confState, encodeConfState(applied.confState), r);
+  }
+
+  private appliedWritten(applied: AppliedWrite): void {
+    this.applied = applied.appliedIndex;
+    if (applied.confState) this.cache.setConfState(applied.confState);
   }
 
   /**

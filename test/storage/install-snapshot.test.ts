@@ -26,7 +26,7 @@ t.test(
     await s.persistReady(
       { snapshot, entries: [], hardState: { term: 3, vote: '', commit: 50 } },
       true,
-      records,
+      { installRecords: records },
     );
     t.equal(s.appliedIndex(), 50, 'applied index moves to the snapshot');
     await s.close();

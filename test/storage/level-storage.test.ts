@@ -196,6 +196,52 @@ t.test('compaction refuses to pass the applied index', async (t) => {
   t.equal(storage.firstIndex(), 4);
 });
 
+t.test('applied state written with a Ready lands in the same batch as its log', async (t) => {
+  let { storage } = await openFresh(t);
+  await storage.persistReady(
+    { entries: ents(2, 4, () => 1), hardState: { term: 1, vote: NONE, commit: 3 } },
+    true,
+  );
+  const put: KvMutation = { type: 'put', key: 'k/a', value: bytes('1') };
+  // Entries 5–6 and commit 5 with the state machine at 3: one atomic write.
+  await storage.persistReady(
+    { entries: ents(5, 6, () => 1), hardState: { term: 1, vote: NONE, commit: 5 } },
+    true,
+    { applied: { appliedIndex: 3, confState: CS, kvMutations: [put] } },
+  );
+  // A commit-only Ready can carry it too.
+  const del: KvMutation = { type: 'del', key: 'k/a' };
+  const put2: KvMutation = { type: 'put', key: 'k/b', value: bytes('2') };
+  await storage.persistReady(
+    { entries: [], hardState: { term: 1, vote: NONE, commit: 6 } },
+    false,
+    {
+      applied: { appliedIndex: 5, confState: undefined, kvMutations: [del, put2] },
+    },
+  );
+  storage = await reopen(t, storage);
+  t.equal(storage.appliedIndex(), 5);
+  t.equal(storage.lastIndex(), 6);
+  t.same(await kvOf(storage), { 'k/b': '2' }, 'mutations applied in order');
+  t.same(storage.snapshot().metadata.confState, CS, 'membership written with it');
+
+  // Beyond the commit index, or behind what is applied: refused, nothing written.
+  await t.rejects(
+    storage.persistReady({ entries: ents(7, 7, () => 1) }, true, {
+      applied: { appliedIndex: 7, confState: undefined, kvMutations: [put] },
+    }),
+    { code: 'invariant' },
+  );
+  await t.rejects(
+    storage.persistReady({ entries: ents(7, 7, () => 1) }, true, {
+      applied: { appliedIndex: 4, confState: undefined, kvMutations: [put] },
+    }),
+    { code: 'invariant' },
+  );
+  t.equal(storage.lastIndex(), 6, 'the refused Readys wrote nothing');
+  t.same(await kvOf(storage), { 'k/b': '2' });
+});
+
 t.test('member records', async (t) => {
   let { storage } = await openFresh(t);
   t.same(storage.members(), []);
