@@ -44,13 +44,14 @@ function writeOptions(req: FastifyRequest, service: ApiService): WriteOptions {
 }
 
 function readOptions(query: Query, service: ApiService): ReadOptions {
+  // Parsed in this order so that the first bad parameter named in a 400 stays the same.
+  const revision = intParam(query, 'revision', 1);
+  const minRevision = intParam(query, 'minRevision', 0);
   const opts: ReadOptions = {
     consistency: consistencyParam(query),
     signal: service.requestDeadline(),
   };
-  const revision = intParam(query, 'revision', 1);
   if (revision !== undefined) opts.revision = revision;
-  const minRevision = intParam(query, 'minRevision', 0);
   if (minRevision !== undefined) opts.minRevision = minRevision;
   return opts;
 }
