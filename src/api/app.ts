@@ -68,10 +68,12 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async (_req, reply) => {
-    if (!closing) return;
+  // Callback style, not async: this runs on every request, and an async hook costs a promise
+  // and a trip through the microtask queue each time.
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (!closing) return done();
     reply.header('connection', 'close');
-    return sendError(reply, 'unavailable', 'the node is shutting down', {}, 1);
+    sendError(reply, 'unavailable', 'the node is shutting down', {}, 1);
   });
 
   app.setErrorHandler((err, _req: FastifyRequest, reply: FastifyReply) =>

@@ -1,44 +1,56 @@
+import { setMaxListeners } from 'node:events';
+
 /**
- * Request deadlines without a timer per request (DESIGN.md: none on the hot
- * path). Signals expiring in the same slot share one bucket, and a single
- * interval, armed only while some deadline is pending, aborts the buckets
- * whose slot has passed. Deadlines fire up to one slot late, never early.
+ * Request deadlines without a timer or an AbortController per request
+ * (DESIGN.md: none on the hot path). Requests whose deadline falls in the same
+ * slot share one AbortSignal, and a single interval, armed only while some
+ * deadline is pending, aborts the slots that have passed. Deadlines fire up to
+ * one slot late, never early.
+ *
+ * A shared signal is only ever aborted, never reused for another deadline, so
+ * sharing is invisible to a caller — provided callers remove their abort
+ * listeners once their request is over (a listener left behind is kept until
+ * its slot expires, and then called).
  */
 export class Deadlines {
-  private readonly buckets = new Map<number, AbortController[]>();
+  private readonly slots = new Map<number, AbortController>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly slotMs = 25) {}
 
   /** A signal that aborts with a TimeoutError once `ms` have passed. */
   after(ms: number): AbortSignal {
-    const controller = new AbortController();
     const slot = Math.ceil((Date.now() + ms) / this.slotMs);
-    const bucket = this.buckets.get(slot);
-    if (bucket) bucket.push(controller);
-    else this.buckets.set(slot, [controller]);
-    if (!this.timer) {
-      this.timer = setInterval(() => this.expire(), this.slotMs);
-      this.timer.unref();
+    let controller = this.slots.get(slot);
+    if (!controller) {
+      controller = new AbortController();
+      // Every request of the slot may listen at once: no "possible leak" warning.
+      setMaxListeners(0, controller.signal);
+      this.slots.set(slot, controller);
+      if (!this.timer) {
+        this.timer = setInterval(() => this.expire(), this.slotMs);
+        this.timer.unref();
+      }
     }
     return controller.signal;
   }
 
   private expire(): void {
     const now = Date.now() / this.slotMs;
-    for (const [slot, bucket] of this.buckets) {
+    for (const [slot, controller] of this.slots) {
       if (slot > now) continue;
-      this.buckets.delete(slot);
-      const reason = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
-      for (const controller of bucket) controller.abort(reason);
+      this.slots.delete(slot);
+      controller.abort(
+        new DOMException('The operation was aborted due to timeout', 'TimeoutError'),
+      );
     }
-    if (this.buckets.size === 0) this.close();
+    if (this.slots.size === 0) this.close();
   }
 
   /** Stops the timer; pending deadlines never fire. */
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    this.buckets.clear();
+    this.slots.clear();
   }
 }

@@ -44,3 +44,32 @@ t.test('close() drops pending deadlines without firing them', async (t) => {
   await new Promise((r) => setTimeout(r, 30));
   t.notOk(signal.aborted);
 });
+
+t.test('deadlines of one slot share a signal; a later slot gets its own', async (t) => {
+  const hourMs = 3_600_000;
+  const deadlines = new Deadlines(hourMs);
+  t.teardown(() => deadlines.close());
+  // Slots are ceil(expiry / slotMs): two deadlines asked for microseconds apart share an hour-long slot.
+  const a = deadlines.after(1000);
+  const b = deadlines.after(1000);
+  const later = deadlines.after(2 * hourMs);
+  t.equal(a, b, 'same slot, same signal');
+  t.not(a, later, 'another slot, another signal');
+  t.notOk(a.aborted);
+});
+
+t.test('many listeners on one shared signal raise no leak warning', async (t) => {
+  const deadlines = new Deadlines(5);
+  t.teardown(() => deadlines.close());
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  const signal = deadlines.after(10);
+  const fired: number[] = [];
+  for (let i = 0; i < 50; i++)
+    signal.addEventListener('abort', () => fired.push(i), { once: true });
+  await new Promise((r) => setTimeout(r, 60));
+  t.equal(fired.length, 50, 'every listener is called once');
+  t.same(warnings, []);
+});

@@ -11,7 +11,16 @@ import {
   rejectUnknown,
   stringParam,
 } from '../params.js';
-import { compactBody, putBody, txnBody } from '../schemas.js';
+import {
+  compactBody,
+  deleteReply,
+  getReply,
+  putBody,
+  putReply,
+  rangeReply,
+  txnBody,
+  txnReply,
+} from '../schemas.js';
 import type { ApiService, ReadOptions, TxnRequest, WriteOptions } from '../service.js';
 
 function isError<T extends object>(result: T | ErrorResult): result is ErrorResult {
@@ -28,22 +37,23 @@ function sendResultError(reply: FastifyReply, r: ErrorResult): FastifyReply {
 }
 
 function writeOptions(req: FastifyRequest, service: ApiService): WriteOptions {
+  const opts: WriteOptions = { signal: service.requestDeadline() };
   const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
-  return {
-    signal: service.requestDeadline(),
-    ...(idempotencyKey ? { idempotencyKey } : {}),
-  };
+  if (idempotencyKey) opts.idempotencyKey = idempotencyKey;
+  return opts;
 }
 
 function readOptions(query: Query, service: ApiService): ReadOptions {
+  // Parsed in this order so that the first bad parameter named in a 400 stays the same.
   const revision = intParam(query, 'revision', 1);
   const minRevision = intParam(query, 'minRevision', 0);
-  return {
+  const opts: ReadOptions = {
     consistency: consistencyParam(query),
     signal: service.requestDeadline(),
-    ...(revision !== undefined ? { revision } : {}),
-    ...(minRevision !== undefined ? { minRevision } : {}),
   };
+  if (revision !== undefined) opts.revision = revision;
+  if (minRevision !== undefined) opts.minRevision = minRevision;
+  return opts;
 }
 
 /** Keys starting with U+0000 belong to the registry, locks and elections: not reachable through /v1/kv or /v1/txn. */
@@ -64,7 +74,7 @@ function rejectReservedTxnKeys(body: Partial<TxnRequest>): void {
 
 export function kvRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get('/v1/kv/*', async (req, reply) => {
+    app.get('/v1/kv/*', { schema: { response: { 200: getReply } } }, async (req, reply) => {
       const query = req.query as Query;
       rejectUnknown(query, ['revision', 'consistency', 'minRevision']);
       const key = keyParam(req.params);
@@ -77,7 +87,7 @@ export function kvRoutes(service: ApiService) {
       return { kv: result.kv, revision: result.revision };
     });
 
-    app.get('/v1/kv', async (req, reply) => {
+    app.get('/v1/kv', { schema: { response: { 200: rangeReply } } }, async (req, reply) => {
       const query = req.query as Query;
       rejectUnknown(query, [
         'prefix',
@@ -105,21 +115,25 @@ export function kvRoutes(service: ApiService) {
       return result;
     });
 
-    app.put('/v1/kv/*', { schema: { body: putBody } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const key = keyParam(req.params);
-      const body = req.body as {
-        value: string;
-        lease?: string;
-        prevRevision?: number;
-        prevValue?: string;
-      };
-      const result = await service.put({ key, ...body }, writeOptions(req, service));
-      if (isError(result)) return sendResultError(reply, result);
-      return { revision: result.revision, kv: result.kv, prevKv: result.prevKv };
-    });
+    app.put(
+      '/v1/kv/*',
+      { schema: { body: putBody, response: { 200: putReply } } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const key = keyParam(req.params);
+        const body = req.body as {
+          value: string;
+          lease?: string;
+          prevRevision?: number;
+          prevValue?: string;
+        };
+        const result = await service.put({ key, ...body }, writeOptions(req, service));
+        if (isError(result)) return sendResultError(reply, result);
+        return { revision: result.revision, kv: result.kv, prevKv: result.prevKv };
+      },
+    );
 
-    app.delete('/v1/kv/*', async (req, reply) => {
+    app.delete('/v1/kv/*', { schema: { response: { 200: deleteReply } } }, async (req, reply) => {
       const query = req.query as Query;
       rejectUnknown(query, ['prefix', 'prevRevision']);
       const prefix = boolParam(query, 'prefix');
@@ -139,17 +153,21 @@ export function kvRoutes(service: ApiService) {
       return { deleted: result.deleted, revision: result.revision, prevKvs: result.prevKvs };
     });
 
-    app.post('/v1/txn', { schema: { body: txnBody } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const body = (req.body ?? {}) as Partial<TxnRequest>;
-      rejectReservedTxnKeys(body);
-      const result = await service.txn(
-        { compare: body.compare ?? [], success: body.success ?? [], failure: body.failure ?? [] },
-        writeOptions(req, service),
-      );
-      if (isError(result)) return sendResultError(reply, result);
-      return { succeeded: result.succeeded, revision: result.revision, results: result.results };
-    });
+    app.post(
+      '/v1/txn',
+      { schema: { body: txnBody, response: { 200: txnReply } } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const body = (req.body ?? {}) as Partial<TxnRequest>;
+        rejectReservedTxnKeys(body);
+        const result = await service.txn(
+          { compare: body.compare ?? [], success: body.success ?? [], failure: body.failure ?? [] },
+          writeOptions(req, service),
+        );
+        if (isError(result)) return sendResultError(reply, result);
+        return { succeeded: result.succeeded, revision: result.revision, results: result.results };
+      },
+    );
 
     app.post('/v1/compact', { schema: { body: compactBody } }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
