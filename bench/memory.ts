@@ -5,7 +5,13 @@
  * keys for a bounded time, sampling every 5 s, and tells whether RSS grew at steady key count.
  *
  *   tsx bench/memory.ts [--keys 100000] [--seconds 60] [--inflight 64] [--gc] [--compact]
- *                       [--node-arg=--x ...]
+ *                       [--tsx] [--heap-snapshot] [--node-arg=--x ...]
+ *
+ * The node runs the compiled build (tsc -p tsconfig.build.json → dist/), as `npm run bench` runs
+ * its members and as production does: tsx's loader alone costs about 34 MB of RSS.
+ * --tsx: run cmd/raftkv.ts from source instead (no build; figures include tsx's cost).
+ * --heap-snapshot: write a V8 heap snapshot of the node right after the load (SIGUSR2 with
+ * --heapsnapshot-signal) into a directory that is kept and printed; open it in Chrome DevTools.
  *
  * --compact: POST /v1/compact to the current revision before each steady sample, as an operator
  * (or auto-compaction) would; without it the MVCC history of every overwrite stays in memory.
@@ -13,8 +19,8 @@
  * Heap figures come from a tiny preload (a data: URL module passed with --import) that writes
  * process.memoryUsage() to a file every 500 ms: no server code involved, no heap snapshot.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -39,6 +45,11 @@ const valueBytes = 256;
 const nodeArgs = process.argv.filter((a) => a.startsWith('--node-arg=')).map((a) => a.slice(11));
 
 const dir = mkdtempSync(join(tmpdir(), 'raftkv-mem-'));
+const heapSnapshotDir = process.argv.includes('--heap-snapshot')
+  ? mkdtempSync(join(tmpdir(), 'raftkv-mem-heap-'))
+  : undefined;
+if (heapSnapshotDir !== undefined)
+  nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapSnapshotDir}`);
 const heapFile = join(dir, 'heap.json');
 let child: ChildProcess | undefined;
 
@@ -90,6 +101,8 @@ function procMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 interface HeapSample {
+  /** V8's young generation (two semi-spaces), reserved: part of heapTotal. */
+  newSpace: number;
   heapUsed: number;
   heapTotal: number;
   external: number;
@@ -101,13 +114,20 @@ function heapMb(): HeapSample {
     const h = JSON.parse(readFileSync(heapFile, 'utf8')) as HeapSample;
     const mb = (n: number) => n / 1024 / 1024;
     return {
+      newSpace: mb(h.newSpace),
       heapUsed: mb(h.heapUsed),
       heapTotal: mb(h.heapTotal),
       external: mb(h.external),
       arrayBuffers: mb(h.arrayBuffers),
     };
   } catch {
-    return { heapUsed: Number.NaN, heapTotal: Number.NaN, external: 0, arrayBuffers: 0 };
+    return {
+      newSpace: 0,
+      heapUsed: Number.NaN,
+      heapTotal: Number.NaN,
+      external: 0,
+      arrayBuffers: 0,
+    };
   }
 }
 
@@ -135,9 +155,25 @@ function sample(pid: number, phase: string, writes: number): Row {
   console.log(
     `${phase.padEnd(12)} keys ${String(row.keys).padStart(7)} writes ${String(writes).padStart(8)}` +
       `  rss ${f(row.rss)} MB  hwm ${f(row.hwm)} MB  heapUsed ${f(row.heap.heapUsed)} MB` +
-      `  heapTotal ${f(row.heap.heapTotal)} MB  external ${f(row.heap.external)} MB`,
+      `  heapTotal ${f(row.heap.heapTotal)} MB  new ${f(row.heap.newSpace)} MB` +
+      `  external ${f(row.heap.external)} MB  arrayBuffers ${f(row.heap.arrayBuffers)} MB`,
   );
   return row;
+}
+
+/** The node's entry and the node flags it needs: the compiled build unless --tsx. */
+function serverEntry(): string[] {
+  if (process.argv.includes('--tsx')) return ['--import', 'tsx', join(root, 'cmd', 'raftkv.ts')];
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  // --preserveSymlinks: in a git worktree whose node_modules is a symlink, declaration emit
+  // would otherwise name types by their path through the link and fail (TS2742); no effect else.
+  const args = [tsc, '-p', join(root, 'tsconfig.build.json'), '--preserveSymlinks'];
+  execFileSync(process.execPath, args, {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 180_000,
+  });
+  return [join(root, 'dist', 'cmd', 'raftkv.js')];
 }
 
 /** --gc: full GC before each heap sample (with --expose-gc), so heapUsed is live data, not garbage. */
@@ -145,16 +181,38 @@ const forceGc = process.argv.includes('--gc');
 const compactEachSample = process.argv.includes('--compact');
 const preload = `data:text/javascript,${encodeURIComponent(
   `import { writeFileSync } from 'node:fs';
+   import { getHeapSpaceStatistics } from 'node:v8';
    const f = process.env.RAFTKV_BENCH_HEAP_FILE;
    const gc = globalThis.gc;
    const t = setInterval(() => {
      if (gc) gc();
-     try { writeFileSync(f, JSON.stringify(process.memoryUsage())); } catch {}
+     const spaces = Object.fromEntries(
+       getHeapSpaceStatistics().map((x) => [x.space_name, x.space_size]));
+     try { writeFileSync(f, JSON.stringify({ ...process.memoryUsage(), newSpace: spaces.new_space ?? 0 })); } catch {}
    }, gc ? 2500 : 500);
    t.unref();`,
 )}`;
 
+/** Asks the node for a heap snapshot and waits (bounded) until its file stops growing. */
+async function heapSnapshot(pid: number, into: string): Promise<void> {
+  process.kill(pid, 'SIGUSR2');
+  let lastSize = -1;
+  for (let i = 0; i < 120; i++) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const file = readdirSync(into).find((f) => f.endsWith('.heapsnapshot'));
+    if (file === undefined) continue;
+    const size = statSync(join(into, file)).size;
+    if (size > 0 && size === lastSize) {
+      console.log(`heap snapshot: ${join(into, file)} (${(size / 1024 / 1024).toFixed(0)} MB)`);
+      return;
+    }
+    lastSize = size;
+  }
+  console.log(`heap snapshot: not finished after 120 s (see ${into})`);
+}
+
 async function main(): Promise<void> {
+  const entry = serverEntry();
   const clientPort = await freePort();
   const peerPort = await freePort();
   const logPath = join(dir, 'node.log');
@@ -166,9 +224,7 @@ async function main(): Promise<void> {
       ...(forceGc ? ['--expose-gc'] : []),
       '--import',
       preload,
-      '--import',
-      'tsx',
-      join(root, 'cmd', 'raftkv.ts'),
+      ...entry,
       '--name',
       'm1',
       '--data-dir',
@@ -255,6 +311,7 @@ async function main(): Promise<void> {
   console.log(`loaded ${keys} keys in ${loadSecs.toFixed(1)} s (${failures} failures)`);
   await new Promise((r) => setTimeout(r, 2_000));
   const loaded = sample(pid, 'loaded', writes);
+  if (heapSnapshotDir !== undefined) await heapSnapshot(pid, heapSnapshotDir);
 
   // Phase 2: overwrite the same keys for a bounded time.
   const end = Date.now() + seconds * 1000;
