@@ -136,7 +136,7 @@ program
   .addOption(
     flag(
       '--auto-compaction-revisions <n>',
-      'keep about this many revisions of MVCC history (0 = no bound)',
+      'keep between N and 2N revisions of MVCC history, which lives in memory (0 = no bound)',
       'AUTO_COMPACTION_REVISIONS',
       defaultConfig.autoCompactionRevisions,
       intArg('--auto-compaction-revisions'),
