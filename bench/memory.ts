@@ -5,13 +5,16 @@
  * keys for a bounded time, sampling every 5 s, and tells whether RSS grew at steady key count.
  *
  *   tsx bench/memory.ts [--keys 100000] [--seconds 60] [--inflight 64] [--gc] [--compact]
- *                       [--tsx] [--heap-snapshot] [--node-arg=--x ...]
+ *                       [--tsx] [--heap-snapshot] [--idempotency] [--node-arg=--x ...]
  *
  * The node runs the compiled build (tsc -p tsconfig.build.json → dist/), as `npm run bench` runs
  * its members and as production does: tsx's loader alone costs about 34 MB of RSS.
  * --tsx: run cmd/raftkv.ts from source instead (no build; figures include tsx's cost).
  * --heap-snapshot: write a V8 heap snapshot of the node right after the load (SIGUSR2 with
  * --heapsnapshot-signal) into a directory that is kept and printed; open it in Chrome DevTools.
+ *
+ * --idempotency: every write carries a fresh Idempotency-Key, as the client library's writes
+ * do, so the node's dedup table (up to 100k results for 10 minutes) is part of the figures.
  *
  * --compact: POST /v1/compact to the current revision before each steady sample, as an operator
  * (or auto-compaction) would; without it the MVCC history of every overwrite stays in memory.
@@ -179,6 +182,7 @@ function serverEntry(): string[] {
 /** --gc: full GC before each heap sample (with --expose-gc), so heapUsed is live data, not garbage. */
 const forceGc = process.argv.includes('--gc');
 const compactEachSample = process.argv.includes('--compact');
+const idempotency = process.argv.includes('--idempotency');
 const preload = `data:text/javascript,${encodeURIComponent(
   `import { writeFileSync } from 'node:fs';
    import { getHeapSpaceStatistics } from 'node:v8';
@@ -274,7 +278,11 @@ async function main(): Promise<void> {
         .request({
           method: 'PUT',
           path: `/v1/kv/${encodeURIComponent(key)}`,
-          headers: { 'content-type': 'application/json' },
+          headers: {
+            'content-type': 'application/json',
+            // One key per write (retries of it reuse it), unique across rounds.
+            ...(idempotency ? { 'idempotency-key': `bench-${round}-${i}` } : {}),
+          },
           body: JSON.stringify({ value }),
           headersTimeout: 10_000,
           bodyTimeout: 10_000,
