@@ -92,6 +92,21 @@ process.on('SIGINT', () => {
   });
 });
 
+/**
+ * CPU seconds (user + system) the process used so far, from /proc/<pid>/stat: a cost per write
+ * that other load on a shared machine disturbs far less than writes per second. 0 once gone.
+ */
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
 /** A field of /proc/<pid>/status in MB, or 0 once the process is gone. */
 function procMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   try {
@@ -312,6 +327,7 @@ async function main(): Promise<void> {
   // Phase 1: create the keys.
   let created = 0;
   const t0 = Date.now();
+  const cpuIdle = procCpuSeconds(pid);
   const loadSampler = setInterval(() => sample(pid, 'load', writes), sampleEveryMs);
   await run(() => (created < keys ? [created++, 0] : null));
   clearInterval(loadSampler);
@@ -319,6 +335,7 @@ async function main(): Promise<void> {
   console.log(`loaded ${keys} keys in ${loadSecs.toFixed(1)} s (${failures} failures)`);
   await new Promise((r) => setTimeout(r, 2_000));
   const loaded = sample(pid, 'loaded', writes);
+  const cpuLoaded = procCpuSeconds(pid);
   if (heapSnapshotDir !== undefined) await heapSnapshot(pid, heapSnapshotDir);
 
   // Phase 2: overwrite the same keys for a bounded time.
@@ -348,6 +365,7 @@ async function main(): Promise<void> {
   });
   clearInterval(steadySampler);
   const steadyWrites = writes - keys;
+  const cpuSteady = procCpuSeconds(pid);
   await new Promise((r) => setTimeout(r, 2_000));
   const last = sample(pid, 'end', writes);
   await pool.close();
@@ -374,6 +392,11 @@ async function main(): Promise<void> {
         lastRss - firstRss
       ).toFixed(0)}), heapUsed ${firstHeap.toFixed(0)} → ${lastHeap.toFixed(0)} MB; ` +
       `RSS grew: ${lastRss - firstRss > 10 ? 'YES' : 'no'} (threshold 10 MB); failures ${failures}`,
+  );
+  const perWrite = (cpuSeconds: number, n: number) => ((cpuSeconds * 1e6) / n).toFixed(0);
+  console.log(
+    `node CPU: load ${(cpuLoaded - cpuIdle).toFixed(1)} s (${perWrite(cpuLoaded - cpuIdle, keys)} µs/write), ` +
+      `steady ${(cpuSteady - cpuLoaded).toFixed(1)} s (${perWrite(cpuSteady - cpuLoaded, steadyWrites)} µs/write)`,
   );
 }
 

@@ -2,10 +2,14 @@ import { setFlagsFromString } from 'node:v8';
 
 /**
  * The default of `raftkv --heap-growing-percent`. Measured with
- * `npm run bench:memory` (one node, 100k keys of 256 B, live heap ~85 MB):
- * V8's own factor let the heap reach ~300 MB before a major GC (RSS ~390 MB);
- * with 50 % it stays near 1.5× the live heap (RSS ~230 MB), at the price of
- * more frequent, mostly concurrent, major GCs.
+ * `npm run bench:memory` (one node, 100k keys of 256 B, live heap 70–100 MB),
+ * RSS after the load / node CPU per write:
+ *   V8's own factor   355–420 MB   ~140 µs
+ *   100 %             290–300 MB   ~145 µs
+ *    75 %             270–275 MB   ~146 µs
+ *    50 %             205–270 MB   ~160 µs (more frequent major GCs)
+ * 50 % keeps the node under 300 MB with a margin for about 10 % more CPU per
+ * write; raise it when CPU matters more than memory.
  */
 export const DEFAULT_HEAP_GROWING_PERCENT = 50;
 
