@@ -5,7 +5,16 @@
  * keys for a bounded time, sampling every 5 s, and tells whether RSS grew at steady key count.
  *
  *   tsx bench/memory.ts [--keys 100000] [--seconds 60] [--inflight 64] [--gc] [--compact]
- *                       [--node-arg=--x ...]
+ *                       [--tsx] [--heap-snapshot] [--idempotency] [--node-arg=--x ...]
+ *
+ * The node runs the compiled build (tsc -p tsconfig.build.json → dist/), as `npm run bench` runs
+ * its members and as production does: tsx's loader alone costs about 34 MB of RSS.
+ * --tsx: run cmd/raftkv.ts from source instead (no build; figures include tsx's cost).
+ * --heap-snapshot: write a V8 heap snapshot of the node right after the load (SIGUSR2 with
+ * --heapsnapshot-signal) into a directory that is kept and printed; open it in Chrome DevTools.
+ *
+ * --idempotency: every write carries a fresh Idempotency-Key, as the client library's writes
+ * do, so the node's dedup table (up to 100k results for 10 minutes) is part of the figures.
  *
  * --compact: POST /v1/compact to the current revision before each steady sample, as an operator
  * (or auto-compaction) would; without it the MVCC history of every overwrite stays in memory.
@@ -13,8 +22,8 @@
  * Heap figures come from a tiny preload (a data: URL module passed with --import) that writes
  * process.memoryUsage() to a file every 500 ms: no server code involved, no heap snapshot.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -39,6 +48,11 @@ const valueBytes = 256;
 const nodeArgs = process.argv.filter((a) => a.startsWith('--node-arg=')).map((a) => a.slice(11));
 
 const dir = mkdtempSync(join(tmpdir(), 'raftkv-mem-'));
+const heapSnapshotDir = process.argv.includes('--heap-snapshot')
+  ? mkdtempSync(join(tmpdir(), 'raftkv-mem-heap-'))
+  : undefined;
+if (heapSnapshotDir !== undefined)
+  nodeArgs.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapSnapshotDir}`);
 const heapFile = join(dir, 'heap.json');
 let child: ChildProcess | undefined;
 
@@ -78,6 +92,21 @@ process.on('SIGINT', () => {
   });
 });
 
+/**
+ * CPU seconds (user + system) the process used so far, from /proc/<pid>/stat: a cost per write
+ * that other load on a shared machine disturbs far less than writes per second. 0 once gone.
+ */
+function procCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
 /** A field of /proc/<pid>/status in MB, or 0 once the process is gone. */
 function procMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   try {
@@ -90,6 +119,8 @@ function procMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 interface HeapSample {
+  /** V8's young generation (two semi-spaces), reserved: part of heapTotal. */
+  newSpace: number;
   heapUsed: number;
   heapTotal: number;
   external: number;
@@ -101,13 +132,20 @@ function heapMb(): HeapSample {
     const h = JSON.parse(readFileSync(heapFile, 'utf8')) as HeapSample;
     const mb = (n: number) => n / 1024 / 1024;
     return {
+      newSpace: mb(h.newSpace),
       heapUsed: mb(h.heapUsed),
       heapTotal: mb(h.heapTotal),
       external: mb(h.external),
       arrayBuffers: mb(h.arrayBuffers),
     };
   } catch {
-    return { heapUsed: Number.NaN, heapTotal: Number.NaN, external: 0, arrayBuffers: 0 };
+    return {
+      newSpace: 0,
+      heapUsed: Number.NaN,
+      heapTotal: Number.NaN,
+      external: 0,
+      arrayBuffers: 0,
+    };
   }
 }
 
@@ -135,26 +173,65 @@ function sample(pid: number, phase: string, writes: number): Row {
   console.log(
     `${phase.padEnd(12)} keys ${String(row.keys).padStart(7)} writes ${String(writes).padStart(8)}` +
       `  rss ${f(row.rss)} MB  hwm ${f(row.hwm)} MB  heapUsed ${f(row.heap.heapUsed)} MB` +
-      `  heapTotal ${f(row.heap.heapTotal)} MB  external ${f(row.heap.external)} MB`,
+      `  heapTotal ${f(row.heap.heapTotal)} MB  new ${f(row.heap.newSpace)} MB` +
+      `  external ${f(row.heap.external)} MB  arrayBuffers ${f(row.heap.arrayBuffers)} MB`,
   );
   return row;
+}
+
+/** The node's entry and the node flags it needs: the compiled build unless --tsx. */
+function serverEntry(): string[] {
+  if (process.argv.includes('--tsx')) return ['--import', 'tsx', join(root, 'cmd', 'raftkv.ts')];
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  // --preserveSymlinks: in a git worktree whose node_modules is a symlink, declaration emit
+  // would otherwise name types by their path through the link and fail (TS2742); no effect else.
+  const args = [tsc, '-p', join(root, 'tsconfig.build.json'), '--preserveSymlinks'];
+  execFileSync(process.execPath, args, {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 180_000,
+  });
+  return [join(root, 'dist', 'cmd', 'raftkv.js')];
 }
 
 /** --gc: full GC before each heap sample (with --expose-gc), so heapUsed is live data, not garbage. */
 const forceGc = process.argv.includes('--gc');
 const compactEachSample = process.argv.includes('--compact');
+const idempotency = process.argv.includes('--idempotency');
 const preload = `data:text/javascript,${encodeURIComponent(
   `import { writeFileSync } from 'node:fs';
+   import { getHeapSpaceStatistics } from 'node:v8';
    const f = process.env.RAFTKV_BENCH_HEAP_FILE;
    const gc = globalThis.gc;
    const t = setInterval(() => {
      if (gc) gc();
-     try { writeFileSync(f, JSON.stringify(process.memoryUsage())); } catch {}
+     const spaces = Object.fromEntries(
+       getHeapSpaceStatistics().map((x) => [x.space_name, x.space_size]));
+     try { writeFileSync(f, JSON.stringify({ ...process.memoryUsage(), newSpace: spaces.new_space ?? 0 })); } catch {}
    }, gc ? 2500 : 500);
    t.unref();`,
 )}`;
 
+/** Asks the node for a heap snapshot and waits (bounded) until its file stops growing. */
+async function heapSnapshot(pid: number, into: string): Promise<void> {
+  process.kill(pid, 'SIGUSR2');
+  let lastSize = -1;
+  for (let i = 0; i < 120; i++) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const file = readdirSync(into).find((f) => f.endsWith('.heapsnapshot'));
+    if (file === undefined) continue;
+    const size = statSync(join(into, file)).size;
+    if (size > 0 && size === lastSize) {
+      console.log(`heap snapshot: ${join(into, file)} (${(size / 1024 / 1024).toFixed(0)} MB)`);
+      return;
+    }
+    lastSize = size;
+  }
+  console.log(`heap snapshot: not finished after 120 s (see ${into})`);
+}
+
 async function main(): Promise<void> {
+  const entry = serverEntry();
   const clientPort = await freePort();
   const peerPort = await freePort();
   const logPath = join(dir, 'node.log');
@@ -166,9 +243,7 @@ async function main(): Promise<void> {
       ...(forceGc ? ['--expose-gc'] : []),
       '--import',
       preload,
-      '--import',
-      'tsx',
-      join(root, 'cmd', 'raftkv.ts'),
+      ...entry,
       '--name',
       'm1',
       '--data-dir',
@@ -218,7 +293,11 @@ async function main(): Promise<void> {
         .request({
           method: 'PUT',
           path: `/v1/kv/${encodeURIComponent(key)}`,
-          headers: { 'content-type': 'application/json' },
+          headers: {
+            'content-type': 'application/json',
+            // One key per write (retries of it reuse it), unique across rounds.
+            ...(idempotency ? { 'idempotency-key': `bench-${round}-${i}` } : {}),
+          },
           body: JSON.stringify({ value }),
           headersTimeout: 10_000,
           bodyTimeout: 10_000,
@@ -248,6 +327,7 @@ async function main(): Promise<void> {
   // Phase 1: create the keys.
   let created = 0;
   const t0 = Date.now();
+  const cpuIdle = procCpuSeconds(pid);
   const loadSampler = setInterval(() => sample(pid, 'load', writes), sampleEveryMs);
   await run(() => (created < keys ? [created++, 0] : null));
   clearInterval(loadSampler);
@@ -255,6 +335,8 @@ async function main(): Promise<void> {
   console.log(`loaded ${keys} keys in ${loadSecs.toFixed(1)} s (${failures} failures)`);
   await new Promise((r) => setTimeout(r, 2_000));
   const loaded = sample(pid, 'loaded', writes);
+  const cpuLoaded = procCpuSeconds(pid);
+  if (heapSnapshotDir !== undefined) await heapSnapshot(pid, heapSnapshotDir);
 
   // Phase 2: overwrite the same keys for a bounded time.
   const end = Date.now() + seconds * 1000;
@@ -283,6 +365,7 @@ async function main(): Promise<void> {
   });
   clearInterval(steadySampler);
   const steadyWrites = writes - keys;
+  const cpuSteady = procCpuSeconds(pid);
   await new Promise((r) => setTimeout(r, 2_000));
   const last = sample(pid, 'end', writes);
   await pool.close();
@@ -309,6 +392,11 @@ async function main(): Promise<void> {
         lastRss - firstRss
       ).toFixed(0)}), heapUsed ${firstHeap.toFixed(0)} → ${lastHeap.toFixed(0)} MB; ` +
       `RSS grew: ${lastRss - firstRss > 10 ? 'YES' : 'no'} (threshold 10 MB); failures ${failures}`,
+  );
+  const perWrite = (cpuSeconds: number, n: number) => ((cpuSeconds * 1e6) / n).toFixed(0);
+  console.log(
+    `node CPU: load ${(cpuLoaded - cpuIdle).toFixed(1)} s (${perWrite(cpuLoaded - cpuIdle, keys)} µs/write), ` +
+      `steady ${(cpuSteady - cpuLoaded).toFixed(1)} s (${perWrite(cpuSteady - cpuLoaded, steadyWrites)} µs/write)`,
   );
 }
 

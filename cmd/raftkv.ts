@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { startNode } from '../src/index.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { ServerError } from '../src/server/errors.js';
+import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
 
@@ -136,7 +137,7 @@ program
   .addOption(
     flag(
       '--auto-compaction-revisions <n>',
-      'keep about this many revisions of MVCC history (0 = no bound)',
+      'keep between N and 2N revisions of MVCC history, which lives in memory (0 = no bound)',
       'AUTO_COMPACTION_REVISIONS',
       defaultConfig.autoCompactionRevisions,
       intArg('--auto-compaction-revisions'),
@@ -189,6 +190,15 @@ program
   )
   .addOption(
     flag(
+      '--heap-growing-percent <n>',
+      "V8 old-generation headroom over the live heap before a major GC, % (0 = V8's default)",
+      'HEAP_GROWING_PERCENT',
+      DEFAULT_HEAP_GROWING_PERCENT,
+      intArg('--heap-growing-percent'),
+    ),
+  )
+  .addOption(
+    flag(
       '--log-level <level>',
       'fatal, error, warn, info, debug, trace or silent',
       'LOG_LEVEL',
@@ -228,6 +238,9 @@ try {
   console.error(`raftkv: ${(err as Error).message}`);
   process.exit(2);
 }
+
+// Before the node loads its data: the heap limits V8 sets from then on follow it.
+setHeapGrowingPercent(o.heapGrowingPercent);
 
 try {
   const started = await startNode(config);

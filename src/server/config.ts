@@ -52,8 +52,13 @@ export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
   snapshotCount: 10_000,
   snapshotCatchUpEntries: 5_000,
   autoCompactionRetentionHours: 0,
-  // History lives in memory: bound it by default (about 40 MB of old versions at 256 B values).
-  autoCompactionRevisions: 100_000,
+  // History lives in memory (every version is also on disk, but reads and watch replays are
+  // served from memory), so the default bound is sized for memory: between 10k and 20k
+  // revisions cost about 4–8 MB at 256 B values, where 100k–200k cost 40–80 MB and made the
+  // heap grow for the first 200k writes of any workload. It is a watch-resume window: a watcher
+  // more than 10k revisions behind gets `compacted` and re-reads (etcd clients do the same
+  // after etcd's compaction). Raise it, or use --auto-compaction-retention, for longer windows.
+  autoCompactionRevisions: 10_000,
   requestTimeoutMs: 5_000,
   maxKeyBytes: 4096,
   maxValueBytes: 1024 * 1024,

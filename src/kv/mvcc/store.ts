@@ -47,28 +47,41 @@ export interface RangeOptions extends GetOptions {
 const HISTORY_COPY_MAX = 8;
 
 /**
+ * A key's versions ascending by revision: the Version itself while it has one
+ * (most keys, once compacted), so such a key costs no array.
+ */
+type History = Version | Version[];
+
+/**
  * The MVCC store of the etcd v3 model, in memory, with every record-level
  * change reported to a MutationLog for persistence.
  *
  * - histories: key → its versions ascending by revision, at most one per
  *   revision, including tombstones (etcd's key index with generations,
- *   flattened: a tombstone ends a generation).
- * - byRevision: revision → the key it wrote (or the keys, in sub order, when
- *   it wrote several); this is what watches replay and what compaction walks.
+ *   flattened: a tombstone ends a generation); a lone version is held
+ *   without an array (see History).
+ * - byRevision: each uncompacted revision (compactRevision, revision] → the
+ *   key it wrote (or the keys, in sub order, when it wrote several); this is
+ *   what watches replay and what compaction walks. Compacted revisions have
+ *   no entry: nothing replays or compacts them again.
  *
  * Memory: history stays in memory until compaction, so each version costs
  * what it must and little more: one flat Version (no key, no KeyValue
- * wrapper), one array slot, and one Map entry per revision holding a key
- * string, not an array (most revisions change one key).
+ * wrapper), one array slot if its key has several, and while uncompacted one
+ * Map entry per revision holding a key string, not an array (most revisions
+ * change one key). A compacted key with one version costs its Version, its
+ * key and value strings, and its entries in histories and sortedKeys.
  * - sortedKeys: every key with any history, for ordered range scans (a key
  *   deleted but not yet compacted stays, so past revisions can be read).
  *
  * Invariants: compactRevision ≤ revision; versions with revision ≤
  * compactRevision are only each key's latest one ≤ compactRevision, and never
- * a tombstone; keysByLease holds exactly the live keys with a lease.
+ * a tombstone; byRevision has an entry for exactly the revisions in
+ * (compactRevision, revision] that kept a version; keysByLease holds exactly
+ * the live keys with a lease.
  */
 export class MvccStore {
-  private readonly histories = new Map<string, Version[]>();
+  private readonly histories = new Map<string, History>();
   private readonly byRevision = new Map<number, string | string[]>();
   private readonly sortedKeys = new SortedKeys();
   private readonly keysByLease = new Map<string, Set<string>>();
@@ -106,7 +119,7 @@ export class MvccStore {
     const revision = this.checkReadRevision(options.revision);
     if (typeof revision !== 'number') return revision;
     const history = this.histories.get(key);
-    const kv = history === undefined ? null : kvAtRevision(key, history, revision);
+    const kv = history === undefined ? null : kvOf(key, history, revision);
     return {
       ok: true,
       revision: this.currentRevision,
@@ -160,7 +173,8 @@ export class MvccStore {
     const changes: RevisionChange[] = [];
     if (!filter.prefix) {
       // One key: its own history is shorter than the revision log.
-      const history = this.histories.get(filter.key) ?? [];
+      const entry = this.histories.get(filter.key);
+      const history = entry === undefined ? [] : versionsOf(entry);
       for (let i = indexAtRevision(history, from - 1) + 1; i < history.length; i++) {
         const version = history[i]!;
         if (version.revision > to) break;
@@ -174,7 +188,7 @@ export class MvccStore {
       const events: WatchEvent[] = [];
       for (const key of keysOf(keys)) {
         if (!matchesFilter(filter, key)) continue;
-        const history = this.histories.get(key)!;
+        const history = versionsOf(this.histories.get(key)!);
         events.push(eventOf(key, history, indexAtRevision(history, revision)));
       }
       if (events.length > 0) changes.push({ revision, events });
@@ -259,38 +273,32 @@ export class MvccStore {
       revision > this.compactedRevision && revision <= this.currentRevision,
       `mvcc: compact(${revision}) outside (${this.compactedRevision}, ${this.currentRevision}]`,
     );
+    // Revisions up to `revision` leave byRevision (see its invariant); the keys
+    // they wrote are the only ones that can have versions to drop.
     const touched = new Set<string>();
     for (let r = this.compactedRevision + 1; r <= revision; r++) {
       const keys = this.byRevision.get(r);
-      if (keys !== undefined) for (const key of keysOf(keys)) touched.add(key);
+      if (keys === undefined) continue;
+      for (const key of keysOf(keys)) touched.add(key);
+      this.byRevision.delete(r);
     }
-    /** revision → the keys whose version at that revision is dropped. */
-    const dropped = new Map<number, Set<string>>();
     for (const key of touched) {
-      const history = this.histories.get(key)!;
+      const entry = this.histories.get(key)!;
+      const history = versionsOf(entry);
       const keep = indexAtRevision(history, revision);
       const dropCount = history[keep]!.value === null ? keep + 1 : keep;
       for (let i = 0; i < dropCount; i++) {
         const version = history[i]!;
         this.log.del(versionRecordKey(version.revision, version.sub));
-        let keys = dropped.get(version.revision);
-        if (keys === undefined) {
-          keys = new Set();
-          dropped.set(version.revision, keys);
-        }
-        keys.add(key);
       }
       if (dropCount === history.length) {
         this.histories.delete(key);
         this.sortedKeys.remove(key);
+      } else if (dropCount === history.length - 1) {
+        this.histories.set(key, history[dropCount]!);
       } else if (dropCount > 0) {
-        history.splice(0, dropCount);
+        (entry as Version[]).splice(0, dropCount);
       }
-    }
-    for (const [r, keys] of dropped) {
-      const kept = keysOf(this.byRevision.get(r)!).filter((key) => !keys.has(key));
-      if (kept.length === 0) this.byRevision.delete(r);
-      else this.byRevision.set(r, kept.length === 1 ? kept[0]! : kept);
     }
     this.compactedRevision = revision;
   }
@@ -299,13 +307,13 @@ export class MvccStore {
 
   /** Every version, ascending by (revision, sub), built one at a time (snapshots stream them). */
   *versions(): Generator<StoredVersion, void, undefined> {
-    const revisions = [...this.byRevision.keys()].sort((a, b) => a - b);
-    for (const revision of revisions) {
-      for (const key of keysOf(this.byRevision.get(revision)!)) {
-        const history = this.histories.get(key)!;
-        yield history[indexAtRevision(history, revision)]!.toStored(key);
-      }
+    // Compacted revisions are not indexed by revision: order every version here.
+    const order: { key: string; version: Version }[] = [];
+    for (const [key, entry] of this.histories) {
+      for (const version of versionsOf(entry)) order.push({ key, version });
     }
+    order.sort((a, b) => a.version.revision - b.version.revision || a.version.sub - b.version.sub);
+    for (const { key, version } of order) yield version.toStored(key);
   }
 
   /**
@@ -319,6 +327,8 @@ export class MvccStore {
     compactRevision: number,
   ): MvccStore {
     const store = new MvccStore(log);
+    // Set first: append() indexes only uncompacted revisions in byRevision.
+    store.compactedRevision = compactRevision;
     versions.sort((a, b) => a.revision - b.revision || a.sub - b.sub);
     for (const stored of versions) {
       const key = versionKey(stored);
@@ -332,7 +342,6 @@ export class MvccStore {
       'mvcc: persisted meta is behind the persisted versions',
     );
     store.currentRevision = revision;
-    store.compactedRevision = compactRevision;
     return store;
   }
 
@@ -341,7 +350,8 @@ export class MvccStore {
   /** The newest version of a key (a tombstone included), or undefined if it has no history. */
   private latestVersion(key: string): Version | undefined {
     const history = this.histories.get(key);
-    return history === undefined ? undefined : history[history.length - 1];
+    if (history === undefined || !Array.isArray(history)) return history;
+    return history[history.length - 1];
   }
 
   /**
@@ -349,12 +359,12 @@ export class MvccStore {
    * `loading`: the records are already persisted, and fromVersions() indexes the keys at the end.
    */
   private append(key: string, version: Version, prevLease: string | null, loading = false): void {
-    const history = this.histories.get(key);
-    if (history === undefined) {
-      // A literal, not [] then push: push would reserve 17 slots, for most keys 16 too many.
-      this.histories.set(key, [version]);
+    const entry = this.histories.get(key);
+    if (entry === undefined) {
+      this.histories.set(key, version);
       if (!loading) this.sortedKeys.insert(key);
     } else {
+      const history = versionsOf(entry);
       const last = history[history.length - 1]!;
       assert(
         last.revision < version.revision,
@@ -362,13 +372,15 @@ export class MvccStore {
       );
       // Short histories grow by exact copies: push would reserve 16 more slots for each.
       if (history.length < HISTORY_COPY_MAX) this.histories.set(key, history.concat(version));
-      else history.push(version);
+      else (entry as Version[]).push(version);
     }
-    const atRevision = this.byRevision.get(version.revision);
-    if (atRevision === undefined) this.byRevision.set(version.revision, key);
-    else if (typeof atRevision === 'string')
-      this.byRevision.set(version.revision, [atRevision, key]);
-    else atRevision.push(key);
+    if (version.revision > this.compactedRevision) {
+      const atRevision = this.byRevision.get(version.revision);
+      if (atRevision === undefined) this.byRevision.set(version.revision, key);
+      else if (typeof atRevision === 'string')
+        this.byRevision.set(version.revision, [atRevision, key]);
+      else atRevision.push(key);
+    }
     if (prevLease !== null) this.detachLease(prevLease, key);
     if (version.value !== null && version.lease !== null) {
       let keys = this.keysByLease.get(version.lease);
@@ -400,7 +412,7 @@ export class MvccStore {
     const startAfter = after !== undefined && compareKeys(after, prefix) >= 0;
     for (const key of this.sortedKeys.from(startAfter ? after : prefix, startAfter)) {
       if (!key.startsWith(prefix)) break;
-      const kv = kvAtRevision(key, this.histories.get(key)!, revision);
+      const kv = kvOf(key, this.histories.get(key)!, revision);
       if (kv === null) continue;
       if (limit > 0 && kvs.length === limit) return { kvs, more: true };
       kvs.push(kv);
@@ -437,6 +449,20 @@ export class MvccStore {
       { compactRevision: this.compactedRevision },
     );
   }
+}
+
+/**
+ * A key's versions as an array. A lone version gets a one-slot array that
+ * lives only as long as the read that asked (callers never keep it).
+ */
+function versionsOf(history: History): readonly Version[] {
+  return Array.isArray(history) ? history : [history];
+}
+
+/** kvAtRevision of a History, without an array for a lone version (range scans read many). */
+function kvOf(key: string, history: History, revision: number): KeyValue | null {
+  if (Array.isArray(history)) return kvAtRevision(key, history, revision);
+  return history.revision <= revision && history.value !== null ? history.kv(key) : null;
 }
 
 /** The keys of a byRevision entry, in sub order. */
