@@ -70,7 +70,6 @@ export interface LoadedState {
   members: Map<string, MemberRecord>;
 }
 
-/** Opens (or creates, if the dir is missing or empty) the node's database at an absolute path. */
 /**
  * LevelDB's block cache (default 8 MB). Everything the node reads is kept in
  * memory (log cache, KV state) and read from disk only by whole-sublevel scans
@@ -80,6 +79,7 @@ export interface LoadedState {
  */
 const BLOCK_CACHE_BYTES = 1024 * 1024;
 
+/** Opens (or creates, if the dir is missing or empty) the node's database at an absolute path. */
 export async function openDatabase(dir: string): Promise<Db> {
   const createIfMissing = await inspectDataDir(dir);
   const db: Db = new Level<Uint8Array, Uint8Array>(dir, {
