@@ -11,6 +11,7 @@ import {
   type ConfState,
   decodeConfChange,
   type Entry,
+  type HardState,
   type Message,
   NONE,
   RawNode,
@@ -118,6 +119,8 @@ export class RaftKvNode {
   /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
   private revisionSamples: { atMs: number; revision: number }[] = [];
   private revisionCompactionPending = false;
+  /** A commit-only hard state not yet written; it rides with the next write. */
+  private unsavedHardState: HardState | undefined;
   /** Entries were applied since the applied state last went to storage. */
   private appliedUnsaved = false;
   /** A membership applied since then, to write with it. */
@@ -273,7 +276,7 @@ export class RaftKvNode {
       this.watches.onTick(this.config.tickMs);
       this.leaseKeeper.tick();
       this.maybeAutoCompact();
-      this.saveApplied();
+      this.saveDeferred();
       if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
         this.maybePublishClientUrl();
       this.scheduleReady();
@@ -336,13 +339,18 @@ export class RaftKvNode {
     // state of earlier Readys rides along in the same batch.
     let written: Promise<void> | undefined;
     if (rd.snapshot) {
-      this.saveApplied();
+      this.saveDeferred();
       await this.installSnapshot(rd);
     } else if (rd.mustSync) {
-      written = this.storage.persistReady(rd, true, this.takeAppliedWrite());
+      written = this.storage.persistReady(
+        this.withUnsavedHardState(rd),
+        true,
+        this.takeAppliedWrite(),
+      );
     } else if (rd.hardState) {
-      // Only the commit index moved: nothing sent or applied depends on it being on disk.
-      this.inBackground(this.storage.persistReady(rd, false, this.takeAppliedWrite()));
+      // Only the commit index moved: nothing sent or applied depends on it being on disk
+      // (after a restart the leader tells the commit again), so it waits for the next write.
+      this.unsavedHardState = rd.hardState;
     }
     // 3 before 2. Committed entries are on the disks of a quorum already, so they are
     // applied (and answered) while our own write is in flight; their applied state
@@ -449,12 +457,28 @@ export class RaftKvNode {
     };
   }
 
-  /** Writes the applied state on its own (storage keeps writes in call order). */
-  private saveApplied(): void {
-    const { applied } = this.takeAppliedWrite();
-    if (!applied) return;
+  /** `rd`, carrying the newest commit-only hard state not yet written if it has none of its own. */
+  private withUnsavedHardState(rd: Ready): Ready {
+    const unsaved = this.unsavedHardState;
+    this.unsavedHardState = undefined;
+    return rd.hardState || !unsaved ? rd : { ...rd, hardState: unsaved };
+  }
+
+  /**
+   * Writes what waits for the next log write — the commit-only hard state and
+   * the applied state — on its own (storage keeps writes in call order).
+   */
+  private saveDeferred(): void {
+    const hardState = this.unsavedHardState;
+    this.unsavedHardState = undefined;
+    const applied = this.takeAppliedWrite();
+    if (!hardState && !applied.applied) return;
     this.inBackground(
-      this.storage.persistApplied(applied.appliedIndex, applied.confState, applied.kvMutations),
+      this.storage.persistReady(
+        { entries: [], ...(hardState ? { hardState } : {}) },
+        false,
+        applied,
+      ),
     );
   }
 
@@ -513,7 +537,7 @@ export class RaftKvNode {
     if (applied - this.snapshotIndex < this.config.snapshotCount) return;
     const term = this.raw.raft.log.term(applied);
     if (term === undefined) return;
-    this.saveApplied(); // compaction drops log entries only below what storage has applied
+    this.saveDeferred(); // compaction drops log entries only below what storage has applied
     await this.storage.compact(applied, term, this.confState, this.config.snapshotCatchUpEntries);
     this.snapshotIndex = applied;
   }
@@ -884,7 +908,7 @@ export class RaftKvNode {
     );
     this.watches.closeAll('shutdown');
     for (let i = 0; i < 200 && this.readyRunning; i++) await new Promise((r) => setTimeout(r, 5));
-    this.saveApplied();
+    this.saveDeferred();
     await this.peerServer?.close().catch(() => {});
     await this.transport.close().catch(() => {});
     await this.forwarder.close();
