@@ -32,10 +32,10 @@ export class StorageError extends Error {
   }
 }
 
+// Only what this version can do: membership changes over HTTP and `raftkv restore` do not exist yet.
 const REJOIN_ADVICE =
-  'restore the directory from a backup (raftkv restore), or remove this member from the ' +
-  'cluster (DELETE /v1/cluster/members/{id} on a healthy member), empty the directory and ' +
-  'add the member back (POST /v1/cluster/members) so that it receives a snapshot from the leader';
+  'restore the directory from a copy taken while this member was stopped; the other members ' +
+  'keep serving meanwhile as long as a majority of them is healthy';
 
 export function corruptError(dataDir: string, what: string, cause?: unknown): StorageError {
   return new StorageError(

@@ -161,7 +161,7 @@ t.test('replaceKv in chunks: a large state, and a crash in between is reported',
   await again.close();
   await t.rejects(LevelRaftStorage.open(again.dataDir), {
     code: 'install_incomplete',
-    message: /snapshot at index 9 was written only in part.*remove this member/,
+    message: /snapshot at index 9 was written only in part.*restore the directory from a copy/,
   });
 });
 
