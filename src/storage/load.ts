@@ -30,7 +30,7 @@ import {
   lockedError,
   type StorageError,
 } from './errors.js';
-import { META_KEY, maybeDecodeLogKey, RAFT_KEY, SUBLEVEL } from './keys.js';
+import { encodeLogKey, META_KEY, maybeDecodeLogKey, RAFT_KEY, SUBLEVEL } from './keys.js';
 import { LogCache } from './log-cache.js';
 
 /** The on-disk format this binary writes, and the newest it reads. */
@@ -241,11 +241,15 @@ async function readIdentity(
   };
 }
 
-/** The stored entries: contiguous from start.index + 1, terms never decreasing (Raft §5.3). */
+/**
+ * The stored entries: contiguous from start.index + 1, terms never decreasing
+ * (Raft §5.3). Entries at or below the start are left over from a compaction
+ * that stopped between moving the start and deleting them: not read.
+ */
 async function readLog(dir: string, sub: Sublevels, start: LogPosition): Promise<Entry[]> {
   const entries: Entry[] = [];
   let prevTerm = start.term;
-  for await (const [key, value] of sub.log.iterator()) {
+  for await (const [key, value] of sub.log.iterator({ gt: encodeLogKey(start.index) })) {
     const index = maybeDecodeLogKey(key);
     if (index === undefined) throw corruptError(dir, `a log key is ${key.byteLength} bytes, not 8`);
     const expected = start.index + entries.length + 1;
