@@ -138,7 +138,9 @@ for (const c of CORRUPTIONS) {
     const err = await LevelRaftStorage.open(dir).catch((e: unknown) => e);
     t.type(err, StorageError);
     t.match(err, { code: 'corrupt', dataDir: dir, message: c.message });
-    t.match(err, { message: /restore the directory from a copy taken while this member was stopped/ });
+    t.match(err, {
+      message: /restore the directory from a copy taken while this member was stopped/,
+    });
   });
 }
 

@@ -63,6 +63,23 @@ export async function startNodes(
   return nodes;
 }
 
+/** A transport with no server of its own, for talking to a fake peer; records unreachable reports. */
+export function sender(
+  nodeId: NodeId,
+  options: Partial<HttpTransportOptions> = {},
+): { transport: HttpTransport; unreachable: NodeId[] } {
+  const unreachable: NodeId[] = [];
+  const transport = new HttpTransport({
+    nodeId,
+    clusterId: CLUSTER,
+    onMessage: () => {},
+    onUnreachable: (to) => unreachable.push(to),
+    logger: { warn: () => {}, error: () => {} },
+    ...options,
+  });
+  return { transport, unreachable };
+}
+
 export async function closeNodes(nodes: Map<NodeId, TestNode>): Promise<void> {
   await Promise.all([...nodes.values()].map((n) => n.transport.close()));
   await Promise.all([...nodes.values()].map((n) => n.server.close()));

@@ -9,7 +9,7 @@ import { request } from 'undici';
 import { type Message, message } from '../../src/raft/messages.js';
 import { decodeBatch } from '../../src/transport/codec.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
-import { CLUSTER, deadUrl, sleep, startNodes, waitFor } from './helpers.js';
+import { CLUSTER, deadUrl, sender, sleep, startNodes, waitFor } from './helpers.js';
 
 const MIB = 1024 * 1024;
 
@@ -218,15 +218,7 @@ t.test('a slow peer gets a bounded queue: the oldest messages are dropped', asyn
   const address = slow.server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
 
-  const unreachable: string[] = [];
-  const n1 = new HttpTransport({
-    nodeId: 'n1',
-    clusterId: CLUSTER,
-    onMessage: () => {},
-    onUnreachable: (to) => unreachable.push(to),
-    maxQueuedMessages: 10,
-    logger: { warn: () => {}, error: () => {} },
-  });
+  const { transport: n1, unreachable } = sender('n1', { maxQueuedMessages: 10 });
   n1.addPeer('slow', `http://127.0.0.1:${address.port}`);
   t.teardown(async () => {
     release();
@@ -255,14 +247,7 @@ t.test('a slow peer gets a bounded queue: the oldest messages are dropped', asyn
 t.test('another cluster gets 403 and delivers nothing', async (t) => {
   const nodes = await startNodes(t, ['n1']);
   const n1 = nodes.get('n1')!;
-  const unreachable: string[] = [];
-  const stranger = new HttpTransport({
-    nodeId: 'n2',
-    clusterId: 'other-cluster',
-    onMessage: () => {},
-    onUnreachable: (to) => unreachable.push(to),
-    logger: { warn: () => {}, error: () => {} },
-  });
+  const { transport: stranger, unreachable } = sender('n2', { clusterId: 'other-cluster' });
   t.teardown(() => stranger.close());
   stranger.addPeer('n1', n1.url);
   stranger.send([heartbeat('n2', 'n1', 1)]);

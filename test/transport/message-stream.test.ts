@@ -9,8 +9,7 @@ import net from 'node:net';
 import t from 'tap';
 import { message } from '../../src/raft/messages.js';
 import { encodeRaftFrame } from '../../src/transport/frames.js';
-import { HttpTransport } from '../../src/transport/http-transport.js';
-import { CLUSTER, sleep, startNodes, waitFor } from './helpers.js';
+import { CLUSTER, sender, sleep, startNodes, waitFor } from './helpers.js';
 
 const heartbeat = (from: string, to: string, commit: number) =>
   message({ type: 'heartbeat', from, to, term: 1, commit });
@@ -160,15 +159,9 @@ t.test('a stream whose reader stopped reading is cut after requestTimeoutMs', as
   });
   await new Promise<void>((resolve) => stuck.listen(0, '127.0.0.1', resolve));
   const { port } = stuck.address() as net.AddressInfo;
-  const unreachable: string[] = [];
-  const n1 = new HttpTransport({
-    nodeId: 'n1',
-    clusterId: CLUSTER,
-    onMessage: () => {},
-    onUnreachable: (to) => unreachable.push(to),
+  const { transport: n1, unreachable } = sender('n1', {
     requestTimeoutMs: 300,
     maxQueuedBytes: 1 << 30,
-    logger: { warn: () => {}, error: () => {} },
   });
   t.teardown(async () => {
     await n1.close();
