@@ -10,7 +10,8 @@
  * a slow link gets bigger batches, not more writes. A stream that stays full
  * for `requestTimeoutMs` is cut. A peer that does not know streams (404 to
  * the upgrade) gets one POST /raft/messages per batch instead, at most one in
- * flight. Either way messages stay in order per peer (out-of-order appends
+ * flight, and is offered a stream again every `streamRetryMs` (it may have
+ * been upgraded meanwhile). Either way messages stay in order per peer (out-of-order appends
  * would only be rejected and cost a round of backtracking).
  * Each queue is bounded: beyond the bound the oldest messages are dropped
  * (Raft tolerates loss and resends) and the peer is reported unreachable.
@@ -91,6 +92,8 @@ export interface HttpTransportOptions {
   connectTimeoutMs?: number;
   /** Connections per peer: one carries batches, one a snapshot. Default 2. */
   connectionsPerPeer?: number;
+  /** A peer that refused streams (404) is offered one again after this long (it may have been upgraded). Default 30 s. */
+  streamRetryMs?: number;
   /** Limits of the receiving side (the routes). */
   receive?: PeerReceiveLimits;
   /** Fault injection when sending (tests only). */
@@ -178,8 +181,9 @@ interface PeerLink {
   redialDelayMs: number;
   /** Cuts a stream whose buffer stayed full too long. */
   stallTimer: NodeJS.Timeout | undefined;
-  /** The peer refused streams (404): batches go by POST. */
+  /** The peer refused streams (404): batches go by POST until `postOnlyUntilMs`. */
   postOnly: boolean;
+  postOnlyUntilMs: number;
   /** A POST /raft/messages is in flight. */
   sending: boolean;
   /** A snapshot transfer is in flight. */
@@ -310,6 +314,7 @@ export class HttpTransport {
       redialDelayMs: 0,
       stallTimer: undefined,
       postOnly: false,
+      postOnlyUntilMs: 0,
       sending: false,
       sendingSnapshot: false,
     });
@@ -431,6 +436,9 @@ export class HttpTransport {
     if (this.closed) return;
     for (const peer of this.peers.values()) {
       if (peer.queue.length === 0 && peer.appFrames.length === 0) continue;
+      if (peer.postOnly && !peer.sending && performance.now() >= peer.postOnlyUntilMs) {
+        peer.postOnly = false; // offer a stream again: the peer may have been upgraded
+      }
       if (peer.postOnly) {
         if (!peer.sending) this.sendBatch(peer);
       } else if (peer.stream) {
@@ -573,6 +581,7 @@ export class HttpTransport {
         } else if (outcome.refusedStatus === 404) {
           this.logger.warn({ to: peer.id }, 'peer has no message streams; sending batches by POST');
           peer.postOnly = true;
+          peer.postOnlyUntilMs = performance.now() + (this.opts.streamRetryMs ?? 30_000);
           if (peer.appFrames.length > 0) {
             peer.appFrames = [];
             this.markUnreachable(peer.id);

@@ -9,6 +9,7 @@ import net from 'node:net';
 import t from 'tap';
 import { message } from '../../src/raft/messages.js';
 import { encodeRaftFrame } from '../../src/transport/frames.js';
+import { HttpTransport } from '../../src/transport/http-transport.js';
 import { CLUSTER, sender, sleep, startNodes, waitFor } from './helpers.js';
 
 const heartbeat = (from: string, to: string, commit: number) =>
@@ -185,3 +186,50 @@ t.test('a stream whose reader stopped reading is cut after requestTimeoutMs', as
   await waitFor(() => unreachable.includes('stuck'), 5000, 'stall reported');
   t.ok(n1.stats.batchesFailed >= 1, 'the stalled stream counts as failed');
 });
+
+t.test(
+  'a peer that had no streams is offered one again once it may have been upgraded',
+  async (t) => {
+    const { default: Fastify } = await import('fastify');
+    // First an older peer: POST batches only (the upgrade gets 404).
+    const old = Fastify({ logger: false });
+    let posts = 0;
+    old.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_r, b, done) =>
+      done(null, b),
+    );
+    old.post('/raft/messages', async (_req, reply) => {
+      posts++;
+      reply.code(204).send();
+    });
+    await old.listen({ host: '127.0.0.1', port: 0 });
+    const port = (old.server.address() as net.AddressInfo).port;
+    const { transport: n1 } = sender('n1', { streamRetryMs: 100 });
+    t.teardown(() => n1.close());
+    n1.addPeer('n2', `http://127.0.0.1:${port}`);
+    n1.send([heartbeat('n1', 'n2', 1)]);
+    await waitFor(() => posts === 1, 3000, 'first batch by POST');
+    t.equal(n1.stats.streamsOpened, 0);
+
+    // The peer restarts as a node with streams, on the same address.
+    await old.close();
+    const received: number[] = [];
+    const upgraded = new HttpTransport({
+      nodeId: 'n2',
+      clusterId: CLUSTER,
+      onMessage: (m) => received.push(m.commit),
+    });
+    const app = Fastify({ logger: false });
+    await app.register(upgraded.routes);
+    await app.listen({ host: '127.0.0.1', port });
+    t.teardown(async () => {
+      await upgraded.close();
+      await app.close();
+    });
+    for (let i = 0; i < 100 && n1.stats.streamsOpened === 0; i++) {
+      n1.send([heartbeat('n1', 'n2', 2)]);
+      await sleep(20);
+    }
+    t.equal(n1.stats.streamsOpened, 1, 'a stream once the retry time passed');
+    await waitFor(() => received.includes(2), 3000, 'delivered');
+  },
+);
