@@ -343,12 +343,9 @@ export class LevelRaftStorage implements RaftStorage {
     });
   }
 
+  /** An applied state may only move forward, and only over committed entries. */
   private checkApplied(appliedIndex: number, commit: number): void {
-    assert(
-      Number.isSafeInteger(appliedIndex) && appliedIndex >= 0,
-      `bad applied index ${appliedIndex}`,
-    );
-    assert(appliedIndex <= commit, `applied index ${appliedIndex} beyond commit ${commit}`);
+    this.assertApplicable(appliedIndex, commit);
     assert(appliedIndex >= this.applied, `applied index ${appliedIndex} is behind ${this.applied}`);
   }
 
@@ -568,13 +565,12 @@ export class LevelRaftStorage implements RaftStorage {
     }
   }
 
-  /** The state machine may only reflect committed entries. */
-  private assertApplicable(appliedIndex: number): void {
+  /** The state machine may only reflect committed entries (`commit`: the one written with it). */
+  private assertApplicable(appliedIndex: number, commit = this.cache.hardState.commit): void {
     assert(
       Number.isSafeInteger(appliedIndex) && appliedIndex >= 0,
       `bad applied index ${appliedIndex}`,
     );
-    const commit = this.cache.hardState.commit;
     assert(appliedIndex <= commit, `applied index ${appliedIndex} beyond commit ${commit}`);
   }
 }
