@@ -11,7 +11,6 @@ import {
   type ConfState,
   decodeConfChange,
   type Entry,
-  type HardState,
   type Message,
   NONE,
   RawNode,
@@ -19,10 +18,11 @@ import {
   SeededRandom,
   type Snapshot,
 } from '../raft/index.js';
-import { type AppliedWrite, LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { Deadlines } from './deadlines.js';
+import { DeferredState } from './deferred-state.js';
 import { ServerError } from './errors.js';
 import {
   type ForwardedWrite,
@@ -119,12 +119,8 @@ export class RaftKvNode {
   /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
   private revisionSamples: { atMs: number; revision: number }[] = [];
   private revisionCompactionPending = false;
-  /** A commit-only hard state not yet written; it rides with the next write. */
-  private unsavedHardState: HardState | undefined;
-  /** Entries were applied since the applied state last went to storage. */
-  private appliedUnsaved = false;
-  /** A membership applied since then, to write with it. */
-  private unsavedConfState: ConfState | undefined;
+  /** The commit-only hard state and applied state that ride with the next write. */
+  private readonly deferred = new DeferredState();
   peerUrl = '';
 
   private constructor(
@@ -343,14 +339,14 @@ export class RaftKvNode {
       await this.installSnapshot(rd);
     } else if (rd.mustSync) {
       written = this.storage.persistReady(
-        this.withUnsavedHardState(rd),
+        this.deferred.withHardState(rd),
         true,
-        this.takeAppliedWrite(),
+        this.deferred.takeApplied(this.kv),
       );
     } else if (rd.hardState) {
       // Only the commit index moved: nothing sent or applied depends on it being on disk
       // (after a restart the leader tells the commit again), so it waits for the next write.
-      this.unsavedHardState = rd.hardState;
+      this.deferred.commitMoved(rd.hardState);
     }
     // 3 before 2. Committed entries are on the disks of a quorum already, so they are
     // applied (and answered) while our own write is in flight; their applied state
@@ -429,39 +425,14 @@ export class RaftKvNode {
       this.proposals.applied(e.index, e.term, result);
     }
     this.metrics.appliedEntries.inc(entries.length);
-    if (confState) {
-      this.confState = confState;
-      this.unsavedConfState = confState;
-    }
+    if (confState) this.confState = confState;
     // Reads are served from memory. The applied state is only what a restart
     // resumes from (the log holds the rest), so it waits, unsynced, for the next
     // log write, the next tick, a compaction or the stop.
-    this.appliedUnsaved = true;
+    this.deferred.entriesApplied(confState);
     this.applied.advance(this.kv.appliedIndex);
     this.revisions.advance(this.kv.revision);
     if (membersChanged) this.inBackground(this.storage.saveMembers(this.members.list()));
-  }
-
-  /** The applied state not yet handed to storage, taken so the caller writes it. */
-  private takeAppliedWrite(): { applied?: AppliedWrite } {
-    if (!this.appliedUnsaved) return {};
-    this.appliedUnsaved = false;
-    const confState = this.unsavedConfState;
-    this.unsavedConfState = undefined;
-    return {
-      applied: {
-        appliedIndex: this.kv.appliedIndex,
-        confState,
-        kvMutations: this.kv.takeMutations(),
-      },
-    };
-  }
-
-  /** `rd`, carrying the newest commit-only hard state not yet written if it has none of its own. */
-  private withUnsavedHardState(rd: Ready): Ready {
-    const unsaved = this.unsavedHardState;
-    this.unsavedHardState = undefined;
-    return rd.hardState || !unsaved ? rd : { ...rd, hardState: unsaved };
   }
 
   /**
@@ -469,17 +440,8 @@ export class RaftKvNode {
    * the applied state — on its own (storage keeps writes in call order).
    */
   private saveDeferred(): void {
-    const hardState = this.unsavedHardState;
-    this.unsavedHardState = undefined;
-    const applied = this.takeAppliedWrite();
-    if (!hardState && !applied.applied) return;
-    this.inBackground(
-      this.storage.persistReady(
-        { entries: [], ...(hardState ? { hardState } : {}) },
-        false,
-        applied,
-      ),
-    );
+    const all = this.deferred.takeAll(this.kv);
+    if (all) this.inBackground(this.storage.persistReady(all.ready, false, all.applied));
   }
 
   /** A write nobody waits for; its failure stops the node like any failed disk write. */
