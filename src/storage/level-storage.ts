@@ -39,6 +39,7 @@ import {
   type Sublevels,
 } from './load.js';
 import type { LogCache } from './log-cache.js';
+import { SublevelKeys } from './sublevel-keys.js';
 
 /** The part of a Ready that goes to stable storage (a Ready is assignable to it). */
 export interface PersistableReady {
@@ -101,6 +102,8 @@ export class LevelRaftStorage implements RaftStorage {
   readonly dataDir: string;
   private readonly db: Db;
   private readonly sub: Sublevels;
+  /** Prefixed keys for the hot path's batches (see SublevelKeys). */
+  private readonly keys: { log: SublevelKeys; raft: SublevelKeys; kv: SublevelKeys };
   private readonly kvBatchMaxBytes: number;
   private ident: StorageIdentity | undefined;
   private readonly cache: LogCache;
@@ -120,6 +123,11 @@ export class LevelRaftStorage implements RaftStorage {
     this.dataDir = dataDir;
     this.db = db;
     this.sub = sub;
+    this.keys = {
+      log: new SublevelKeys(sub.log),
+      raft: new SublevelKeys(sub.raft),
+      kv: new SublevelKeys(sub.kv),
+    };
     this.ident = state.identity;
     this.cache = state.cache;
     this.applied = state.appliedIndex;
@@ -281,21 +289,21 @@ export class LevelRaftStorage implements RaftStorage {
       }
       if (!snap && ents.length === 0 && !hs && !applied) return;
 
-      const log = { sublevel: this.sub.log };
+      const { log, raft } = this.keys;
       const r = { sublevel: this.sub.raft };
       const batch = this.db.batch();
       // A snapshot replaces the whole log; otherwise a conflicting suffix goes (Raft §5.3).
       // Deletes come first: a later put of the same key in the batch wins.
       for (let i = snap ? oldFirst : newLast + 1; i <= oldLast; i++) {
-        batch.del(encodeLogKey(i), log);
+        batch.del(log.ofBytes(encodeLogKey(i)));
       }
       if (snap) {
         batch.put(RAFT_KEY.snapshot, encodeSnapshotMetadata(snap), r);
         batch.put(RAFT_KEY.logStart, encodeLogPosition({ index: snap.index, term: snap.term }), r);
         batch.put(RAFT_KEY.confState, encodeConfState(snap.confState), r);
       }
-      for (const e of ents) batch.put(encodeLogKey(e.index), encodeEntry(e), log);
-      if (hs) batch.put(RAFT_KEY.hardState, encodeHardState(hs), r);
+      for (const e of ents) batch.put(log.ofBytes(encodeLogKey(e.index)), encodeEntry(e));
+      if (hs) batch.put(raft.ofText(RAFT_KEY.hardState), encodeHardState(hs));
       const install = snap && installRecords;
       if (install) {
         const kv = { sublevel: this.sub.kv };
@@ -350,14 +358,14 @@ export class LevelRaftStorage implements RaftStorage {
   }
 
   private addApplied(batch: Batch, applied: AppliedWrite): void {
-    const kv = { sublevel: this.sub.kv };
+    const { kv, raft } = this.keys;
     for (const m of applied.kvMutations) {
-      if (m.type === 'put') batch.put(m.key, m.value, kv);
-      else batch.del(m.key, kv);
+      if (m.type === 'put') batch.put(kv.ofText(m.key), m.value);
+      else batch.del(kv.ofText(m.key));
     }
-    const r = { sublevel: this.sub.raft };
-    batch.put(RAFT_KEY.applied, encodeIndex(applied.appliedIndex), r);
-    if (applied.confState) batch.put(RAFT_KEY.confState, encodeConfState(applied.confState), r);
+    batch.put(raft.ofText(RAFT_KEY.applied), encodeIndex(applied.appliedIndex));
+    if (applied.confState)
+      batch.put(raft.ofText(RAFT_KEY.confState), encodeConfState(applied.confState));
   }
 
   private appliedWritten(applied: AppliedWrite): void {
