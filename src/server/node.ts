@@ -328,9 +328,6 @@ export class RaftKvNode {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
-    // 0. A leader's replication traffic leaves at once: followers write while we do.
-    if (rd.eagerMessages.length > 0)
-      this.transport.send(rd.eagerMessages.map((m) => this.withSnapshotData(m)));
     // 1. Persist before anything that depends on it leaves this node. The applied
     // state of earlier Readys rides along in the same batch.
     let written: Promise<void> | undefined;
@@ -348,6 +345,11 @@ export class RaftKvNode {
       // (after a restart the leader tells the commit again), so it waits for the next write.
       this.deferred.commitMoved(rd.hardState);
     }
+    // 0. A leader's replication traffic leaves now, not at the next turn of the event
+    // loop: followers write while we do. (After starting our write, which then runs
+    // on libuv's thread pool while these frames are written.)
+    if (rd.eagerMessages.length > 0)
+      this.transport.sendNow(rd.eagerMessages.map((m) => this.withSnapshotData(m)));
     // 3 before 2. Committed entries are on the disks of a quorum already, so they are
     // applied (and answered) while our own write is in flight; their applied state
     // goes with the next write.
@@ -355,7 +357,7 @@ export class RaftKvNode {
     if (written) await written;
     // 2. Send what promises our write is durable.
     if (rd.messages.length > 0)
-      this.transport.send(rd.messages.map((m) => this.withSnapshotData(m)));
+      this.transport.sendNow(rd.messages.map((m) => this.withSnapshotData(m)));
     // 4. Reads whose index is known.
     for (const rs of rd.readStates) this.reads.onReadState(rs);
     await this.maybeCompact();
@@ -690,7 +692,9 @@ export class RaftKvNode {
       this.proposals.register(first + i, result.term).then(p.resolve, p.reject);
     });
     this.metrics.proposals.inc(batch.length);
-    this.scheduleReady();
+    // This is already a turn of its own (proposals batch per turn): the append
+    // starts now rather than one more turn of the event loop later.
+    void this.runReady();
   }
 
   private withDeadline<T>(

@@ -361,6 +361,21 @@ export class HttpTransport {
     }
   }
 
+  /**
+   * Like send(), but what can go out on an open stream is written now rather
+   * than at the next flush: a leader's appends reach its followers one event-loop
+   * turn (0.1–0.3 ms on a busy machine) earlier, while its own disk write runs.
+   * Everything else (dialing, POST batches, reports) still waits for the flush.
+   */
+  sendNow(messages: readonly Message[]): void {
+    this.send(messages);
+    if (this.closed) return;
+    for (const peer of this.peers.values()) {
+      if (peer.queue.length === 0 || peer.postOnly || !peer.stream) continue;
+      if (!peer.stream.writableNeedDrain) this.writeFrames(peer, peer.stream);
+    }
+  }
+
   /** Stops everything: aborts in-flight requests, closes every connection and the server, if any. */
   close(): Promise<void> {
     if (!this.closing) this.closing = this.doClose();
@@ -489,9 +504,10 @@ export class HttpTransport {
   }
 
   /**
-   * Queues a frame of the layer above (kind FRAME_APP_MIN..FRAME_APP_MAX) for
-   * `to`'s stream; it leaves at the next flush, after the Raft messages queued
-   * before it. False, and nothing queued, when `to` is unknown or takes no
+   * Sends a frame of the layer above (kind FRAME_APP_MIN..FRAME_APP_MAX) on
+   * `to`'s stream: now when the stream is open (the caller batches per turn of
+   * the event loop), else at the next flush; after the Raft messages queued
+   * before it either way. False, and nothing queued, when `to` is unknown or takes no
    * streams, or its stream cannot be opened right now: use another way then.
    * Frames queued when a stream breaks are lost with it (reported unreachable).
    */
@@ -502,11 +518,12 @@ export class HttpTransport {
     if (this.closed || !peer || peer.postOnly) return false;
     if (!peer.stream && !peer.dialing && performance.now() < peer.redialAtMs) return false;
     peer.appFrames.push(encodeFrame(kind, payload));
-    this.scheduleFlush();
+    if (peer.stream && !peer.stream.writableNeedDrain) this.writeFrames(peer, peer.stream);
+    else this.scheduleFlush();
     return true;
   }
 
-  /** Whether `to`'s stream is open now (frames sent to it leave at the next flush). */
+  /** Whether `to`'s stream is open now. */
   hasStream(to: NodeId): boolean {
     return this.peers.get(to)?.stream !== undefined;
   }
