@@ -8,12 +8,13 @@ import { setFlagsFromString } from 'node:v8';
  *   100 %             290–300 MB   ~145 µs
  *    75 %             270–275 MB   ~146 µs
  *    50 %             205–270 MB   ~160 µs (more frequent major GCs)
- * 100 % keeps the node under 300 MB (a later run: 234 MB loaded, 282 MB peak
- * over 30 s of overwrites, 123 µs per write) at about V8's own CPU cost; 50 %
- * cost 8 % of put throughput on a 3-node cluster (`npm run bench`-like load,
- * same-run comparison). Lower it when memory matters more than CPU.
+ * Later, with a cheaper write path (~100 µs per write, 10k writes/s), 100 %
+ * peaked at 284–306 MB over 60 s of overwrites and 75 % at 271 MB for the same
+ * CPU per write; on a 3-node cluster at 256 puts in flight 75 % and 100 % did
+ * the same within noise (5,950–6,190 vs 5,700–6,080 puts/s), while 50 % cost
+ * 8 %. So 75 %. Raise it when CPU matters more than memory.
  */
-export const DEFAULT_HEAP_GROWING_PERCENT = 100;
+export const DEFAULT_HEAP_GROWING_PERCENT = 75;
 
 const V8_FLAG = /--heap[-_]growing[-_]percent/;
 
