@@ -638,6 +638,25 @@ function buildProgram(): Command {
     );
 
   program
+    .command('move-leader')
+    .description('hand leadership to a member (by id), or to the most caught-up voter')
+    .argument('[member-id]', 'the member to lead next (see `kvctl members`)')
+    .action((to: string | undefined, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.moveLeader(to);
+        if (format === 'json') printJson(res);
+        else
+          print(
+            fields([
+              ['leader', res.leader],
+              ['term', res.term],
+            ]),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  program
     .command('compact')
     .description('drop history before a revision')
     .argument('<revision>', 'first revision to keep', integer(1))

@@ -87,6 +87,11 @@ export interface ApiService {
 
   status(): Promise<StatusView>;
   members(): Promise<MembersView>;
+  /** Hands leadership to `to` (or the most caught-up voter); resolves once it moved. */
+  transferLeader(
+    to: string | undefined,
+    signal: AbortSignal,
+  ): Promise<{ leader: string; term: number }>;
   /** 200 when the node has a leader and its applied index is caught up. */
   health(): Promise<{ healthy: boolean; reason?: string }>;
   metrics(): Promise<{ contentType: string; body: string }>;

@@ -28,6 +28,7 @@ import type {
   Lock,
   LockOptions,
   MembersResponse,
+  MoveLeaderResponse,
   ObserveOptions,
   PutOptions,
   PutResponse,
@@ -494,6 +495,24 @@ export class Client {
 
   async members(options: EndpointOptions = {}): Promise<MembersResponse> {
     return this.node<MembersResponse>('/v1/cluster/members', options);
+  }
+
+  /**
+   * Hands leadership to member `to`, or without it to the most caught-up
+   * voter; resolves once the new leader is in office. 503 when it did not move
+   * in time (the old leader still leads), 504 when no leader was seen yet.
+   */
+  async moveLeader(
+    to?: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<MoveLeaderResponse> {
+    const res = await this.transport.call<MoveLeaderResponse>({
+      method: 'POST',
+      path: '/v1/cluster/leader',
+      body: to === undefined ? {} : { to },
+      signal: options.signal,
+    });
+    return res.body;
   }
 
   /**

@@ -196,6 +196,12 @@ export interface MembersResponse {
   members: Member[];
 }
 
+/** POST /v1/cluster/leader: who leads once leadership moved, and in which term. */
+export interface MoveLeaderResponse {
+  leader: string;
+  term: number;
+}
+
 export interface HealthResponse {
   /** true when the node answered 200: it has a leader and its applied index is caught up. */
   healthy: boolean;

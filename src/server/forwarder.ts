@@ -1,14 +1,16 @@
 import { Buffer } from 'node:buffer';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Pool } from 'undici';
 import type { Command } from '../kv/commands.js';
 import type { CommandResult } from '../kv/results.js';
 import type { FaultFilter } from '../transport/fault-filter.js';
 import { ServerError, type ServerErrorCode } from './errors.js';
+import type { TransferResult } from './leader-transfer.js';
 import type { ServerCommand } from './server-commands.js';
 
 export const PATH_PROPOSE = '/raft/propose';
 export const PATH_LEASES = '/raft/leases';
+export const PATH_TRANSFER_LEADER = '/raft/transfer-leader';
 
 /** Stream frame kinds (transport/frames.ts: FRAME_APP_MIN and up are ours). */
 export const FRAME_FORWARD_WRITES = 16;
@@ -302,39 +304,78 @@ export class Forwarder {
   }
 
   /** Asks the leader for lease views (only it knows the deadlines). */
-  async leases(
+  leases(to: LeaderPeer, id: string | undefined, signal: AbortSignal): Promise<LeaseViewWire[]> {
+    return this.askLeader(
+      to,
+      PATH_LEASES,
+      id === undefined ? {} : { id },
+      signal,
+      'about leases',
+      (reply) => (reply as { leases?: LeaseViewWire[] }).leases,
+    );
+  }
+
+  /** Asks the leader to hand leadership over (only it can). */
+  transferLeader(
     to: LeaderPeer,
-    id: string | undefined,
+    target: string | undefined,
     signal: AbortSignal,
-  ): Promise<LeaseViewWire[]> {
+  ): Promise<TransferResult> {
+    return this.askLeader(
+      to,
+      PATH_TRANSFER_LEADER,
+      target === undefined ? {} : { to: target },
+      signal,
+      'to hand over leadership',
+      (reply) => {
+        const r = reply as Partial<TransferResult>;
+        return typeof r.leader === 'string' && typeof r.term === 'number'
+          ? { leader: r.leader, term: r.term }
+          : undefined;
+      },
+    );
+  }
+
+  /**
+   * One POST to the leader's peer port; `pick` finds the answer in its reply,
+   * which otherwise carries the leader's error. Unreachable: 503.
+   */
+  private async askLeader<T>(
+    to: LeaderPeer,
+    path: string,
+    body: object,
+    signal: AbortSignal,
+    what: string,
+    pick: (reply: object) => T | undefined,
+  ): Promise<T> {
+    const unreachable = (cause?: unknown) =>
+      new ServerError('unavailable', `the leader could not be asked ${what}`, {
+        retryAfterSeconds: 1,
+        ...(cause === undefined ? {} : { cause }),
+      });
     const f = this.faults;
     const cut =
       f !== undefined &&
       (f.filter.decide(f.self, to.id).action === 'drop' ||
         f.filter.decide(to.id, f.self).action === 'drop');
-    if (cut)
-      throw new ServerError('unavailable', 'the leader could not be asked about leases', {
-        retryAfterSeconds: 1,
-      });
+    if (cut) throw unreachable();
     try {
       const res = await this.poolFor(to.url).request({
         method: 'POST',
-        path: PATH_LEASES,
+        path,
         headers: { 'content-type': 'application/json', 'x-raftkv-cluster-id': this.clusterId },
-        body: JSON.stringify(id === undefined ? {} : { id }),
+        body: JSON.stringify(body),
         signal,
       });
-      const reply = (await res.body.json()) as
-        | { leases: LeaseViewWire[] }
-        | { error: { code: ServerErrorCode; message: string } };
-      if ('leases' in reply) return reply.leases;
-      throw new ServerError(reply.error.code, reply.error.message, { retryAfterSeconds: 1 });
+      const reply = (await res.body.json()) as object;
+      const answer = pick(reply);
+      if (answer !== undefined) return answer;
+      const error = (reply as { error?: { code?: ServerErrorCode; message?: string } }).error;
+      if (typeof error?.code !== 'string') throw unreachable(new Error(`reply without an answer`));
+      throw new ServerError(error.code, error.message ?? error.code, { retryAfterSeconds: 1 });
     } catch (err) {
       if (err instanceof ServerError) throw err;
-      throw new ServerError('unavailable', 'the leader could not be asked about leases', {
-        retryAfterSeconds: 1,
-        cause: err,
-      });
+      throw unreachable(err);
     }
   }
 
@@ -428,22 +469,34 @@ export function forwardRoutes(
   clusterId: string,
   propose: (write: ForwardedWrite) => Promise<CommandResult>,
   leases: (id: string | undefined) => Promise<LeaseViewWire[]>,
+  transferLeader: (to: string | undefined) => Promise<TransferResult>,
 ): (app: FastifyInstance) => Promise<void> {
-  return async (app) => {
-    app.post(PATH_LEASES, async (req, reply) => {
+  /** A question to the leader: its answer, or its error as `{ error }` (see Forwarder.askLeader). */
+  const ask =
+    <T extends object>(answer: (body: Record<string, unknown>) => Promise<T>) =>
+    async (req: FastifyRequest, reply: FastifyReply) => {
       if (req.headers['x-raftkv-cluster-id'] !== clusterId) {
         return reply
           .code(403)
           .send({ error: { code: 'permission_denied', message: 'wrong cluster' } });
       }
-      const { id } = (req.body ?? {}) as { id?: string };
       try {
-        return { leases: await leases(typeof id === 'string' ? id : undefined) };
+        return await answer((req.body ?? {}) as Record<string, unknown>);
       } catch (err) {
         if (err instanceof ServerError) return { error: { code: err.code, message: err.message } };
         throw err;
       }
-    });
+    };
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return async (app) => {
+    app.post(
+      PATH_LEASES,
+      ask(async (body) => ({ leases: await leases(text(body.id)) })),
+    );
+    app.post(
+      PATH_TRANSFER_LEADER,
+      ask((body) => transferLeader(text(body.to))),
+    );
     app.post(PATH_PROPOSE, async (req, reply) => {
       if (req.headers['x-raftkv-cluster-id'] !== clusterId) {
         return reply

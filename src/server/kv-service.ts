@@ -124,6 +124,10 @@ export class KvService {
     return this.node.health();
   }
 
+  transferLeader(to: string | undefined, signal: AbortSignal) {
+    return this.node.transferLeader(to, signal);
+  }
+
   async metrics() {
     const registry = this.node.metrics.registry;
     return { contentType: registry.contentType, body: await registry.metrics() };

@@ -34,6 +34,7 @@ import {
   type LeaderPeer,
 } from './forwarder.js';
 import { IndexWaiter } from './index-waiter.js';
+import { LeaderTransfers, type TransferResult } from './leader-transfer.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { clusterIdFor, foundingMemberId, type Member, MemberTable } from './members.js';
 import { NodeMetrics } from './metrics.js';
@@ -92,6 +93,7 @@ export class RaftKvNode {
   private kv: KvStateMachine;
   private readonly transport: HttpTransport;
   private readonly forwarder: Forwarder;
+  private readonly leaderTransfers: LeaderTransfers;
   private readonly forwardedWrites: ForwardedWriteReceiver;
   private readonly members: MemberTable;
   private readonly proposals = new ProposalWaits<CommandResult>();
@@ -199,6 +201,22 @@ export class RaftKvNode {
     this.metrics = new NodeMetrics(() => this.statusSync());
     const electionTimeoutMs = config.tickMs * config.electionTicks;
     this.minLeaseTtlSeconds = Math.ceil((1.5 * electionTimeoutMs) / 1000);
+    this.leaderTransfers = new LeaderTransfers(
+      {
+        selfId: this.id,
+        isLeader: () => this.raw.raft.role === 'leader',
+        term: () => this.raw.raft.term,
+        voters: () => this.raw.raft.voters,
+        isMember: (id) => this.members.get(id) !== undefined,
+        matchOf: (id) => this.raw.raft.progress.get(id)?.match ?? 0,
+        start: (to) => {
+          const r = this.raw.transferLeadership(to);
+          this.scheduleReady();
+          return r.ok ? r : { ok: false, reason: 'reason' in r ? r.reason : undefined };
+        },
+      },
+      electionTimeoutMs,
+    );
     this.leaseKeeper = new LeaseKeeper(
       {
         now: () => performance.now(),
@@ -252,6 +270,7 @@ export class RaftKvNode {
         this.clusterId,
         (w) => this.proposeForwarded(w),
         (id) => this.leaseViewsForPeer(id),
+        (to) => this.transferLeaderForPeer(to),
       ),
     );
     const { host, port } = parseHostPort(this.config.listenPeer, '--listen-peer');
@@ -366,6 +385,7 @@ export class RaftKvNode {
   private onSoftState(lead: string, role: string): void {
     this.log.info({ lead: lead || null, role, term: this.raw.raft.term }, 'raft state changed');
     this.metrics.leaderChanges.inc();
+    this.leaderTransfers.leaderChanged(lead, this.raw.raft.term);
     if (role === 'leader') this.leaseKeeper.becomeLeader();
     else if (this.leaseKeeper.isLeading()) this.leaseKeeper.loseLeadership();
     if (lead !== NONE && lead !== '') this.maybePublishClientUrl();
@@ -777,6 +797,24 @@ export class RaftKvNode {
     return this.localLeaseViews(id);
   }
 
+  /**
+   * POST /v1/cluster/leader: hands leadership to `to` (or the most caught-up
+   * voter), on whichever node is asked; followers pass it to the leader.
+   */
+  async transferLeader(to: string | undefined, signal?: AbortSignal): Promise<TransferResult> {
+    const deadline = signal ?? this.deadlines.after(this.requestTimeoutMs);
+    const lead = await this.waitForLeader(deadline);
+    if (lead !== this.id) {
+      return this.forwarder.transferLeader(this.leaderPeer(lead), to, deadline);
+    }
+    return this.leaderTransfers.transfer(to, deadline);
+  }
+
+  /** A follower's transfer request on the peer port: only the leader acts on it. */
+  private transferLeaderForPeer(to: string | undefined): Promise<TransferResult> {
+    return this.leaderTransfers.transfer(to, this.deadlines.after(this.requestTimeoutMs));
+  }
+
   private localLeaseViews(id?: string): LeaseView[] {
     const leases =
       id === undefined ? this.kv.leases() : [this.kv.lease(id)].filter((l) => l !== undefined);
@@ -873,6 +911,7 @@ export class RaftKvNode {
       new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 }),
     );
     this.watches.closeAll('shutdown');
+    this.leaderTransfers.close();
     for (let i = 0; i < 200 && this.readyRunning; i++) await new Promise((r) => setTimeout(r, 5));
     this.saveDeferred();
     await this.peerServer?.close().catch(() => {});

@@ -116,7 +116,6 @@ t.test('endpoints not built yet answer a clear 501 JSON error', async (t) => {
     ],
     ['/v1/cluster/members/abc/promote', 'POST', undefined],
     ['/v1/cluster/members/abc', 'DELETE', undefined],
-    ['/v1/cluster/leader', 'POST', {}],
     ['/v1/snapshot', 'GET', undefined],
   ];
   for (const [path, method, body] of cases) {
@@ -127,6 +126,39 @@ t.test('endpoints not built yet answer a clear 501 JSON error', async (t) => {
   const status = (await inject(n.app, 'GET', '/v1/status')).body;
   t.equal(status.members, 1, 'nothing changed');
 });
+
+t.test(
+  'POST /v1/cluster/leader on a one-member cluster: nowhere to go, or already there',
+  async (t) => {
+    const self = (await inject(n.app, 'GET', '/v1/status')).body;
+    for (const body of [{}, undefined]) {
+      const r = await inject(
+        n.app,
+        'POST',
+        '/v1/cluster/leader',
+        body === undefined ? {} : { body },
+      );
+      assertError(t, r, 400, 'invalid_request', `body ${JSON.stringify(body)}`);
+      t.match(r.body.error.message, /no other voter/);
+    }
+    const same = await inject(n.app, 'POST', '/v1/cluster/leader', { body: { to: self.id } });
+    t.equal(same.status, 200, 'to the member that leads: nothing to do');
+    t.strictSame(same.body, { leader: self.id, term: self.term });
+    assertError(
+      t,
+      await inject(n.app, 'POST', '/v1/cluster/leader', { body: { to: 'feedfacefeedface' } }),
+      404,
+      'member_not_found',
+      'an unknown member',
+    );
+    for (const body of [{ to: 5 }, { to: '' }, { to: self.id, please: true }, [self.id], 'x']) {
+      const r = await inject(n.app, 'POST', '/v1/cluster/leader', { body });
+      assertError(t, r, 400, 'invalid_request', `body ${JSON.stringify(body)}`);
+    }
+    const after = (await inject(n.app, 'GET', '/v1/status')).body;
+    t.equal(after.leader, self.id, 'still the leader');
+  },
+);
 
 t.test('unknown routes and methods: 404 with an error body', async (t) => {
   for (const [method, path] of [

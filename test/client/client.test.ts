@@ -264,3 +264,18 @@ t.test('a request the server rejects is invalid_request, not retried', async (t)
   t.match(err, { code: 'invalid_request', status: 400 });
   t.match(await errorOf(client.get('')), { code: 'invalid_request' });
 });
+
+t.test('moveLeader: leadership goes where asked, and the answer names who leads', async (t) => {
+  const statuses = await Promise.all(urls.map((endpoint) => client.status({ endpoint })));
+  const target = statuses.find((s) => s.role !== 'leader')!;
+  const moved = await client.moveLeader(target.id);
+  t.equal(moved.leader, target.id);
+  t.ok(moved.term > statuses[0]!.term - 1);
+  t.equal((await client.status({ endpoint: urls[statuses.indexOf(target)] })).role, 'leader');
+  t.match(await errorOf(client.moveLeader('feedfacefeedface')), {
+    code: 'member_not_found',
+    status: 404,
+  });
+  const again = await client.moveLeader();
+  t.not(again.leader, target.id, 'without a target it picks another voter');
+});

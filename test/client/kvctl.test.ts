@@ -285,3 +285,19 @@ t.test('exit 3: nothing reachable; endpoints from --endpoints or KVCTL_ENDPOINTS
   t.equal(deadFirst.code, 0, 'KVCTL_ENDPOINTS is used, and the dead first one skipped');
   t.match(deadFirst.stdout, /cli\/cas\s+v1/);
 });
+
+t.test('move-leader: to a named member, then to whoever is furthest along', async (t) => {
+  const before = cluster.leaderIndex();
+  const target = (before + 1) % 3;
+  const targetId = cluster.nodes[target]!.node.statusSync().id;
+  const named = await kvctl(['move-leader', targetId]);
+  t.equal(named.code, 0, named.stderr);
+  t.match(named.stdout, new RegExp(`leader\\s+${targetId}`));
+  t.equal(cluster.leaderIndex(), target, 'the named member leads');
+  const any = await kvctl(['-o', 'json', 'move-leader']);
+  t.equal(any.code, 0, any.stderr);
+  t.not(json(any).leader, targetId, 'leadership moved on');
+  const unknown = await kvctl(['move-leader', 'feedfacefeedface']);
+  t.equal(unknown.code, 1, 'an unknown member is a not-found');
+  t.match(unknown.stderr, /member_not_found/);
+});

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { sendError } from '../errors.js';
+import { ApiError, sendError } from '../errors.js';
 import { type Query, rejectUnknown } from '../params.js';
 import type { ApiService } from '../service.js';
 
@@ -15,7 +15,7 @@ export function clusterRoutes(service: ApiService) {
       return service.members();
     });
 
-    // Membership changes, leadership transfer and backups come with the operations work.
+    // Membership changes and backups come with the operations work.
     const notYet = (what: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
       sendError(
         reply,
@@ -25,7 +25,10 @@ export function clusterRoutes(service: ApiService) {
     app.post('/v1/cluster/members', notYet('adding a member'));
     app.post('/v1/cluster/members/:id/promote', notYet('promoting a learner'));
     app.delete('/v1/cluster/members/:id', notYet('removing a member'));
-    app.post('/v1/cluster/leader', notYet('leadership transfer'));
+    app.post('/v1/cluster/leader', async (req) => {
+      rejectUnknown(req.query as Query, []);
+      return service.transferLeader(transferTarget(req.body), service.requestDeadline());
+    });
     app.get('/v1/snapshot', notYet('snapshot download'));
 
     app.get('/health', async (_req, reply) => {
@@ -42,4 +45,20 @@ export function clusterRoutes(service: ApiService) {
       return reply.type(m.contentType).send(m.body);
     });
   };
+}
+
+/** `{"to"?: id}`, or no body at all: the member to hand leadership to, if named. */
+function transferTarget(body: unknown): string | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new ApiError('invalid_request', 'expected a JSON object {"to"?: member id}');
+  }
+  const extra = Object.keys(body).filter((k) => k !== 'to');
+  if (extra.length > 0) throw new ApiError('invalid_request', `unknown field "${extra[0]}"`);
+  const to = (body as { to?: unknown }).to;
+  if (to === undefined) return undefined;
+  if (typeof to !== 'string' || to.length === 0 || to.length > 128) {
+    throw new ApiError('invalid_request', '"to" must be a member id (a non-empty string)');
+  }
+  return to;
 }
