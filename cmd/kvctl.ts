@@ -9,6 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   Client,
@@ -632,6 +633,29 @@ function buildProgram(): Command {
                 m.clientUrls.join(','),
               ]),
             ),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  program
+    .command('snapshot')
+    .description("save a backup of the cluster's data to a file (restore it with `raftkv restore`)")
+    .argument('<file>', 'where to write it (replaced if it exists)')
+    .action((file: string, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const bytes = await client.snapshot();
+        // Written beside the target, then renamed: never half a backup under the real name.
+        await writeFile(`${file}.part`, bytes);
+        await rename(`${file}.part`, file);
+        const res = { file, bytes: bytes.length };
+        if (format === 'json') printJson(res);
+        else
+          print(
+            fields([
+              ['file', file],
+              ['bytes', bytes.length],
+            ]),
           );
         return EXIT_OK;
       }),

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
+import { readFile } from 'node:fs/promises';
 /**
  * raftkv — the server. Parses flags (each also an environment variable
  * RAFTKV_<FLAG>), starts one node, stops gracefully on SIGTERM/SIGINT.
  */
 import { Command, Option } from 'commander';
-import { startNode } from '../src/index.js';
+import { restoreNode, startNode } from '../src/index.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { ServerError } from '../src/server/errors.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
@@ -206,7 +207,24 @@ program
     ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   );
 
-program.parse();
+// `raftkv restore <backup> [flags]`: the same flags name the member and its cluster.
+const restoring = process.argv[2] === 'restore';
+if (restoring) {
+  program
+    .name('raftkv restore')
+    .description(
+      'Create --data-dir (missing or empty) from a backup saved from GET /v1/snapshot, as a founding ' +
+        'member of a new cluster named by the other flags; run it for every founder with the same file, ' +
+        'then start each member with the same flags as usual.',
+    )
+    .argument('<backup>', 'the backup file');
+} else {
+  program.addHelpText(
+    'after',
+    '\nRestore a backup: raftkv restore <backup> [the flags above] (see raftkv restore --help).',
+  );
+}
+program.parse(restoring ? [...process.argv.slice(0, 2), ...process.argv.slice(3)] : process.argv);
 const o = program.opts();
 
 let config: Partial<NodeConfig>;
@@ -237,6 +255,20 @@ try {
 } catch (err) {
   console.error(`raftkv: ${(err as Error).message}`);
   process.exit(2);
+}
+
+if (restoring) {
+  try {
+    const file = program.args[0]!;
+    const header = await restoreNode(config, await readFile(file));
+    console.log(
+      `raftkv: restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
+    );
+    process.exit(0);
+  } catch (err) {
+    console.error(`raftkv restore: ${(err as Error).message}`);
+    process.exit(1);
+  }
 }
 
 // Before the node loads its data: the heap limits V8 sets from then on follow it.

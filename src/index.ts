@@ -7,12 +7,15 @@
  *   console.log(node.clientUrl);
  */
 import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { buildApp } from './api/app.js';
+import type { BackupHeader } from './server/backup.js';
 import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
 import { KvService } from './server/kv-service.js';
-import { type NodeOptions, RaftKvNode } from './server/node.js';
+import { type NodeOptions, RaftKvNode, restoreDataDir } from './server/node.js';
 
 export * from './client/index.js';
+export type { BackupHeader } from './server/backup.js';
 export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
 export { ServerError } from './server/errors.js';
 export { RaftKvNode } from './server/node.js';
@@ -27,17 +30,41 @@ export interface StartedNode {
   stop(): Promise<void>;
 }
 
-/** Starts one node (client API + peer port) in this process. Unspecified options take raftkv's defaults. */
-export async function startNode(
-  options: Partial<NodeConfig> & { initialCluster?: Map<string, string> } = {},
-  nodeOptions: NodeOptions = {},
-): Promise<StartedNode> {
+type NodeConfigOptions = Partial<NodeConfig> & { initialCluster?: Map<string, string> };
+
+function completeConfig(options: NodeConfigOptions): NodeConfig {
   const config: NodeConfig = { ...defaultConfig, initialCluster: new Map(), ...options };
   // Advertise what we listen on unless told otherwise.
   if (options.advertiseClientUrl === undefined)
     config.advertiseClientUrl = `http://${config.listenClient}`;
   if (options.advertisePeerUrl === undefined)
     config.advertisePeerUrl = `http://${config.listenPeer}`;
+  return config;
+}
+
+/**
+ * Creates `options.dataDir` (missing or empty) from a backup taken with
+ * `GET /v1/snapshot`: a founding member of a new cluster — named by the same
+ * options a first start takes (`name`, `initialCluster`, `clusterName`, ...) —
+ * holding the backup's keys, revisions, history and leases. Restore every
+ * founder from the same file, then start each with startNode(). Throws
+ * ServerError `invalid_request` for a damaged file or a non-empty dir.
+ */
+export async function restoreNode(
+  options: NodeConfigOptions,
+  backup: Uint8Array,
+): Promise<BackupHeader> {
+  const config = completeConfig(options);
+  const log = pino({ level: config.logLevel, base: { node: config.name } });
+  return restoreDataDir(config, backup, log);
+}
+
+/** Starts one node (client API + peer port) in this process. Unspecified options take raftkv's defaults. */
+export async function startNode(
+  options: NodeConfigOptions = {},
+  nodeOptions: NodeOptions = {},
+): Promise<StartedNode> {
+  const config = completeConfig(options);
   const node = await RaftKvNode.start(config, nodeOptions);
   // JSON escaping can make a value up to 6 times longer on the wire (\u0001): the state machine judges the real size.
   const app = buildApp(new KvService(node), {

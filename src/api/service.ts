@@ -87,6 +87,10 @@ export interface ApiService {
 
   status(): Promise<StatusView>;
   members(): Promise<MembersView>;
+  /** A backup of the state machine after a linearizable read barrier (GET /v1/snapshot). */
+  backup(
+    signal: AbortSignal,
+  ): Promise<{ header: { revision: number; appliedIndex: number }; bytes: Uint8Array }>;
   /** Hands leadership to `to` (or the most caught-up voter); resolves once it moved. */
   transferLeader(
     to: string | undefined,

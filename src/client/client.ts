@@ -498,6 +498,21 @@ export class Client {
   }
 
   /**
+   * A backup of the cluster's data as of now (GET /v1/snapshot: every write
+   * acknowledged before the call is in it), for `raftkv restore`.
+   */
+  async snapshot(options: EndpointOptions = {}): Promise<Uint8Array> {
+    const res = await this.transport.call<Uint8Array>({
+      method: 'GET',
+      path: '/v1/snapshot',
+      binary: true,
+      signal: options.signal,
+      endpoint: options.endpoint,
+    });
+    return res.body;
+  }
+
+  /**
    * Hands leadership to member `to`, or without it to the most caught-up
    * voter; resolves once the new leader is in office. 503 when it did not move
    * in time (the old leader still leads), 504 when no leader was seen yet.

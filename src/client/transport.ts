@@ -32,6 +32,8 @@ export interface CallSpec {
   signal?: AbortSignal | undefined;
   /** Talk to this endpoint only (at most one retry, for a stale keep-alive socket). */
   endpoint?: string | undefined;
+  /** A successful answer's body is bytes (a Uint8Array), not JSON. */
+  binary?: boolean;
   /** Statuses to return rather than treat as errors (e.g. 503 for /health). */
   accept?: readonly number[];
   /** This call's per-attempt timeout, instead of the client's (e.g. a lock that waits in line). */
@@ -195,6 +197,10 @@ export class Transport {
           ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs }
           : {}),
       });
+      if (spec.binary && res.statusCode >= 200 && res.statusCode < 300) {
+        const bytes = new Uint8Array(await res.body.arrayBuffer());
+        return { ok: true, result: { status: res.statusCode, body: bytes as T, endpoint } };
+      }
       const text = await res.body.text();
       let body: unknown;
       try {

@@ -124,6 +124,10 @@ export class KvService {
     return this.node.health();
   }
 
+  backup(signal: AbortSignal) {
+    return this.node.backup(signal);
+  }
+
   transferLeader(to: string | undefined, signal: AbortSignal) {
     return this.node.transferLeader(to, signal);
   }

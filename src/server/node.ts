@@ -1,4 +1,6 @@
 import { randomInt } from 'node:crypto';
+import { readdir, rename, rm, rmdir } from 'node:fs/promises';
+import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Command } from '../kv/commands.js';
@@ -20,6 +22,7 @@ import {
 } from '../raft/index.js';
 import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
+import { BackupError, type BackupHeader, decodeBackup, encodeBackup } from './backup.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { Deadlines } from './deadlines.js';
 import { DeferredState } from './deferred-state.js';
@@ -810,6 +813,29 @@ export class RaftKvNode {
     return this.leaderTransfers.transfer(to, deadline);
   }
 
+  /**
+   * GET /v1/snapshot: this node's state machine once it has applied every
+   * write acknowledged before the request (a linearizable read), as a backup
+   * file for `raftkv restore`.
+   */
+  async backup(signal?: AbortSignal): Promise<{ header: BackupHeader; bytes: Uint8Array }> {
+    await this.readBarrier({
+      consistency: 'linearizable',
+      signal: signal ?? this.deadlines.after(this.requestTimeoutMs),
+    });
+    // One synchronous step: nothing is applied between reading the header and the state.
+    const header: BackupHeader = {
+      v: 1,
+      clusterId: this.clusterId,
+      memberId: this.id,
+      appliedIndex: this.kv.appliedIndex,
+      revision: this.kv.revision,
+      compactRevision: this.kv.compactRevision,
+      takenAt: new Date().toISOString(),
+    };
+    return { header, bytes: encodeBackup({ header, state: this.kv.snapshot() }) };
+  }
+
   /** A follower's transfer request on the peer port: only the leader acts on it. */
   private transferLeaderForPeer(to: string | undefined): Promise<TransferResult> {
     return this.leaderTransfers.transfer(to, this.deadlines.after(this.requestTimeoutMs));
@@ -944,6 +970,64 @@ function kvOptions(config: NodeConfig) {
       txnOpsMax: config.maxTxnOps,
     },
   };
+}
+
+/**
+ * `raftkv restore`: makes `config.dataDir` (new or empty) a founding member of
+ * a new cluster, as a first start would, whose KV state is the backup's —
+ * keys, revisions, history, leases. Every founder is restored from the same
+ * file with its own --name; then each starts normally. Returns the backup's header.
+ */
+export async function restoreDataDir(
+  config: NodeConfig,
+  backup: Uint8Array,
+  log: Logger,
+): Promise<BackupHeader> {
+  let decoded: ReturnType<typeof decodeBackup>;
+  try {
+    decoded = decodeBackup(backup);
+  } catch (err) {
+    if (err instanceof BackupError)
+      throw new ServerError('invalid_request', `backup: ${err.message}`);
+    throw err;
+  }
+  // Refuse a bad state before touching the disk.
+  try {
+    KvStateMachine.restore(decoded.state, 0, kvOptions(config));
+  } catch (err) {
+    throw new ServerError(
+      'invalid_request',
+      `backup: its state does not load: ${(err as Error).message}`,
+    );
+  }
+  const target = path.resolve(config.dataDir);
+  const existing = await readdir(target).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (existing && existing.length > 0) {
+    throw new ServerError(
+      'invalid_request',
+      `data dir ${target} is not empty: restore into a new or empty directory`,
+    );
+  }
+  // Built beside the target and renamed into place last, so an interrupted
+  // restore never leaves a data dir that would start as an empty cluster.
+  const building = `${target}.restoring`;
+  await rm(building, { recursive: true, force: true });
+  const storage = await LevelRaftStorage.open(building);
+  try {
+    await initializeIfNew(storage, { ...config, dataDir: building }, log);
+    const index = storage.appliedIndex();
+    const restored = KvStateMachine.restore(decoded.state, index, kvOptions(config));
+    await storage.replaceKv(restored.records(), index, storage.initialState().confState);
+  } finally {
+    await storage.close();
+  }
+  if (existing) await rmdir(target);
+  await rename(building, target);
+  log.info({ ...decoded.header, dataDir: target }, 'restored a backup into a new data dir');
+  return decoded.header;
 }
 
 /** First start of a data dir: founding members get the bootstrap state, with the cluster's identity. */

@@ -32,10 +32,12 @@ export class StorageError extends Error {
   }
 }
 
-// Only what this version can do: membership changes over HTTP and `raftkv restore` do not exist yet.
+// Only what this version can do: membership changes over HTTP do not exist yet, and
+// `raftkv restore` founds a new cluster (it does not bring one member back).
 const REJOIN_ADVICE =
   'restore the directory from a copy taken while this member was stopped; the other members ' +
-  'keep serving meanwhile as long as a majority of them is healthy';
+  'keep serving meanwhile as long as a majority of them is healthy. If no healthy majority is ' +
+  'left, found a new cluster from a backup (GET /v1/snapshot, kvctl snapshot) with `raftkv restore`';
 
 export function corruptError(dataDir: string, what: string, cause?: unknown): StorageError {
   return new StorageError(

@@ -1,5 +1,6 @@
 /** API.md "Cluster and operations": status, members, health, metrics, and the 501 endpoints. */
 import t from 'tap';
+import { decodeBackup } from '../../src/server/backup.js';
 import { assertError, http, inject, type SingleNode, startSingleNode } from './helpers.js';
 
 let n: SingleNode;
@@ -116,7 +117,6 @@ t.test('endpoints not built yet answer a clear 501 JSON error', async (t) => {
     ],
     ['/v1/cluster/members/abc/promote', 'POST', undefined],
     ['/v1/cluster/members/abc', 'DELETE', undefined],
-    ['/v1/snapshot', 'GET', undefined],
   ];
   for (const [path, method, body] of cases) {
     const r = await inject(n.app, method, path, body === undefined ? {} : { body });
@@ -159,6 +159,20 @@ t.test(
     t.equal(after.leader, self.id, 'still the leader');
   },
 );
+
+t.test('GET /v1/snapshot: a backup file of the data as of the request', async (t) => {
+  await inject(n.app, 'PUT', '/v1/kv/backed-up', { body: { value: 'yes' } });
+  const res = await fetch(`${n.url}/v1/snapshot`);
+  t.equal(res.status, 200);
+  t.equal(res.headers.get('content-type'), 'application/octet-stream');
+  t.match(res.headers.get('content-disposition'), /^attachment; filename="raftkv-r\d+\.snap"$/);
+  const { header, state } = decodeBackup(new Uint8Array(await res.arrayBuffer()));
+  const status = (await inject(n.app, 'GET', '/v1/status')).body;
+  t.equal(header.revision, status.revision);
+  t.equal(header.clusterId.length > 0, true);
+  t.ok(new TextDecoder().decode(state).includes('backed-up'), 'the key is in it');
+  assertError(t, await inject(n.app, 'GET', '/v1/snapshot?x=1'), 400, 'invalid_request');
+});
 
 t.test('unknown routes and methods: 404 with an error body', async (t) => {
   for (const [method, path] of [

@@ -3,6 +3,7 @@
  */
 import t from 'tap';
 import { Client, isNotFound, RaftkvError, type WatchResponse } from '../../src/client/index.js';
+import { decodeBackup } from '../../src/server/backup.js';
 import { startCluster } from '../integration/helpers.js';
 
 const cluster = await startCluster(3);
@@ -278,4 +279,16 @@ t.test('moveLeader: leadership goes where asked, and the answer names who leads'
   });
   const again = await client.moveLeader();
   t.not(again.leader, target.id, 'without a target it picks another voter');
+});
+
+t.test('snapshot: a backup that holds what was written before it', async (t) => {
+  const w = await client.put('kv/backup', 'in it');
+  const bytes = await client.snapshot();
+  const { header } = decodeBackup(bytes);
+  t.ok(header.revision >= w.revision);
+  t.ok(Buffer.from(bytes).includes('kv/backup'));
+  t.equal(
+    decodeBackup(await client.snapshot({ endpoint: urls[2] })).header.memberId.length > 0,
+    true,
+  );
 });

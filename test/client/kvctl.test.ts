@@ -4,12 +4,13 @@
  * txn not succeeded), 2 (usage) and 3 (unavailable).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { Client } from '../../src/client/index.js';
+import { decodeBackup } from '../../src/server/backup.js';
 import { startCluster } from '../integration/helpers.js';
 
 const root = join(import.meta.dirname, '..', '..');
@@ -300,4 +301,16 @@ t.test('move-leader: to a named member, then to whoever is furthest along', asyn
   const unknown = await kvctl(['move-leader', 'feedfacefeedface']);
   t.equal(unknown.code, 1, 'an unknown member is a not-found');
   t.match(unknown.stderr, /member_not_found/);
+});
+
+t.test('snapshot: saves a backup file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kvctl-snap-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'b.snap');
+  const r = await kvctl(['-o', 'json', 'snapshot', file]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(json(r).file, file);
+  const { header } = decodeBackup(readFileSync(file));
+  t.ok(header.revision > 0);
+  t.equal(json(r).bytes, readFileSync(file).length);
 });
