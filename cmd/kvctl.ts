@@ -18,6 +18,7 @@ import {
   type KeyValue,
   type LeaseKeeper,
   type Lock,
+  type Member,
   RaftkvError,
   type RegistryEntry,
   type RegistryWatchResponse,
@@ -634,6 +635,65 @@ function buildProgram(): Command {
               ]),
             ),
           );
+        return EXIT_OK;
+      }),
+    );
+
+  const member = program
+    .command('member')
+    .description('add, promote and remove members (one change at a time)');
+  const printMember = (format: string, m: Member) => {
+    if (format === 'json') printJson(m);
+    else
+      print(
+        fields([
+          ['id', m.id],
+          ['name', m.name],
+          ['role', m.role],
+          ['peerUrls', m.peerUrls.join(',')],
+          ['clientUrls', m.clientUrls.join(',')],
+        ]),
+      );
+  };
+
+  member
+    .command('add')
+    .description('add a member, then start it with `raftkv --join` (--learner: promote it later)')
+    .argument('<name>', "the new member's --name")
+    .argument('<peer-url>', 'its peer URL, e.g. http://10.0.0.4:7380')
+    .argument('<client-url>', 'its client URL, e.g. http://10.0.0.4:7379')
+    .option('--learner', 'add it as a learner: it replicates but does not vote until promoted')
+    .action(
+      (name: string, peerUrl: string, clientUrl: string, o: { learner?: boolean }, cmd: Command) =>
+        run(cmd, async (client, format) => {
+          printMember(
+            format,
+            await client.addMember({ name, peerUrl, clientUrl, learner: Boolean(o.learner) }),
+          );
+          return EXIT_OK;
+        }),
+    );
+
+  member
+    .command('promote')
+    .description('make a learner a voter')
+    .argument('<member-id>', 'see `kvctl members`')
+    .action((id: string, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        printMember(format, await client.promoteMember(id));
+        return EXIT_OK;
+      }),
+    );
+
+  member
+    .command('remove')
+    .description('remove a member from the cluster (then stop its process)')
+    .argument('<member-id>', 'see `kvctl members`')
+    .action((id: string, _o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.removeMember(id);
+        if (format === 'json') printJson(res);
+        else print(fields([['removed', res.id]]));
         return EXIT_OK;
       }),
     );

@@ -81,6 +81,13 @@ program
   )
   .addOption(
     flag(
+      '--join',
+      'first start of a member added with POST /v1/cluster/members: learn the cluster from the members in --initial-cluster instead of founding one',
+      'JOIN',
+    ),
+  )
+  .addOption(
+    flag(
       '--cluster-name <name>',
       'cluster name; nodes of different clusters refuse each other',
       'CLUSTER_NAME',
@@ -238,6 +245,7 @@ try {
     advertisePeerUrl: o.advertisePeerUrl ?? `http://${o.listenPeer}`,
     initialCluster: o.initialCluster ? parseInitialCluster(o.initialCluster) : new Map(),
     clusterName: o.clusterName,
+    join: Boolean(o.join),
     tickMs: o.tickMs,
     electionTicks: o.electionTicks,
     heartbeatTicks: o.heartbeatTicks,

@@ -91,6 +91,23 @@ export interface ApiService {
   backup(
     signal: AbortSignal,
   ): Promise<{ header: { revision: number; appliedIndex: number }; bytes: Uint8Array }>;
+  /** One membership change, answered once applied: the member, or `{ removed: id }`. */
+  changeMembers(
+    change:
+      | { type: 'add'; name: string; peerUrl: string; clientUrl: string; learner: boolean }
+      | { type: 'promote'; id: string }
+      | { type: 'remove'; id: string },
+    signal: AbortSignal,
+  ): Promise<
+    | {
+        id: string;
+        name: string;
+        peerUrls: string[];
+        clientUrls: string[];
+        role: 'voter' | 'learner';
+      }
+    | { removed: string }
+  >;
   /** Hands leadership to `to` (or the most caught-up voter); resolves once it moved. */
   transferLeader(
     to: string | undefined,

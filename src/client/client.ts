@@ -27,6 +27,7 @@ import type {
   ListResponse,
   Lock,
   LockOptions,
+  Member,
   MembersResponse,
   MoveLeaderResponse,
   ObserveOptions,
@@ -495,6 +496,46 @@ export class Client {
 
   async members(options: EndpointOptions = {}): Promise<MembersResponse> {
     return this.node<MembersResponse>('/v1/cluster/members', options);
+  }
+
+  /**
+   * Adds a member (as a learner with `learner: true`, the safe way: promote it
+   * once it caught up); start it with `raftkv --join`. Resolves once applied.
+   */
+  async addMember(
+    member: { name: string; peerUrl: string; clientUrl: string; learner?: boolean },
+    options: { signal?: AbortSignal } = {},
+  ): Promise<Member> {
+    const res = await this.transport.call<Member>({
+      method: 'POST',
+      path: '/v1/cluster/members',
+      body: member,
+      signal: options.signal,
+    });
+    return res.body;
+  }
+
+  /** Makes a learner a voter. */
+  async promoteMember(id: string, options: { signal?: AbortSignal } = {}): Promise<Member> {
+    const res = await this.transport.call<Member>({
+      method: 'POST',
+      path: `/v1/cluster/members/${encodeURIComponent(id)}/promote`,
+      signal: options.signal,
+    });
+    return res.body;
+  }
+
+  /** Removes a member from the configuration; stop its process afterwards. */
+  async removeMember(
+    id: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ id: string; removed: true }> {
+    const res = await this.transport.call<{ id: string; removed: true }>({
+      method: 'DELETE',
+      path: `/v1/cluster/members/${encodeURIComponent(id)}`,
+      signal: options.signal,
+    });
+    return res.body;
   }
 
   /**

@@ -6,11 +6,16 @@ import type { CommandResult } from '../kv/results.js';
 import type { FaultFilter } from '../transport/fault-filter.js';
 import { ServerError, type ServerErrorCode } from './errors.js';
 import type { TransferResult } from './leader-transfer.js';
+import type { Member } from './members.js';
+import type { MemberChange, MemberView } from './membership.js';
 import type { ServerCommand } from './server-commands.js';
 
 export const PATH_PROPOSE = '/raft/propose';
 export const PATH_LEASES = '/raft/leases';
 export const PATH_TRANSFER_LEADER = '/raft/transfer-leader';
+export const PATH_MEMBER_CHANGE = '/raft/member-change';
+/** What a member joining with --join learns first: the cluster id and the members. */
+export const PATH_CLUSTER_INFO = '/raft/cluster-info';
 
 /** Stream frame kinds (transport/frames.ts: FRAME_APP_MIN and up are ours). */
 export const FRAME_FORWARD_WRITES = 16;
@@ -336,6 +341,26 @@ export class Forwarder {
     );
   }
 
+  /** Asks the leader to change the membership (only it can). */
+  changeMembers(
+    to: LeaderPeer,
+    change: MemberChange,
+    signal: AbortSignal,
+  ): Promise<MemberView | { removed: string }> {
+    return this.askLeader(
+      to,
+      PATH_MEMBER_CHANGE,
+      change,
+      signal,
+      'to change the membership',
+      (reply) => {
+        const r = reply as { member?: MemberView; removed?: string };
+        if (r.member) return r.member;
+        return typeof r.removed === 'string' ? { removed: r.removed } : undefined;
+      },
+    );
+  }
+
   /**
    * One POST to the leader's peer port; `pick` finds the answer in its reply,
    * which otherwise carries the leader's error. Unreachable: 503.
@@ -470,6 +495,8 @@ export function forwardRoutes(
   propose: (write: ForwardedWrite) => Promise<CommandResult>,
   leases: (id: string | undefined) => Promise<LeaseViewWire[]>,
   transferLeader: (to: string | undefined) => Promise<TransferResult>,
+  changeMembers: (change: MemberChange) => Promise<MemberView | { removed: string }>,
+  clusterInfo: () => { clusterId: string; members: Member[] },
 ): (app: FastifyInstance) => Promise<void> {
   /** A question to the leader: its answer, or its error as `{ error }` (see Forwarder.askLeader). */
   const ask =
@@ -493,6 +520,16 @@ export function forwardRoutes(
       PATH_LEASES,
       ask(async (body) => ({ leases: await leases(text(body.id)) })),
     );
+    app.post(
+      PATH_MEMBER_CHANGE,
+      ask(async (body) => {
+        const r = await changeMembers(body as unknown as MemberChange);
+        return 'removed' in r ? r : { member: r };
+      }),
+    );
+    // Read by a member joining with --join before it knows the cluster id (hence
+    // no cluster-id check): it tells only member ids, names and URLs.
+    app.get(PATH_CLUSTER_INFO, async () => clusterInfo());
     app.post(
       PATH_TRANSFER_LEADER,
       ask((body) => transferLeader(text(body.to))),

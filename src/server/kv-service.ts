@@ -12,6 +12,7 @@ import type {
 } from '../kv/results.js';
 import { ServerError } from './errors.js';
 import { electionPrefix, KeyQueue, lockPrefix } from './locks.js';
+import type { MemberChange } from './membership.js';
 import type { RaftKvNode } from './node.js';
 import type { WatchParams, WatchSink } from './watches.js';
 
@@ -122,6 +123,10 @@ export class KvService {
 
   async health() {
     return this.node.health();
+  }
+
+  changeMembers(change: MemberChange, signal: AbortSignal) {
+    return this.node.changeMembers(change, signal);
   }
 
   backup(signal: AbortSignal) {

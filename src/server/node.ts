@@ -3,6 +3,7 @@ import { readdir, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { request } from 'undici';
 import type { Command } from '../kv/commands.js';
 import { encodeCommand } from '../kv/commands.js';
 import type { RevisionChange } from '../kv/mvcc/key-value.js';
@@ -10,6 +11,7 @@ import type { CommandResult } from '../kv/results.js';
 import { isSkipped } from '../kv/results.js';
 import { KvStateMachine } from '../kv/state-machine.js';
 import {
+  type ConfChange,
   type ConfState,
   decodeConfChange,
   type Entry,
@@ -35,11 +37,13 @@ import {
   FRAME_FORWARD_WRITES,
   forwardRoutes,
   type LeaderPeer,
+  PATH_CLUSTER_INFO,
 } from './forwarder.js';
 import { IndexWaiter } from './index-waiter.js';
 import { LeaderTransfers, type TransferResult } from './leader-transfer.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { clusterIdFor, foundingMemberId, type Member, MemberTable } from './members.js';
+import { type MemberChange, Membership, type MemberView } from './membership.js';
 import { NodeMetrics } from './metrics.js';
 import { ProposalWaits } from './proposal-waits.js';
 import { ReadBatcher } from './read-batcher.js';
@@ -97,6 +101,7 @@ export class RaftKvNode {
   private readonly transport: HttpTransport;
   private readonly forwarder: Forwarder;
   private readonly leaderTransfers: LeaderTransfers;
+  private readonly membership: Membership;
   private readonly forwardedWrites: ForwardedWriteReceiver;
   private readonly members: MemberTable;
   private readonly proposals = new ProposalWaits<CommandResult>();
@@ -204,6 +209,13 @@ export class RaftKvNode {
     this.metrics = new NodeMetrics(() => this.statusSync());
     const electionTimeoutMs = config.tickMs * config.electionTicks;
     this.minLeaseTtlSeconds = Math.ceil((1.5 * electionTimeoutMs) / 1000);
+    this.membership = new Membership({
+      isLeader: () => this.raw.raft.role === 'leader',
+      members: () => this.members.list(),
+      voters: () => this.confState.voters,
+      learners: () => this.confState.learners,
+      apply: (cc, signal) => this.proposeConfChange(cc, signal),
+    });
     this.leaderTransfers = new LeaderTransfers(
       {
         selfId: this.id,
@@ -274,6 +286,8 @@ export class RaftKvNode {
         (w) => this.proposeForwarded(w),
         (id) => this.leaseViewsForPeer(id),
         (to) => this.transferLeaderForPeer(to),
+        (change) => this.membership.change(change, this.deadlines.after(this.requestTimeoutMs)),
+        () => ({ clusterId: this.clusterId, members: this.members.list() }),
       ),
     );
     const { host, port } = parseHostPort(this.config.listenPeer, '--listen-peer');
@@ -435,7 +449,8 @@ export class RaftKvNode {
     for (const e of entries) {
       if (e.type === 'confChange') {
         membersChanged = this.applyConfChange(e) || membersChanged;
-        this.kv.apply(e.index, new Uint8Array());
+        const noop = this.kv.apply(e.index, new Uint8Array());
+        if (!isSkipped(noop)) this.proposals.applied(e.index, e.term, noop);
         continue;
       }
       if (isServerCommand(e.data)) {
@@ -836,6 +851,36 @@ export class RaftKvNode {
     return { header, bytes: encodeBackup({ header, state: this.kv.snapshot() }) };
   }
 
+  /**
+   * POST/DELETE /v1/cluster/members…: one conf change, on whichever node is
+   * asked; followers pass it to the leader. Resolves once applied here.
+   */
+  async changeMembers(
+    change: MemberChange,
+    signal?: AbortSignal,
+  ): Promise<MemberView | { removed: string }> {
+    const deadline = signal ?? this.deadlines.after(this.requestTimeoutMs);
+    const lead = await this.waitForLeader(deadline);
+    if (lead !== this.id) {
+      return this.forwarder.changeMembers(this.leaderPeer(lead), change, deadline);
+    }
+    return this.membership.change(change, deadline);
+  }
+
+  private async proposeConfChange(cc: ConfChange, signal: AbortSignal): Promise<void> {
+    const r = this.raw.proposeConfChange(cc);
+    if (!r.ok) {
+      throw new ServerError(
+        'unavailable',
+        r.code === 'not_leader' ? 'leadership changed' : (r.reason ?? 'membership change refused'),
+        { retryAfterSeconds: 1 },
+      );
+    }
+    const applied = this.proposals.register(r.index, r.term);
+    this.scheduleReady();
+    await this.withDeadline(applied, signal);
+  }
+
   /** A follower's transfer request on the peer port: only the leader acts on it. */
   private transferLeaderForPeer(to: string | undefined): Promise<TransferResult> {
     return this.leaderTransfers.transfer(to, this.deadlines.after(this.requestTimeoutMs));
@@ -1030,6 +1075,54 @@ export async function restoreDataDir(
   return decoded.header;
 }
 
+/**
+ * --join: the cluster id and this member's id come from the members named by
+ * --initial-cluster (one that answers is enough); the member must have been
+ * added with POST /v1/cluster/members under this --name and peer URL first.
+ * It then starts empty, outside any configuration, until the leader sends it
+ * a snapshot.
+ */
+async function askToJoin(
+  config: NodeConfig,
+): Promise<{ clusterId: string; members: Member[]; self: Member }> {
+  const ownPeerUrl = config.initialCluster.get(config.name) ?? config.advertisePeerUrl;
+  const others = [...config.initialCluster].filter(([name]) => name !== config.name);
+  if (others.length === 0) {
+    throw new ServerError(
+      'invalid_request',
+      '--join needs --initial-cluster to name at least one member of the running cluster',
+    );
+  }
+  const failures: string[] = [];
+  for (const [name, url] of others) {
+    try {
+      const res = await request(`${url.replace(/\/+$/, '')}${PATH_CLUSTER_INFO}`, {
+        signal: AbortSignal.timeout(3000),
+      });
+      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+      const info = (await res.body.json()) as { clusterId: string; members: Member[] };
+      const self = info.members.find(
+        (m) => m.name === config.name && m.peerUrls.includes(ownPeerUrl),
+      );
+      if (!self) {
+        throw new ServerError(
+          'invalid_request',
+          `the cluster at ${url} has no member "${config.name}" with peer URL ${ownPeerUrl}: ` +
+            'add it first (POST /v1/cluster/members), then start it with --join',
+        );
+      }
+      return { clusterId: info.clusterId, members: info.members, self };
+    } catch (err) {
+      if (err instanceof ServerError) throw err;
+      failures.push(`${name} (${url}): ${(err as Error).message}`);
+    }
+  }
+  throw new ServerError(
+    'unavailable',
+    `--join: no member of --initial-cluster answered: ${failures.join('; ')}`,
+  );
+}
+
 /** First start of a data dir: founding members get the bootstrap state, with the cluster's identity. */
 async function initializeIfNew(
   storage: LevelRaftStorage,
@@ -1050,10 +1143,11 @@ async function initializeIfNew(
     return;
   }
   if (config.join) {
-    throw new ServerError(
-      'not_implemented',
-      'joining an existing cluster (--join) is not available yet: start all founding members with the same --initial-cluster',
-    );
+    const { clusterId, members, self } = await askToJoin(config);
+    await storage.initialize({ clusterId, nodeId: self.id, nodeName: config.name }, undefined);
+    await storage.saveMembers(members);
+    log.info({ clusterId, nodeId: self.id }, 'joining: initialized a new data dir for the cluster');
+    return;
   }
   const founders =
     config.initialCluster.size > 0

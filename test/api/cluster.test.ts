@@ -1,4 +1,4 @@
-/** API.md "Cluster and operations": status, members, health, metrics, and the 501 endpoints. */
+/** API.md "Cluster and operations" on one node: status, members, health, metrics, leader, snapshot, membership. */
 import t from 'tap';
 import { decodeBackup } from '../../src/server/backup.js';
 import { assertError, http, inject, type SingleNode, startSingleNode } from './helpers.js';
@@ -108,24 +108,56 @@ t.test('GET /health and GET /metrics', async (t) => {
   t.strictSame(real.body, { status: 'ok' });
 });
 
-t.test('endpoints not built yet answer a clear 501 JSON error', async (t) => {
-  const cases: [string, 'GET' | 'POST' | 'DELETE', unknown][] = [
-    [
-      '/v1/cluster/members',
-      'POST',
-      { name: 'n9', peerUrl: 'http://127.0.0.1:1', clientUrl: 'http://127.0.0.1:2' },
-    ],
-    ['/v1/cluster/members/abc/promote', 'POST', undefined],
-    ['/v1/cluster/members/abc', 'DELETE', undefined],
-  ];
-  for (const [path, method, body] of cases) {
-    const r = await inject(n.app, method, path, body === undefined ? {} : { body });
-    assertError(t, r, 501, 'not_implemented', `${method} ${path}`);
-    t.match(r.body.error.message, /not implemented/, 'the message says so');
-  }
-  const status = (await inject(n.app, 'GET', '/v1/status')).body;
-  t.equal(status.members, 1, 'nothing changed');
-});
+t.test(
+  'membership changes on a one-member cluster: validation, and a learner added and removed',
+  async (t) => {
+    const self = (await inject(n.app, 'GET', '/v1/status')).body;
+    const good = { name: 'n9', peerUrl: 'http://127.0.0.1:1', clientUrl: 'http://127.0.0.1:2' };
+    for (const body of [
+      {},
+      { ...good, name: '' },
+      { ...good, name: 'a b' },
+      { ...good, peerUrl: 'ftp://x' },
+      { ...good, clientUrl: 'not a url' },
+      { ...good, learner: 'yes' },
+      { ...good, extra: 1 },
+      { ...good, name: 'n1' },
+    ]) {
+      const r = await inject(n.app, 'POST', '/v1/cluster/members', { body });
+      assertError(t, r, 400, 'invalid_request', `add ${JSON.stringify(body)}`);
+    }
+    for (const [method, path, status, code] of [
+      ['POST', '/v1/cluster/members/abc/promote', 400, 'invalid_request'],
+      ['DELETE', '/v1/cluster/members/abc', 400, 'invalid_request'],
+      ['POST', '/v1/cluster/members/feedfacefeedface/promote', 404, 'member_not_found'],
+      ['DELETE', '/v1/cluster/members/feedfacefeedface', 404, 'member_not_found'],
+      ['POST', `/v1/cluster/members/${self.id}/promote`, 400, 'invalid_request'],
+      ['DELETE', `/v1/cluster/members/${self.id}`, 400, 'invalid_request'],
+    ] as const) {
+      assertError(t, await inject(n.app, method, path), status, code, `${method} ${path}`);
+    }
+    t.equal((await inject(n.app, 'GET', '/v1/status')).body.members, 1, 'nothing changed');
+
+    // A learner does not count for the quorum: this one never starts, and the node still serves.
+    const added = await inject(n.app, 'POST', '/v1/cluster/members', {
+      body: { ...good, learner: true },
+    });
+    t.equal(added.status, 201, added.text);
+    t.match(added.body, { id: /^[0-9a-f]{16}$/, name: 'n9', role: 'learner' });
+    t.strictSame(added.body.peerUrls, [good.peerUrl]);
+    const listed = (await inject(n.app, 'GET', '/v1/cluster/members')).body.members;
+    t.ok(
+      listed.some(
+        (m: { id: string; role: string }) => m.id === added.body.id && m.role === 'learner',
+      ),
+    );
+    t.equal((await inject(n.app, 'PUT', '/v1/kv/still', { body: { value: 'ok' } })).status, 200);
+    const removed = await inject(n.app, 'DELETE', `/v1/cluster/members/${added.body.id}`);
+    t.equal(removed.status, 200, removed.text);
+    t.strictSame(removed.body, { id: added.body.id, removed: true });
+    t.equal((await inject(n.app, 'GET', '/v1/status')).body.members, 1);
+  },
+);
 
 t.test(
   'POST /v1/cluster/leader on a one-member cluster: nowhere to go, or already there',

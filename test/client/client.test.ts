@@ -292,3 +292,36 @@ t.test('snapshot: a backup that holds what was written before it', async (t) => 
     true,
   );
 });
+
+t.test(
+  'addMember, promoteMember and removeMember; a learner that never starts costs no quorum',
+  async (t) => {
+    const added = await client.addMember({
+      name: 'client-learner',
+      peerUrl: 'http://127.0.0.1:9',
+      clientUrl: 'http://127.0.0.1:10',
+      learner: true,
+    });
+    t.match(added, { name: 'client-learner', role: 'learner' });
+    t.equal((await client.put('kv/with-learner', 'ok')).kv.value, 'ok');
+    t.match(await errorOf(client.promoteMember('feedfacefeedface')), {
+      code: 'member_not_found',
+      status: 404,
+    });
+    t.match(
+      await errorOf(
+        client.addMember({
+          name: added.name,
+          peerUrl: 'http://127.0.0.1:11',
+          clientUrl: 'http://127.0.0.1:12',
+        }),
+      ),
+      {
+        code: 'invalid_request',
+        message: /a member named "client-learner" exists/,
+      },
+    );
+    t.strictSame(await client.removeMember(added.id), { id: added.id, removed: true });
+    t.equal((await client.members()).members.length, 3);
+  },
+);

@@ -314,3 +314,25 @@ t.test('snapshot: saves a backup file', async (t) => {
   t.ok(header.revision > 0);
   t.equal(json(r).bytes, readFileSync(file).length);
 });
+
+t.test('member add / remove: a learner in and out', async (t) => {
+  const add = await kvctl([
+    '-o',
+    'json',
+    'member',
+    'add',
+    'cli-learner',
+    'http://127.0.0.1:9',
+    'http://127.0.0.1:10',
+    '--learner',
+  ]);
+  t.equal(add.code, 0, add.stderr);
+  const { id, role } = json(add);
+  t.equal(role, 'learner');
+  const promoteBad = await kvctl(['member', 'promote', 'feedfacefeedface']);
+  t.equal(promoteBad.code, 1);
+  t.match(promoteBad.stderr, /member_not_found/);
+  const remove = await kvctl(['member', 'remove', id]);
+  t.equal(remove.code, 0, remove.stderr);
+  t.match(remove.stdout, new RegExp(`removed\\s+${id}`));
+});

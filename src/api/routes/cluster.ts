@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError } from '../errors.js';
 import { type Query, rejectUnknown } from '../params.js';
 import type { ApiService } from '../service.js';
 
@@ -15,16 +15,38 @@ export function clusterRoutes(service: ApiService) {
       return service.members();
     });
 
-    // Membership changes come with the operations work.
-    const notYet = (what: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
-      sendError(
-        reply,
-        'not_implemented',
-        `${what} is not implemented yet in this version of raftkv`,
+    app.post('/v1/cluster/members', { schema: { body: addMemberBody } }, async (req, reply) => {
+      rejectUnknown(req.query as Query, []);
+      const body = req.body as {
+        name: string;
+        peerUrl: string;
+        clientUrl: string;
+        learner?: boolean;
+      };
+      for (const field of ['peerUrl', 'clientUrl'] as const) {
+        if (!isHttpUrl(body[field])) {
+          throw new ApiError('invalid_request', `"${field}" must be an http:// or https:// URL`);
+        }
+      }
+      const member = await service.changeMembers(
+        { type: 'add', ...body, learner: body.learner ?? false },
+        service.requestDeadline(),
       );
-    app.post('/v1/cluster/members', notYet('adding a member'));
-    app.post('/v1/cluster/members/:id/promote', notYet('promoting a learner'));
-    app.delete('/v1/cluster/members/:id', notYet('removing a member'));
+      return reply.code(201).send(member);
+    });
+    app.post('/v1/cluster/members/:id/promote', async (req) => {
+      rejectUnknown(req.query as Query, []);
+      return service.changeMembers(
+        { type: 'promote', id: memberIdParam(req.params) },
+        service.requestDeadline(),
+      );
+    });
+    app.delete('/v1/cluster/members/:id', async (req) => {
+      rejectUnknown(req.query as Query, []);
+      const id = memberIdParam(req.params);
+      await service.changeMembers({ type: 'remove', id }, service.requestDeadline());
+      return { id, removed: true };
+    });
     app.post('/v1/cluster/leader', async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.transferLeader(transferTarget(req.body), service.requestDeadline());
@@ -54,6 +76,33 @@ export function clusterRoutes(service: ApiService) {
       return reply.type(m.contentType).send(m.body);
     });
   };
+}
+
+const addMemberBody = {
+  type: 'object',
+  required: ['name', 'peerUrl', 'clientUrl'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' },
+    peerUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+    clientUrl: { type: 'string', minLength: 1, maxLength: 2048 },
+    learner: { type: 'boolean' },
+  },
+} as const;
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host !== '';
+  } catch {
+    return false;
+  }
+}
+
+function memberIdParam(params: unknown): string {
+  const id = (params as { id?: string }).id ?? '';
+  if (!/^[0-9a-f]{16}$/.test(id)) throw new ApiError('invalid_request', `not a member id: "${id}"`);
+  return id;
 }
 
 /** `{"to"?: id}`, or no body at all: the member to hand leadership to, if named. */
