@@ -11,8 +11,9 @@ import pino from 'pino';
 import { buildApp } from './api/app.js';
 import type { BackupHeader } from './server/backup.js';
 import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
+import { restoreDataDir } from './server/data-dir-setup.js';
 import { KvService } from './server/kv-service.js';
-import { type NodeOptions, RaftKvNode, restoreDataDir } from './server/node.js';
+import { type NodeOptions, RaftKvNode } from './server/node.js';
 
 export * from './client/index.js';
 export type { BackupHeader } from './server/backup.js';

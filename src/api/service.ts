@@ -1,6 +1,7 @@
 import type { Compare, TxnOp } from '../kv/commands.js';
 import type { KeyValue, RevisionChange } from '../kv/mvcc/key-value.js';
 import type { DeleteResult, ErrorResult, PutResult, TxnResult } from '../kv/results.js';
+import type { MemberChange } from '../server/membership.js';
 
 /**
  * The narrow interface the HTTP layer consumes (rqlite style): the server
@@ -93,21 +94,9 @@ export interface ApiService {
   ): Promise<{ header: { revision: number; appliedIndex: number }; bytes: Uint8Array }>;
   /** One membership change, answered once applied: the member, or `{ removed: id }`. */
   changeMembers(
-    change:
-      | { type: 'add'; name: string; peerUrl: string; clientUrl: string; learner: boolean }
-      | { type: 'promote'; id: string }
-      | { type: 'remove'; id: string },
+    change: MemberChange,
     signal: AbortSignal,
-  ): Promise<
-    | {
-        id: string;
-        name: string;
-        peerUrls: string[];
-        clientUrls: string[];
-        role: 'voter' | 'learner';
-      }
-    | { removed: string }
-  >;
+  ): Promise<MemberView | { removed: string }>;
   /** Hands leadership to `to` (or the most caught-up voter); resolves once it moved. */
   transferLeader(
     to: string | undefined,

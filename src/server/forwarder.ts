@@ -490,13 +490,18 @@ export class ForwardedWriteReceiver {
 }
 
 /** The leader's side: the route on the peer port that proposes a forwarded write. */
+/** What the leader answers on its peer port (see Forwarder for the asking side). */
+export interface LeaderHandlers {
+  propose: (write: ForwardedWrite) => Promise<CommandResult>;
+  leases: (id: string | undefined) => Promise<LeaseViewWire[]>;
+  transferLeader: (to: string | undefined) => Promise<TransferResult>;
+  changeMembers: (change: MemberChange) => Promise<MemberView | { removed: string }>;
+  clusterInfo: () => { clusterId: string; members: Member[] };
+}
+
 export function forwardRoutes(
   clusterId: string,
-  propose: (write: ForwardedWrite) => Promise<CommandResult>,
-  leases: (id: string | undefined) => Promise<LeaseViewWire[]>,
-  transferLeader: (to: string | undefined) => Promise<TransferResult>,
-  changeMembers: (change: MemberChange) => Promise<MemberView | { removed: string }>,
-  clusterInfo: () => { clusterId: string; members: Member[] },
+  { propose, leases, transferLeader, changeMembers, clusterInfo }: LeaderHandlers,
 ): (app: FastifyInstance) => Promise<void> {
   /** A question to the leader: its answer, or its error as `{ error }` (see Forwarder.askLeader). */
   const ask =

@@ -1,9 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { readdir, rename, rm, rmdir } from 'node:fs/promises';
-import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { request } from 'undici';
 import type { Command } from '../kv/commands.js';
 import { encodeCommand } from '../kv/commands.js';
 import type { RevisionChange } from '../kv/mvcc/key-value.js';
@@ -24,8 +21,9 @@ import {
 } from '../raft/index.js';
 import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
-import { BackupError, type BackupHeader, decodeBackup, encodeBackup } from './backup.js';
+import { type BackupHeader, encodeBackup } from './backup.js';
 import { type NodeConfig, parseHostPort } from './config.js';
+import { initializeIfNew, kvOptions } from './data-dir-setup.js';
 import { Deadlines } from './deadlines.js';
 import { DeferredState } from './deferred-state.js';
 import { ServerError } from './errors.js';
@@ -37,12 +35,11 @@ import {
   FRAME_FORWARD_WRITES,
   forwardRoutes,
   type LeaderPeer,
-  PATH_CLUSTER_INFO,
 } from './forwarder.js';
 import { IndexWaiter } from './index-waiter.js';
 import { LeaderTransfers, type TransferResult } from './leader-transfer.js';
 import { LeaseKeeper } from './lease-keeper.js';
-import { clusterIdFor, foundingMemberId, type Member, MemberTable } from './members.js';
+import { type Member, MemberTable } from './members.js';
 import { type MemberChange, Membership, type MemberView } from './membership.js';
 import { NodeMetrics } from './metrics.js';
 import { ProposalWaits } from './proposal-waits.js';
@@ -281,14 +278,14 @@ export class RaftKvNode {
     });
     await app.register(this.transport.routes);
     await app.register(
-      forwardRoutes(
-        this.clusterId,
-        (w) => this.proposeForwarded(w),
-        (id) => this.leaseViewsForPeer(id),
-        (to) => this.transferLeaderForPeer(to),
-        (change) => this.membership.change(change, this.deadlines.after(this.requestTimeoutMs)),
-        () => ({ clusterId: this.clusterId, members: this.members.list() }),
-      ),
+      forwardRoutes(this.clusterId, {
+        propose: (w) => this.proposeForwarded(w),
+        leases: (id) => this.leaseViewsForPeer(id),
+        // Asked by a follower: acted on only if this node still leads.
+        transferLeader: (to) => this.leaderTransfers.transfer(to, this.peerDeadline()),
+        changeMembers: (change) => this.membership.change(change, this.peerDeadline()),
+        clusterInfo: () => ({ clusterId: this.clusterId, members: this.members.list() }),
+      }),
     );
     const { host, port } = parseHostPort(this.config.listenPeer, '--listen-peer');
     await app.listen({ host, port });
@@ -805,27 +802,41 @@ export class RaftKvNode {
    * deadlines; a follower asks it). `id` narrows to one lease.
    */
   async leaseViews(id?: string, signal?: AbortSignal): Promise<LeaseView[]> {
+    return this.atLeader(
+      signal,
+      (leader, deadline) => this.forwarder.leases(leader, id, deadline),
+      async (deadline) => {
+        // Serve from state that includes every committed keepalive and revoke.
+        await this.readBarrier({ consistency: 'linearizable', signal: deadline });
+        return this.localLeaseViews(id);
+      },
+    );
+  }
+
+  /**
+   * What only the leader can answer, asked on any node: here when this node
+   * leads, else passed to the leader over its peer port.
+   */
+  private async atLeader<T>(
+    signal: AbortSignal | undefined,
+    viaLeader: (leader: LeaderPeer, deadline: AbortSignal) => Promise<T>,
+    here: (deadline: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const deadline = signal ?? this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(deadline);
-    if (lead !== this.id) {
-      return this.forwarder.leases(this.leaderPeer(lead), id, deadline);
-    }
-    // Serve from state that includes every committed keepalive and revoke.
-    await this.readBarrier({ consistency: 'linearizable', signal: deadline });
-    return this.localLeaseViews(id);
+    return lead === this.id ? here(deadline) : viaLeader(this.leaderPeer(lead), deadline);
   }
 
   /**
    * POST /v1/cluster/leader: hands leadership to `to` (or the most caught-up
    * voter), on whichever node is asked; followers pass it to the leader.
    */
-  async transferLeader(to: string | undefined, signal?: AbortSignal): Promise<TransferResult> {
-    const deadline = signal ?? this.deadlines.after(this.requestTimeoutMs);
-    const lead = await this.waitForLeader(deadline);
-    if (lead !== this.id) {
-      return this.forwarder.transferLeader(this.leaderPeer(lead), to, deadline);
-    }
-    return this.leaderTransfers.transfer(to, deadline);
+  transferLeader(to: string | undefined, signal?: AbortSignal): Promise<TransferResult> {
+    return this.atLeader(
+      signal,
+      (leader, deadline) => this.forwarder.transferLeader(leader, to, deadline),
+      (deadline) => this.leaderTransfers.transfer(to, deadline),
+    );
   }
 
   /**
@@ -855,16 +866,15 @@ export class RaftKvNode {
    * POST/DELETE /v1/cluster/members…: one conf change, on whichever node is
    * asked; followers pass it to the leader. Resolves once applied here.
    */
-  async changeMembers(
+  changeMembers(
     change: MemberChange,
     signal?: AbortSignal,
   ): Promise<MemberView | { removed: string }> {
-    const deadline = signal ?? this.deadlines.after(this.requestTimeoutMs);
-    const lead = await this.waitForLeader(deadline);
-    if (lead !== this.id) {
-      return this.forwarder.changeMembers(this.leaderPeer(lead), change, deadline);
-    }
-    return this.membership.change(change, deadline);
+    return this.atLeader(
+      signal,
+      (leader, deadline) => this.forwarder.changeMembers(leader, change, deadline),
+      (deadline) => this.membership.change(change, deadline),
+    );
   }
 
   private async proposeConfChange(cc: ConfChange, signal: AbortSignal): Promise<void> {
@@ -881,9 +891,8 @@ export class RaftKvNode {
     await this.withDeadline(applied, signal);
   }
 
-  /** A follower's transfer request on the peer port: only the leader acts on it. */
-  private transferLeaderForPeer(to: string | undefined): Promise<TransferResult> {
-    return this.leaderTransfers.transfer(to, this.deadlines.after(this.requestTimeoutMs));
+  private peerDeadline(): AbortSignal {
+    return this.deadlines.after(this.requestTimeoutMs);
   }
 
   private localLeaseViews(id?: string): LeaseView[] {
@@ -1005,174 +1014,4 @@ function timeoutError(): ServerError {
     'timeout',
     'the request timed out: a write may or may not have been applied',
   );
-}
-
-function kvOptions(config: NodeConfig) {
-  return {
-    limits: {
-      keyBytesMax: config.maxKeyBytes,
-      valueBytesMax: config.maxValueBytes,
-      txnOpsMax: config.maxTxnOps,
-    },
-  };
-}
-
-/**
- * `raftkv restore`: makes `config.dataDir` (new or empty) a founding member of
- * a new cluster, as a first start would, whose KV state is the backup's —
- * keys, revisions, history, leases. Every founder is restored from the same
- * file with its own --name; then each starts normally. Returns the backup's header.
- */
-export async function restoreDataDir(
-  config: NodeConfig,
-  backup: Uint8Array,
-  log: Logger,
-): Promise<BackupHeader> {
-  let decoded: ReturnType<typeof decodeBackup>;
-  try {
-    decoded = decodeBackup(backup);
-  } catch (err) {
-    if (err instanceof BackupError)
-      throw new ServerError('invalid_request', `backup: ${err.message}`);
-    throw err;
-  }
-  // Refuse a bad state before touching the disk.
-  try {
-    KvStateMachine.restore(decoded.state, 0, kvOptions(config));
-  } catch (err) {
-    throw new ServerError(
-      'invalid_request',
-      `backup: its state does not load: ${(err as Error).message}`,
-    );
-  }
-  const target = path.resolve(config.dataDir);
-  const existing = await readdir(target).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return undefined;
-    throw err;
-  });
-  if (existing && existing.length > 0) {
-    throw new ServerError(
-      'invalid_request',
-      `data dir ${target} is not empty: restore into a new or empty directory`,
-    );
-  }
-  // Built beside the target and renamed into place last, so an interrupted
-  // restore never leaves a data dir that would start as an empty cluster.
-  const building = `${target}.restoring`;
-  await rm(building, { recursive: true, force: true });
-  const storage = await LevelRaftStorage.open(building);
-  try {
-    await initializeIfNew(storage, { ...config, dataDir: building }, log);
-    const index = storage.appliedIndex();
-    const restored = KvStateMachine.restore(decoded.state, index, kvOptions(config));
-    await storage.replaceKv(restored.records(), index, storage.initialState().confState);
-  } finally {
-    await storage.close();
-  }
-  if (existing) await rmdir(target);
-  await rename(building, target);
-  log.info({ ...decoded.header, dataDir: target }, 'restored a backup into a new data dir');
-  return decoded.header;
-}
-
-/**
- * --join: the cluster id and this member's id come from the members named by
- * --initial-cluster (one that answers is enough); the member must have been
- * added with POST /v1/cluster/members under this --name and peer URL first.
- * It then starts empty, outside any configuration, until the leader sends it
- * a snapshot.
- */
-async function askToJoin(
-  config: NodeConfig,
-): Promise<{ clusterId: string; members: Member[]; self: Member }> {
-  const ownPeerUrl = config.initialCluster.get(config.name) ?? config.advertisePeerUrl;
-  const others = [...config.initialCluster].filter(([name]) => name !== config.name);
-  if (others.length === 0) {
-    throw new ServerError(
-      'invalid_request',
-      '--join needs --initial-cluster to name at least one member of the running cluster',
-    );
-  }
-  const failures: string[] = [];
-  for (const [name, url] of others) {
-    try {
-      const res = await request(`${url.replace(/\/+$/, '')}${PATH_CLUSTER_INFO}`, {
-        signal: AbortSignal.timeout(3000),
-      });
-      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
-      const info = (await res.body.json()) as { clusterId: string; members: Member[] };
-      const self = info.members.find(
-        (m) => m.name === config.name && m.peerUrls.includes(ownPeerUrl),
-      );
-      if (!self) {
-        throw new ServerError(
-          'invalid_request',
-          `the cluster at ${url} has no member "${config.name}" with peer URL ${ownPeerUrl}: ` +
-            'add it first (POST /v1/cluster/members), then start it with --join',
-        );
-      }
-      return { clusterId: info.clusterId, members: info.members, self };
-    } catch (err) {
-      if (err instanceof ServerError) throw err;
-      failures.push(`${name} (${url}): ${(err as Error).message}`);
-    }
-  }
-  throw new ServerError(
-    'unavailable',
-    `--join: no member of --initial-cluster answered: ${failures.join('; ')}`,
-  );
-}
-
-/** First start of a data dir: founding members get the bootstrap state, with the cluster's identity. */
-async function initializeIfNew(
-  storage: LevelRaftStorage,
-  config: NodeConfig,
-  log: Logger,
-): Promise<void> {
-  const identity = storage.identity();
-  if (identity) {
-    if (identity.nodeName !== config.name) {
-      throw new ServerError(
-        'invalid_request',
-        `data dir ${config.dataDir} belongs to member "${identity.nodeName}", not "${config.name}": ` +
-          'start with --name ' +
-          identity.nodeName +
-          ' or use another --data-dir',
-      );
-    }
-    return;
-  }
-  if (config.join) {
-    const { clusterId, members, self } = await askToJoin(config);
-    await storage.initialize({ clusterId, nodeId: self.id, nodeName: config.name }, undefined);
-    await storage.saveMembers(members);
-    log.info({ clusterId, nodeId: self.id }, 'joining: initialized a new data dir for the cluster');
-    return;
-  }
-  const founders =
-    config.initialCluster.size > 0
-      ? config.initialCluster
-      : new Map([[config.name, config.advertisePeerUrl]]);
-  const ownPeerUrl = founders.get(config.name);
-  if (!ownPeerUrl) {
-    throw new ServerError(
-      'invalid_request',
-      `--initial-cluster does not list this member's --name "${config.name}"`,
-    );
-  }
-  const clusterId = clusterIdFor(config.clusterName, founders);
-  const members: MemberRecord[] = [...founders].map(([name, url]) => ({
-    id: foundingMemberId(config.clusterName, name, url),
-    name,
-    peerUrls: [url],
-    // Client URLs are learned through the log (memberAttributes), so every member sees the same table.
-    clientUrls: [],
-  }));
-  const nodeId = foundingMemberId(config.clusterName, config.name, ownPeerUrl);
-  await storage.initialize(
-    { clusterId, nodeId, nodeName: config.name },
-    members.map((m) => m.id),
-  );
-  await storage.saveMembers(members);
-  log.info({ clusterId, nodeId, members: members.length }, 'initialized a new data dir');
 }

@@ -33,18 +33,23 @@ export interface TestCluster {
 }
 
 /** n nodes in this process over real HTTP on 127.0.0.1, fast ticks, each with a fault filter on its transport. */
-export async function startCluster(
-  n: number,
+/**
+ * Configs for founding members `names` on free loopback ports, data under
+ * `dir`, with the fast timing of these tests; startCluster() starts them.
+ */
+export async function clusterConfigs(
+  dir: string,
+  names: string[],
   overrides: Partial<NodeConfig> = {},
-): Promise<TestCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'raftkv-it-'));
-  const names = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+): Promise<
+  (Partial<NodeConfig> & Pick<NodeConfig, 'name' | 'dataDir' | 'listenClient' | 'listenPeer'>)[]
+> {
   const peerPorts = await Promise.all(names.map(() => freePort()));
   const clientPorts = await Promise.all(names.map(() => freePort()));
   const initialCluster = new Map(
     names.map((name, i) => [name, `http://127.0.0.1:${peerPorts[i]}`]),
   );
-  const configs: Partial<NodeConfig>[] = names.map((name, i) => ({
+  return names.map((name, i) => ({
     name,
     dataDir: join(dir, name),
     listenClient: `127.0.0.1:${clientPorts[i]}`,
@@ -57,6 +62,16 @@ export async function startCluster(
     logLevel: 'silent',
     ...overrides,
   }));
+}
+
+export async function startCluster(
+  n: number,
+  overrides: Partial<NodeConfig> = {},
+): Promise<TestCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'raftkv-it-'));
+  const names = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  const configs = await clusterConfigs(dir, names, overrides);
+  const clientPorts = configs.map((c) => Number(c.listenClient.split(':')[1]));
   const filters = names.map(() => new FaultFilter({ seed: 1 }));
   const nodes: (StartedNode | undefined)[] = await Promise.all(
     configs.map((c, i) => startNode(c, { faultFilter: filters[i]! })),

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import t from 'tap';
 import { restoreNode, type StartedNode, startNode } from '../../src/index.js';
 import { BackupError, decodeBackup, encodeBackup } from '../../src/server/backup.js';
-import { freePort, get, put, request, startCluster } from '../integration/helpers.js';
+import { clusterConfigs, get, put, request, startCluster } from '../integration/helpers.js';
 
 const header = {
   v: 1 as const,
@@ -57,22 +57,6 @@ t.test('a backup file round-trips, and any cut or changed byte is refused', (t) 
   t.end();
 });
 
-async function newCluster(dir: string, names: string[]) {
-  const peers = await Promise.all(names.map(() => freePort()));
-  const clients = await Promise.all(names.map(() => freePort()));
-  const initialCluster = new Map(names.map((n, i) => [n, `http://127.0.0.1:${peers[i]}`]));
-  return names.map((name, i) => ({
-    name,
-    dataDir: join(dir, name),
-    listenClient: `127.0.0.1:${clients[i]}`,
-    listenPeer: `127.0.0.1:${peers[i]}`,
-    initialCluster,
-    tickMs: 20,
-    electionTicks: 10,
-    logLevel: 'silent' as const,
-  }));
-}
-
 t.test('a backup from one cluster founds another with the same data', async (t) => {
   const a = await startCluster(3);
   t.teardown(() => a.close());
@@ -98,7 +82,7 @@ t.test('a backup from one cluster founds another with the same data', async (t) 
 
   const dir = mkdtempSync(join(tmpdir(), 'raftkv-restore-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const configs = await newCluster(dir, ['r1', 'r2', 'r3']);
+  const configs = await clusterConfigs(dir, ['r1', 'r2', 'r3']);
   mkdirSync(configs[1]!.dataDir); // an empty directory is fine too
   for (const c of configs) t.equal((await restoreNode(c, bytes)).revision, taken.revision);
   t.same(readdirSync(dir).sort(), ['r1', 'r2', 'r3'], 'nothing left beside the data dirs');
@@ -128,12 +112,16 @@ t.test('a backup from one cluster founds another with the same data', async (t) 
 t.test('restore refuses a damaged file or a used directory, and creates nothing', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'raftkv-restore-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const [c] = await newCluster(dir, ['solo']);
+  const [c] = await clusterConfigs(dir, ['solo']);
   const good = encodeBackup({ header, state: new Uint8Array() });
   const damaged = Uint8Array.from(good);
   damaged[damaged.length - 1] ^= 1;
   await t.rejects(restoreNode(c!, damaged), { code: 'invalid_request', message: /checksum/ });
   t.same(readdirSync(dir), [], 'no data dir was made');
+  // Intact as a file, but what it carries is not a state machine: found out mid-build.
+  const garbage = encodeBackup({ header, state: new TextEncoder().encode('not a snapshot') });
+  await t.rejects(restoreNode(c!, garbage), { code: 'invalid_request', message: /does not load/ });
+  t.same(readdirSync(dir), [], 'and nothing half-built is left beside it');
   mkdirSync(c!.dataDir);
   writeFileSync(join(c!.dataDir, 'notes.txt'), 'mine');
   await t.rejects(restoreNode(c!, good), { code: 'invalid_request', message: /not empty/ });

@@ -8,20 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { type StartedNode, startNode } from '../../src/index.js';
 import { freePort, get, put, request, startCluster } from '../integration/helpers.js';
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`not in time: ${what}`);
-}
+import { waitUntil } from '../integration/http-ops.js';
 
 t.test('add a learner, join it, promote it, remove another member', async (t) => {
   const c = await startCluster(3, { snapshotCount: 50, snapshotCatchUpEntries: 10 });
@@ -56,10 +43,14 @@ t.test('add a learner, join it, promote it, remove another member', async (t) =>
   });
   t.teardown(() => n4?.stop());
   t.equal(n4.node.statusSync().id, id, 'the joiner took the id the cluster gave it');
-  await until('the learner has the data', async () => {
-    const r = await get(clientUrl, 'before/79', '?consistency=serializable');
-    return r.status === 200 ? r : undefined;
-  });
+  await waitUntil(
+    'the learner has the data',
+    async () => {
+      const r = await get(clientUrl, 'before/79', '?consistency=serializable');
+      return r.status === 200 ? r : undefined;
+    },
+    15_000,
+  );
   t.equal((await get(clientUrl, 'before/3', '?consistency=serializable')).body.kv.value, 'v3');
 
   const promoted = await request(c.url(leader), 'POST', `/v1/cluster/members/${id}/promote`);

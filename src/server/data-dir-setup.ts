@@ -1,0 +1,191 @@
+/**
+ * The first start of a data dir, before a node runs on it: founding a cluster
+ * (every member named by --initial-cluster), joining a running one (--join),
+ * or founding one from a backup (`raftkv restore`).
+ */
+import { readdir, rename, rm, rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { request } from 'undici';
+import { KvStateMachine } from '../kv/state-machine.js';
+import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { BackupError, type BackupHeader, decodeBackup } from './backup.js';
+import type { NodeConfig } from './config.js';
+import { ServerError } from './errors.js';
+import { PATH_CLUSTER_INFO } from './forwarder.js';
+import { clusterIdFor, foundingMemberId, type Member } from './members.js';
+
+/** The state machine's limits, from the node's flags. */
+export function kvOptions(config: NodeConfig) {
+  return {
+    limits: {
+      keyBytesMax: config.maxKeyBytes,
+      valueBytesMax: config.maxValueBytes,
+      txnOpsMax: config.maxTxnOps,
+    },
+  };
+}
+
+/**
+ * `raftkv restore`: makes `config.dataDir` (new or empty) a founding member of
+ * a new cluster, as a first start would, whose KV state is the backup's —
+ * keys, revisions, history, leases. Every founder is restored from the same
+ * file with its own --name; then each starts normally. Returns the backup's header.
+ */
+export async function restoreDataDir(
+  config: NodeConfig,
+  backup: Uint8Array,
+  log: Logger,
+): Promise<BackupHeader> {
+  let decoded: ReturnType<typeof decodeBackup>;
+  try {
+    decoded = decodeBackup(backup);
+  } catch (err) {
+    if (err instanceof BackupError)
+      throw new ServerError('invalid_request', `backup: ${err.message}`);
+    throw err;
+  }
+  const target = path.resolve(config.dataDir);
+  const existing = await readdir(target).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  if (existing && existing.length > 0) {
+    throw new ServerError(
+      'invalid_request',
+      `data dir ${target} is not empty: restore into a new or empty directory`,
+    );
+  }
+  // Built beside the target and renamed into place last, so a refused or
+  // interrupted restore never leaves a data dir that would start as an empty cluster.
+  const building = `${target}.restoring`;
+  await rm(building, { recursive: true, force: true });
+  try {
+    const storage = await LevelRaftStorage.open(building);
+    try {
+      await initializeIfNew(storage, { ...config, dataDir: building }, log);
+      const index = storage.appliedIndex();
+      let restored: KvStateMachine;
+      try {
+        restored = KvStateMachine.restore(decoded.state, index, kvOptions(config));
+      } catch (err) {
+        throw new ServerError(
+          'invalid_request',
+          `backup: its state does not load: ${(err as Error).message}`,
+        );
+      }
+      await storage.replaceKv(restored.records(), index, storage.initialState().confState);
+    } finally {
+      await storage.close();
+    }
+  } catch (err) {
+    await rm(building, { recursive: true, force: true });
+    throw err;
+  }
+  if (existing) await rmdir(target);
+  await rename(building, target);
+  log.info({ ...decoded.header, dataDir: target }, 'restored a backup into a new data dir');
+  return decoded.header;
+}
+
+/**
+ * --join: the cluster id and this member's id come from the members named by
+ * --initial-cluster (one that answers is enough); the member must have been
+ * added with POST /v1/cluster/members under this --name and peer URL first.
+ * It then starts empty, outside any configuration, until the leader sends it
+ * a snapshot.
+ */
+async function askToJoin(
+  config: NodeConfig,
+): Promise<{ clusterId: string; members: Member[]; self: Member }> {
+  const ownPeerUrl = config.initialCluster.get(config.name) ?? config.advertisePeerUrl;
+  const others = [...config.initialCluster].filter(([name]) => name !== config.name);
+  if (others.length === 0) {
+    throw new ServerError(
+      'invalid_request',
+      '--join needs --initial-cluster to name at least one member of the running cluster',
+    );
+  }
+  const failures: string[] = [];
+  for (const [name, url] of others) {
+    try {
+      const res = await request(`${url.replace(/\/+$/, '')}${PATH_CLUSTER_INFO}`, {
+        signal: AbortSignal.timeout(3000),
+      });
+      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+      const info = (await res.body.json()) as { clusterId: string; members: Member[] };
+      const self = info.members.find(
+        (m) => m.name === config.name && m.peerUrls.includes(ownPeerUrl),
+      );
+      if (!self) {
+        throw new ServerError(
+          'invalid_request',
+          `the cluster at ${url} has no member "${config.name}" with peer URL ${ownPeerUrl}: ` +
+            'add it first (POST /v1/cluster/members), then start it with --join',
+        );
+      }
+      return { clusterId: info.clusterId, members: info.members, self };
+    } catch (err) {
+      if (err instanceof ServerError) throw err;
+      failures.push(`${name} (${url}): ${(err as Error).message}`);
+    }
+  }
+  throw new ServerError(
+    'unavailable',
+    `--join: no member of --initial-cluster answered: ${failures.join('; ')}`,
+  );
+}
+
+/** First start of a data dir: founding members get the bootstrap state, with the cluster's identity. */
+export async function initializeIfNew(
+  storage: LevelRaftStorage,
+  config: NodeConfig,
+  log: Logger,
+): Promise<void> {
+  const identity = storage.identity();
+  if (identity) {
+    if (identity.nodeName !== config.name) {
+      throw new ServerError(
+        'invalid_request',
+        `data dir ${config.dataDir} belongs to member "${identity.nodeName}", not "${config.name}": ` +
+          'start with --name ' +
+          identity.nodeName +
+          ' or use another --data-dir',
+      );
+    }
+    return;
+  }
+  if (config.join) {
+    const { clusterId, members, self } = await askToJoin(config);
+    await storage.initialize({ clusterId, nodeId: self.id, nodeName: config.name }, undefined);
+    await storage.saveMembers(members);
+    log.info({ clusterId, nodeId: self.id }, 'joining: initialized a new data dir for the cluster');
+    return;
+  }
+  const founders =
+    config.initialCluster.size > 0
+      ? config.initialCluster
+      : new Map([[config.name, config.advertisePeerUrl]]);
+  const ownPeerUrl = founders.get(config.name);
+  if (!ownPeerUrl) {
+    throw new ServerError(
+      'invalid_request',
+      `--initial-cluster does not list this member's --name "${config.name}"`,
+    );
+  }
+  const clusterId = clusterIdFor(config.clusterName, founders);
+  const members: MemberRecord[] = [...founders].map(([name, url]) => ({
+    id: foundingMemberId(config.clusterName, name, url),
+    name,
+    peerUrls: [url],
+    // Client URLs are learned through the log (memberAttributes), so every member sees the same table.
+    clientUrls: [],
+  }));
+  const nodeId = foundingMemberId(config.clusterName, config.name, ownPeerUrl);
+  await storage.initialize(
+    { clusterId, nodeId, nodeName: config.name },
+    members.map((m) => m.id),
+  );
+  await storage.saveMembers(members);
+  log.info({ clusterId, nodeId, members: members.length }, 'initialized a new data dir');
+}
