@@ -1,3 +1,4 @@
+import { AUTH_ACCESSES, AUTH_NAME_PATTERN, AUTH_RESOURCES, type Permission } from './auth.js';
 import type {
   Command,
   CommandEnvelope,
@@ -32,6 +33,8 @@ export function decodeCommand(bytes: Uint8Array): DecodeResult {
 }
 
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,128}$/;
+const REQUEST_DIGEST = /^[\x21-\x7e]{1,128}$/;
+const PASSWORD_HASH_LENGTH_MAX = 1024;
 const LEASE_ID_LENGTH_MAX = 128;
 const COMPARE_TARGETS: readonly CompareTarget[] = [
   'value',
@@ -47,12 +50,31 @@ function parseEnvelope(raw: unknown): CommandEnvelope {
   if (envelope.v !== 1) throw new Malformed(`unsupported command version ${String(envelope.v)}`);
   const atMs = count(envelope.atMs, 'atMs');
   const cmd = parseCommand(object(envelope.cmd, 'cmd'));
-  if (envelope.idempotencyKey === undefined) return { v: 1, atMs, cmd };
+  if (
+    envelope.idempotencyKey === undefined &&
+    envelope.user === undefined &&
+    envelope.requestDigest === undefined
+  )
+    return { v: 1, atMs, cmd };
   const idempotencyKey = envelope.idempotencyKey;
-  if (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+  if (
+    idempotencyKey !== undefined &&
+    (typeof idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(idempotencyKey))
+  ) {
     throw new Malformed('idempotencyKey must be 1 to 128 printable ASCII characters');
   }
-  return { v: 1, atMs, idempotencyKey, cmd };
+  const requestDigest = envelope.requestDigest;
+  if (
+    requestDigest !== undefined &&
+    (typeof requestDigest !== 'string' || !REQUEST_DIGEST.test(requestDigest))
+  ) {
+    throw new Malformed('requestDigest must be 1 to 128 printable ASCII characters');
+  }
+  return withOptional({ v: 1, atMs, cmd } as CommandEnvelope, {
+    idempotencyKey,
+    requestDigest,
+    user: envelope.user === undefined ? undefined : authName(envelope.user, 'user'),
+  });
 }
 
 function parseCommand(cmd: Record<string, unknown>): Command {
@@ -91,7 +113,10 @@ function parseCommand(cmd: Record<string, unknown>): Command {
     case 'leaseGrant': {
       const ttlMs = count(cmd.ttlMs, 'ttlMs');
       if (ttlMs < 1) throw new Malformed('ttlMs must be at least 1');
-      return { type: 'leaseGrant', id: leaseId(cmd.id), ttlMs };
+      return withOptional(
+        { type: 'leaseGrant', id: leaseId(cmd.id), ttlMs },
+        { owner: cmd.owner === undefined ? undefined : authName(cmd.owner, 'owner') },
+      );
     }
     case 'leaseRevoke':
       return {
@@ -117,9 +142,52 @@ function parseCommand(cmd: Record<string, unknown>): Command {
           };
         }),
       };
+    case 'authUserPut': {
+      const hash = cmd.passwordHash;
+      if (
+        hash !== undefined &&
+        hash !== null &&
+        (typeof hash !== 'string' || hash === '' || hash.length > PASSWORD_HASH_LENGTH_MAX)
+      )
+        throw new Malformed('passwordHash must be a non-empty string or null');
+      return withOptional(
+        { type: 'authUserPut', name: authName(cmd.name, 'name') },
+        {
+          passwordHash: hash,
+          roles:
+            cmd.roles === undefined
+              ? undefined
+              : array(cmd.roles, 'roles').map((r) => authName(r, 'role')),
+        },
+      );
+    }
+    case 'authUserDelete':
+      return { type: 'authUserDelete', name: authName(cmd.name, 'name') };
+    case 'authRolePut':
+      return {
+        type: 'authRolePut',
+        name: authName(cmd.name, 'name'),
+        permissions: array(cmd.permissions, 'permissions').map(parsePermission),
+      };
+    case 'authRoleDelete':
+      return { type: 'authRoleDelete', name: authName(cmd.name, 'name') };
+    case 'authEnable':
+      return { type: 'authEnable', signingKey: key(cmd.signingKey, 'signingKey') };
+    case 'authDisable':
+      return { type: 'authDisable' };
     default:
       throw new Malformed(`unknown command type ${JSON.stringify(cmd.type)}`);
   }
+}
+
+function parsePermission(raw: unknown): Permission {
+  const p = object(raw, 'permissions[]');
+  const resource = p.resource as Permission['resource'];
+  const access = p.access as Permission['access'];
+  if (!AUTH_RESOURCES.includes(resource))
+    throw new Malformed(`unknown resource ${String(resource)}`);
+  if (!AUTH_ACCESSES.includes(access)) throw new Malformed(`unknown access ${String(access)}`);
+  return { resource, prefix: text(p.prefix, 'prefix'), access };
 }
 
 function parseCompare(raw: unknown): Compare {
@@ -200,6 +268,13 @@ function leaseId(raw: unknown): string {
   const id = key(raw, 'lease id');
   if (id.length > LEASE_ID_LENGTH_MAX) throw new Malformed('lease id is too long');
   return id;
+}
+
+function authName(raw: unknown, what: string): string {
+  if (typeof raw !== 'string' || !AUTH_NAME_PATTERN.test(raw)) {
+    throw new Malformed(`${what} must be 1 to 128 printable ASCII characters`);
+  }
+  return raw;
 }
 
 /** A non-negative safe integer. */

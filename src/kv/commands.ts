@@ -1,3 +1,4 @@
+import type { Permission } from './auth.js';
 import { utf8Encode } from './text.js';
 
 /**
@@ -11,6 +12,14 @@ export interface CommandEnvelope {
   readonly atMs: number;
   /** API.md's Idempotency-Key (1–128 printable ASCII): a retry gets the first result. */
   readonly idempotencyKey?: string;
+  /**
+   * What the request was (a digest of its route and body, made by the API): a
+   * reused Idempotency-Key with another digest is refused, never answered with
+   * the first request's result.
+   */
+  readonly requestDigest?: string;
+  /** The authenticated user who made the request; absent for anonymous requests and the system. */
+  readonly user?: string;
   readonly cmd: Command;
 }
 
@@ -22,7 +31,52 @@ export type Command =
   | LeaseGrantCommand
   | LeaseRevokeCommand
   | LeaseKeepAliveCommand
-  | LeaseCheckpointCommand;
+  | LeaseCheckpointCommand
+  | AuthCommand;
+
+/** Changes of the auth state (API.md "Security"); the API lets only root propose them. */
+export type AuthCommand =
+  | AuthUserPutCommand
+  | AuthUserDeleteCommand
+  | AuthRolePutCommand
+  | AuthRoleDeleteCommand
+  | AuthEnableCommand
+  | AuthDisableCommand;
+
+/** Creates or updates a user; fields left out keep their value. Roles must exist. */
+export interface AuthUserPutCommand {
+  readonly type: 'authUserPut';
+  readonly name: string;
+  /** The server's salted slow hash; null removes the password (certificate-only user). */
+  readonly passwordHash?: string | null;
+  readonly roles?: readonly string[];
+}
+
+export interface AuthUserDeleteCommand {
+  readonly type: 'authUserDelete';
+  readonly name: string;
+}
+
+export interface AuthRolePutCommand {
+  readonly type: 'authRolePut';
+  readonly name: string;
+  readonly permissions: readonly Permission[];
+}
+
+export interface AuthRoleDeleteCommand {
+  readonly type: 'authRoleDelete';
+  readonly name: string;
+}
+
+/** Needs a user root holding the role root. The proposer picks a fresh token-signing key. */
+export interface AuthEnableCommand {
+  readonly type: 'authEnable';
+  readonly signingKey: string;
+}
+
+export interface AuthDisableCommand {
+  readonly type: 'authDisable';
+}
 
 /** `PUT /v1/kv/{key}`. Both guards must hold when both are given. */
 export interface PutCommand {
@@ -61,10 +115,7 @@ export interface KeyCompare {
   readonly value: string | number | null;
 }
 
-/**
- * API.md's fenced write: true only while lock `lock` is held with fencing
- * token `token`. Locks do not exist yet, so for now a fence is always false.
- */
+/** API.md's fenced write: true only while lock `lock` is held with fencing token `token`. */
 export interface FenceCompare {
   readonly lock: string;
   readonly token: number;
@@ -101,6 +152,8 @@ export interface LeaseGrantCommand {
   readonly type: 'leaseGrant';
   readonly id: string;
   readonly ttlMs: number;
+  /** The user who granted it: only they (or root) may use it while auth is enabled. */
+  readonly owner?: string;
 }
 
 /** Deletes the lease and all its keys in one revision. Proposed by a client or by the leader on expiry. */

@@ -22,7 +22,18 @@ interface DedupEntry {
   readonly seq: number;
   /** State machine clock when the first attempt was applied. */
   readonly atMs: number;
+  /** What the first request was (route and body digest); absent in records written before it existed. */
+  readonly digest?: string;
   readonly result: CommandResult;
+}
+
+/**
+ * The table's key for an Idempotency-Key: results belong to the user who made
+ * the write (API.md), so another user's key is another entry. The tab cannot
+ * occur in a key or a user name, so the two parts never run together.
+ */
+export function dedupKeyOf(idempotencyKey: string, user: string | undefined): string {
+  return user === undefined ? idempotencyKey : `${user}\t${idempotencyKey}`;
 }
 
 /**
@@ -51,13 +62,34 @@ export class DedupTable {
     return this.seq;
   }
 
-  lookup(idempotencyKey: string): CommandResult | undefined {
-    return this.entries.get(idempotencyKey)?.result;
+  /**
+   * The first request's result, or `mismatch` when the key was first used for
+   * another request (its digest differs), or undefined when the key is new.
+   */
+  lookup(
+    idempotencyKey: string,
+    digest: string | undefined,
+  ): CommandResult | 'mismatch' | undefined {
+    const entry = this.entries.get(idempotencyKey);
+    if (entry === undefined) return undefined;
+    if (entry.digest !== undefined && digest !== undefined && entry.digest !== digest)
+      return 'mismatch';
+    return entry.result;
   }
 
-  remember(idempotencyKey: string, nowMs: number, result: CommandResult): void {
+  remember(
+    idempotencyKey: string,
+    nowMs: number,
+    digest: string | undefined,
+    result: CommandResult,
+  ): void {
     assert(!this.entries.has(idempotencyKey), 'dedup: key remembered twice');
-    const entry: DedupEntry = { seq: this.seq++, atMs: nowMs, result };
+    const entry: DedupEntry = {
+      seq: this.seq++,
+      atMs: nowMs,
+      ...(digest === undefined ? {} : { digest }),
+      result,
+    };
     this.entries.set(idempotencyKey, entry);
     this.log.put(dedupRecordKey(idempotencyKey), encodeEntry(entry));
     for (const oldest of this.entries.keys()) {
@@ -103,7 +135,7 @@ export class DedupTable {
 }
 
 function encodeEntry(entry: DedupEntry): string {
-  return JSON.stringify({ seq: entry.seq, atMs: entry.atMs, result: entry.result });
+  return JSON.stringify(entry);
 }
 
 function decodeEntry(bytes: Uint8Array): DedupEntry {
@@ -111,6 +143,7 @@ function decodeEntry(bytes: Uint8Array): DedupEntry {
   assert(
     typeof entry.seq === 'number' &&
       typeof entry.atMs === 'number' &&
+      (entry.digest === undefined || typeof entry.digest === 'string') &&
       typeof entry.result === 'object' &&
       entry.result !== null,
     'dedup record: malformed',

@@ -9,6 +9,8 @@ export type KvErrorCode =
   | 'compare_failed' // a CAS guard was false
   | 'key_not_found'
   | 'lease_not_found'
+  | 'user_not_found'
+  | 'role_not_found'
   | 'compacted' // the requested revision is before the compaction point
   | 'future_revision'; // the requested revision is after the current one
 

@@ -2,8 +2,22 @@
  * src/kv: the replicated, deterministic key-value state machine (MVCC store,
  * txns, leases, dedup, watches). Pure: no I/O, timers, clock or randomness.
  */
+export {
+  type AccessNeed,
+  AUTH_ACCESSES,
+  AUTH_NAME_PATTERN,
+  AUTH_RESOURCES,
+  type AuthAccess,
+  type AuthResource,
+  type AuthRole,
+  type AuthUser,
+  type Permission,
+  ROOT_ROLE,
+  ROOT_USER,
+} from './auth.js';
 export { type DecodeResult, decodeCommand } from './command-decode.js';
 export type {
+  AuthCommand,
   Command,
   CommandEnvelope,
   CompactCommand,
@@ -39,6 +53,7 @@ export {
 } from './record-keys.js';
 export type {
   ApplyResult,
+  AuthResult,
   ChangesResult,
   CommandResult,
   CompactResult,

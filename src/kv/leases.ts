@@ -23,6 +23,8 @@ export interface LeaseState {
   /** TTL left at the last checkpoint since the last renewal, or null. */
   readonly remainingMs: number | null;
   readonly checkpointedAtMs: number | null;
+  /** The user who granted it (absent: granted while auth was off, or by the system). */
+  readonly owner?: string;
 }
 
 /** A lease with its attached keys (in key order). */
@@ -53,7 +55,7 @@ export class LeaseTable {
     return [...this.leases.values()].sort((a, b) => compareKeys(a.id, b.id));
   }
 
-  grant(id: string, ttlMs: number, nowMs: number): LeaseState {
+  grant(id: string, ttlMs: number, nowMs: number, owner?: string): LeaseState {
     assert(!this.leases.has(id), `lease ${id} granted twice`);
     return this.set({
       id,
@@ -62,6 +64,7 @@ export class LeaseTable {
       lastRenewedAtMs: nowMs,
       remainingMs: null,
       checkpointedAtMs: null,
+      ...(owner === undefined ? {} : { owner }),
     });
   }
 
@@ -110,8 +113,16 @@ export class LeaseTable {
 }
 
 function encodeLease(lease: LeaseState): string {
-  const { id, ttlMs, grantedAtMs, lastRenewedAtMs, remainingMs, checkpointedAtMs } = lease;
-  return JSON.stringify({ id, ttlMs, grantedAtMs, lastRenewedAtMs, remainingMs, checkpointedAtMs });
+  const { id, ttlMs, grantedAtMs, lastRenewedAtMs, remainingMs, checkpointedAtMs, owner } = lease;
+  return JSON.stringify({
+    id,
+    ttlMs,
+    grantedAtMs,
+    lastRenewedAtMs,
+    remainingMs,
+    checkpointedAtMs,
+    owner,
+  });
 }
 
 function decodeLease(bytes: Uint8Array): LeaseState {
@@ -122,7 +133,8 @@ function decodeLease(bytes: Uint8Array): LeaseState {
       typeof lease.grantedAtMs === 'number' &&
       typeof lease.lastRenewedAtMs === 'number' &&
       (lease.remainingMs === null || typeof lease.remainingMs === 'number') &&
-      (lease.checkpointedAtMs === null || typeof lease.checkpointedAtMs === 'number'),
+      (lease.checkpointedAtMs === null || typeof lease.checkpointedAtMs === 'number') &&
+      (lease.owner === undefined || typeof lease.owner === 'string'),
     'lease record: malformed',
   );
   return lease;

@@ -9,12 +9,17 @@ import { hex } from './text.js';
  *   k/<revision 16 hex>/<sub 8 hex>  one MVCC version (put or tombstone); the
  *                                    hex makes records sort by (revision, sub)
  *   l/<leaseId>                   one lease
- *   d/<idempotencyKey>            one remembered command result
+ *   d/<idempotencyKey>            one remembered command result (user-scoped: <user>\0<key>)
+ *   a/meta                        auth: enabled flag, auth revision, token-signing key
+ *   a/u/<name>                    one user;  a/r/<name>  one role
  */
 export const META_RECORD_KEY = 'm/meta';
 export const VERSION_RECORD_PREFIX = 'k/';
 export const LEASE_RECORD_PREFIX = 'l/';
 export const DEDUP_RECORD_PREFIX = 'd/';
+export const AUTH_META_RECORD_KEY = 'a/meta';
+export const AUTH_USER_RECORD_PREFIX = 'a/u/';
+export const AUTH_ROLE_RECORD_PREFIX = 'a/r/';
 
 export function versionRecordKey(revision: number, sub: number): string {
   return `${VERSION_RECORD_PREFIX}${hex(revision, 16)}/${hex(sub, 8)}`;
@@ -34,4 +39,12 @@ export function leaseRecordKey(id: string): string {
 
 export function dedupRecordKey(idempotencyKey: string): string {
   return DEDUP_RECORD_PREFIX + idempotencyKey;
+}
+
+export function authUserRecordKey(name: string): string {
+  return AUTH_USER_RECORD_PREFIX + name;
+}
+
+export function authRoleRecordKey(name: string): string {
+  return AUTH_ROLE_RECORD_PREFIX + name;
 }

@@ -1,3 +1,4 @@
+import type { AuthRole } from './auth.js';
 import type { KvErrorCode } from './errors.js';
 import type { KeyValue, RevisionChange } from './mvcc/key-value.js';
 
@@ -92,6 +93,42 @@ export interface LeaseCheckpointResult {
   readonly updated: number;
 }
 
+export interface AuthUserPutResult {
+  readonly ok: true;
+  readonly op: 'authUserPut';
+  readonly revision: number;
+  readonly created: boolean;
+  readonly user: { readonly name: string; readonly roles: readonly string[] };
+}
+
+export interface AuthRolePutResult {
+  readonly ok: true;
+  readonly op: 'authRolePut';
+  readonly revision: number;
+  readonly created: boolean;
+  readonly role: AuthRole;
+}
+
+export interface AuthDeleteResult {
+  readonly ok: true;
+  readonly op: 'authUserDelete' | 'authRoleDelete';
+  readonly revision: number;
+  readonly name: string;
+}
+
+export interface AuthEnabledResult {
+  readonly ok: true;
+  readonly op: 'authEnable' | 'authDisable';
+  readonly revision: number;
+  readonly enabled: boolean;
+}
+
+export type AuthResult =
+  | AuthUserPutResult
+  | AuthRolePutResult
+  | AuthDeleteResult
+  | AuthEnabledResult;
+
 /** An empty Raft entry (a new leader's no-op). */
 export interface NoopResult {
   readonly ok: true;
@@ -109,6 +146,7 @@ export type CommandResult =
   | LeaseKeepAliveResult
   | LeaseCheckpointResult
   | NoopResult
+  | AuthResult
   | ErrorResult;
 
 /** An entry at or below the applied index: already part of the state (replay after a snapshot). */

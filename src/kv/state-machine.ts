@@ -1,5 +1,7 @@
+import { type AuthRole, AuthTable, type AuthUser, ROOT_ROLE, ROOT_USER } from './auth.js';
 import { decodeCommand } from './command-decode.js';
 import {
+  type AuthCommand,
   type Command,
   type CompactCommand,
   type DeleteCommand,
@@ -13,7 +15,7 @@ import {
   type TxnOp,
 } from './commands.js';
 import { isReservedKey, lockWaitersPrefix } from './coordination-keys.js';
-import { DEFAULT_DEDUP_OPTIONS, type DedupOptions, DedupTable } from './dedup.js';
+import { DEFAULT_DEDUP_OPTIONS, type DedupOptions, DedupTable, dedupKeyOf } from './dedup.js';
 import { assert, KvInvariantError } from './errors.js';
 import { type LeaseInfo, type LeaseState, LeaseTable } from './leases.js';
 import { DEFAULT_KV_LIMITS, exceededLimit, type KvLimits } from './limits.js';
@@ -23,6 +25,9 @@ import { type GetOptions, MvccStore, type RangeOptions } from './mvcc/store.js';
 import type { StoredVersion } from './mvcc/stored-version.js';
 import { decodeVersionRecord, encodeVersionRecord } from './mvcc/version-record.js';
 import {
+  AUTH_META_RECORD_KEY,
+  AUTH_ROLE_RECORD_PREFIX,
+  AUTH_USER_RECORD_PREFIX,
   DEDUP_RECORD_PREFIX,
   LEASE_RECORD_PREFIX,
   META_RECORD_KEY,
@@ -96,6 +101,7 @@ export class KvStateMachine {
   private store: MvccStore;
   private leaseTable: LeaseTable;
   private dedup: DedupTable;
+  private authTable: AuthTable;
   private applied = 0;
   private clock = 0;
   /** The meta record as last persisted, to write it only when it changes. */
@@ -111,6 +117,7 @@ export class KvStateMachine {
     this.store = new MvccStore(this.log);
     this.leaseTable = new LeaseTable(this.log);
     this.dedup = new DedupTable(this.log, this.dedupOptions);
+    this.authTable = new AuthTable(this.log);
     this.persistedMeta = JSON.stringify(this.meta());
   }
 
@@ -159,14 +166,24 @@ export class KvStateMachine {
     if (data.length === 0) return { ok: true, op: 'noop', revision: this.store.revision };
     const decoded = decodeCommand(data);
     if (!decoded.ok) return errorResult('invalid_request', decoded.error, this.store.revision);
-    const { atMs, idempotencyKey, cmd } = decoded.envelope;
+    const { atMs, idempotencyKey, requestDigest, user, cmd } = decoded.envelope;
     // A leader with a slower clock must not move time backwards.
     this.clock = Math.max(this.clock, atMs);
     this.dedup.expire(this.clock);
-    let result = idempotencyKey === undefined ? undefined : this.dedup.lookup(idempotencyKey);
-    if (result === undefined) {
+    const dedupKey = idempotencyKey === undefined ? undefined : dedupKeyOf(idempotencyKey, user);
+    const remembered =
+      dedupKey === undefined ? undefined : this.dedup.lookup(dedupKey, requestDigest);
+    let result: CommandResult;
+    if (remembered === 'mismatch') {
+      result = this.error(
+        'invalid_request',
+        'this Idempotency-Key was already used for a different request; nothing was applied',
+      );
+    } else if (remembered !== undefined) {
+      result = remembered;
+    } else {
       result = this.execute(cmd);
-      if (idempotencyKey !== undefined) this.dedup.remember(idempotencyKey, this.clock, result);
+      if (dedupKey !== undefined) this.dedup.remember(dedupKey, this.clock, requestDigest, result);
     }
     this.persistMeta();
     const change = this.change;
@@ -195,6 +212,75 @@ export class KvStateMachine {
         return this.leaseKeepAlive(cmd);
       case 'leaseCheckpoint':
         return this.leaseCheckpoint(cmd);
+      default:
+        return this.applyAuth(cmd);
+    }
+  }
+
+  /** Users, roles and the enabled flag. The API checks that the proposer is root. */
+  private applyAuth(cmd: AuthCommand): CommandResult {
+    const auth = this.authTable;
+    const revision = this.store.revision;
+    switch (cmd.type) {
+      case 'authUserPut': {
+        const unknownRole = cmd.roles?.find((r) => auth.role(r) === undefined);
+        if (unknownRole !== undefined)
+          return this.error('role_not_found', `role ${unknownRole} does not exist`);
+        if (
+          auth.enabled &&
+          cmd.name === ROOT_USER &&
+          cmd.roles !== undefined &&
+          !cmd.roles.includes(ROOT_ROLE)
+        )
+          return this.error(
+            'invalid_request',
+            'the user root must keep the role root while auth is enabled',
+          );
+        const { created, user } = auth.putUser(cmd.name, {
+          ...(cmd.passwordHash !== undefined ? { passwordHash: cmd.passwordHash } : {}),
+          ...(cmd.roles !== undefined ? { roles: cmd.roles } : {}),
+        });
+        return { ok: true, op: 'authUserPut', revision, created, user: userView(user) };
+      }
+      case 'authUserDelete':
+        if (auth.enabled && cmd.name === ROOT_USER)
+          return this.error(
+            'invalid_request',
+            'the user root cannot be deleted while auth is enabled',
+          );
+        if (!auth.deleteUser(cmd.name))
+          return this.error('user_not_found', `user ${cmd.name} does not exist`);
+        return { ok: true, op: 'authUserDelete', revision, name: cmd.name };
+      case 'authRolePut': {
+        if (cmd.name === ROOT_ROLE)
+          return this.error('invalid_request', 'the built-in role root cannot be changed');
+        const created = auth.putRole(cmd.name, cmd.permissions);
+        return {
+          ok: true,
+          op: 'authRolePut',
+          revision,
+          created,
+          role: auth.role(cmd.name) as AuthRole,
+        };
+      }
+      case 'authRoleDelete':
+        if (cmd.name === ROOT_ROLE)
+          return this.error('invalid_request', 'the built-in role root cannot be deleted');
+        if (!auth.deleteRole(cmd.name))
+          return this.error('role_not_found', `role ${cmd.name} does not exist`);
+        return { ok: true, op: 'authRoleDelete', revision, name: cmd.name };
+      case 'authEnable':
+        if (!auth.isRoot(ROOT_USER))
+          return this.error(
+            'invalid_request',
+            'auth cannot be enabled before a user root holding the role root exists',
+          );
+        // Enabling again changes nothing: tokens issued since the last enable stay valid.
+        if (!auth.enabled) auth.enable(cmd.signingKey);
+        return { ok: true, op: 'authEnable', revision, enabled: true };
+      case 'authDisable':
+        if (auth.enabled) auth.disable();
+        return { ok: true, op: 'authDisable', revision, enabled: false };
     }
   }
 
@@ -324,7 +410,7 @@ export class KvStateMachine {
   private leaseGrant(cmd: LeaseGrantCommand): CommandResult {
     if (this.leaseTable.has(cmd.id))
       return this.error('invalid_request', `lease ${cmd.id} already exists`);
-    this.leaseTable.grant(cmd.id, cmd.ttlMs, this.clock);
+    this.leaseTable.grant(cmd.id, cmd.ttlMs, this.clock, cmd.owner);
     return {
       ok: true,
       op: 'leaseGrant',
@@ -398,7 +484,9 @@ export class KvStateMachine {
       | 'too_large'
       | 'lease_not_found'
       | 'future_revision'
-      | 'compare_failed',
+      | 'compare_failed'
+      | 'user_not_found'
+      | 'role_not_found',
     message: string,
   ) {
     return errorResult(code, message, this.store.revision);
@@ -435,6 +523,22 @@ export class KvStateMachine {
     return this.leaseTable.all();
   }
 
+  /** Users, roles, permissions and the token-signing key (read-only to callers). */
+  get auth(): Pick<
+    AuthTable,
+    | 'enabled'
+    | 'revision'
+    | 'signingKey'
+    | 'user'
+    | 'role'
+    | 'allUsers'
+    | 'allRoles'
+    | 'isRoot'
+    | 'permits'
+  > {
+    return this.authTable;
+  }
+
   // ---- persistence and snapshots --------------------------------------------
 
   /**
@@ -467,6 +571,7 @@ export class KvStateMachine {
     }
     yield* this.leaseTable.records();
     yield* this.dedup.records();
+    yield* this.authTable.records();
   }
 
   /**
@@ -497,6 +602,9 @@ export class KvStateMachine {
     const versions: StoredVersion[] = [];
     const leaseValues: Uint8Array[] = [];
     const dedupRecords: [string, Uint8Array][] = [];
+    let authMeta: Uint8Array | undefined;
+    const authUsers: Uint8Array[] = [];
+    const authRoles: Uint8Array[] = [];
     for (const [key, value] of records) {
       if (key === META_RECORD_KEY) {
         meta = decodeMeta(value);
@@ -508,6 +616,12 @@ export class KvStateMachine {
         leaseValues.push(value);
       } else if (key.startsWith(DEDUP_RECORD_PREFIX)) {
         dedupRecords.push([key.slice(DEDUP_RECORD_PREFIX.length), value]);
+      } else if (key === AUTH_META_RECORD_KEY) {
+        authMeta = value;
+      } else if (key.startsWith(AUTH_USER_RECORD_PREFIX)) {
+        authUsers.push(value);
+      } else if (key.startsWith(AUTH_ROLE_RECORD_PREFIX)) {
+        authRoles.push(value);
       } else {
         throw new KvInvariantError(`load: unknown record ${JSON.stringify(key)}`);
       }
@@ -526,6 +640,7 @@ export class KvStateMachine {
       dedupRecords,
       meta.dedupSeq,
     );
+    machine.authTable = AuthTable.fromRecords(machine.log, authMeta, authUsers, authRoles);
     for (const leaseId of machine.store.attachedLeases()) {
       assert(machine.leaseTable.has(leaseId), `load: keys attached to missing lease ${leaseId}`);
     }
@@ -550,6 +665,10 @@ export class KvStateMachine {
     this.persistedMeta = meta;
     this.log.put(META_RECORD_KEY, meta);
   }
+}
+
+function userView(user: AuthUser): { name: string; roles: readonly string[] } {
+  return { name: user.name, roles: user.roles };
 }
 
 function decodeMeta(bytes: Uint8Array): Meta {
