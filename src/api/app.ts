@@ -1,7 +1,10 @@
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { AuthError } from '../server/auth.js';
 import { ServerError } from '../server/errors.js';
+import { installAccessControl } from './access.js';
 import { ApiError, sendError, statusOfCode } from './errors.js';
+import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { electionRoutes } from './routes/elections.js';
 import { kvRoutes } from './routes/kv.js';
@@ -83,6 +86,8 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
     sendError(reply, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
   );
 
+  installAccessControl(app, service);
+  app.register(authRoutes(service));
   app.register(kvRoutes(service));
   app.register(watchRoutes(service));
   app.register(leaseRoutes(service));
@@ -96,6 +101,8 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
 /** Every failure becomes API.md's error body; nothing escapes as a bare 500. */
 export function replyWithError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof ApiError) return sendError(reply, err.code, err.message, err.extra);
+  if (err instanceof AuthError)
+    return sendError(reply, err.code, err.message, {}, err.retryAfterSeconds);
   if (err instanceof ServerError) {
     if (err.code === 'not_leader') return sendError(reply, 'unavailable', err.message, {}, 1);
     return sendError(reply, err.code, err.message, {}, err.retryAfterSeconds);

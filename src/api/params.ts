@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
+import type { ApiService, WriteOptions } from './service.js';
 
 /** Query strings arrive as strings: parse them strictly here rather than let a validator coerce. */
 export type Query = Record<string, string | string[] | undefined>;
@@ -75,4 +78,23 @@ export function keyParam(params: unknown): string {
     );
   }
   return key;
+}
+
+/**
+ * The options of a write made by `req`: its deadline, its user, and for an
+ * Idempotency-Key a digest of what the request was (method, URL, body), so
+ * the same key on another request is refused rather than answered with the
+ * first one's result.
+ */
+export function writeOptionsOf(req: FastifyRequest, service: ApiService): WriteOptions {
+  const opts: WriteOptions = { signal: service.requestDeadline() };
+  const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
+  if (idempotencyKey) {
+    opts.idempotencyKey = idempotencyKey;
+    opts.requestDigest = createHash('sha256')
+      .update(`${req.method} ${req.url}\n${req.body === undefined ? '' : JSON.stringify(req.body)}`)
+      .digest('base64url');
+  }
+  if (req.principal?.user !== undefined) opts.user = req.principal.user;
+  return opts;
 }

@@ -1,6 +1,17 @@
+import type { AuthRole, AuthUser, Permission } from '../kv/auth.js';
 import type { Compare, TxnOp } from '../kv/commands.js';
 import type { KeyValue, RevisionChange } from '../kv/mvcc/key-value.js';
-import type { DeleteResult, ErrorResult, PutResult, TxnResult } from '../kv/results.js';
+import type {
+  AuthDeleteResult,
+  AuthEnabledResult,
+  AuthRolePutResult,
+  AuthUserPutResult,
+  DeleteResult,
+  ErrorResult,
+  PutResult,
+  TxnResult,
+} from '../kv/results.js';
+import type { AuthStateView, Principal } from '../server/auth.js';
 import type { MemberChange } from '../server/membership.js';
 
 /**
@@ -105,10 +116,54 @@ export interface ApiService {
   /** 200 when the node has a leader and its applied index is caught up. */
   health(): Promise<{ healthy: boolean; reason?: string }>;
   metrics(): Promise<{ contentType: string; body: string }>;
+
+  // ---- security (API.md "Security: TLS, authentication, permissions")
+
+  /** The store revision this node has applied. */
+  currentRevision(): number;
+  /** This node's applied users, roles and enabled flag (read locally, never asked of another member). */
+  readonly authState: AuthStateView;
+  /** Who sent a request; throws AuthError (401, 429) for missing or bad credentials. */
+  authenticate(
+    authorization: string | undefined,
+    certificateName: string | undefined,
+  ): Promise<Principal>;
+  /** Calls `listener` after users, roles or the enabled flag change; returns the unsubscribe function. */
+  onAuthChange(listener: () => void): () => void;
+  /** The user who granted lease `id`, null if granted while auth was off, undefined if no such lease. */
+  leaseOwner(id: string, signal?: AbortSignal): Promise<string | null | undefined>;
+  authStatus(): Promise<{ enabled: boolean }>;
+  /** Users and roles after a linearizable read barrier. */
+  authRead(signal?: AbortSignal): Promise<{
+    user(name: string): AuthUser | undefined;
+    role(name: string): AuthRole | undefined;
+    allUsers(): AuthUser[];
+    allRoles(): AuthRole[];
+  }>;
+  userPut(
+    name: string,
+    change: { password?: string; roles?: string[] },
+    opts: WriteOptions,
+  ): Promise<AuthUserPutResult | ErrorResult>;
+  userDelete(name: string, opts: WriteOptions): Promise<AuthDeleteResult | ErrorResult>;
+  rolePut(
+    name: string,
+    permissions: Permission[],
+    opts: WriteOptions,
+  ): Promise<AuthRolePutResult | ErrorResult>;
+  roleDelete(name: string, opts: WriteOptions): Promise<AuthDeleteResult | ErrorResult>;
+  authEnable(opts: WriteOptions): Promise<AuthEnabledResult | ErrorResult>;
+  authDisable(opts: WriteOptions): Promise<AuthEnabledResult | ErrorResult>;
+  /** POST /v1/auth/token: throws AuthError (401 wrong name or password, 429 throttled). */
+  issueToken(name: string, password: string): Promise<{ token: string; ttl: number }>;
 }
 
 export interface WriteOptions {
   idempotencyKey?: string;
+  /** What the request was (route and body), so a reused Idempotency-Key is recognised as another write. */
+  requestDigest?: string;
+  /** The authenticated user making the write; absent while auth is off. */
+  user?: string;
   signal?: AbortSignal;
 }
 
@@ -199,6 +254,8 @@ export interface MembersView {
 
 export interface LeaseView {
   id: string;
+  /** Who granted it (absent: granted while auth was off). Not part of API.md's body. */
+  owner?: string;
   ttl: number;
   /** Seconds left on the leader's clock, rounded up. */
   remaining: number;

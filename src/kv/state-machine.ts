@@ -1,3 +1,4 @@
+import { accessNeedsOf } from './access-needs.js';
 import { type AuthRole, AuthTable, type AuthUser, ROOT_ROLE, ROOT_USER } from './auth.js';
 import { decodeCommand } from './command-decode.js';
 import {
@@ -39,6 +40,7 @@ import {
   type ApplyResult,
   type ChangesResult,
   type CommandResult,
+  type ErrorResult,
   errorResult,
   type GetResult,
   type RangeResult,
@@ -190,6 +192,36 @@ export class KvStateMachine {
     this.change = null;
     if (change !== null) this.watches.notify(change);
     return result;
+  }
+
+  /**
+   * permission_denied if `user` may not run `cmd` under the auth state at this
+   * entry (API.md "What needs which permission"), else undefined. The API checks
+   * the same before proposing; this catches permissions changed in between.
+   */
+  private refusal(user: string, cmd: Command): ErrorResult | undefined {
+    const auth = this.authTable;
+    if (!auth.enabled || auth.isRoot(user)) return undefined;
+    const needs = accessNeedsOf(cmd);
+    if (needs === 'root')
+      return this.error('permission_denied', `only root may do this (${cmd.type})`);
+    if (needs !== 'none') {
+      const missing = needs.find((need) => !auth.permits(user, need));
+      if (missing !== undefined)
+        return this.error(
+          'permission_denied',
+          `user ${user} may not ${missing.access} ${missing.resource} "${missing.key}"`,
+        );
+    }
+    if (cmd.type === 'leaseGrant' && cmd.owner !== user)
+      return this.error('permission_denied', 'a lease is granted to the user who asks for it');
+    for (const leaseId of leasesUsedBy(cmd)) {
+      const lease = this.leaseTable.get(leaseId);
+      // A lease granted by someone else (or before auth was on) is not this user's to use.
+      if (lease !== undefined && lease.owner !== user)
+        return this.error('permission_denied', `lease ${leaseId} belongs to another user`);
+    }
+    return undefined;
   }
 
   private execute(cmd: Command): CommandResult {
@@ -486,7 +518,8 @@ export class KvStateMachine {
       | 'future_revision'
       | 'compare_failed'
       | 'user_not_found'
-      | 'role_not_found',
+      | 'role_not_found'
+      | 'permission_denied',
     message: string,
   ) {
     return errorResult(code, message, this.store.revision);
@@ -664,6 +697,25 @@ export class KvStateMachine {
     if (meta === this.persistedMeta) return;
     this.persistedMeta = meta;
     this.log.put(META_RECORD_KEY, meta);
+  }
+}
+
+/** Leases a command uses: attaches keys to, keeps alive or revokes. */
+function leasesUsedBy(cmd: Command): string[] {
+  switch (cmd.type) {
+    case 'put':
+      return cmd.lease === undefined ? [] : [cmd.lease];
+    case 'txn': {
+      const leases: string[] = [];
+      for (const op of [...cmd.success, ...cmd.failure])
+        if (op.op === 'put' && op.lease !== undefined) leases.push(op.lease);
+      return leases;
+    }
+    case 'leaseKeepAlive':
+    case 'leaseRevoke':
+      return [cmd.id];
+    default:
+      return [];
   }
 }
 

@@ -34,6 +34,8 @@ export interface NodeConfig {
   maxPendingProposals: number;
   /** Bytes of proposals waiting before new writes get 429. */
   maxPendingProposalBytes: number;
+  /** Lifetime of the tokens POST /v1/auth/token issues. */
+  authTokenTtlSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -65,6 +67,7 @@ export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
   maxTxnOps: 128,
   maxPendingProposals: 10_000,
   maxPendingProposalBytes: 64 * 1024 * 1024,
+  authTokenTtlSeconds: 300,
   logLevel: 'info',
 };
 

@@ -43,6 +43,7 @@ interface RepliesFrame {
 
 export interface LeaseViewWire {
   id: string;
+  owner?: string;
   ttl: number;
   remaining: number;
   keys: string[];
@@ -70,6 +71,9 @@ export interface ForwardedWrite {
   /** Instead of a KV command: a server command (member attributes). */
   serverCmd?: ServerCommand;
   idempotencyKey?: string;
+  requestDigest?: string;
+  /** The user the follower authenticated (API.md "Security"). */
+  user?: string;
   timeoutMs: number;
 }
 

@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import type { Permission } from '../kv/auth.js';
 import type { Command, Compare, TxnOp } from '../kv/commands.js';
 import type {
+  AuthDeleteResult,
+  AuthEnabledResult,
+  AuthRolePutResult,
+  AuthUserPutResult,
   CompactResult,
   DeleteResult,
   ErrorResult,
@@ -10,13 +15,14 @@ import type {
   PutResult,
   TxnResult,
 } from '../kv/results.js';
+import { Authenticator, type AuthStateView, hashPassword, newSigningKey } from './auth.js';
 import { ServerError } from './errors.js';
 import { electionPrefix, KeyQueue, lockPrefix } from './locks.js';
 import type { MemberChange } from './membership.js';
-import type { RaftKvNode } from './node.js';
+import type { RaftKvNode, WriteContext } from './node.js';
 import type { WatchParams, WatchSink } from './watches.js';
 
-type WriteOpts = { idempotencyKey?: string; signal?: AbortSignal };
+type WriteOpts = WriteContext;
 type ReadOpts = {
   consistency: 'linearizable' | 'serializable';
   revision?: number;
@@ -31,9 +37,31 @@ type ReadOpts = {
  */
 export class KvService {
   private readonly queue: KeyQueue;
+  /** Verifies credentials against the replicated users and signing key, on this node alone. */
+  readonly authenticator: Authenticator;
 
   constructor(readonly node: RaftKvNode) {
     this.queue = new KeyQueue(node);
+    this.authenticator = new Authenticator(() => this.node.store.auth, {
+      tokenTtlSeconds: node.config.authTokenTtlSeconds ?? 300,
+    });
+  }
+
+  /** This node's applied auth state (serializable: a lagging member may be behind by a few entries). */
+  get authState(): AuthStateView {
+    return this.node.store.auth;
+  }
+
+  authenticate(authorization: string | undefined, certificateName: string | undefined) {
+    return this.authenticator.authenticate(authorization, certificateName);
+  }
+
+  currentRevision(): number {
+    return this.node.store.revision;
+  }
+
+  onAuthChange(listener: () => void): () => void {
+    return this.node.onAuthChange(listener);
   }
 
   get requestTimeoutMs(): number {
@@ -148,7 +176,12 @@ export class KvService {
     const ttlSeconds = Math.max(req.ttl, this.node.minLeaseTtlSeconds);
     const id = req.id ?? randomLeaseId();
     const result = await this.command<LeaseGrantResult>(
-      { type: 'leaseGrant', id, ttlMs: ttlSeconds * 1000 },
+      {
+        type: 'leaseGrant',
+        id,
+        ttlMs: ttlSeconds * 1000,
+        ...(opts.user !== undefined ? { owner: opts.user } : {}),
+      },
       opts,
       'leaseGrant',
     );
@@ -188,7 +221,91 @@ export class KvService {
 
   async leaseList(signal?: AbortSignal) {
     const leases = await this.node.leaseViews(undefined, signal);
-    return leases.map(({ id, ttl, remaining }) => ({ id, ttl, remaining }));
+    return leases.map(({ id, owner, ttl, remaining }) => ({
+      id,
+      ...(owner !== undefined ? { owner } : {}),
+      ttl,
+      remaining,
+    }));
+  }
+
+  /**
+   * Who granted lease `id`: the user, null for a lease granted while auth was off,
+   * or undefined when no such lease exists (after a linearizable barrier, so a
+   * lease just granted elsewhere is seen).
+   */
+  async leaseOwner(id: string, signal?: AbortSignal): Promise<string | null | undefined> {
+    let lease = this.node.store.lease(id);
+    if (lease === undefined) {
+      await this.node.readBarrier({ consistency: 'linearizable', ...(signal ? { signal } : {}) });
+      lease = this.node.store.lease(id);
+    }
+    if (lease === undefined) return undefined;
+    return lease.owner ?? null;
+  }
+
+  // ---- auth (API.md "Security"): the API lets only root call the changes.
+
+  async authStatus() {
+    return { enabled: this.node.store.auth.enabled };
+  }
+
+  async userPut(
+    name: string,
+    change: { password?: string; roles?: string[] },
+    opts: WriteOpts,
+  ): Promise<AuthUserPutResult | ErrorResult> {
+    // Hashed here, once: the log and every replica only ever see the salted hash.
+    const passwordHash =
+      change.password === undefined ? undefined : await hashPassword(change.password);
+    return this.command<AuthUserPutResult>(
+      {
+        type: 'authUserPut',
+        name,
+        ...(passwordHash !== undefined ? { passwordHash } : {}),
+        ...(change.roles !== undefined ? { roles: change.roles } : {}),
+      },
+      opts,
+      'authUserPut',
+    );
+  }
+
+  async userDelete(name: string, opts: WriteOpts) {
+    return this.command<AuthDeleteResult>({ type: 'authUserDelete', name }, opts, 'authUserDelete');
+  }
+
+  async rolePut(name: string, permissions: Permission[], opts: WriteOpts) {
+    return this.command<AuthRolePutResult>(
+      { type: 'authRolePut', name, permissions },
+      opts,
+      'authRolePut',
+    );
+  }
+
+  async roleDelete(name: string, opts: WriteOpts) {
+    return this.command<AuthDeleteResult>({ type: 'authRoleDelete', name }, opts, 'authRoleDelete');
+  }
+
+  async authEnable(opts: WriteOpts) {
+    return this.command<AuthEnabledResult>(
+      { type: 'authEnable', signingKey: newSigningKey() },
+      opts,
+      'authEnable',
+    );
+  }
+
+  async authDisable(opts: WriteOpts) {
+    return this.command<AuthEnabledResult>({ type: 'authDisable' }, opts, 'authDisable');
+  }
+
+  /** Users and roles after a linearizable barrier: what every acknowledged change left. */
+  async authRead(signal?: AbortSignal) {
+    await this.node.readBarrier({ consistency: 'linearizable', ...(signal ? { signal } : {}) });
+    return this.node.store.auth;
+  }
+
+  issueToken(name: string, password: string) {
+    return this.authenticator.issueToken(name, password);
   }
 
   // ---- locks (API.md "Locks and elections")

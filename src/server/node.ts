@@ -59,6 +59,8 @@ export const VERSION = '0.1.0';
 /** A lease as API.md shows it: seconds, rounded up for what is left. */
 export interface LeaseView {
   id: string;
+  /** Who granted it; absent when granted while auth was off. */
+  owner?: string;
   ttl: number;
   remaining: number;
   keys: string[];
@@ -125,6 +127,7 @@ export class RaftKvNode {
   private ticks = 0;
   /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
   private revisionSamples: { atMs: number; revision: number }[] = [];
+  private readonly authListeners = new Set<() => void>();
   private revisionCompactionPending = false;
   /** The commit-only hard state and applied state that ride with the next write. */
   private readonly deferred = new DeferredState();
@@ -437,6 +440,7 @@ export class RaftKvNode {
     this.proposals.skippedTo(snap.metadata.index);
     // Watchers cannot see the revisions the snapshot jumped over: make them resume from history.
     this.watches.resyncAll(restored.revision);
+    this.authChanged();
     this.metrics.snapshotsInstalled.inc();
     this.log.info({ index: snap.metadata.index }, 'installed a snapshot from the leader');
   }
@@ -458,6 +462,7 @@ export class RaftKvNode {
       }
       const result = this.kv.apply(e.index, e.data);
       if (isSkipped(result)) continue;
+      if (result.ok && result.op.startsWith('auth')) this.authChanged();
       this.leaseKeeper.onApplied(result);
       this.proposals.applied(e.index, e.term, result);
     }
@@ -613,10 +618,7 @@ export class RaftKvNode {
   // ------------------------------------------------------------------ writes
 
   /** Proposes a KV command (here if leading, else at the leader) and resolves with its applied result. */
-  async write(
-    cmd: Command,
-    opts: { idempotencyKey?: string; signal?: AbortSignal } = {},
-  ): Promise<CommandResult> {
+  async write(cmd: Command, opts: WriteContext = {}): Promise<CommandResult> {
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
@@ -626,20 +628,11 @@ export class RaftKvNode {
       this.metrics.forwardedWrites.inc();
       return this.forwarder.forward(
         leader,
-        {
-          cmd,
-          timeoutMs: this.requestTimeoutMs,
-          ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
-        },
+        { cmd, timeoutMs: this.requestTimeoutMs, ...requestContext(opts) },
         signal,
       );
     }
-    const data = encodeCommand({
-      v: 1,
-      atMs: Date.now(),
-      cmd,
-      ...(opts.idempotencyKey ? { idempotencyKey: opts.idempotencyKey } : {}),
-    });
+    const data = encodeCommand({ v: 1, atMs: Date.now(), cmd, ...requestContext(opts) });
     return this.withDeadline(this.proposeBytes(data), signal);
   }
 
@@ -651,12 +644,9 @@ export class RaftKvNode {
         this.deadlines.after(this.requestTimeoutMs),
       );
     if (!w.cmd) throw new ServerError('invalid_request', 'nothing to propose');
-    const data = encodeCommand({
-      v: 1,
-      atMs: Date.now(),
-      cmd: w.cmd,
-      ...(w.idempotencyKey ? { idempotencyKey: w.idempotencyKey } : {}),
-    });
+    // The user named here is the one the forwarding member authenticated: the peer channel
+    // (mutual TLS when configured) is what vouches for it, and the state machine validates it.
+    const data = encodeCommand({ v: 1, atMs: Date.now(), cmd: w.cmd, ...requestContext(w) });
     const timeoutMs = Math.min(Math.max(w.timeoutMs, 1), this.requestTimeoutMs);
     return this.withDeadline(this.proposeBytes(data), this.deadlines.after(timeoutMs));
   }
@@ -776,6 +766,27 @@ export class RaftKvNode {
   }
 
   /** The state machine as of now (replaced when a snapshot is installed). */
+  /**
+   * Calls `listener` after users, roles or the enabled flag change here (an
+   * applied auth command or an installed snapshot), so open streams can
+   * re-check their user's permission. Returns the unsubscribe function.
+   */
+  onAuthChange(listener: () => void): () => void {
+    this.authListeners.add(listener);
+    return () => this.authListeners.delete(listener);
+  }
+
+  private authChanged(): void {
+    // Copied: a listener may unsubscribe itself (its stream ends).
+    for (const listener of [...this.authListeners]) {
+      try {
+        listener();
+      } catch (err) {
+        this.log.error({ err }, 'an auth change listener failed');
+      }
+    }
+  }
+
   get store(): KvStateMachine {
     return this.kv;
   }
@@ -902,6 +913,7 @@ export class RaftKvNode {
       const remainingMs = this.leaseKeeper.remainingMs(l.id) ?? l.remainingMs ?? l.ttlMs;
       return {
         id: l.id,
+        ...(l.owner !== undefined ? { owner: l.owner } : {}),
         ttl: Math.round(l.ttlMs / 1000),
         remaining: Math.ceil(remainingMs / 1000),
         keys: id === undefined ? [] : [...(this.kv.lease(l.id)?.keys ?? [])],
@@ -1014,4 +1026,27 @@ function timeoutError(): ServerError {
     'timeout',
     'the request timed out: a write may or may not have been applied',
   );
+}
+
+/** What a write carries besides its command: who asked, and what for Idempotency-Key. */
+export interface WriteContext {
+  idempotencyKey?: string;
+  /** A digest of the request's route and body: a reused Idempotency-Key must match it. */
+  requestDigest?: string;
+  /** The authenticated user; absent when auth is off (and for the system's own proposals). */
+  user?: string;
+  signal?: AbortSignal;
+}
+
+/** The envelope fields of a write context that are set. */
+function requestContext(opts: {
+  idempotencyKey?: string | undefined;
+  requestDigest?: string | undefined;
+  user?: string | undefined;
+}): { idempotencyKey?: string; requestDigest?: string; user?: string } {
+  const out: { idempotencyKey?: string; requestDigest?: string; user?: string } = {};
+  if (opts.idempotencyKey) out.idempotencyKey = opts.idempotencyKey;
+  if (opts.requestDigest) out.requestDigest = opts.requestDigest;
+  if (opts.user !== undefined) out.user = opts.user;
+  return out;
 }

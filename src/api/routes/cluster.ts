@@ -5,53 +5,57 @@ import type { ApiService } from '../service.js';
 
 export function clusterRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get('/v1/status', async (req) => {
+    app.get('/v1/status', { config: { access: 'authenticated' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.status();
     });
 
-    app.get('/v1/cluster/members', async (req) => {
+    app.get('/v1/cluster/members', { config: { access: 'authenticated' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.members();
     });
 
-    app.post('/v1/cluster/members', { schema: { body: addMemberBody } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const body = req.body as {
-        name: string;
-        peerUrl: string;
-        clientUrl: string;
-        learner?: boolean;
-      };
-      for (const field of ['peerUrl', 'clientUrl'] as const) {
-        if (!isHttpUrl(body[field])) {
-          throw new ApiError('invalid_request', `"${field}" must be an http:// or https:// URL`);
+    app.post(
+      '/v1/cluster/members',
+      { schema: { body: addMemberBody }, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const body = req.body as {
+          name: string;
+          peerUrl: string;
+          clientUrl: string;
+          learner?: boolean;
+        };
+        for (const field of ['peerUrl', 'clientUrl'] as const) {
+          if (!isHttpUrl(body[field])) {
+            throw new ApiError('invalid_request', `"${field}" must be an http:// or https:// URL`);
+          }
         }
-      }
-      const member = await service.changeMembers(
-        { type: 'add', ...body, learner: body.learner ?? false },
-        service.requestDeadline(),
-      );
-      return reply.code(201).send(member);
-    });
-    app.post('/v1/cluster/members/:id/promote', async (req) => {
+        const member = await service.changeMembers(
+          { type: 'add', ...body, learner: body.learner ?? false },
+          service.requestDeadline(),
+        );
+        return reply.code(201).send(member);
+      },
+    );
+    app.post('/v1/cluster/members/:id/promote', { config: { access: 'root' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.changeMembers(
         { type: 'promote', id: memberIdParam(req.params) },
         service.requestDeadline(),
       );
     });
-    app.delete('/v1/cluster/members/:id', async (req) => {
+    app.delete('/v1/cluster/members/:id', { config: { access: 'root' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       const id = memberIdParam(req.params);
       await service.changeMembers({ type: 'remove', id }, service.requestDeadline());
       return { id, removed: true };
     });
-    app.post('/v1/cluster/leader', async (req) => {
+    app.post('/v1/cluster/leader', { config: { access: 'root' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.transferLeader(transferTarget(req.body), service.requestDeadline());
     });
-    app.get('/v1/snapshot', async (req, reply) => {
+    app.get('/v1/snapshot', { config: { access: 'root' } }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const { header, bytes } = await service.backup(service.requestDeadline());
       return reply
@@ -62,7 +66,7 @@ export function clusterRoutes(service: ApiService) {
         .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     });
 
-    app.get('/health', async (_req, reply) => {
+    app.get('/health', { config: { access: 'public' } }, async (_req, reply) => {
       const h = await service.health();
       if (h.healthy) return { status: 'ok' };
       return reply
@@ -71,7 +75,7 @@ export function clusterRoutes(service: ApiService) {
         .send({ status: 'unhealthy', reason: h.reason ?? 'unknown' });
     });
 
-    app.get('/metrics', async (_req, reply) => {
+    app.get('/metrics', { config: { access: 'public' } }, async (_req, reply) => {
       const m = await service.metrics();
       return reply.type(m.contentType).send(m.body);
     });

@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ELECTION_PREFIX } from '../../kv/coordination-keys.js';
 import type { KeyValue, RevisionChange } from '../../kv/mvcc/key-value.js';
 import { ApiError, sendError } from '../errors.js';
-import { boolParam, idempotencyKeyOf, type Query, rejectUnknown, stringParam } from '../params.js';
+import { boolParam, type Query, rejectUnknown, stringParam, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 import { coordinationName } from './locks.js';
 import { streamWatch } from './watch.js';
@@ -27,12 +27,11 @@ const proclaimBody = {
 
 type Leader = { key: string; value: string; revision: number };
 
-function writeOptions(headers: Record<string, string | string[] | undefined>, service: ApiService) {
-  const idempotencyKey = idempotencyKeyOf(headers['idempotency-key']);
-  return {
-    signal: service.requestDeadline(),
-    ...(idempotencyKey ? { idempotencyKey } : {}),
-  };
+/** API.md: looking and watching need read on the election's name; everything else write. */
+function electionNeed(access: 'read' | 'write') {
+  return (req: FastifyRequest) => [
+    { resource: 'elections' as const, key: coordinationName(req.params), access },
+  ];
 }
 
 function leaderOf(line: Map<string, KeyValue>): Leader | null {
@@ -47,7 +46,15 @@ export function electionRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
     app.post(
       '/v1/elections/:name/campaign',
-      { schema: { body: campaignBody } },
+      {
+        schema: { body: campaignBody },
+        config: {
+          access: (req) => [
+            ...electionNeed('write')(req),
+            { lease: (req.body as { lease: string }).lease },
+          ],
+        },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const name = coordinationName(req.params);
@@ -67,69 +74,77 @@ export function electionRoutes(service: ApiService) {
       },
     );
 
-    app.get('/v1/elections/:name', async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['watch']);
-      const name = coordinationName(req.params);
-      if (!boolParam(query, 'watch')) {
-        const leader = await service.electionLeader(name, service.requestDeadline());
-        if (!leader) return sendError(reply, 'no_leader_elected', `no leader of "${name}"`);
-        return { leader };
-      }
-      // Observe: the current line, then one event per revision in which the leader (or its value) changed.
-      const prefix = `${ELECTION_PREFIX}${name}/`;
-      const initial = await service.range(
-        { prefix, keysOnly: false },
-        { consistency: 'linearizable', signal: service.requestDeadline() },
-      );
-      if ('code' in initial) return sendError(reply, initial.code, initial.message);
-      const line = new Map(initial.kvs.map((kv) => [kv.key, kv]));
-      let last = leaderOf(line);
-      await streamWatch(
-        service,
-        req,
-        reply,
-        { key: prefix, prefix: true, prevKv: false, fromRevision: initial.revision + 1 },
-        (change: RevisionChange) => {
-          for (const e of change.events) {
-            if (e.type === 'delete') line.delete(e.kv.key);
-            else line.set(e.kv.key, e.kv);
-          }
-          const leader = leaderOf(line);
-          if (JSON.stringify(leader) === JSON.stringify(last)) return undefined;
-          last = leader;
-          return { revision: change.revision, leader };
-        },
-        {
-          event: 'change',
-          data: { revision: initial.revision, leader: last },
-          id: initial.revision,
-        },
-      );
-    });
+    app.get(
+      '/v1/elections/:name',
+      { config: { access: electionNeed('read') } },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['watch']);
+        const name = coordinationName(req.params);
+        if (!boolParam(query, 'watch')) {
+          const leader = await service.electionLeader(name, service.requestDeadline());
+          if (!leader) return sendError(reply, 'no_leader_elected', `no leader of "${name}"`);
+          return { leader };
+        }
+        // Observe: the current line, then one event per revision in which the leader (or its value) changed.
+        const prefix = `${ELECTION_PREFIX}${name}/`;
+        const initial = await service.range(
+          { prefix, keysOnly: false },
+          { consistency: 'linearizable', signal: service.requestDeadline() },
+        );
+        if ('code' in initial) return sendError(reply, initial.code, initial.message);
+        const line = new Map(initial.kvs.map((kv) => [kv.key, kv]));
+        let last = leaderOf(line);
+        await streamWatch(
+          service,
+          req,
+          reply,
+          { key: prefix, prefix: true, prevKv: false, fromRevision: initial.revision + 1 },
+          (change: RevisionChange) => {
+            for (const e of change.events) {
+              if (e.type === 'delete') line.delete(e.kv.key);
+              else line.set(e.kv.key, e.kv);
+            }
+            const leader = leaderOf(line);
+            if (JSON.stringify(leader) === JSON.stringify(last)) return undefined;
+            last = leader;
+            return { revision: change.revision, leader };
+          },
+          {
+            event: 'change',
+            data: { revision: initial.revision, leader: last },
+            id: initial.revision,
+          },
+        );
+      },
+    );
 
     app.post(
       '/v1/elections/:name/proclaim',
-      { schema: { body: proclaimBody } },
+      { schema: { body: proclaimBody }, config: { access: electionNeed('write') } },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const name = coordinationName(req.params);
         const { key, value } = req.body as { key: string; value: string };
-        const result = await service.proclaim(name, key, value, writeOptions(req.headers, service));
+        const result = await service.proclaim(name, key, value, writeOptionsOf(req, service));
         if (!result.ok) return sendError(reply, result.code, result.message);
         return { leader: result.leader };
       },
     );
 
-    app.delete('/v1/elections/:name/leader', async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['key']);
-      const name = coordinationName(req.params);
-      const key = stringParam(query, 'key');
-      if (!key) throw new ApiError('invalid_request', 'the leader key is required: ?key=K');
-      const result = await service.resign(name, key, writeOptions(req.headers, service));
-      if (!result.ok) return sendError(reply, result.code, result.message);
-      return { resigned: true, revision: result.revision };
-    });
+    app.delete(
+      '/v1/elections/:name/leader',
+      { config: { access: electionNeed('write') } },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['key']);
+        const name = coordinationName(req.params);
+        const key = stringParam(query, 'key');
+        if (!key) throw new ApiError('invalid_request', 'the leader key is required: ?key=K');
+        const result = await service.resign(name, key, writeOptionsOf(req, service));
+        if (!result.ok) return sendError(reply, result.code, result.message);
+        return { resigned: true, revision: result.revision };
+      },
+    );
   };
 }

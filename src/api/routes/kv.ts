@@ -1,15 +1,16 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorResult } from '../../kv/results.js';
+import type { Need } from '../access.js';
 import { ApiError, sendError } from '../errors.js';
 import {
   boolParam,
   consistencyParam,
-  idempotencyKeyOf,
   intParam,
   keyParam,
   type Query,
   rejectUnknown,
   stringParam,
+  writeOptionsOf,
 } from '../params.js';
 import {
   compactBody,
@@ -21,7 +22,7 @@ import {
   txnBody,
   txnReply,
 } from '../schemas.js';
-import type { ApiService, ReadOptions, TxnRequest, WriteOptions } from '../service.js';
+import type { ApiService, ReadOptions, TxnRequest } from '../service.js';
 
 function isError<T extends object>(result: T | ErrorResult): result is ErrorResult {
   return (result as { ok?: unknown }).ok === false;
@@ -36,11 +37,30 @@ function sendResultError(reply: FastifyReply, r: ErrorResult): FastifyReply {
   return sendError(reply, r.code, r.message, extra);
 }
 
-function writeOptions(req: FastifyRequest, service: ApiService): WriteOptions {
-  const opts: WriteOptions = { signal: service.requestDeadline() };
-  const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
-  if (idempotencyKey) opts.idempotencyKey = idempotencyKey;
-  return opts;
+const writeOptions = writeOptionsOf;
+
+/** A key path's key, or with `prefix=true` the prefix it names ('' = every user key). */
+function keyOrPrefix(req: FastifyRequest): string {
+  return boolParam(req.query as Query, 'prefix')
+    ? userPrefix((req.params as { '*'?: string })['*'] ?? '')
+    : keyParam(req.params);
+}
+
+/** API.md: a txn needs read for its compares and gets, write for its puts and deletes, read on a fenced lock. */
+function txnNeeds(req: FastifyRequest): Need[] {
+  const body = (req.body ?? {}) as Partial<TxnRequest>;
+  const needs: Need[] = [];
+  for (const c of body.compare ?? [])
+    needs.push(
+      'lock' in c
+        ? { resource: 'locks', key: c.lock, access: 'read' }
+        : { resource: 'kv', key: c.key, access: 'read' },
+    );
+  for (const op of [...(body.success ?? []), ...(body.failure ?? [])]) {
+    needs.push({ resource: 'kv', key: op.key, access: op.op === 'get' ? 'read' : 'write' });
+    if (op.op === 'put' && op.lease !== undefined) needs.push({ lease: op.lease });
+  }
+  return needs;
 }
 
 function readOptions(query: Query, service: ApiService): ReadOptions {
@@ -74,50 +94,85 @@ function rejectReservedTxnKeys(body: Partial<TxnRequest>): void {
 
 export function kvRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get('/v1/kv/*', { schema: { response: { 200: getReply } } }, async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['revision', 'consistency', 'minRevision']);
-      const key = keyParam(req.params);
-      const result = await service.get(key, readOptions(query, service));
-      if (isError(result)) return sendResultError(reply, result);
-      if (result.kv === null)
-        return sendError(reply, 'key_not_found', `key "${key}" not found`, {
-          revision: result.revision,
-        });
-      return { kv: result.kv, revision: result.revision };
-    });
-
-    app.get('/v1/kv', { schema: { response: { 200: rangeReply } } }, async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, [
-        'prefix',
-        'limit',
-        'after',
-        'keysOnly',
-        'revision',
-        'consistency',
-        'minRevision',
-      ]);
-      const limit = intParam(query, 'limit', 1);
-      const after = stringParam(query, 'after');
-      const revision = intParam(query, 'revision', 1);
-      const result = await service.range(
-        {
-          prefix: userPrefix(stringParam(query, 'prefix') ?? ''),
-          keysOnly: boolParam(query, 'keysOnly'),
-          ...(limit !== undefined ? { limit } : {}),
-          ...(after !== undefined ? { after } : {}),
-          ...(revision !== undefined ? { revision } : {}),
+    app.get(
+      '/v1/kv/*',
+      {
+        schema: { response: { 200: getReply } },
+        config: {
+          access: (req) => [{ resource: 'kv', key: keyParam(req.params), access: 'read' }],
         },
-        readOptions(query, service),
-      );
-      if (isError(result)) return sendResultError(reply, result);
-      return result;
-    });
+      },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['revision', 'consistency', 'minRevision']);
+        const key = keyParam(req.params);
+        const result = await service.get(key, readOptions(query, service));
+        if (isError(result)) return sendResultError(reply, result);
+        if (result.kv === null)
+          return sendError(reply, 'key_not_found', `key "${key}" not found`, {
+            revision: result.revision,
+          });
+        return { kv: result.kv, revision: result.revision };
+      },
+    );
+
+    app.get(
+      '/v1/kv',
+      {
+        schema: { response: { 200: rangeReply } },
+        config: {
+          access: (req) => [
+            {
+              resource: 'kv',
+              key: userPrefix(stringParam(req.query as Query, 'prefix') ?? ''),
+              access: 'read',
+            },
+          ],
+        },
+      },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, [
+          'prefix',
+          'limit',
+          'after',
+          'keysOnly',
+          'revision',
+          'consistency',
+          'minRevision',
+        ]);
+        const limit = intParam(query, 'limit', 1);
+        const after = stringParam(query, 'after');
+        const revision = intParam(query, 'revision', 1);
+        const result = await service.range(
+          {
+            prefix: userPrefix(stringParam(query, 'prefix') ?? ''),
+            keysOnly: boolParam(query, 'keysOnly'),
+            ...(limit !== undefined ? { limit } : {}),
+            ...(after !== undefined ? { after } : {}),
+            ...(revision !== undefined ? { revision } : {}),
+          },
+          readOptions(query, service),
+        );
+        if (isError(result)) return sendResultError(reply, result);
+        return result;
+      },
+    );
 
     app.put(
       '/v1/kv/*',
-      { schema: { body: putBody, response: { 200: putReply } } },
+      {
+        schema: { body: putBody, response: { 200: putReply } },
+        config: {
+          access: (req) => {
+            const lease = (req.body as { lease?: string }).lease;
+            return [
+              { resource: 'kv', key: keyParam(req.params), access: 'write' },
+              ...(lease !== undefined ? [{ lease }] : []),
+            ];
+          },
+        },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const key = keyParam(req.params);
@@ -133,29 +188,36 @@ export function kvRoutes(service: ApiService) {
       },
     );
 
-    app.delete('/v1/kv/*', { schema: { response: { 200: deleteReply } } }, async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['prefix', 'prevRevision']);
-      const prefix = boolParam(query, 'prefix');
-      const prevRevision = intParam(query, 'prevRevision', 0);
-      // A guard names one key's modRevision: it means nothing for a range (the state machine
-      // would reject it too, but only after a round through the Raft log).
-      if (prefix && prevRevision !== undefined)
-        throw new ApiError('invalid_request', 'prevRevision cannot be combined with prefix=true');
-      const key = prefix
-        ? userPrefix((req.params as { '*'?: string })['*'] ?? '')
-        : keyParam(req.params);
-      const result = await service.delete(
-        { key, prefix, ...(prevRevision !== undefined ? { prevRevision } : {}) },
-        writeOptions(req, service),
-      );
-      if (isError(result)) return sendResultError(reply, result);
-      return { deleted: result.deleted, revision: result.revision, prevKvs: result.prevKvs };
-    });
+    app.delete(
+      '/v1/kv/*',
+      {
+        schema: { response: { 200: deleteReply } },
+        config: { access: (req) => [{ resource: 'kv', key: keyOrPrefix(req), access: 'write' }] },
+      },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['prefix', 'prevRevision']);
+        const prefix = boolParam(query, 'prefix');
+        const prevRevision = intParam(query, 'prevRevision', 0);
+        // A guard names one key's modRevision: it means nothing for a range (the state machine
+        // would reject it too, but only after a round through the Raft log).
+        if (prefix && prevRevision !== undefined)
+          throw new ApiError('invalid_request', 'prevRevision cannot be combined with prefix=true');
+        const key = prefix
+          ? userPrefix((req.params as { '*'?: string })['*'] ?? '')
+          : keyParam(req.params);
+        const result = await service.delete(
+          { key, prefix, ...(prevRevision !== undefined ? { prevRevision } : {}) },
+          writeOptions(req, service),
+        );
+        if (isError(result)) return sendResultError(reply, result);
+        return { deleted: result.deleted, revision: result.revision, prevKvs: result.prevKvs };
+      },
+    );
 
     app.post(
       '/v1/txn',
-      { schema: { body: txnBody, response: { 200: txnReply } } },
+      { schema: { body: txnBody, response: { 200: txnReply } }, config: { access: txnNeeds } },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const body = (req.body ?? {}) as Partial<TxnRequest>;
@@ -169,12 +231,16 @@ export function kvRoutes(service: ApiService) {
       },
     );
 
-    app.post('/v1/compact', { schema: { body: compactBody } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const { revision } = req.body as { revision: number };
-      const result = await service.compact(revision, writeOptions(req, service));
-      if (isError(result)) return sendResultError(reply, result);
-      return { revision: result.revision, compactRevision: result.compactRevision };
-    });
+    app.post(
+      '/v1/compact',
+      { schema: { body: compactBody }, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const { revision } = req.body as { revision: number };
+        const result = await service.compact(revision, writeOptions(req, service));
+        if (isError(result)) return sendResultError(reply, result);
+        return { revision: result.revision, compactRevision: result.compactRevision };
+      },
+    );
   };
 }

@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError, sendError } from '../errors.js';
-import { idempotencyKeyOf, type Query, rejectUnknown } from '../params.js';
+import { type Query, rejectUnknown, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 
 /** A year: longer TTLs are almost certainly a unit mistake (ms for s). */
@@ -27,36 +27,35 @@ function leaseIdParam(params: unknown): string {
   return id;
 }
 
-function writeOptions(headers: Record<string, string | string[] | undefined>, service: ApiService) {
-  const idempotencyKey = idempotencyKeyOf(headers['idempotency-key']);
-  return {
-    signal: service.requestDeadline(),
-    ...(idempotencyKey ? { idempotencyKey } : {}),
-  };
-}
+/** API.md: only the user who granted a lease (or root) may keep it alive, revoke it or look it up. */
+const ownLease = { access: (req: FastifyRequest) => [{ lease: leaseIdParam(req.params) }] };
 
 /** API.md "Leases". */
 export function leaseRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.post('/v1/leases', { schema: { body: grantBody } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const body = req.body as { ttl: number; id?: string };
-      const result = await service.leaseGrant(body, writeOptions(req.headers, service));
-      if (!result.ok)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
-      return reply.code(201).send({ id: result.id, ttl: result.ttl });
-    });
+    app.post(
+      '/v1/leases',
+      { schema: { body: grantBody }, config: { access: 'authenticated' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const body = req.body as { ttl: number; id?: string };
+        const result = await service.leaseGrant(body, writeOptionsOf(req, service));
+        if (!result.ok)
+          return sendError(reply, result.code, result.message, { revision: result.revision });
+        return reply.code(201).send({ id: result.id, ttl: result.ttl });
+      },
+    );
 
-    app.post('/v1/leases/:id/keepalive', async (req, reply) => {
+    app.post('/v1/leases/:id/keepalive', { config: ownLease }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const id = leaseIdParam(req.params);
-      const result = await service.leaseKeepAlive(id, writeOptions(req.headers, service));
+      const result = await service.leaseKeepAlive(id, writeOptionsOf(req, service));
       if (!result.ok)
         return sendError(reply, result.code, result.message, { revision: result.revision });
       return { id: result.id, ttl: result.ttl };
     });
 
-    app.get('/v1/leases/:id', async (req, reply) => {
+    app.get('/v1/leases/:id', { config: ownLease }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const id = leaseIdParam(req.params);
       const lease = await service.leaseInfo(id, service.requestDeadline());
@@ -64,15 +63,18 @@ export function leaseRoutes(service: ApiService) {
       return lease;
     });
 
-    app.get('/v1/leases', async (req) => {
+    app.get('/v1/leases', { config: { access: 'authenticated' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
-      return { leases: await service.leaseList(service.requestDeadline()) };
+      const leases = await service.leaseList(service.requestDeadline());
+      // API.md: a user lists its own leases; root (and everyone while auth is off) sees all.
+      const { user, root } = req.principal;
+      return { leases: root ? leases : leases.filter((l) => l.owner === user) };
     });
 
-    app.delete('/v1/leases/:id', async (req, reply) => {
+    app.delete('/v1/leases/:id', { config: ownLease }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const id = leaseIdParam(req.params);
-      const result = await service.leaseRevoke(id, writeOptions(req.headers, service));
+      const result = await service.leaseRevoke(id, writeOptionsOf(req, service));
       if (!result.ok)
         return sendError(reply, result.code, result.message, { revision: result.revision });
       return { revoked: true, deleted: result.deleted };

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError, sendError } from '../errors.js';
-import { idempotencyKeyOf, type Query, rejectUnknown, stringParam } from '../params.js';
+import { type Query, rejectUnknown, stringParam, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
@@ -27,28 +27,50 @@ export function coordinationName(params: unknown): string {
 /** API.md "Locks": a fair FIFO queue per name; the fencing token is the holder key's createRevision. */
 export function lockRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.post('/v1/locks/:name', { schema: { body: acquireBody } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const name = coordinationName(req.params);
-      const { lease, timeoutMs } = req.body as { lease: string; timeoutMs?: number };
-      const result = await service.lockAcquire(name, lease, timeoutMs ?? service.requestTimeoutMs);
-      if (!result.ok) return sendError(reply, result.code, result.message);
-      return { name: result.name, key: result.key, fencingToken: result.fencingToken };
-    });
+    app.post(
+      '/v1/locks/:name',
+      {
+        schema: { body: acquireBody },
+        config: {
+          access: (req) => [
+            { resource: 'locks', key: coordinationName(req.params), access: 'write' },
+            { lease: (req.body as { lease: string }).lease },
+          ],
+        },
+      },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const name = coordinationName(req.params);
+        const { lease, timeoutMs } = req.body as { lease: string; timeoutMs?: number };
+        const result = await service.lockAcquire(
+          name,
+          lease,
+          timeoutMs ?? service.requestTimeoutMs,
+        );
+        if (!result.ok) return sendError(reply, result.code, result.message);
+        return { name: result.name, key: result.key, fencingToken: result.fencingToken };
+      },
+    );
 
-    app.delete('/v1/locks/:name', async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['key']);
-      const name = coordinationName(req.params);
-      const key = stringParam(query, 'key');
-      if (!key) throw new ApiError('invalid_request', 'the holder key is required: ?key=K');
-      const idempotencyKey = idempotencyKeyOf(req.headers['idempotency-key']);
-      const result = await service.lockRelease(name, key, {
-        signal: service.requestDeadline(),
-        ...(idempotencyKey ? { idempotencyKey } : {}),
-      });
-      if (!result.ok) return sendError(reply, result.code, result.message);
-      return { released: true, revision: result.revision };
-    });
+    app.delete(
+      '/v1/locks/:name',
+      {
+        config: {
+          access: (req) => [
+            { resource: 'locks', key: coordinationName(req.params), access: 'write' },
+          ],
+        },
+      },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['key']);
+        const name = coordinationName(req.params);
+        const key = stringParam(query, 'key');
+        if (!key) throw new ApiError('invalid_request', 'the holder key is required: ?key=K');
+        const result = await service.lockRelease(name, key, writeOptionsOf(req, service));
+        if (!result.ok) return sendError(reply, result.code, result.message);
+        return { released: true, revision: result.revision };
+      },
+    );
   };
 }

@@ -1,15 +1,15 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { REGISTRY_PREFIX } from '../../kv/coordination-keys.js';
 import type { KeyValue, RevisionChange } from '../../kv/mvcc/key-value.js';
 import { ApiError, sendError } from '../errors.js';
 import {
   boolParam,
   consistencyParam,
-  idempotencyKeyOf,
   intParam,
   type Query,
   rejectUnknown,
   stringParam,
+  writeOptionsOf,
 } from '../params.js';
 import type { ApiService } from '../service.js';
 import { streamWatch } from './watch.js';
@@ -51,12 +51,18 @@ function nameParam(params: unknown): string {
   return name;
 }
 
-function writeOptions(headers: Record<string, string | string[] | undefined>, service: ApiService) {
-  const idempotencyKey = idempotencyKeyOf(headers['idempotency-key']);
-  return {
-    signal: service.requestDeadline(),
-    ...(idempotencyKey ? { idempotencyKey } : {}),
-  };
+/** API.md: looking and watching need read on the name (or prefix); registering and unregistering write. */
+function nameNeed(access: 'read' | 'write') {
+  return (req: FastifyRequest) => [
+    { resource: 'registry' as const, key: nameParam(req.params), access },
+  ];
+}
+
+function registryPrefix(query: Query): string {
+  const prefix = stringParam(query, 'prefix') ?? '';
+  if (prefix.includes('\u0000'))
+    throw new ApiError('invalid_request', 'a prefix cannot contain U+0000');
+  return prefix;
 }
 
 /**
@@ -66,53 +72,68 @@ function writeOptions(headers: Record<string, string | string[] | undefined>, se
  */
 export function registryRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.put('/v1/registry/*', { schema: { body: registerBody } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const name = nameParam(req.params);
-      const key = REGISTRY_PREFIX + name;
-      const { value, lease } = req.body as { value: string; lease: string };
-      const opts = writeOptions(req.headers, service);
-      // New name: only if the key does not exist.
-      const created = await service.txn(
-        {
-          compare: [{ key, target: 'createRevision', op: '==', value: 0 }],
-          success: [{ op: 'put', key, value, lease }],
-          failure: [{ op: 'get', key }],
+    app.put(
+      '/v1/registry/*',
+      {
+        schema: { body: registerBody },
+        config: {
+          access: (req) => [
+            ...nameNeed('write')(req),
+            { lease: (req.body as { lease: string }).lease },
+          ],
         },
-        opts,
-      );
-      if (!created.ok)
-        return sendError(reply, created.code, created.message, { revision: created.revision });
-      if (created.succeeded) {
-        const put = created.results[0] as { op: 'put'; kv: KeyValue };
-        return reply.code(201).send(entryOf(put.kv));
-      }
-      const current = (created.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
-      if (current && current.lease === lease) {
-        // The owner re-registers: update the value, still guarded by ownership.
-        const updated = await service.txn(
+      },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const name = nameParam(req.params);
+        const key = REGISTRY_PREFIX + name;
+        const { value, lease } = req.body as { value: string; lease: string };
+        const opts = writeOptionsOf(req, service);
+        // New name: only if the key does not exist.
+        const created = await service.txn(
           {
-            compare: [{ key, target: 'lease', op: '==', value: lease }],
+            compare: [{ key, target: 'createRevision', op: '==', value: 0 }],
             success: [{ op: 'put', key, value, lease }],
             failure: [{ op: 'get', key }],
           },
-          { signal: service.requestDeadline() },
+          opts,
         );
-        if (!updated.ok)
-          return sendError(reply, updated.code, updated.message, { revision: updated.revision });
-        if (updated.succeeded)
-          return entryOf((updated.results[0] as { op: 'put'; kv: KeyValue }).kv);
-        const now = (updated.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
-        return sendError(reply, 'name_taken', `name "${name}" is taken`, {
-          entry: now ? entryOf(now) : null,
+        if (!created.ok)
+          return sendError(reply, created.code, created.message, { revision: created.revision });
+        if (created.succeeded) {
+          const put = created.results[0] as { op: 'put'; kv: KeyValue };
+          return reply.code(201).send(entryOf(put.kv));
+        }
+        const current = (created.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
+        if (current && current.lease === lease) {
+          // The owner re-registers: update the value, still guarded by ownership.
+          const updated = await service.txn(
+            {
+              compare: [{ key, target: 'lease', op: '==', value: lease }],
+              success: [{ op: 'put', key, value, lease }],
+              failure: [{ op: 'get', key }],
+            },
+            {
+              signal: service.requestDeadline(),
+              ...(opts.user !== undefined ? { user: opts.user } : {}),
+            },
+          );
+          if (!updated.ok)
+            return sendError(reply, updated.code, updated.message, { revision: updated.revision });
+          if (updated.succeeded)
+            return entryOf((updated.results[0] as { op: 'put'; kv: KeyValue }).kv);
+          const now = (updated.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
+          return sendError(reply, 'name_taken', `name "${name}" is taken`, {
+            entry: now ? entryOf(now) : null,
+          });
+        }
+        return sendError(reply, 'name_taken', `name "${name}" is held by lease ${current?.lease}`, {
+          entry: current ? entryOf(current) : null,
         });
-      }
-      return sendError(reply, 'name_taken', `name "${name}" is held by lease ${current?.lease}`, {
-        entry: current ? entryOf(current) : null,
-      });
-    });
+      },
+    );
 
-    app.get('/v1/registry/*', async (req, reply) => {
+    app.get('/v1/registry/*', { config: { access: nameNeed('read') } }, async (req, reply) => {
       const query = req.query as Query;
       rejectUnknown(query, ['consistency']);
       const name = nameParam(req.params);
@@ -129,78 +150,97 @@ export function registryRoutes(service: ApiService) {
       return entryOf(result.kv);
     });
 
-    app.get('/v1/registry', async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['prefix', 'watch', 'fromRevision', 'consistency']);
-      const prefix = stringParam(query, 'prefix') ?? '';
-      if (prefix.includes('\u0000'))
-        throw new ApiError('invalid_request', 'a prefix cannot contain U+0000');
-      if (boolParam(query, 'watch')) {
-        const fromRevision = intParam(query, 'fromRevision', 1);
-        const lastEventId = req.headers['last-event-id'];
-        const resume =
-          typeof lastEventId === 'string' && /^\d+$/.test(lastEventId)
-            ? Number(lastEventId) + 1
-            : undefined;
-        const from = resume ?? fromRevision;
-        await streamWatch(
-          service,
-          req,
-          reply,
+    app.get(
+      '/v1/registry',
+      {
+        config: {
+          access: (req) => [
+            { resource: 'registry', key: registryPrefix(req.query as Query), access: 'read' },
+          ],
+        },
+      },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['prefix', 'watch', 'fromRevision', 'consistency']);
+        const prefix = registryPrefix(query);
+        if (boolParam(query, 'watch')) {
+          const fromRevision = intParam(query, 'fromRevision', 1);
+          const lastEventId = req.headers['last-event-id'];
+          const resume =
+            typeof lastEventId === 'string' && /^\d+$/.test(lastEventId)
+              ? Number(lastEventId) + 1
+              : undefined;
+          const from = resume ?? fromRevision;
+          await streamWatch(
+            service,
+            req,
+            reply,
+            {
+              key: REGISTRY_PREFIX + prefix,
+              prefix: true,
+              prevKv: false,
+              ...(from !== undefined ? { fromRevision: from } : {}),
+            },
+            (change: RevisionChange) => ({
+              revision: change.revision,
+              events: change.events.map((e) => ({ type: e.type, entry: entryOf(e.kv) })),
+            }),
+          );
+          return;
+        }
+        const result = await service.range(
+          { prefix: REGISTRY_PREFIX + prefix, keysOnly: false },
           {
-            key: REGISTRY_PREFIX + prefix,
-            prefix: true,
-            prevKv: false,
-            ...(from !== undefined ? { fromRevision: from } : {}),
+            consistency: consistencyParam(query),
+            signal: service.requestDeadline(),
           },
-          (change: RevisionChange) => ({
-            revision: change.revision,
-            events: change.events.map((e) => ({ type: e.type, entry: entryOf(e.kv) })),
-          }),
         );
-        return;
-      }
-      const result = await service.range(
-        { prefix: REGISTRY_PREFIX + prefix, keysOnly: false },
-        {
-          consistency: consistencyParam(query),
-          signal: service.requestDeadline(),
-        },
-      );
-      if ('code' in result)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
-      return { entries: result.kvs.map(entryOf), revision: result.revision };
-    });
+        if ('code' in result)
+          return sendError(reply, result.code, result.message, { revision: result.revision });
+        return { entries: result.kvs.map(entryOf), revision: result.revision };
+      },
+    );
 
-    app.delete('/v1/registry/*', async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['lease']);
-      const name = nameParam(req.params);
-      const key = REGISTRY_PREFIX + name;
-      const lease = stringParam(query, 'lease');
-      const result = await service.txn(
-        {
-          compare:
-            lease === undefined
-              ? [{ key, target: 'createRevision', op: '>', value: 0 }]
-              : [{ key, target: 'lease', op: '==', value: lease }],
-          success: [{ op: 'delete', key }],
-          failure: [{ op: 'get', key }],
+    app.delete(
+      '/v1/registry/*',
+      {
+        config: {
+          access: (req) => {
+            const lease = stringParam(req.query as Query, 'lease');
+            return [...nameNeed('write')(req), ...(lease !== undefined ? [{ lease }] : [])];
+          },
         },
-        writeOptions(req.headers, service),
-      );
-      if (!result.ok)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
-      if (result.succeeded) return { deleted: 1, revision: result.revision };
-      const current = (result.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
-      if (!current)
-        return sendError(reply, 'key_not_found', `name "${name}" is not registered`, {
+      },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['lease']);
+        const name = nameParam(req.params);
+        const key = REGISTRY_PREFIX + name;
+        const lease = stringParam(query, 'lease');
+        const result = await service.txn(
+          {
+            compare:
+              lease === undefined
+                ? [{ key, target: 'createRevision', op: '>', value: 0 }]
+                : [{ key, target: 'lease', op: '==', value: lease }],
+            success: [{ op: 'delete', key }],
+            failure: [{ op: 'get', key }],
+          },
+          writeOptionsOf(req, service),
+        );
+        if (!result.ok)
+          return sendError(reply, result.code, result.message, { revision: result.revision });
+        if (result.succeeded) return { deleted: 1, revision: result.revision };
+        const current = (result.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
+        if (!current)
+          return sendError(reply, 'key_not_found', `name "${name}" is not registered`, {
+            revision: result.revision,
+          });
+        return sendError(reply, 'compare_failed', `name "${name}" is held by another lease`, {
+          entry: entryOf(current),
           revision: result.revision,
         });
-      return sendError(reply, 'compare_failed', `name "${name}" is held by another lease`, {
-        entry: entryOf(current),
-        revision: result.revision,
-      });
-    });
+      },
+    );
   };
 }

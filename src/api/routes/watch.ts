@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { RevisionChange } from '../../kv/mvcc/key-value.js';
+import { type Need, stillPermitted } from '../access.js';
 import { ApiError } from '../errors.js';
 import { boolParam, intParam, type Query, rejectUnknown } from '../params.js';
 import type { ApiService, WatchRequest } from '../service.js';
@@ -29,10 +30,12 @@ export async function streamWatch(
   // Events may come before the headers are out (history replay): hold them until then.
   let pending: string[] | undefined = [];
   let ended = false;
+  let stopAuthWatch: (() => void) | undefined;
   const end = () => {
     if (ended) return;
     ended = true;
     handle?.cancel();
+    stopAuthWatch?.();
     if (pending) return; // headers not sent yet: finished below
     res.end();
   };
@@ -44,22 +47,33 @@ export async function streamWatch(
   };
   // Open the stream only once the server accepted the watch, so errors still get a JSON body.
   if (first) write(first.event, first.data, first.id);
-  handle = await service.watch(watch, {
-    change: (change) => {
-      const data = render(change);
-      if (data !== undefined) write('change', data, change.revision);
-    },
-    progress: (revision) => write('progress', { revision }),
-    compacted: (compactRevision) => {
-      write('compacted', { compactRevision });
-      end();
-    },
-    closed: (reason, revision) => {
-      write('closed', { reason, revision });
-      end();
-    },
-    bufferedBytes: () => res.writableLength + (pending?.length ?? 0) * 256,
+  // API.md: a stream whose user loses the permission ends, and says why.
+  stopAuthWatch = service.onAuthChange(() => {
+    if (ended || stillPermitted(service, req)) return;
+    write('closed', { reason: 'permission_revoked', revision: service.currentRevision() });
+    end();
   });
+  try {
+    handle = await service.watch(watch, {
+      change: (change) => {
+        const data = render(change);
+        if (data !== undefined) write('change', data, change.revision);
+      },
+      progress: (revision) => write('progress', { revision }),
+      compacted: (compactRevision) => {
+        write('compacted', { compactRevision });
+        end();
+      },
+      closed: (reason, revision) => {
+        write('closed', { reason, revision });
+        end();
+      },
+      bufferedBytes: () => res.writableLength + (pending?.length ?? 0) * 256,
+    });
+  } catch (err) {
+    stopAuthWatch();
+    throw err;
+  }
   reply.hijack();
   res.writeHead(200, {
     'content-type': 'text/event-stream',
@@ -99,7 +113,12 @@ export function watchRoutes(service: ApiService) {
         ...(fromRevision !== undefined ? { fromRevision } : {}),
       });
     };
-    app.get('/v1/watch/*', handler);
-    app.get('/v1/watch', handler);
+    // API.md: a watch needs read on every key it can return (for a prefix, on the prefix).
+    const access = (req: FastifyRequest): Need[] => {
+      const key = (req.params as { '*'?: string })['*'] ?? '';
+      return [{ resource: 'kv', key, access: 'read' }];
+    };
+    app.get('/v1/watch/*', { config: { access } }, handler);
+    app.get('/v1/watch', { config: { access } }, handler);
   };
 }

@@ -1,0 +1,153 @@
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AccessNeed } from '../kv/auth.js';
+import { ANONYMOUS, AuthError, type Principal, permits } from '../server/auth.js';
+import { sendError } from './errors.js';
+import type { ApiService } from './service.js';
+
+/**
+ * What a request needs of its user: an access to a key or name, or the
+ * ownership of a lease (API.md: only the user who granted a lease may use it).
+ */
+export type Need = AccessNeed | { readonly lease: string };
+
+/**
+ * Every route declares what it touches, in its options (`config: { access }`),
+ * and one pair of hooks enforces it (API.md "What needs which permission"):
+ * - `public`: no credentials needed (health, metrics, auth status, token);
+ * - `authenticated`: any user (status, members, granting a lease);
+ * - `root`: users and roles, membership, compaction, backups;
+ * - a function of the parsed request giving its needs (KV, registry, locks,
+ *   elections, leases).
+ * A route without a declaration does not start: the server refuses to build.
+ */
+export type RouteAccess =
+  | 'public'
+  | 'authenticated'
+  | 'root'
+  | ((req: FastifyRequest) => readonly Need[] | Promise<readonly Need[]>);
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who made the request (anonymous root while auth is disabled). Set by the access hooks. */
+    principal: Principal;
+    /** The request's declared needs, kept so streams can re-check them when auth changes. */
+    accessNeeds: readonly Need[];
+  }
+  interface FastifyContextConfig {
+    access?: RouteAccess;
+  }
+}
+
+/** The verified client certificate's Common Name (mutual TLS), used as the user name. */
+export function certificateUserName(req: FastifyRequest): string | undefined {
+  const socket = req.raw.socket as Partial<TLSSocket>;
+  if (socket.authorized !== true || typeof socket.getPeerCertificate !== 'function')
+    return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+}
+
+/** Installs the access hooks on `app` (before any route is added). */
+export function installAccessControl(app: FastifyInstance, service: ApiService): void {
+  app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('accessNeeds', null as unknown as readonly Need[]);
+
+  // Fail closed at build time: a route that forgot its declaration would otherwise be open.
+  app.addHook('onRoute', (route) => {
+    const access = (route.config as { access?: RouteAccess } | undefined)?.access;
+    if (access === undefined)
+      throw new Error(`route ${route.method} ${route.url} declares no access (config.access)`);
+  });
+
+  // Who is asking. Callback style: this runs on every request; while auth is off it is one check.
+  app.addHook('onRequest', (req, reply, done) => {
+    req.accessNeeds = [];
+    const access = req.routeOptions.config.access;
+    if (!service.authState.enabled || access === 'public' || access === undefined) {
+      req.principal = ANONYMOUS;
+      return done();
+    }
+    const authorization = req.headers.authorization;
+    service.authenticate(authorization, certificateUserName(req)).then(
+      (principal) => {
+        req.principal = principal;
+        done();
+      },
+      (err: unknown) => {
+        if (err instanceof AuthError) refuse(reply, err);
+        else done(err as Error);
+      },
+    );
+  });
+
+  // What it may do: after validation, so a route's needs can read its parsed body.
+  app.addHook('preHandler', async (req, reply) => {
+    const access = req.routeOptions.config.access;
+    if (access === undefined || access === 'public' || access === 'authenticated') return;
+    const principal = req.principal;
+    if (access === 'root') {
+      if (!principal.root) return refuse(reply, denied('only root may do this'));
+      return;
+    }
+    const needs = await access(req);
+    req.accessNeeds = needs;
+    if (principal.root) return;
+    const reason = await missingNeed(service, principal, needs, req);
+    if (reason !== undefined) return refuse(reply, denied(reason));
+  });
+}
+
+/** Why `principal` may not do all of `needs`, or undefined when it may. */
+async function missingNeed(
+  service: ApiService,
+  principal: Principal,
+  needs: readonly Need[],
+  req?: FastifyRequest,
+): Promise<string | undefined> {
+  const state = service.authState;
+  for (const need of needs) {
+    if ('lease' in need) {
+      const owner = await service.leaseOwner(
+        need.lease,
+        req ? service.requestDeadline() : undefined,
+      );
+      // A missing lease is the handler's 404; someone else's (or an ownerless) lease is not yours.
+      if (owner !== undefined && owner !== principal.user)
+        return `lease ${need.lease} belongs to another user`;
+    } else if (!permits(state, principal, need)) {
+      return `user ${principal.user} may not ${need.access} ${need.resource} "${need.key}"`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Whether the request's user may still do what it was allowed to when its
+ * stream started (called when users or roles change). Lease needs are not
+ * re-checked: ownership never changes.
+ */
+export function stillPermitted(service: ApiService, req: FastifyRequest): boolean {
+  const state = service.authState;
+  const principal = req.principal;
+  if (!state.enabled) return true;
+  // A stream opened while auth was off has no user: it ends once auth is on.
+  if (principal.user === undefined) return false;
+  const user = state.user(principal.user);
+  if (user === undefined) return false;
+  const now: Principal = { user: user.name, root: state.isRoot(user.name) };
+  const access = req.routeOptions.config.access;
+  if (access === 'root') return now.root;
+  if (now.root) return true;
+  return req.accessNeeds.every((need) => 'lease' in need || permits(state, now, need));
+}
+
+function denied(message: string): AuthError {
+  return new AuthError('permission_denied', message);
+}
+
+function refuse(reply: FastifyReply, err: unknown): FastifyReply {
+  if (err instanceof AuthError)
+    return sendError(reply, err.code, err.message, {}, err.retryAfterSeconds);
+  throw err;
+}
