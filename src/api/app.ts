@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ServerError } from '../server/errors.js';
-import { ApiError, sendError, statusOfCode } from './errors.js';
+import { ApiError, sendError, statusOfCode, wireCode } from './errors.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { electionRoutes } from './routes/elections.js';
 import { kvRoutes } from './routes/kv.js';
@@ -97,8 +97,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
 export function replyWithError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof ApiError) return sendError(reply, err.code, err.message, err.extra);
   if (err instanceof ServerError) {
-    if (err.code === 'not_leader') return sendError(reply, 'unavailable', err.message, {}, 1);
-    return sendError(reply, err.code, err.message, {}, err.retryAfterSeconds);
+    return sendError(reply, wireCode(err.code), err.message, {}, err.retryAfterSeconds);
   }
   const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
   if (e.validation) return sendError(reply, 'invalid_request', `invalid request: ${e.message}`);
@@ -124,7 +123,7 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
       ? 'the request line and headers are too large'
       : `malformed HTTP request (${err.code ?? 'client error'})`;
   const body = JSON.stringify({ error: { code, message } });
-  const status = statusOfCode[code]!;
+  const status = statusOfCode[code];
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${code === 'too_large' ? 'Payload Too Large' : 'Bad Request'}\r\n` +

@@ -1,4 +1,5 @@
 import type { Compare, TxnOp } from '../kv/commands.js';
+import type { KvErrorCode } from '../kv/errors.js';
 import type { KeyValue, RevisionChange } from '../kv/mvcc/key-value.js';
 import type { DeleteResult, ErrorResult, PutResult, TxnResult } from '../kv/results.js';
 import type { MemberChange } from '../server/membership.js';
@@ -62,7 +63,7 @@ export interface ApiService {
     name: string,
     key: string,
     opts: WriteOptions,
-  ): Promise<{ ok: true; revision: number } | { ok: false; code: string; message: string }>;
+  ): Promise<{ ok: true; revision: number } | { ok: false; code: KvErrorCode; message: string }>;
 
   campaign(
     name: string,
@@ -79,12 +80,14 @@ export interface ApiService {
     key: string,
     value: string,
     opts: WriteOptions,
-  ): Promise<{ ok: true; leader: ElectionLeader } | { ok: false; code: string; message: string }>;
+  ): Promise<
+    { ok: true; leader: ElectionLeader } | { ok: false; code: KvErrorCode; message: string }
+  >;
   resign(
     name: string,
     key: string,
     opts: WriteOptions,
-  ): Promise<{ ok: true; revision: number } | { ok: false; code: string; message: string }>;
+  ): Promise<{ ok: true; revision: number } | { ok: false; code: KvErrorCode; message: string }>;
 
   status(): Promise<StatusView>;
   members(): Promise<MembersView>;

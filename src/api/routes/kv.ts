@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorResult } from '../../kv/results.js';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import {
   boolParam,
   consistencyParam,
@@ -32,8 +32,7 @@ function sendResultError(reply: FastifyReply, r: ErrorResult): FastifyReply {
   const extra: Record<string, unknown> = { revision: r.revision };
   if (r.kv !== undefined) extra.kv = r.kv;
   if (r.compactRevision !== undefined) extra.compactRevision = r.compactRevision;
-  if (r.code === 'future_revision') return sendError(reply, 'invalid_request', r.message, extra);
-  return sendError(reply, r.code, r.message, extra);
+  return sendError(reply, wireCode(r.code), r.message, extra);
 }
 
 function writeOptions(req: FastifyRequest, service: ApiService): WriteOptions {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import { idempotencyKeyOf, type Query, rejectUnknown } from '../params.js';
 import type { ApiService } from '../service.js';
 
@@ -43,7 +43,9 @@ export function leaseRoutes(service: ApiService) {
       const body = req.body as { ttl: number; id?: string };
       const result = await service.leaseGrant(body, writeOptions(req.headers, service));
       if (!result.ok)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
+        return sendError(reply, wireCode(result.code), result.message, {
+          revision: result.revision,
+        });
       return reply.code(201).send({ id: result.id, ttl: result.ttl });
     });
 
@@ -52,7 +54,9 @@ export function leaseRoutes(service: ApiService) {
       const id = leaseIdParam(req.params);
       const result = await service.leaseKeepAlive(id, writeOptions(req.headers, service));
       if (!result.ok)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
+        return sendError(reply, wireCode(result.code), result.message, {
+          revision: result.revision,
+        });
       return { id: result.id, ttl: result.ttl };
     });
 
@@ -74,7 +78,9 @@ export function leaseRoutes(service: ApiService) {
       const id = leaseIdParam(req.params);
       const result = await service.leaseRevoke(id, writeOptions(req.headers, service));
       if (!result.ok)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
+        return sendError(reply, wireCode(result.code), result.message, {
+          revision: result.revision,
+        });
       return { revoked: true, deleted: result.deleted };
     });
   };

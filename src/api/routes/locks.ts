@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import { idempotencyKeyOf, type Query, rejectUnknown, stringParam } from '../params.js';
 import type { ApiService } from '../service.js';
 
@@ -47,7 +47,7 @@ export function lockRoutes(service: ApiService) {
         signal: service.requestDeadline(),
         ...(idempotencyKey ? { idempotencyKey } : {}),
       });
-      if (!result.ok) return sendError(reply, result.code, result.message);
+      if (!result.ok) return sendError(reply, wireCode(result.code), result.message);
       return { released: true, revision: result.revision };
     });
   };
