@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { AuthError } from '../server/auth.js';
 import { ServerError } from '../server/errors.js';
 import { installAccessControl } from './access.js';
-import { ApiError, sendError, statusOfCode } from './errors.js';
+import { ApiError, sendError, statusOfCode, wireCode } from './errors.js';
 import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { electionRoutes } from './routes/elections.js';
@@ -104,8 +104,7 @@ export function replyWithError(reply: FastifyReply, err: unknown): FastifyReply 
   if (err instanceof AuthError)
     return sendError(reply, err.code, err.message, {}, err.retryAfterSeconds);
   if (err instanceof ServerError) {
-    if (err.code === 'not_leader') return sendError(reply, 'unavailable', err.message, {}, 1);
-    return sendError(reply, err.code, err.message, {}, err.retryAfterSeconds);
+    return sendError(reply, wireCode(err.code), err.message, {}, err.retryAfterSeconds);
   }
   const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
   if (e.validation) return sendError(reply, 'invalid_request', `invalid request: ${e.message}`);

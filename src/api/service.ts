@@ -1,5 +1,6 @@
 import type { AuthRole, AuthUser, Permission } from '../kv/auth.js';
 import type { Compare, TxnOp } from '../kv/commands.js';
+import type { KvErrorCode } from '../kv/errors.js';
 import type { KeyValue, RevisionChange } from '../kv/mvcc/key-value.js';
 import type {
   AuthDeleteResult,
@@ -73,7 +74,7 @@ export interface ApiService {
     name: string,
     key: string,
     opts: WriteOptions,
-  ): Promise<{ ok: true; revision: number } | { ok: false; code: string; message: string }>;
+  ): Promise<{ ok: true; revision: number } | { ok: false; code: KvErrorCode; message: string }>;
 
   campaign(
     name: string,
@@ -90,12 +91,14 @@ export interface ApiService {
     key: string,
     value: string,
     opts: WriteOptions,
-  ): Promise<{ ok: true; leader: ElectionLeader } | { ok: false; code: string; message: string }>;
+  ): Promise<
+    { ok: true; leader: ElectionLeader } | { ok: false; code: KvErrorCode; message: string }
+  >;
   resign(
     name: string,
     key: string,
     opts: WriteOptions,
-  ): Promise<{ ok: true; revision: number } | { ok: false; code: string; message: string }>;
+  ): Promise<{ ok: true; revision: number } | { ok: false; code: KvErrorCode; message: string }>;
 
   status(): Promise<StatusView>;
   members(): Promise<MembersView>;

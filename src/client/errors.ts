@@ -21,7 +21,6 @@ export type RaftkvErrorCode =
   | 'compacted'
   | 'too_large'
   | 'too_many_requests'
-  | 'not_implemented'
   | 'unavailable'
   | 'timeout'
   | 'internal'
@@ -37,7 +36,6 @@ const codeOfStatus: Record<number, RaftkvErrorCode> = {
   410: 'compacted',
   413: 'too_large',
   429: 'too_many_requests',
-  501: 'not_implemented',
   503: 'unavailable',
   504: 'timeout',
 };

@@ -9,8 +9,7 @@ export type ServerErrorCode =
   | 'timeout' // proposed, outcome unknown (504)
   | 'not_leader' // the caller should forward to the leader
   | 'invalid_request'
-  | 'member_not_found'
-  | 'not_implemented';
+  | 'member_not_found';
 
 export class ServerError extends Error {
   readonly code: ServerErrorCode;

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { AUTH_NAME_PATTERN, type Permission } from '../../kv/auth.js';
 import type { ErrorResult } from '../../kv/results.js';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 
@@ -59,7 +59,7 @@ function nameParam(params: unknown, what: 'user' | 'role'): string {
 }
 
 function sendResultError(reply: FastifyReply, r: ErrorResult): FastifyReply {
-  return sendError(reply, r.code === 'future_revision' ? 'invalid_request' : r.code, r.message, {
+  return sendError(reply, wireCode(r.code), r.message, {
     revision: r.revision,
   });
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ELECTION_PREFIX } from '../../kv/coordination-keys.js';
 import type { KeyValue, RevisionChange } from '../../kv/mvcc/key-value.js';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import { boolParam, type Query, rejectUnknown, stringParam, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 import { coordinationName } from './locks.js';
@@ -92,7 +92,7 @@ export function electionRoutes(service: ApiService) {
           { prefix, keysOnly: false },
           { consistency: 'linearizable', signal: service.requestDeadline() },
         );
-        if ('code' in initial) return sendError(reply, initial.code, initial.message);
+        if ('code' in initial) return sendError(reply, wireCode(initial.code), initial.message);
         const line = new Map(initial.kvs.map((kv) => [kv.key, kv]));
         let last = leaderOf(line);
         await streamWatch(
@@ -127,7 +127,7 @@ export function electionRoutes(service: ApiService) {
         const name = coordinationName(req.params);
         const { key, value } = req.body as { key: string; value: string };
         const result = await service.proclaim(name, key, value, writeOptionsOf(req, service));
-        if (!result.ok) return sendError(reply, result.code, result.message);
+        if (!result.ok) return sendError(reply, wireCode(result.code), result.message);
         return { leader: result.leader };
       },
     );
@@ -142,7 +142,7 @@ export function electionRoutes(service: ApiService) {
         const key = stringParam(query, 'key');
         if (!key) throw new ApiError('invalid_request', 'the leader key is required: ?key=K');
         const result = await service.resign(name, key, writeOptionsOf(req, service));
-        if (!result.ok) return sendError(reply, result.code, result.message);
+        if (!result.ok) return sendError(reply, wireCode(result.code), result.message);
         return { resigned: true, revision: result.revision };
       },
     );

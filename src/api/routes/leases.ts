@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 
@@ -41,7 +41,9 @@ export function leaseRoutes(service: ApiService) {
         const body = req.body as { ttl: number; id?: string };
         const result = await service.leaseGrant(body, writeOptionsOf(req, service));
         if (!result.ok)
-          return sendError(reply, result.code, result.message, { revision: result.revision });
+          return sendError(reply, wireCode(result.code), result.message, {
+            revision: result.revision,
+          });
         return reply.code(201).send({ id: result.id, ttl: result.ttl });
       },
     );
@@ -51,7 +53,9 @@ export function leaseRoutes(service: ApiService) {
       const id = leaseIdParam(req.params);
       const result = await service.leaseKeepAlive(id, writeOptionsOf(req, service));
       if (!result.ok)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
+        return sendError(reply, wireCode(result.code), result.message, {
+          revision: result.revision,
+        });
       return { id: result.id, ttl: result.ttl };
     });
 
@@ -76,7 +80,9 @@ export function leaseRoutes(service: ApiService) {
       const id = leaseIdParam(req.params);
       const result = await service.leaseRevoke(id, writeOptionsOf(req, service));
       if (!result.ok)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
+        return sendError(reply, wireCode(result.code), result.message, {
+          revision: result.revision,
+        });
       return { revoked: true, deleted: result.deleted };
     });
   };

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, stringParam, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 
@@ -68,7 +68,7 @@ export function lockRoutes(service: ApiService) {
         const key = stringParam(query, 'key');
         if (!key) throw new ApiError('invalid_request', 'the holder key is required: ?key=K');
         const result = await service.lockRelease(name, key, writeOptionsOf(req, service));
-        if (!result.ok) return sendError(reply, result.code, result.message);
+        if (!result.ok) return sendError(reply, wireCode(result.code), result.message);
         return { released: true, revision: result.revision };
       },
     );

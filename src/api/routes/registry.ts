@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { REGISTRY_PREFIX } from '../../kv/coordination-keys.js';
 import type { KeyValue, RevisionChange } from '../../kv/mvcc/key-value.js';
-import { ApiError, sendError } from '../errors.js';
+import { ApiError, sendError, wireCode } from '../errors.js';
 import {
   boolParam,
   consistencyParam,
@@ -99,7 +99,9 @@ export function registryRoutes(service: ApiService) {
           opts,
         );
         if (!created.ok)
-          return sendError(reply, created.code, created.message, { revision: created.revision });
+          return sendError(reply, wireCode(created.code), created.message, {
+            revision: created.revision,
+          });
         if (created.succeeded) {
           const put = created.results[0] as { op: 'put'; kv: KeyValue };
           return reply.code(201).send(entryOf(put.kv));
@@ -119,7 +121,9 @@ export function registryRoutes(service: ApiService) {
             },
           );
           if (!updated.ok)
-            return sendError(reply, updated.code, updated.message, { revision: updated.revision });
+            return sendError(reply, wireCode(updated.code), updated.message, {
+              revision: updated.revision,
+            });
           if (updated.succeeded)
             return entryOf((updated.results[0] as { op: 'put'; kv: KeyValue }).kv);
           const now = (updated.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
@@ -142,7 +146,9 @@ export function registryRoutes(service: ApiService) {
         signal: service.requestDeadline(),
       });
       if ('code' in result)
-        return sendError(reply, result.code, result.message, { revision: result.revision });
+        return sendError(reply, wireCode(result.code), result.message, {
+          revision: result.revision,
+        });
       if (!result.kv)
         return sendError(reply, 'key_not_found', `name "${name}" is not registered`, {
           revision: result.revision,
@@ -196,7 +202,9 @@ export function registryRoutes(service: ApiService) {
           },
         );
         if ('code' in result)
-          return sendError(reply, result.code, result.message, { revision: result.revision });
+          return sendError(reply, wireCode(result.code), result.message, {
+            revision: result.revision,
+          });
         return { entries: result.kvs.map(entryOf), revision: result.revision };
       },
     );
@@ -229,7 +237,9 @@ export function registryRoutes(service: ApiService) {
           writeOptionsOf(req, service),
         );
         if (!result.ok)
-          return sendError(reply, result.code, result.message, { revision: result.revision });
+          return sendError(reply, wireCode(result.code), result.message, {
+            revision: result.revision,
+          });
         if (result.succeeded) return { deleted: 1, revision: result.revision };
         const current = (result.results[0] as { op: 'get'; kvs: KeyValue[] }).kvs[0];
         if (!current)
