@@ -28,7 +28,7 @@ function apiMdTable(): Map<string, number> {
 }
 
 /** Codes the API answers with beyond API.md's table (an unknown route). */
-const additions = new Set(['not_found']);
+const additions = new Set(['not_found', 'user_not_found', 'role_not_found']);
 /** Codes API.md lists that nothing produces yet (the space quota is not built). */
 const notYetProduced = new Set(['quota_exceeded']);
 

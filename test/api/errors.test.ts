@@ -18,6 +18,8 @@ function fakeService(failure: () => never, overrides: Partial<ApiService> = {}):
   const target: Record<string | symbol, unknown> = {
     requestTimeoutMs: 1000,
     requestDeadline: () => AbortSignal.timeout(1000),
+    authState: { enabled: false },
+    onAuthChange: () => () => {},
     ...overrides,
   };
   return new Proxy(target, {
