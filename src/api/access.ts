@@ -11,6 +11,8 @@ import type { ApiService } from './service.js';
  */
 export type Need = AccessNeed | { readonly lease: string };
 
+const NO_NEEDS: readonly Need[] = Object.freeze([]);
+
 /**
  * Every route declares what it touches, in its options (`config: { access }`),
  * and one pair of hooks enforces it (API.md "What needs which permission"):
@@ -62,7 +64,7 @@ export function installAccessControl(app: FastifyInstance, service: ApiService):
 
   // Who is asking. Callback style: this runs on every request; while auth is off it is one check.
   app.addHook('onRequest', (req, reply, done) => {
-    req.accessNeeds = [];
+    req.accessNeeds = NO_NEEDS;
     const access = req.routeOptions.config.access;
     if (!service.authState.enabled || access === 'public' || access === undefined) {
       req.principal = ANONYMOUS;
@@ -81,21 +83,38 @@ export function installAccessControl(app: FastifyInstance, service: ApiService):
     );
   });
 
-  // What it may do: after validation, so a route's needs can read its parsed body.
-  app.addHook('preHandler', async (req, reply) => {
+  // What it may do: after validation, so a route's needs can read its parsed body. Callback
+  // style with a synchronous way out: while auth is off this costs no promise per request.
+  app.addHook('preHandler', (req, reply, done) => {
     const access = req.routeOptions.config.access;
-    if (access === undefined || access === 'public' || access === 'authenticated') return;
+    if (access === undefined || access === 'public' || access === 'authenticated') return done();
     const principal = req.principal;
     if (access === 'root') {
-      if (!principal.root) return refuse(reply, denied('only root may do this'));
-      return;
+      if (!principal.root) refuse(reply, denied('only root may do this'));
+      return done();
     }
-    const needs = await access(req);
-    req.accessNeeds = needs;
-    if (principal.root) return;
-    const reason = await missingNeed(service, principal, needs, req);
-    if (reason !== undefined) return refuse(reply, denied(reason));
+    // Root needs no check, but streams keep the needs to re-check them if auth changes later.
+    if (principal.user === undefined) return done();
+    checkNeeds(service, principal, access, req).then(
+      (reason) => {
+        if (reason !== undefined) refuse(reply, denied(reason));
+        done();
+      },
+      (err: unknown) => done(err as Error),
+    );
   });
+}
+
+async function checkNeeds(
+  service: ApiService,
+  principal: Principal,
+  access: (req: FastifyRequest) => readonly Need[] | Promise<readonly Need[]>,
+  req: FastifyRequest,
+): Promise<string | undefined> {
+  const needs = await access(req);
+  req.accessNeeds = needs;
+  if (principal.root) return undefined;
+  return missingNeed(service, principal, needs);
 }
 
 /** Why `principal` may not do all of `needs`, or undefined when it may. */
@@ -103,15 +122,11 @@ async function missingNeed(
   service: ApiService,
   principal: Principal,
   needs: readonly Need[],
-  req?: FastifyRequest,
 ): Promise<string | undefined> {
   const state = service.authState;
   for (const need of needs) {
     if ('lease' in need) {
-      const owner = await service.leaseOwner(
-        need.lease,
-        req ? service.requestDeadline() : undefined,
-      );
+      const owner = await service.leaseOwner(need.lease, service.requestDeadline());
       // A missing lease is the handler's 404; someone else's (or an ownerless) lease is not yours.
       if (owner !== undefined && owner !== principal.user)
         return `lease ${need.lease} belongs to another user`;
