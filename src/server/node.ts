@@ -462,7 +462,10 @@ export class RaftKvNode {
       }
       const result = this.kv.apply(e.index, e.data);
       if (isSkipped(result)) continue;
-      if (result.ok && result.op.startsWith('auth')) this.authChanged();
+      if (result.ok && result.op.startsWith('auth')) {
+        this.log.info({ change: result.op, ...authSubject(result) }, 'auth state changed');
+        this.authChanged();
+      }
       this.leaseKeeper.onApplied(result);
       this.proposals.applied(e.index, e.term, result);
     }
@@ -1049,4 +1052,21 @@ function requestContext(opts: {
   if (opts.requestDigest) out.requestDigest = opts.requestDigest;
   if (opts.user !== undefined) out.user = opts.user;
   return out;
+}
+
+/** Who an applied auth change was about, for the log (never a password or a key). */
+function authSubject(result: CommandResult): { user?: string; role?: string } {
+  if (!result.ok) return {};
+  switch (result.op) {
+    case 'authUserPut':
+      return { user: result.user.name };
+    case 'authUserDelete':
+      return { user: result.name };
+    case 'authRolePut':
+      return { role: result.role.name };
+    case 'authRoleDelete':
+      return { role: result.name };
+    default:
+      return {};
+  }
 }
