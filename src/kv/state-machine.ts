@@ -184,8 +184,11 @@ export class KvStateMachine {
     } else if (remembered !== undefined) {
       result = remembered;
     } else {
-      result = this.execute(cmd);
-      if (dedupKey !== undefined) this.dedup.remember(dedupKey, this.clock, requestDigest, result);
+      const refusal = user === undefined ? undefined : this.refusal(user, cmd);
+      // A refusal applied nothing: it is not remembered, so a retry once permitted can apply.
+      result = refusal ?? this.execute(cmd);
+      if (dedupKey !== undefined && refusal === undefined)
+        this.dedup.remember(dedupKey, this.clock, requestDigest, result);
     }
     this.persistMeta();
     const change = this.change;
