@@ -15,7 +15,13 @@ import type {
   PutResult,
   TxnResult,
 } from '../kv/results.js';
-import { Authenticator, type AuthStateView, hashPassword, newSigningKey } from './auth.js';
+import {
+  AuthError,
+  Authenticator,
+  type AuthStateView,
+  hashPassword,
+  newSigningKey,
+} from './auth.js';
 import { ServerError } from './errors.js';
 import { electionPrefix, KeyQueue, lockPrefix } from './locks.js';
 import type { MemberChange } from './membership.js';
@@ -52,8 +58,34 @@ export class KvService {
     return this.node.store.auth;
   }
 
-  authenticate(authorization: string | undefined, certificateName: string | undefined) {
-    return this.authenticator.authenticate(authorization, certificateName);
+  /**
+   * Credentials that do not verify against this member's state are tried once
+   * more after a linearizable barrier: a user (or password) just created through
+   * another member may not have been applied here yet.
+   */
+  async authenticate(authorization: string | undefined, certificateName: string | undefined) {
+    return this.retryAfterCatchingUp(() =>
+      this.authenticator.authenticate(authorization, certificateName),
+    );
+  }
+
+  /**
+   * Credentials that do not verify against this member's state are tried once
+   * more after a linearizable barrier, if that barrier brought auth changes: a
+   * user (or password) just created through another member may not have been
+   * applied here yet.
+   */
+  private async retryAfterCatchingUp<T>(attempt: () => Promise<T>): Promise<T> {
+    // Read before the attempt: it awaits a scrypt, during which the change may arrive.
+    const before = this.node.store.auth.revision;
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof AuthError) || err.code !== 'unauthenticated') throw err;
+      await this.node.readBarrier({ consistency: 'linearizable', signal: this.requestDeadline() });
+      if (this.node.store.auth.revision === before) throw err;
+      return attempt();
+    }
   }
 
   currentRevision(): number {
@@ -304,8 +336,8 @@ export class KvService {
     return this.node.store.auth;
   }
 
-  issueToken(name: string, password: string) {
-    return this.authenticator.issueToken(name, password);
+  async issueToken(name: string, password: string) {
+    return this.retryAfterCatchingUp(() => this.authenticator.issueToken(name, password));
   }
 
   // ---- locks (API.md "Locks and elections")

@@ -3,6 +3,7 @@
  * permission checks, and what stops a token working, on one real node.
  */
 import t from 'tap';
+import { startCluster } from '../integration/helpers.js';
 import { assertError, eventually, http, type Json, openSse, startSingleNode } from './helpers.js';
 
 const basic = (name: string, password: string) =>
@@ -346,3 +347,69 @@ t.test('auth: users, roles, tokens and permissions', async (t) => {
     );
   });
 });
+
+t.test(
+  'auth across members: any member verifies any member’s token, right after the change',
+  async (t) => {
+    const cluster = await startCluster(3, { requestTimeoutMs: 3000 });
+    t.teardown(() => cluster.close());
+    await cluster.waitForLeader();
+    const urls = [0, 1, 2].map((i) => cluster.url(i));
+    const root = basic('root', 'rootpw');
+    const at = (
+      i: number,
+      method: 'GET' | 'PUT' | 'POST',
+      path: string,
+      auth?: string,
+      body?: Json,
+    ) =>
+      http(urls[i]!, method, path, {
+        headers: auth ? { authorization: auth } : {},
+        ...(body !== undefined ? { body } : {}),
+      });
+    t.equal(
+      (
+        await at(0, 'PUT', '/v1/auth/users/root', undefined, {
+          password: 'rootpw',
+          roles: ['root'],
+        })
+      ).status,
+      201,
+    );
+    t.equal((await at(1, 'POST', '/v1/auth/enable')).status, 200);
+    // Straight away on another member: it may not have applied the change yet, and must catch up.
+    t.equal((await at(2, 'GET', '/v1/status', root)).status, 200, 'Basic on a third member');
+    // Member 2 hears of every change 100 ms late (half an election timeout here): it lags
+    // behind what was acknowledged, yet still follows the leader.
+    const lagging = (await at(2, 'GET', '/v1/status', root)).body.id as string;
+    const rules = cluster.filters.map((f) => f.delay(100, undefined, lagging));
+    t.equal(
+      (await at(1, 'PUT', '/v1/auth/users/carol', root, { password: 'carolpw' })).status,
+      201,
+    );
+    const token = await at(2, 'POST', '/v1/auth/token', undefined, {
+      name: 'carol',
+      password: 'carolpw',
+    });
+    t.equal(token.status, 200, `a token for a user created through another member: ${token.text}`);
+    for (const i of [0, 1, 2])
+      t.equal(
+        (await at(i, 'GET', '/v1/status', bearer(token.body.token))).status,
+        200,
+        `member ${i} accepts it`,
+      );
+    t.equal(
+      (await at(0, 'PUT', '/v1/auth/users/carol', root, { password: 'changed' })).status,
+      200,
+    );
+    for (const i of [0, 1, 2]) {
+      await eventually(`member ${i} refuses the old token`, async () =>
+        (await at(i, 'GET', '/v1/status', bearer(token.body.token))).status === 401
+          ? true
+          : undefined,
+      );
+    }
+    t.pass('the old token stopped working on every member');
+    for (const [i, f] of cluster.filters.entries()) f.removeRule(rules[i]!);
+  },
+);
