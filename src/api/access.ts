@@ -89,8 +89,9 @@ export function installAccessControl(app: FastifyInstance, service: ApiService):
     const access = req.routeOptions.config.access;
     if (access === undefined || access === 'public' || access === 'authenticated') return done();
     const principal = req.principal;
+    // A hook that answers does not call done(): the answer ends the request.
     if (access === 'root') {
-      if (!principal.root) refuse(reply, denied('only root may do this'));
+      if (!principal.root) return void refuse(reply, denied('only root may do this'));
       return done();
     }
     // Root needs no check, but streams keep the needs to re-check them if auth changes later.
@@ -98,7 +99,7 @@ export function installAccessControl(app: FastifyInstance, service: ApiService):
     checkNeeds(service, principal, access, req).then(
       (reason) => {
         if (reason !== undefined) refuse(reply, denied(reason));
-        done();
+        else done();
       },
       (err: unknown) => done(err as Error),
     );
