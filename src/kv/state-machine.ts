@@ -184,7 +184,9 @@ export class KvStateMachine {
     } else if (remembered !== undefined) {
       result = remembered;
     } else {
-      result = this.execute(cmd);
+      // A user's command is checked again against the auth state at this entry: the API
+      // checked an earlier state, and permissions may have been taken away since.
+      result = (user === undefined ? undefined : this.refusal(user, cmd)) ?? this.execute(cmd);
       if (dedupKey !== undefined) this.dedup.remember(dedupKey, this.clock, requestDigest, result);
     }
     this.persistMeta();
