@@ -50,7 +50,8 @@ t.test('a reused Idempotency-Key on another request is refused, whatever the pai
     (await must({ method: 'POST', path: '/v1/leases', body: { ttl: 600 } })).body.id as string;
   const kvOf = (key: string) => {
     const r = sm().get(key);
-    return r.ok ? r.kv : r;
+    if (!r.ok) throw new Error(`get ${key}: ${r.code}`);
+    return r.kv;
   };
 
   /** A lease as its commands change it (not the leader's TTL checkpoints, which come and go). */
@@ -283,5 +284,23 @@ t.test('a reused Idempotency-Key on another request is refused, whatever the pai
       'invalid_request',
     );
     tt.equal(kvOf('same/txn')?.value, 'a');
+  });
+
+  await t.test('a retried re-registration is applied once and answered the same', async (tt) => {
+    const id = await lease();
+    await must({ method: 'PUT', path: '/v1/registry/again', body: { value: 'v1', lease: id } });
+    const update: Request = {
+      method: 'PUT',
+      path: '/v1/registry/again',
+      body: { value: 'v2', lease: id },
+    };
+    const headers = { 'idempotency-key': 're-register' };
+    const first = await call(update, headers);
+    tt.equal(first.status, 200, 'the owner updates its value');
+    const revision = sm().revision;
+    const retry = await call(update, headers);
+    tt.equal(retry.status, first.status, 'the same status');
+    tt.same(retry.body, first.body, 'the same body');
+    tt.equal(sm().revision, revision, 'the retry applied nothing');
   });
 });
