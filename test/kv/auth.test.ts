@@ -10,9 +10,11 @@ import type { Permission } from '../../src/kv/auth.js';
 import {
   type Command,
   type CommandResult,
+  ELECTION_PREFIX,
   encodeCommand,
   isSkipped,
   KvStateMachine,
+  REGISTRY_PREFIX,
 } from '../../src/kv/index.js';
 import { bytesEqual, RecordStore } from './helpers.js';
 
@@ -342,6 +344,89 @@ t.test("apply: another user's lease cannot be used, kept alive or revoked", (t) 
   t.equal(code(m.run({ type: 'leaseKeepAlive', id: 'L' }, 'bob')), 'ok', 'the owner may');
   t.equal(code(m.run({ type: 'leaseRevoke', id: 'L' })), 'ok', 'the system may (expiry)');
   t.equal(code(m.run({ type: 'leaseRevoke', id: 'A' }, 'alice')), 'ok');
+  t.end();
+});
+
+t.test("apply: the registry's and elections' own txns need only write on their name", (t) => {
+  const m = withUsers();
+  m.run({
+    type: 'authRolePut',
+    name: 'coord',
+    permissions: [
+      { resource: 'registry', prefix: 'svc/', access: 'write' },
+      { resource: 'elections', prefix: 'e', access: 'write' },
+    ],
+  });
+  m.run({ type: 'authUserPut', name: 'w', roles: ['coord'] }, 'root');
+  const reg = `${REGISTRY_PREFIX}svc/a`;
+  // What PUT /v1/registry/{name} proposes: create if absent, else show the holder.
+  const register: Command = {
+    type: 'txn',
+    compare: [{ key: reg, target: 'createRevision', op: '==', value: 0 }],
+    success: [{ op: 'put', key: reg, value: 'v' }],
+    failure: [{ op: 'get', key: reg }],
+  };
+  t.match(m.run(register, 'w'), { ok: true, succeeded: true }, 'register');
+  t.match(m.run(register, 'w'), { ok: true, succeeded: false }, 'register again: sees the holder');
+  const candidate = `${ELECTION_PREFIX}e1/0001`;
+  m.run({ type: 'put', key: candidate, value: 'first' });
+  const proclaim: Command = {
+    type: 'txn',
+    compare: [{ key: candidate, target: 'createRevision', op: '>', value: 0 }],
+    success: [{ op: 'put', key: candidate, value: 'second' }],
+    failure: [],
+  };
+  t.match(m.run(proclaim, 'w'), { ok: true, succeeded: true }, 'proclaim');
+  const unregister: Command = {
+    type: 'txn',
+    compare: [{ key: reg, target: 'createRevision', op: '>', value: 0 }],
+    success: [{ op: 'delete', key: reg }],
+    failure: [{ op: 'get', key: reg }],
+  };
+  t.match(m.run(unregister, 'w'), { ok: true, succeeded: true }, 'unregister');
+  // Reading another name, or a name outside the permission, still needs what it needs.
+  const other = `${REGISTRY_PREFIX}svc/b`;
+  m.run({ type: 'put', key: other, value: 'secret' });
+  refused(
+    t,
+    m,
+    'w',
+    {
+      type: 'txn',
+      compare: [],
+      success: [
+        { op: 'put', key: reg, value: 'v' },
+        { op: 'get', key: other },
+      ],
+      failure: [],
+    },
+    'a get of another name',
+  );
+  refused(
+    t,
+    m,
+    'w',
+    {
+      ...register,
+      compare: [],
+      success: [{ op: 'put', key: `${REGISTRY_PREFIX}x`, value: 'v' }],
+    } as Command,
+    'a name outside the prefix',
+  );
+  m.run({ type: 'authRolePut', name: 'wonly', permissions: [kv('w/', 'write')] }, 'root');
+  m.run({ type: 'authUserPut', name: 'v', roles: ['wonly'] }, 'root');
+  refused(
+    t,
+    m,
+    'v',
+    {
+      type: 'txn',
+      compare: [{ key: 'w/k', target: 'version', op: '==', value: 0 }],
+      success: [{ op: 'put', key: 'w/k', value: '1' }],
+      failure: [{ op: 'get', key: 'w/k' }],
+    },
+    'a kv txn reading the key it writes, with write only',
+  );
   t.end();
 });
 
