@@ -9,6 +9,7 @@
  */
 import t, { type Test } from 'tap';
 import { REGISTRY_PREFIX } from '../../src/kv/index.js';
+import { startCluster } from '../integration/helpers.js';
 import {
   assertError,
   http,
@@ -303,4 +304,45 @@ t.test('a reused Idempotency-Key on another request is refused, whatever the pai
     tt.same(retry.body, first.body, 'the same body');
     tt.equal(sm().revision, revision, 'the retry applied nothing');
   });
+});
+
+t.test('a reused key is recognised whichever member the requests go through', async (t) => {
+  const c = await startCluster(3);
+  t.teardown(() => c.close());
+  const leader = await c.waitForLeader();
+  const [f1, f2] = [0, 1, 2].filter((i) => i !== leader) as [number, number];
+  const headers = { 'idempotency-key': 'through-followers' };
+  const txn = {
+    compare: [],
+    success: [
+      { op: 'put', key: 'fwd/a', value: '1' },
+      { op: 'get', key: 'fwd/a' },
+    ],
+    failure: [],
+  };
+  const first = await http(c.url(f1), 'POST', '/v1/txn', { headers, body: txn });
+  t.equal(first.status, 200, first.text);
+  const lease = await http(c.url(leader), 'POST', '/v1/leases', { body: { ttl: 600 } });
+  const revision = c.nodes[leader]!.node.store.revision;
+  assertError(
+    t,
+    await http(c.url(f2), 'PUT', '/v1/registry/fwd', {
+      headers,
+      body: { value: 'v', lease: lease.body.id },
+    }),
+    400,
+    'invalid_request',
+    'the registry after a txn, through another follower',
+  );
+  assertError(
+    t,
+    await http(c.url(leader), 'PUT', '/v1/kv/fwd/b', { headers, body: { value: '2' } }),
+    400,
+    'invalid_request',
+    'a put on the leader',
+  );
+  t.equal(c.nodes[leader]!.node.store.revision, revision, 'nothing applied');
+  const retry = await http(c.url(f2), 'POST', '/v1/txn', { headers, body: txn });
+  t.equal(retry.status, first.status);
+  t.same(retry.body, first.body, 'the retry through another member gets the first answer');
 });
