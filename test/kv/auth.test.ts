@@ -662,3 +662,86 @@ t.test('model: random auth commands agree with a tiny model, and survive restore
   );
   t.end();
 });
+
+const KEYS = ['a', 'ab', 'abc', 'b/x', 'c'] as const;
+const kvKey = fc.constantFrom(...KEYS);
+const txnOp = fc.oneof(
+  fc.record({ op: fc.constant('put' as const), key: kvKey, value: fc.constantFrom('1', '2') }),
+  fc.record({ op: fc.constant('get' as const), key: kvKey, prefix: fc.boolean() }),
+  fc.record({ op: fc.constant('delete' as const), key: kvKey }),
+);
+const userCommand: fc.Arbitrary<Command> = fc.oneof(
+  fc.record({ type: fc.constant('put' as const), key: kvKey, value: fc.constantFrom('1', '2') }),
+  fc.record({ type: fc.constant('delete' as const), key: kvKey, prefix: fc.boolean() }),
+  fc.record({
+    type: fc.constant('txn' as const),
+    compare: fc.array(
+      fc.record({
+        key: kvKey,
+        target: fc.constant('version' as const),
+        op: fc.constant('>' as const),
+        value: fc.constant(0),
+      }),
+      { maxLength: 2 },
+    ),
+    success: fc.array(txnOp, { maxLength: 2 }),
+    failure: fc.array(txnOp, { maxLength: 2 }),
+  }),
+);
+
+/** What the model says `cmd` needs: [key, access] pairs on kv. */
+function needsOf(cmd: Command): [string, 'read' | 'write'][] {
+  switch (cmd.type) {
+    case 'put':
+    case 'delete':
+      return [[cmd.key, 'write']];
+    case 'txn':
+      return [
+        ...cmd.compare.map((c) => ['key' in c ? c.key : '', 'read'] as [string, 'read']),
+        ...[...cmd.success, ...cmd.failure].map(
+          (op) => [op.key, op.op === 'get' ? 'read' : 'write'] as [string, 'read' | 'write'],
+        ),
+      ];
+    default:
+      throw new Error('not a kv command');
+  }
+}
+
+t.test('model: a user command is applied only if every key it touches is permitted', (t) => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(permission, { maxLength: 3 }), { minLength: 2, maxLength: 2 }),
+      fc.array(fc.tuple(fc.constantFrom('u1', 'u2', 'root'), userCommand), { maxLength: 25 }),
+      (rolePermissions, steps) => {
+        const m = new Machine();
+        const model = new Model();
+        const setup: Command[] = [
+          { type: 'authRolePut', name: 'r1', permissions: rolePermissions[0]! },
+          { type: 'authRolePut', name: 'r2', permissions: rolePermissions[1]! },
+          { type: 'authUserPut', name: 'root', roles: ['root'] },
+          { type: 'authUserPut', name: 'u1', roles: ['r1'] },
+          { type: 'authUserPut', name: 'u2', roles: ['r1', 'r2'] },
+          { type: 'authEnable', signingKey: 'k' },
+        ];
+        for (const cmd of setup) if (m.run(cmd) && model.apply(cmd) !== 'ok') return false;
+        for (const [user, cmd] of steps) {
+          const permitted = needsOf(cmd).every(([key, access]) =>
+            model.permits(user, 'kv', key, access),
+          );
+          const before = m.sm.snapshot();
+          const result = m.run(cmd, user);
+          const denied = !result.ok && result.code === 'permission_denied';
+          if (denied === permitted)
+            throw new Error(
+              `${user} ${JSON.stringify(cmd)}: ${code(result)}, permitted ${permitted}`,
+            );
+          if (denied && !bytesEqual(m.sm.snapshot(), before))
+            throw new Error(`${user} ${JSON.stringify(cmd)}: refused but changed the state`);
+        }
+        return true;
+      },
+    ),
+    { numRuns: 300, seed: 7 },
+  );
+  t.end();
+});
