@@ -1,6 +1,11 @@
 import type { AccessNeed, AuthResource } from './auth.js';
 import type { Command, TxnOp } from './commands.js';
-import { ELECTION_PREFIX, LOCK_PREFIX, REGISTRY_PREFIX } from './coordination-keys.js';
+import {
+  ELECTION_PREFIX,
+  isReservedKey,
+  LOCK_PREFIX,
+  REGISTRY_PREFIX,
+} from './coordination-keys.js';
 
 /**
  * The resource and name a stored key belongs to: user keys are `kv`; the
@@ -39,16 +44,25 @@ export function accessNeedsOf(cmd: Command): AccessNeed[] | 'root' | 'none' {
       return [need(cmd.key, 'write')];
     case 'delete':
       return [need(cmd.key, 'write')];
-    case 'txn':
+    case 'txn': {
+      // The registry's and elections' own txns compare and get the very key they
+      // write (/v1/txn cannot reach reserved keys): API.md asks only `write` of
+      // registering, unregistering and proclaiming, so that write covers those reads.
+      const written = new Set(
+        [...cmd.success, ...cmd.failure].filter((op) => op.op !== 'get').map((op) => op.key),
+      );
+      const read = (key: string) =>
+        isReservedKey(key) && written.has(key) ? need(key, 'write') : need(key, 'read');
       return [
         ...cmd.compare.map((c) =>
           'lock' in c
             ? { resource: 'locks' as const, key: c.lock, access: 'read' as const }
-            : need(c.key, 'read'),
+            : read(c.key),
         ),
-        ...cmd.success.map(opNeeds),
-        ...cmd.failure.map(opNeeds),
+        ...cmd.success.map((op) => (op.op === 'get' ? read(op.key) : opNeeds(op))),
+        ...cmd.failure.map((op) => (op.op === 'get' ? read(op.key) : opNeeds(op))),
       ];
+    }
     case 'leaseGrant':
     case 'leaseKeepAlive':
     case 'leaseRevoke':

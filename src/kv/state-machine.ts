@@ -184,6 +184,8 @@ export class KvStateMachine {
     } else if (remembered !== undefined) {
       result = remembered;
     } else {
+      // A user's command is checked again against the auth state at this entry: the API
+      // checked an earlier state, and permissions may have been taken away since.
       const refusal = user === undefined ? undefined : this.refusal(user, cmd);
       // A refusal applied nothing: it is not remembered, so a retry once permitted can apply.
       result = refusal ?? this.execute(cmd);

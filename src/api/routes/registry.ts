@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { REGISTRY_PREFIX } from '../../kv/coordination-keys.js';
 import type { KeyValue, RevisionChange } from '../../kv/mvcc/key-value.js';
@@ -11,7 +12,7 @@ import {
   stringParam,
   writeOptionsOf,
 } from '../params.js';
-import type { ApiService } from '../service.js';
+import type { ApiService, WriteOptions } from '../service.js';
 import { streamWatch } from './watch.js';
 
 /** API.md's registry Entry. */
@@ -66,6 +67,23 @@ function registryPrefix(query: Query): string {
 }
 
 /**
+ * The options of a re-registration's second step (the owner updates its value).
+ * With an Idempotency-Key it carries its own key, derived from the request's, so
+ * a retry replays the update: the first step alone would replay its "held by this
+ * lease" answer and send the retry down the update path to write again.
+ */
+function updateStepOptions(opts: WriteOptions, signal: AbortSignal): WriteOptions {
+  const step: WriteOptions = { signal };
+  if (opts.user !== undefined) step.user = opts.user;
+  if (opts.idempotencyKey !== undefined) {
+    const hash = createHash('sha256').update(opts.idempotencyKey).digest('base64url');
+    step.idempotencyKey = `registry-update:${hash}`;
+    if (opts.requestDigest !== undefined) step.requestDigest = `${opts.requestDigest}:update`;
+  }
+  return step;
+}
+
+/**
  * API.md "Registry": unique names owned by leases, kept as ordinary keys under
  * a reserved prefix and changed only by guarded txns, so two leases can never
  * hold one name.
@@ -115,10 +133,7 @@ export function registryRoutes(service: ApiService) {
               success: [{ op: 'put', key, value, lease }],
               failure: [{ op: 'get', key }],
             },
-            {
-              signal: service.requestDeadline(),
-              ...(opts.user !== undefined ? { user: opts.user } : {}),
-            },
+            updateStepOptions(opts, service.requestDeadline()),
           );
           if (!updated.ok)
             return sendError(reply, wireCode(updated.code), updated.message, {
