@@ -96,6 +96,11 @@ export function writeOptionsOf(req: FastifyRequest, service: ApiService): WriteO
       .digest('base64url')
       .slice(0, 22); // 128 bits: collisions between a user's own requests are not a concern
   }
-  if (req.principal?.user !== undefined) opts.user = req.principal.user;
-  return opts;
+  return Object.assign(opts, requesterOf(req));
+}
+
+/** Who a write is made for: the user, or an anonymous client (never the system). */
+export function requesterOf(req: FastifyRequest): { user: string } | { anonymous: true } {
+  const user = req.principal?.user;
+  return user !== undefined ? { user } : { anonymous: true };
 }

@@ -66,6 +66,7 @@ export interface ApiService {
     name: string,
     lease: string,
     timeoutMs: number,
+    requester?: Pick<WriteOptions, 'user' | 'anonymous'>,
   ): Promise<
     | { ok: true; name: string; key: string; fencingToken: number }
     | { ok: false; code: 'lock_timeout' | 'lease_not_found'; message: string }
@@ -81,6 +82,7 @@ export interface ApiService {
     lease: string,
     value: string,
     timeoutMs: number,
+    requester?: Pick<WriteOptions, 'user' | 'anonymous'>,
   ): Promise<
     | { ok: true; leader: ElectionLeader }
     | { ok: false; code: 'lock_timeout' | 'lease_not_found'; message: string }
@@ -167,6 +169,8 @@ export interface WriteOptions {
   requestDigest?: string;
   /** The authenticated user making the write; absent while auth is off. */
   user?: string;
+  /** Admitted without credentials (auth was off here): refused if auth is on when it applies. */
+  anonymous?: true;
   signal?: AbortSignal;
 }
 

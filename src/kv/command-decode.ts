@@ -53,6 +53,7 @@ function parseEnvelope(raw: unknown): CommandEnvelope {
   if (
     envelope.idempotencyKey === undefined &&
     envelope.user === undefined &&
+    envelope.anonymous === undefined &&
     envelope.requestDigest === undefined
   )
     return { v: 1, atMs, cmd };
@@ -74,6 +75,7 @@ function parseEnvelope(raw: unknown): CommandEnvelope {
     idempotencyKey,
     requestDigest,
     user: envelope.user === undefined ? undefined : authName(envelope.user, 'user'),
+    anonymous: envelope.anonymous === undefined ? undefined : anonymousFlag(envelope.anonymous),
   });
 }
 
@@ -268,6 +270,11 @@ function leaseId(raw: unknown): string {
   const id = key(raw, 'lease id');
   if (id.length > LEASE_ID_LENGTH_MAX) throw new Malformed('lease id is too long');
   return id;
+}
+
+function anonymousFlag(raw: unknown): true {
+  if (raw !== true) throw new Malformed('anonymous must be true when present');
+  return true;
 }
 
 function authName(raw: unknown, what: string): string {

@@ -20,6 +20,12 @@ export interface CommandEnvelope {
   readonly requestDigest?: string;
   /** The authenticated user who made the request; absent for anonymous requests and the system. */
   readonly user?: string;
+  /**
+   * A client's request admitted without credentials because auth was off on
+   * the member that took it. Refused if auth is on when it applies (that member
+   * may not have applied the enable yet); the system's own proposals carry neither field.
+   */
+  readonly anonymous?: true;
   readonly cmd: Command;
 }
 

@@ -11,6 +11,7 @@ export type KvErrorCode =
   | 'lease_not_found'
   | 'user_not_found'
   | 'role_not_found'
+  | 'unauthenticated' // a request without credentials that applied after auth was enabled
   | 'permission_denied' // the request's user lacks the permission (checked again at apply)
   | 'compacted' // the requested revision is before the compaction point
   | 'future_revision'; // the requested revision is after the current one

@@ -168,7 +168,7 @@ export class KvStateMachine {
     if (data.length === 0) return { ok: true, op: 'noop', revision: this.store.revision };
     const decoded = decodeCommand(data);
     if (!decoded.ok) return errorResult('invalid_request', decoded.error, this.store.revision);
-    const { atMs, idempotencyKey, requestDigest, user, cmd } = decoded.envelope;
+    const { atMs, idempotencyKey, requestDigest, user, anonymous, cmd } = decoded.envelope;
     // A leader with a slower clock must not move time backwards.
     this.clock = Math.max(this.clock, atMs);
     this.dedup.expire(this.clock);
@@ -186,7 +186,15 @@ export class KvStateMachine {
     } else {
       // A user's command is checked again against the auth state at this entry: the API
       // checked an earlier state, and permissions may have been taken away since.
-      const refusal = user === undefined ? undefined : this.refusal(user, cmd);
+      const refusal =
+        user !== undefined
+          ? this.refusal(user, cmd)
+          : anonymous && this.authTable.enabled
+            ? this.error(
+                'unauthenticated',
+                'authentication was enabled before this request applied',
+              )
+            : undefined;
       // A refusal applied nothing: it is not remembered, so a retry once permitted can apply.
       result = refusal ?? this.execute(cmd);
       if (dedupKey !== undefined && refusal === undefined)
@@ -524,7 +532,8 @@ export class KvStateMachine {
       | 'compare_failed'
       | 'user_not_found'
       | 'role_not_found'
-      | 'permission_denied',
+      | 'permission_denied'
+      | 'unauthenticated',
     message: string,
   ) {
     return errorResult(code, message, this.store.revision);

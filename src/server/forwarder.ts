@@ -74,6 +74,7 @@ export interface ForwardedWrite {
   requestDigest?: string;
   /** The user the follower authenticated (API.md "Security"). */
   user?: string;
+  anonymous?: true;
   timeoutMs: number;
 }
 

@@ -23,7 +23,7 @@ import {
   newSigningKey,
 } from './auth.js';
 import { ServerError } from './errors.js';
-import { electionPrefix, KeyQueue, lockPrefix } from './locks.js';
+import { electionPrefix, KeyQueue, lockPrefix, type Requester } from './locks.js';
 import type { MemberChange } from './membership.js';
 import type { RaftKvNode, WriteContext } from './node.js';
 import type { WatchParams, WatchSink } from './watches.js';
@@ -342,8 +342,8 @@ export class KvService {
 
   // ---- locks (API.md "Locks and elections")
 
-  async lockAcquire(name: string, lease: string, timeoutMs: number) {
-    const result = await this.queue.waitFirst(lockPrefix(name), lease, '', timeoutMs);
+  async lockAcquire(name: string, lease: string, timeoutMs: number, requester?: Requester) {
+    const result = await this.queue.waitFirst(lockPrefix(name), lease, '', timeoutMs, requester);
     if (!result.ok) return result;
     return { ok: true as const, name, key: result.key, fencingToken: result.kv.createRevision };
   }
@@ -369,8 +369,20 @@ export class KvService {
 
   // ---- elections (API.md "Locks and elections"): the lowest createRevision under the name leads.
 
-  async campaign(name: string, lease: string, value: string, timeoutMs: number) {
-    const result = await this.queue.waitFirst(electionPrefix(name), lease, value, timeoutMs);
+  async campaign(
+    name: string,
+    lease: string,
+    value: string,
+    timeoutMs: number,
+    requester?: Requester,
+  ) {
+    const result = await this.queue.waitFirst(
+      electionPrefix(name),
+      lease,
+      value,
+      timeoutMs,
+      requester,
+    );
     if (!result.ok) return result;
     return { ok: true as const, leader: leaderView(result.kv) };
   }

@@ -1,7 +1,7 @@
 import { electionCandidatesPrefix, lockWaitersPrefix } from '../kv/coordination-keys.js';
 import type { KeyValue } from '../kv/mvcc/key-value.js';
 import { ServerError } from './errors.js';
-import type { RaftKvNode } from './node.js';
+import type { RaftKvNode, WriteContext } from './node.js';
 
 export type QueueResult =
   | { ok: true; key: string; kv: KeyValue }
@@ -15,24 +15,32 @@ export type QueueResult =
  * machinery rather than by polling. A participant whose lease dies drops out
  * of line with its key.
  */
+/** Who a write is made for (see WriteContext); empty for the system. */
+export type Requester = Pick<WriteContext, 'user' | 'anonymous'>;
+
 export class KeyQueue {
   constructor(private readonly node: RaftKvNode) {}
 
   /** Joins the line under `prefix` (or finds our place, for the same lease) and waits to be first. */
+  /** `requester`: who joins (the user, or an anonymous client), so the apply checks them too. */
   async waitFirst(
     prefix: string,
     lease: string,
     value: string,
     timeoutMs: number,
+    requester: Requester = {},
   ): Promise<QueueResult> {
     const key = `${prefix}${lease}`;
     const signal = AbortSignal.timeout(timeoutMs);
-    const joined = await this.node.write({
-      type: 'txn',
-      compare: [{ key, target: 'createRevision', op: '==', value: 0 }],
-      success: [{ op: 'put', key, value, lease }],
-      failure: [{ op: 'get', key }],
-    });
+    const joined = await this.node.write(
+      {
+        type: 'txn',
+        compare: [{ key, target: 'createRevision', op: '==', value: 0 }],
+        success: [{ op: 'put', key, value, lease }],
+        failure: [{ op: 'get', key }],
+      },
+      requester,
+    );
     if (!joined.ok) {
       if (joined.code === 'lease_not_found')
         return { ok: false, code: 'lease_not_found', message: joined.message };
@@ -50,6 +58,7 @@ export class KeyQueue {
       } catch (err) {
         if (!signal.aborted) throw err;
         // Our wait ran out while confirming our place: give it up, as for any timeout.
+        // As the system: giving up a place in line must not depend on permissions changed since.
         await this.node.write({ type: 'delete', key }).catch(() => {});
         return {
           ok: false,
@@ -80,6 +89,7 @@ export class KeyQueue {
       const gone = await this.deletedOrTimeout([predecessor.key, key], signal);
       if (!gone) {
         // Give up our place in line, so those behind us are not stuck on us.
+        // As the system: giving up a place in line must not depend on permissions changed since.
         await this.node.write({ type: 'delete', key }).catch(() => {});
         return {
           ok: false,

@@ -1038,6 +1038,8 @@ export interface WriteContext {
   requestDigest?: string;
   /** The authenticated user; absent when auth is off (and for the system's own proposals). */
   user?: string;
+  /** A client's request taken without credentials (auth was off here): refused if auth is on at apply. */
+  anonymous?: true;
   signal?: AbortSignal;
 }
 
@@ -1046,8 +1048,11 @@ function requestContext(opts: {
   idempotencyKey?: string | undefined;
   requestDigest?: string | undefined;
   user?: string | undefined;
-}): { idempotencyKey?: string; requestDigest?: string; user?: string } {
-  const out: { idempotencyKey?: string; requestDigest?: string; user?: string } = {};
+  anonymous?: true | undefined;
+}): { idempotencyKey?: string; requestDigest?: string; user?: string; anonymous?: true } {
+  const out: { idempotencyKey?: string; requestDigest?: string; user?: string; anonymous?: true } =
+    {};
+  if (opts.anonymous) out.anonymous = true;
   if (opts.idempotencyKey) out.idempotencyKey = opts.idempotencyKey;
   if (opts.requestDigest) out.requestDigest = opts.requestDigest;
   if (opts.user !== undefined) out.user = opts.user;

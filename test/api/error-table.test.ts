@@ -57,6 +57,7 @@ const kvStatus: Record<KvErrorCode, number> = {
   user_not_found: 404,
   role_not_found: 404,
   permission_denied: 403,
+  unauthenticated: 401,
   compacted: 410,
   future_revision: 400, // internal: a read past the current revision is invalid_request
 };

@@ -745,3 +745,26 @@ t.test('model: a user command is applied only if every key it touches is permitt
   );
   t.end();
 });
+
+t.test('an anonymous client write that applies after auth was enabled is refused', (t) => {
+  const m = withUsers(false);
+  const anonymousPut = (key: string) =>
+    m.sm.apply(
+      ++m.index,
+      encodeCommand({
+        v: 1,
+        atMs: 1_000,
+        anonymous: true,
+        cmd: { type: 'put', key, value: 'v' },
+      }),
+    ) as CommandResult;
+  t.equal(code(anonymousPut('before')), 'ok', 'while auth is off, anonymous clients may write');
+  t.equal(code(m.run({ type: 'authEnable', signingKey: 'key-1' })), 'ok');
+  const revision = m.sm.revision;
+  // A member that had not applied the enable yet admitted it without credentials.
+  t.equal(code(anonymousPut('after')), 'unauthenticated');
+  t.equal(m.sm.revision, revision, 'nothing applied');
+  t.equal(m.sm.get('after').ok && m.sm.get('after').kv, null);
+  t.equal(code(m.run({ type: 'put', key: 'system', value: 'v' })), 'ok', 'the system still writes');
+  t.end();
+});

@@ -2,7 +2,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ELECTION_PREFIX } from '../../kv/coordination-keys.js';
 import type { KeyValue, RevisionChange } from '../../kv/mvcc/key-value.js';
 import { ApiError, sendError, wireCode } from '../errors.js';
-import { boolParam, type Query, rejectUnknown, stringParam, writeOptionsOf } from '../params.js';
+import {
+  boolParam,
+  type Query,
+  rejectUnknown,
+  requesterOf,
+  stringParam,
+  writeOptionsOf,
+} from '../params.js';
 import type { ApiService } from '../service.js';
 import { coordinationName } from './locks.js';
 import { streamWatch } from './watch.js';
@@ -68,6 +75,7 @@ export function electionRoutes(service: ApiService) {
           lease,
           value,
           timeoutMs ?? service.requestTimeoutMs,
+          requesterOf(req),
         );
         if (!result.ok) return sendError(reply, result.code, result.message);
         return { leader: result.leader };

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError, sendError, wireCode } from '../errors.js';
-import { type Query, rejectUnknown, stringParam, writeOptionsOf } from '../params.js';
+import { type Query, rejectUnknown, requesterOf, stringParam, writeOptionsOf } from '../params.js';
 import type { ApiService } from '../service.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
@@ -46,6 +46,7 @@ export function lockRoutes(service: ApiService) {
           name,
           lease,
           timeoutMs ?? service.requestTimeoutMs,
+          requesterOf(req),
         );
         if (!result.ok) return sendError(reply, result.code, result.message);
         return { name: result.name, key: result.key, fencingToken: result.fencingToken };

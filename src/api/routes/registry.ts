@@ -75,6 +75,7 @@ function registryPrefix(query: Query): string {
 function updateStepOptions(opts: WriteOptions, signal: AbortSignal): WriteOptions {
   const step: WriteOptions = { signal };
   if (opts.user !== undefined) step.user = opts.user;
+  if (opts.anonymous) step.anonymous = true;
   if (opts.idempotencyKey !== undefined) {
     const hash = createHash('sha256').update(opts.idempotencyKey).digest('base64url');
     step.idempotencyKey = `registry-update:${hash}`;
