@@ -205,7 +205,7 @@ export class ProcessCluster {
     private readonly peerPorts: number[],
     private readonly extraArgs: string[],
     /** With RAFTKV_TEST_PEER_TLS=1: the certificates of the peer links (see peer-tls.ts). */
-    private readonly peerCerts?: string,
+    readonly peerCerts?: string,
   ) {
     this.names = clientPorts.map((_, i) => `n${i + 1}`);
     this.procs = this.names.map(() => undefined);
