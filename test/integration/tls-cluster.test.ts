@@ -59,7 +59,7 @@ const clientUrl = (i: number) => `https://127.0.0.1:${clientPorts[i]}`;
 const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
 
 /** Raft timing loose enough that a busy 2-core machine does not hold spurious elections. */
-const TIMING = ['--tick-ms', '50', '--election-ticks', '20', '--request-timeout-ms', '3000'];
+const TIMING = ['--tick-ms', '50', '--election-ticks', '40', '--request-timeout-ms', '3000'];
 
 function memberArgs(i: number): string[] {
   const name = names[i]!;
