@@ -180,6 +180,15 @@ program
   )
   .addOption(
     flag(
+      '--auth-token-ttl <seconds>',
+      'lifetime of the tokens POST /v1/auth/token issues',
+      'AUTH_TOKEN_TTL',
+      defaultConfig.authTokenTtlSeconds,
+      intArg('--auth-token-ttl'),
+    ),
+  )
+  .addOption(
+    flag(
       '--max-key-bytes <n>',
       'largest key',
       'MAX_KEY_BYTES',
@@ -312,6 +321,7 @@ try {
     autoCompactionRetentionHours: o.autoCompactionRetention,
     autoCompactionRevisions: o.autoCompactionRevisions,
     requestTimeoutMs: o.requestTimeoutMs,
+    authTokenTtlSeconds: o.authTokenTtl,
     maxKeyBytes: o.maxKeyBytes,
     maxValueBytes: o.maxValueBytes,
     maxTxnOps: o.maxTxnOps,

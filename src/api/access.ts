@@ -1,7 +1,7 @@
-import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessNeed } from '../kv/auth.js';
 import { ANONYMOUS, AuthError, type Principal, permits } from '../server/auth.js';
+import { peerCertificateCommonName } from '../tls/connect.js';
 import { sendError } from './errors.js';
 import type { ApiService } from './service.js';
 
@@ -43,11 +43,7 @@ declare module 'fastify' {
 
 /** The verified client certificate's Common Name (mutual TLS), used as the user name. */
 export function certificateUserName(req: FastifyRequest): string | undefined {
-  const socket = req.raw.socket as Partial<TLSSocket>;
-  if (socket.authorized !== true || typeof socket.getPeerCertificate !== 'function')
-    return undefined;
-  const cn = socket.getPeerCertificate().subject?.CN;
-  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+  return peerCertificateCommonName(req.raw.socket);
 }
 
 /** Installs the access hooks on `app` (before any route is added). */
