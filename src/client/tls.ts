@@ -95,15 +95,37 @@ const SERVER_CERT_CODES = new Set([
 
 /**
  * A RaftkvError `tls_failed` with an explanation, when `err` is a TLS
- * handshake failure about certificates; undefined for any other error. Such a
- * failure repeats on every attempt, so the client does not retry it on the
- * same endpoint.
+ * handshake failure about certificates; undefined for any other error.
+ * `definite`: the TLS layer said so (such a failure repeats on every attempt,
+ * so the client does not retry it on the same endpoint); otherwise it is the
+ * likely reason for a connection the server closed at once, and the attempt
+ * is retried as any other connection failure.
  */
-export function describeTlsFailure(err: unknown, endpoint: string): RaftkvError | undefined {
-  const e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+export function describeTlsFailure(
+  err: unknown,
+  endpoint: string,
+  tls?: ClientTlsOptions,
+): { error: RaftkvError; definite: boolean } | undefined {
+  const e = err as
+    | { code?: unknown; message?: unknown; cause?: unknown; socket?: { bytesRead?: unknown } }
+    | undefined;
   if (!e || typeof e !== 'object') return undefined;
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : '';
+  // TLS 1.3 servers check the client certificate after the handshake and then close; undici
+  // often reports the close ("other side closed"), not the alert. A fresh connection closed
+  // before a single byte came back is almost always that.
+  if (code === 'UND_ERR_SOCKET' && endpoint.startsWith('https:') && e.socket?.bytesRead === 0) {
+    const error = new RaftkvError(
+      'tls_failed',
+      `TLS: ${endpoint} closed the connection right after the handshake without answering: ` +
+        (tls?.cert === undefined
+          ? 'it probably requires a client certificate: give tls.cert and tls.key (kvctl --cert, --key)'
+          : 'it probably refused the client certificate: is it signed by the CA the server trusts (its --client-ca-file)?'),
+      { endpoint, cause: err },
+    );
+    return { error, definite: false };
+  }
   if (SERVER_CERT_CODES.has(code)) {
     const hint =
       code === 'ERR_TLS_CERT_ALTNAME_INVALID'
@@ -111,25 +133,30 @@ export function describeTlsFailure(err: unknown, endpoint: string): RaftkvError 
         : code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID'
           ? 'the certificate is outside its validity period'
           : 'it is not signed by the CA given (tls.ca, kvctl --cacert)';
-    return new RaftkvError(
+    const error = new RaftkvError(
       'tls_failed',
       `TLS: the server certificate of ${endpoint} was refused (${code}: ${message}): ${hint}`,
       { endpoint, cause: err },
     );
+    return { error, definite: true };
   }
   // The server refused our certificate, or wanted one we did not send (TLS alerts).
-  if (/certificate required|alert number 116/i.test(message))
-    return new RaftkvError(
+  if (/certificate required|alert number 116/i.test(message)) {
+    const error = new RaftkvError(
       'tls_failed',
       `TLS: ${endpoint} requires a client certificate: give tls.cert and tls.key (kvctl --cert, --key) (${message})`,
       { endpoint, cause: err },
     );
-  if (/(unknown ca|bad certificate|certificate unknown|alert number 4[28])/i.test(message))
-    return new RaftkvError(
+    return { error, definite: true };
+  }
+  if (/(unknown ca|bad certificate|certificate unknown|alert number 4[28])/i.test(message)) {
+    const error = new RaftkvError(
       'tls_failed',
       `TLS: ${endpoint} refused the client certificate (${message}): is it signed by the CA the server trusts (its --client-ca-file)?`,
       { endpoint, cause: err },
     );
-  if (e.cause !== undefined && e.cause !== err) return describeTlsFailure(e.cause, endpoint);
+    return { error, definite: true };
+  }
+  if (e.cause !== undefined && e.cause !== err) return describeTlsFailure(e.cause, endpoint, tls);
   return undefined;
 }

@@ -340,11 +340,13 @@ export class Transport {
         const error = new RaftkvError('unavailable', 'the client is closed', { cause: err });
         return { ok: false, error, retry: false, rotate: false };
       }
-      const tlsFailure = describeTlsFailure(err, endpoint);
-      if (tlsFailure)
-        return { ok: false, error: tlsFailure, retry: true, rotate: true, untriedOnly: true };
       // A connection never made cannot have delivered the request: always safe to retry.
       const notSent = NOT_SENT.has(code);
+      const tlsFailure = describeTlsFailure(err, endpoint, this.options.tls);
+      if (tlsFailure?.definite)
+        return { ok: false, error: tlsFailure.error, retry: true, rotate: true, untriedOnly: true };
+      if (tlsFailure)
+        return { ok: false, error: tlsFailure.error, retry: notSent || idempotent, rotate: true };
       const timedOut = timeout.aborted;
       const error = timedOut
         ? new RaftkvError('timeout', `no answer from ${endpoint} within ${timeoutMs} ms`, {

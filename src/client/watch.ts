@@ -186,11 +186,11 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
         if (signal.aborted) return;
         if (err instanceof RaftkvError) throw err; // the client is closed
         failures++;
-        const tlsFailure = describeTlsFailure(err, endpoint);
-        tlsFailures = tlsFailure ? tlsFailures + 1 : 0;
-        if (tlsFailure && tlsFailures >= n) throw tlsFailure;
+        const tlsFailure = describeTlsFailure(err, endpoint, this.transport.options.tls);
+        tlsFailures = tlsFailure?.definite ? tlsFailures + 1 : 0;
+        if (tlsFailure?.definite && tlsFailures >= n) throw tlsFailure.error;
         lastFailure =
-          tlsFailure ??
+          tlsFailure?.error ??
           new RaftkvError('unavailable', `watch: ${endpoint}: ${(err as Error).message}`, {
             endpoint,
             cause: err,
