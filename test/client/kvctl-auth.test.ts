@@ -348,3 +348,32 @@ t.test('--cacert, --cert, --key over HTTPS with a client certificate', async (t)
   t.equal(r.code, 2);
   t.match(r.stderr, /plain HTTP, but TLS options were given: use https/);
 });
+
+t.test('--user NAME on a terminal: asks for the password without echoing it', async (t) => {
+  // `script` gives kvctl a pseudo-terminal; we type once the prompt is there.
+  const command = `${process.execPath} --import tsx cmd/kvctl.ts --user root get k -o json`;
+  const child = spawn('script', ['-qec', command, '/dev/null'], {
+    cwd: root,
+    env: { ...baseEnv, KVCTL_ENDPOINTS: fake.url },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let typed = false;
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const before = fake.requests.length;
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString('utf8');
+    if (!typed && output.includes('Password for root: ')) {
+      typed = true;
+      child.stdin.write('rootpw\r');
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  t.equal(code, 0, output);
+  const afterPrompt = output.slice(output.indexOf('Password for root: '));
+  t.notMatch(afterPrompt, /rootpw/, 'the password is not echoed');
+  t.match(afterPrompt, /"value": "v"/);
+  const token = fake.requests.slice(before).find((r) => r.url === '/v1/auth/token');
+  t.same(token?.body, { name: 'root', password: 'rootpw' }, 'what was typed was used');
+});
