@@ -606,6 +606,8 @@ export class Client {
       method: 'GET',
       path: '/health',
       accept: [503],
+      // Open to all (API.md): no token is fetched just to ask.
+      anonymous: true,
       signal: options.signal,
       endpoint: options.endpoint,
     });

@@ -174,6 +174,7 @@ export async function startFake(options: FakeOptions = {}): Promise<FakeServer> 
   });
 
   app.get('/v1/auth/status', async () => ({ enabled: state.enabled }));
+  app.get('/health', async () => ({ status: 'ok' }));
 
   app.post('/v1/auth/enable', async (req, reply) => {
     if (!rootOnly(req, reply)) return reply;

@@ -204,6 +204,13 @@ t.test(
   },
 );
 
+t.test('health() needs no credentials: no token is fetched for it', async (t) => {
+  const { fake, client } = await setup(t, {}, { auth: { name: 'root', password: 'wrong' } });
+  t.same(await client.health(), { healthy: true, status: 'ok' });
+  t.equal(tokenRequests(fake).length, 0);
+  t.equal(fake.requests.at(-1)!.authorization, undefined);
+});
+
 t.test('{token}: sent as is, never renewed; a 401 is not retried', async (t) => {
   const fake = await startFake();
   t.teardown(() => fake.close());
@@ -262,7 +269,13 @@ t.test('a watch ends with PermissionDeniedError on closed/permission_revoked', a
   const next = watch.next();
   await until(() => fake.requests.some((r) => r.url.startsWith('/v1/watch/')));
   fake.emit('closed', { reason: 'permission_revoked', revision: 7 });
-  const err = await errorOf(next);
+  // A watch that resumed instead would wait forever: give it 5 s.
+  const err = await errorOf(
+    Promise.race([
+      next,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('still watching')), 5_000)),
+    ]),
+  );
   t.ok(err instanceof PermissionDeniedError);
   t.match(err?.message, /permission revoked/);
   t.equal(fake.requests.filter((r) => r.url.startsWith('/v1/watch/')).length, 1, 'no resume');

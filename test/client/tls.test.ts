@@ -59,8 +59,11 @@ t.test('a watch over TLS', async (t) => {
   const watch = c.watch('w', { fromRevision: 3 });
   const next = watch.next();
   const before = fake.requests.length;
-  while (!fake.requests.slice(before).some((r) => r.url.startsWith('/v1/watch/')))
+  const deadline = Date.now() + 5_000;
+  while (!fake.requests.slice(before).some((r) => r.url.startsWith('/v1/watch/'))) {
+    if (Date.now() > deadline) throw new Error('the watch request never arrived');
     await new Promise((r) => setTimeout(r, 10));
+  }
   fake.emit('change', { revision: 3, events: [] }, 3);
   t.equal((await next).value?.revision, 3);
   watch.close();
