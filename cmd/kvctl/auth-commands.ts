@@ -15,7 +15,7 @@ import {
   type User,
 } from '../../src/client/index.js';
 import { EXIT_FAILED, EXIT_OK, fields, type Printer, runPrinted, table } from './common.js';
-import { askSecret, newPassword } from './credentials.js';
+import { askSecret, CredentialsError, newPassword, passwordFromStdin } from './credentials.js';
 
 const RESOURCES: PermissionResource[] = ['kv', 'registry', 'locks', 'elections'];
 const ACCESSES: PermissionAccess[] = ['read', 'write', 'readwrite'];
@@ -93,6 +93,24 @@ function permissionOptions(cmd: Command): Command {
     );
 }
 
+/**
+ * The password `user add` or `user passwd` sets: --password, --password-stdin,
+ * or typed twice on the terminal; undefined for `--no-password`.
+ */
+async function passwordOption(
+  name: string,
+  o: { password?: string | false; passwordStdin?: boolean },
+  hint: string,
+): Promise<string | undefined> {
+  if (o.passwordStdin) {
+    if (o.password !== undefined)
+      throw new CredentialsError('--password-stdin cannot go with --password or --no-password');
+    return passwordFromStdin();
+  }
+  if (o.password === false) return undefined;
+  return newPassword(`user ${name}`, o.password, askSecret, hint);
+}
+
 /** Adds the `user`, `role` and `auth` command groups to kvctl. */
 export function addAuthCommands(program: Command): void {
   addUserCommands(program);
@@ -111,8 +129,9 @@ function addUserCommands(program: Command): void {
     .argument('<name>')
     .option(
       '--password <password>',
-      'its password (visible to other local users: prefer the prompt)',
+      'its password (visible to other local users: prefer the prompt or --password-stdin)',
     )
+    .option('--password-stdin', 'read its password from the first line of stdin')
     .option(
       '--no-password',
       'no password: the user authenticates with a client certificate (CN = name)',
@@ -121,15 +140,11 @@ function addUserCommands(program: Command): void {
     .action((name: string, o, cmd: Command) =>
       runPrinted(cmd, async (client, out) => {
         await refuseExisting('user', name, () => client.auth.getUser(name));
-        const password =
-          o.password === false
-            ? undefined
-            : await newPassword(
-                `user ${name}`,
-                o.password,
-                askSecret,
-                'use --password PASSWORD, or --no-password for a certificate-only user',
-              );
+        const password = await passwordOption(
+          name,
+          o,
+          'use --password-stdin, --password PASSWORD, or --no-password for a certificate-only user',
+        );
         const roles =
           o.roles === undefined
             ? undefined
@@ -199,16 +214,17 @@ function addUserCommands(program: Command): void {
     .argument('<name>')
     .option(
       '--password <password>',
-      'the new password (visible to other local users: prefer the prompt)',
+      'the new password (visible to other local users: prefer the prompt or --password-stdin)',
     )
+    .option('--password-stdin', 'read the new password from the first line of stdin')
     .action((name: string, o, cmd: Command) =>
       runPrinted(cmd, async (client, out) => {
-        const password = await newPassword(
-          `user ${name}`,
-          o.password,
-          askSecret,
-          'use --password PASSWORD',
+        const password = await passwordOption(
+          name,
+          o,
+          'use --password-stdin or --password PASSWORD',
         );
+        if (password === undefined) throw new CredentialsError('passwd: a password is needed');
         const res = await client.auth.changePassword(name, password);
         out.show({ name: res.name, roles: res.roles }, () => `password of user ${name} changed`);
         return EXIT_OK;

@@ -106,3 +106,15 @@ export async function newPassword(
   if (first === '') throw new CredentialsError(`an empty password for ${what}: ${hint}`);
   return first;
 }
+
+/**
+ * The first line of stdin (without its line ending), for `--password-stdin`:
+ * scripts pass a password this way without showing it in the process list.
+ */
+export async function passwordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  if (line === '') throw new CredentialsError('--password-stdin: stdin held no password');
+  return line;
+}

@@ -25,8 +25,8 @@ interface Run {
   stderr: string;
 }
 
-/** Runs kvctl to completion with stdin closed (not a terminal). */
-function kvctl(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/** Runs kvctl to completion, feeding `stdin` (a pipe, never a terminal). */
+function kvctl(args: string[], env: Record<string, string> = {}, stdin = ''): Promise<Run> {
   return new Promise<Run>((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', kvctlPath, ...args], {
       cwd: root,
@@ -47,7 +47,7 @@ function kvctl(args: string[], env: Record<string, string> = {}): Promise<Run> {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-    child.stdin.end();
+    child.stdin.end(stdin);
   });
 }
 
@@ -170,6 +170,25 @@ t.test('user add, get, list, passwd, grant-role, revoke-role, delete', async (t)
   ({ r, seen } = await requestsOf(fake, () => kvctl([...asRoot, 'user', 'delete', 'carol'])));
   t.equal(r.stdout, 'user carol deleted\n');
   t.same(lines(seen), ['DELETE /v1/auth/users/carol']);
+});
+
+t.test('user add and passwd with --password-stdin', async (t) => {
+  let { r, seen } = await requestsOf(fake, () =>
+    kvctl([...asRoot, 'user', 'add', 'erin', '--password-stdin'], {}, 'pw-e\nignored\n'),
+  );
+  t.equal(r.code, 0, r.stderr);
+  t.same(seen.at(-1)!.body, { password: 'pw-e' });
+  ({ r, seen } = await requestsOf(fake, () =>
+    kvctl([...asRoot, 'user', 'passwd', 'erin', '--password-stdin'], {}, 'pw-2\r\n'),
+  ));
+  t.equal(r.code, 0, r.stderr);
+  t.same(seen.at(-1)!.body, { password: 'pw-2' });
+  r = await kvctl([...asRoot, 'user', 'passwd', 'erin', '--password-stdin', '--password', 'x']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /--password-stdin cannot go with --password/);
+  r = await kvctl([...asRoot, 'user', 'passwd', 'erin', '--password-stdin']);
+  t.equal(r.code, 2);
+  t.match(r.stderr, /stdin held no password/);
 });
 
 t.test('role add, grant-permission, get, revoke-permission, list, delete', async (t) => {
