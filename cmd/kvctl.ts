@@ -10,9 +10,9 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import {
-  Client,
+  type Client,
   type ElectionLeader,
   isRaftkvError,
   type KeyValue,
@@ -28,76 +28,29 @@ import {
   type TxnResponse,
   type WatchResponse,
 } from '../src/client/index.js';
+import { addAuthCommands } from './kvctl/auth-commands.js';
+import {
+  addGlobalOptions,
+  cell,
+  DEFAULT_TIMEOUT_MS,
+  EXIT_FAILED,
+  EXIT_OK,
+  EXIT_UNAVAILABLE,
+  EXIT_USAGE,
+  fields,
+  globals,
+  integer,
+  note,
+  print,
+  printJson,
+  report,
+  run,
+  table,
+  UsageError,
+} from './kvctl/common.js';
 
-const EXIT_OK = 0;
-const EXIT_FAILED = 1;
-const EXIT_USAGE = 2;
-const EXIT_UNAVAILABLE = 3;
 /** `lock` interrupted before it got the lock (128 + SIGINT). */
 const EXIT_INTERRUPTED = 130;
-
-const DEFAULT_ENDPOINT = 'http://127.0.0.1:7379';
-const DEFAULT_TIMEOUT_MS = 10_000;
-
-type Format = 'table' | 'json';
-
-interface GlobalOptions {
-  endpoints: string;
-  output: Format;
-  timeout: number;
-  retries: number;
-}
-
-/** A mistake on the command line that commander cannot see (bad JSON, bad endpoint). */
-class UsageError extends Error {}
-
-// ------------------------------------------------------------------ argument parsers
-
-function integer(min: number) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError(`not an integer: "${value}"`);
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min)
-      throw new InvalidArgumentError(`must be an integer ≥ ${min}`);
-    return n;
-  };
-}
-
-// ------------------------------------------------------------------ output
-
-/** A table cell: control characters escaped so one value stays on one line. */
-function cell(value: unknown): string {
-  if (value === null || value === undefined || value === '') return '-';
-  return String(value).replace(
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping them is the point
-    /[\u0000-\u001f\u007f]/g,
-    (c) =>
-      c === '\n'
-        ? '\\n'
-        : c === '\t'
-          ? '\\t'
-          : c === '\r'
-            ? '\\r'
-            : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
-
-function table(headers: string[], rows: unknown[][]): string {
-  const text = rows.map((r) => r.map(cell));
-  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]!.length)));
-  const line = (cols: string[]) =>
-    cols
-      .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...text.map(line)].join('\n');
-}
-
-/** Two columns, field and value, for a single object. */
-function fields(entries: [string, unknown][]): string {
-  const width = Math.max(...entries.map(([k]) => k.length));
-  return entries.map(([k, v]) => `${k.padEnd(width)}  ${cell(v)}`).join('\n');
-}
 
 function kvTable(kvs: KeyValue[], keysOnly = false): string {
   if (keysOnly)
@@ -109,14 +62,6 @@ function kvTable(kvs: KeyValue[], keysOnly = false): string {
     ['KEY', 'VALUE', 'VERSION', 'CREATE-REV', 'MOD-REV', 'LEASE'],
     kvs.map((kv) => [kv.key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease]),
   );
-}
-
-function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-function print(text: string): void {
-  process.stdout.write(`${text}\n`);
 }
 
 function txnTable(request: TxnRequest, res: TxnResponse): string {
@@ -161,59 +106,6 @@ function watchLines(change: WatchResponse): string {
       return `${change.revision}  ${e.type.padEnd(6)}  ${cell(e.kv.key)}${value}${prev}`;
     })
     .join('\n');
-}
-
-// ------------------------------------------------------------------ running a command
-
-function globals(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals<GlobalOptions>();
-}
-
-function makeClient(opts: GlobalOptions): Client {
-  const endpoints = opts.endpoints
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (endpoints.length === 0) throw new UsageError('--endpoints: no endpoint given');
-  try {
-    return new Client({ endpoints, timeoutMs: opts.timeout, retries: opts.retries });
-  } catch (err) {
-    throw new UsageError(`--endpoints: ${(err as Error).message}`);
-  }
-}
-
-/** Runs one command with a client; maps failures to kvctl's exit codes. */
-async function run(
-  cmd: Command,
-  body: (client: Client, format: Format) => Promise<number | undefined>,
-  overrides: Partial<GlobalOptions> = {},
-): Promise<void> {
-  const opts = { ...globals(cmd), ...overrides };
-  let client: Client | undefined;
-  try {
-    client = makeClient(opts);
-    process.exitCode = (await body(client, opts.output)) ?? EXIT_OK;
-  } catch (err) {
-    process.exitCode = report(err, opts.output);
-  } finally {
-    await client?.close();
-  }
-}
-
-function report(err: unknown, format: Format): number {
-  if (err instanceof UsageError) {
-    process.stderr.write(`error: ${err.message}\n`);
-    return EXIT_USAGE;
-  }
-  if (err instanceof RaftkvError) {
-    // json: the API's error body on stdout (one line), e.g. compare_failed's current kv.
-    if (format === 'json' && typeof err.body === 'object' && err.body !== null)
-      print(JSON.stringify(err.body));
-    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
-    return err.code === 'unavailable' || err.code === 'timeout' ? EXIT_UNAVAILABLE : EXIT_FAILED;
-  }
-  process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
-  return EXIT_FAILED;
 }
 
 async function readTxn(file: string | undefined): Promise<TxnRequest> {
@@ -266,10 +158,6 @@ function leaderLine(revision: number, leader: ElectionLeader | null): string {
   return leader
     ? `${revision}  ${cell(leader.value)}  (key ${cell(leader.key)}, since revision ${leader.revision})`
     : `${revision}  (no leader)`;
-}
-
-function note(text: string): void {
-  process.stderr.write(`${text}\n`);
 }
 
 /**
@@ -373,28 +261,9 @@ function buildProgram(): Command {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  const program = new Command('kvctl')
-    .description('Command line client for raftkv (API.md over HTTP).')
-    .addOption(
-      new Option('--endpoints <urls>', 'comma-separated client URLs of the cluster')
-        .env('KVCTL_ENDPOINTS')
-        .default(DEFAULT_ENDPOINT),
-    )
-    .addOption(
-      new Option('-o, --output <format>', 'output format')
-        .choices(['table', 'json'])
-        .default('table'),
-    )
-    .addOption(
-      new Option('--timeout <ms>', 'timeout of each attempt, in milliseconds')
-        .argParser(integer(1))
-        .default(DEFAULT_TIMEOUT_MS),
-    )
-    .addOption(
-      new Option('--retries <n>', 'retries (across endpoints) after a failed attempt')
-        .argParser(integer(0))
-        .default(3),
-    )
+  const program = addGlobalOptions(
+    new Command('kvctl').description('Command line client for raftkv (API.md over HTTP).'),
+  )
     .showHelpAfterError('(run kvctl --help for usage)')
     .exitOverride()
     .addHelpText(
@@ -1169,6 +1038,8 @@ function buildProgram(): Command {
         }
       }),
     );
+
+  addAuthCommands(program);
 
   return program;
 }

@@ -1,6 +1,9 @@
+import { AuthApi, requestToken } from './auth-api.js';
+import { type ClientAuth, Credentials } from './credentials.js';
 import { RaftkvError } from './errors.js';
 import { keepLeaseAlive } from './keepalive.js';
 import { encodeKey, queryString } from './paths.js';
+import type { ClientTlsOptions } from './tls.js';
 import { type CallSpec, Transport } from './transport.js';
 import type {
   CampaignOptions,
@@ -66,6 +69,19 @@ export interface ClientOptions {
   retryAfterMaxMs?: number;
   /** A watch stream with no byte for this long is reconnected (servers send progress at least every 10 s). Default 30 000 ms. */
   watchIdleTimeoutMs?: number;
+  /**
+   * TLS for https:// endpoints: `ca` to verify the servers by, `cert` and
+   * `key` for servers that require a client certificate (PEM strings or
+   * Buffers; `tlsFromFiles()` reads them from files). With `tls`, an endpoint
+   * written without a scheme is https, and an http:// one is refused.
+   */
+  tls?: ClientTlsOptions;
+  /**
+   * Credentials once the cluster has authentication enabled: `{name,
+   * password}` (tokens fetched and renewed by the client), `{name, password,
+   * basic: true}` or `{token}`. See ClientAuth.
+   */
+  auth?: ClientAuth;
 }
 
 /**
@@ -90,6 +106,8 @@ export interface ClientOptions {
  */
 export class Client {
   readonly transport: Transport;
+  /** Users, roles, enable/disable/status, tokens (API.md "Security"). */
+  readonly auth: AuthApi;
   private readonly watches = new Set<{ close(): void }>();
   private readonly watchIdleTimeoutMs: number;
 
@@ -101,7 +119,14 @@ export class Client {
       backoffMs: nonNegative(options.backoffMs, 50, 'backoffMs'),
       backoffMaxMs: nonNegative(options.backoffMaxMs, 1_000, 'backoffMaxMs'),
       retryAfterMaxMs: nonNegative(options.retryAfterMaxMs, 2_000, 'retryAfterMaxMs'),
+      tls: options.tls,
     });
+    const transport = this.transport;
+    if (options.auth !== undefined)
+      transport.credentials = new Credentials(options.auth, (name, password) =>
+        requestToken(transport, name, password),
+      );
+    this.auth = new AuthApi(transport);
     this.watchIdleTimeoutMs = positive(options.watchIdleTimeoutMs, 30_000, 'watchIdleTimeoutMs');
   }
 
@@ -581,6 +606,8 @@ export class Client {
       method: 'GET',
       path: '/health',
       accept: [503],
+      // Open to all (API.md): no token is fetched just to ask.
+      anonymous: true,
       signal: options.signal,
       endpoint: options.endpoint,
     });

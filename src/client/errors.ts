@@ -3,7 +3,9 @@ import type { KeyValue } from './types.js';
 /**
  * API.md's stable error codes, plus `unavailable` for network failures and
  * `timeout` for a request the client gave up on (both then have status 0),
- * and `lease_expired` for a lease keepLeaseAlive could not renew in time.
+ * `lease_expired` for a lease keepLeaseAlive could not renew in time, and
+ * `tls_failed` for a TLS handshake that failed on a certificate (status 0;
+ * not retried on the same endpoint).
  * Codes not listed here may still arrive from newer servers.
  */
 export type RaftkvErrorCode =
@@ -24,6 +26,7 @@ export type RaftkvErrorCode =
   | 'unavailable'
   | 'timeout'
   | 'internal'
+  | 'tls_failed'
   | (string & {});
 
 /** The code a status implies when a response carries no API error body. */
@@ -103,14 +106,62 @@ export class RaftkvError extends Error {
     const code =
       typeof err?.code === 'string' ? err.code : (codeOfStatus[status] ?? httpFallback(status));
     const message = typeof err?.message === 'string' ? err.message : `HTTP ${status}`;
-    return new RaftkvError(code, message, {
+    const extra = {
       status,
       body,
       endpoint,
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-    });
+    };
+    const Typed = typedErrors[code];
+    return Typed ? new Typed(message, extra) : new RaftkvError(code, message, extra);
   }
 }
+
+type ErrorExtra = ConstructorParameters<typeof RaftkvError>[2];
+
+/**
+ * 401: no credentials, wrong ones, or a token that expired or was
+ * invalidated (its user deleted, its password or roles changed, auth
+ * re-enabled). A client configured with a name and password has already
+ * fetched a fresh token and retried once before reporting this.
+ */
+export class UnauthenticatedError extends RaftkvError {
+  override readonly code = 'unauthenticated' as const;
+  constructor(message: string, extra: ErrorExtra = {}) {
+    super('unauthenticated', message, { status: 401, ...extra });
+    this.name = 'UnauthenticatedError';
+  }
+}
+
+/** 403: the credentials are good, but their user's roles do not permit this request. */
+export class PermissionDeniedError extends RaftkvError {
+  override readonly code = 'permission_denied' as const;
+  constructor(message: string, extra: ErrorExtra = {}) {
+    super('permission_denied', message, { status: 403, ...extra });
+    this.name = 'PermissionDeniedError';
+  }
+}
+
+/**
+ * 429: backpressure, or too many failed token requests for one name.
+ * `retryAfterMs` is the server's Retry-After, when it sent one.
+ */
+export class TooManyRequestsError extends RaftkvError {
+  override readonly code = 'too_many_requests' as const;
+  constructor(message: string, extra: ErrorExtra = {}) {
+    super('too_many_requests', message, { status: 429, ...extra });
+    this.name = 'TooManyRequestsError';
+  }
+}
+
+/** The subclass fromResponse builds for a code, so callers can use instanceof as well as `code`. */
+const typedErrors: Partial<
+  Record<string, new (message: string, extra?: ErrorExtra) => RaftkvError>
+> = {
+  unauthenticated: UnauthenticatedError,
+  permission_denied: PermissionDeniedError,
+  too_many_requests: TooManyRequestsError,
+};
 
 function httpFallback(status: number): RaftkvErrorCode {
   return status >= 500 ? 'internal' : 'invalid_request';

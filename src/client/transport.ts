@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { RaftkvError } from './errors.js';
+import type { Credentials } from './credentials.js';
+import { RaftkvError, UnauthenticatedError } from './errors.js';
+import { type ClientTlsOptions, checkTlsOptions, describeTlsFailure } from './tls.js';
 
 export interface TransportOptions {
   endpoints: string[];
@@ -14,6 +16,8 @@ export interface TransportOptions {
   backoffMaxMs: number;
   /** A server's Retry-After is honoured up to this. */
   retryAfterMaxMs: number;
+  /** For https:// endpoints; with it, an endpoint without a scheme is https. */
+  tls?: ClientTlsOptions | undefined;
 }
 
 export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -38,6 +42,12 @@ export interface CallSpec {
   accept?: readonly number[];
   /** This call's per-attempt timeout, instead of the client's (e.g. a lock that waits in line). */
   timeoutMs?: number | undefined;
+  /** Send no Authorization header (the token request itself). */
+  anonymous?: boolean;
+  /** Retrying after an ambiguous failure is harmless although it is no GET and has no key. */
+  retrySafe?: boolean;
+  /** false: a 429 is thrown at once instead of retried (a throttled token request). Default true. */
+  retryThrottled?: boolean;
 }
 
 export interface CallResult<T> {
@@ -57,9 +67,17 @@ const NOT_SENT = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
-/** Normalises `host:port` or `http://host:port/` to `http://host:port` (a path prefix is kept). */
-export function normalizeEndpoint(endpoint: string): string {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`;
+/**
+ * Normalises `host:port` or `http://host:port/` to `http://host:port` (a path
+ * prefix is kept); `defaultScheme` is used when the endpoint has none.
+ */
+export function normalizeEndpoint(
+  endpoint: string,
+  defaultScheme: 'http' | 'https' = 'http',
+): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint)
+    ? endpoint
+    : `${defaultScheme}://${endpoint}`;
   let url: URL;
   try {
     url = new URL(withScheme);
@@ -87,7 +105,14 @@ export function newIdempotencyKey(): string {
 /** The result of one attempt: a response, or a failure and whether retrying it is sensible. */
 type Attempt<T> =
   | { ok: true; result: CallResult<T> }
-  | { ok: false; error: RaftkvError; retry: boolean; rotate: boolean };
+  | {
+      ok: false;
+      error: RaftkvError;
+      retry: boolean;
+      rotate: boolean;
+      /** Retry only on an endpoint not tried yet in this call (a certificate problem repeats). */
+      untriedOnly?: boolean;
+    };
 
 /**
  * Endpoints, one keep-alive undici Pool each, and the retry/failover loop.
@@ -95,6 +120,8 @@ type Attempt<T> =
  */
 export class Transport {
   readonly endpoints: readonly string[];
+  /** Where Authorization headers come from; undefined sends none. Set once, by the Client. */
+  credentials: Credentials | undefined;
   private readonly pools = new Map<string, { pool: Pool; base: string }>();
   private preferred = 0;
   private closed = false;
@@ -102,7 +129,38 @@ export class Transport {
   constructor(readonly options: TransportOptions) {
     if (options.endpoints.length === 0)
       throw new RaftkvError('invalid_request', 'at least one endpoint is needed');
-    this.endpoints = [...new Set(options.endpoints.map(normalizeEndpoint))];
+    const scheme = options.tls ? 'https' : 'http';
+    this.endpoints = [...new Set(options.endpoints.map((e) => normalizeEndpoint(e, scheme)))];
+    if (options.tls) {
+      checkTlsOptions(options.tls);
+      const plain = this.endpoints.find((e) => e.startsWith('http:'));
+      if (plain)
+        throw new RaftkvError(
+          'invalid_request',
+          `endpoint ${plain} is plain HTTP, but TLS options were given: use https://`,
+        );
+    }
+  }
+
+  /**
+   * The Authorization header for a request, if the client has credentials
+   * (fetching or renewing a token first when needed).
+   */
+  async authorization(): Promise<string | undefined> {
+    return this.credentials?.header();
+  }
+
+  /**
+   * After a 401 `unauthenticated` answer to a request sent with
+   * `authorization`: true when a fresh token is worth one more try (the
+   * credentials can fetch one), after forgetting the refused one.
+   */
+  reauthenticate(error: RaftkvError, authorization: string | undefined): boolean {
+    const credentials = this.credentials;
+    if (!credentials?.renewable || authorization === undefined) return false;
+    if (error.status !== 401 || error.code !== 'unauthenticated') return false;
+    credentials.invalidate(authorization);
+    return true;
   }
 
   /** The endpoint the next call starts with. */
@@ -127,9 +185,20 @@ export class Transport {
     let entry = this.pools.get(endpoint);
     if (!entry) {
       const url = new URL(endpoint);
+      const tls = this.options.tls;
       entry = {
         pool: new Pool(url.origin, {
-          connect: { timeout: this.options.timeoutMs },
+          connect: {
+            timeout: this.options.timeoutMs,
+            ...(url.protocol === 'https:' && tls
+              ? {
+                  ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+                  ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+                  ...(tls.key !== undefined ? { key: tls.key } : {}),
+                  ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+                }
+              : {}),
+          },
           keepAliveTimeout: 4_000,
         }),
         base: url.pathname.replace(/\/+$/, ''),
@@ -145,26 +214,45 @@ export class Transport {
     return Math.round(ms * (0.5 + Math.random() / 2));
   }
 
-  /** Sends one logical call, retrying and failing over as described in the client docs. */
+  /**
+   * Sends one logical call, retrying and failing over as described in the
+   * client docs. With credentials, a 401 `unauthenticated` is answered once
+   * per call by fetching a fresh token and sending again (not counted as a
+   * retry); a second 401 is thrown as UnauthenticatedError.
+   */
   async call<T>(spec: CallSpec): Promise<CallResult<T>> {
-    const pinned = spec.endpoint !== undefined ? normalizeEndpoint(spec.endpoint) : undefined;
+    const scheme = this.options.tls ? 'https' : 'http';
+    const pinned =
+      spec.endpoint !== undefined ? normalizeEndpoint(spec.endpoint, scheme) : undefined;
     const order = pinned ? [pinned] : this.endpoints;
     const maxRetries = pinned ? Math.min(1, this.options.retries) : this.options.retries;
     let index = pinned ? 0 : this.preferred;
     const tried = new Set<number>();
     let waited = 0;
+    let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(spec.signal);
       tried.add(index);
       const endpoint = order[index]!;
-      const outcome = await this.attempt<T>(endpoint, spec);
+      const authorization = spec.anonymous ? undefined : await this.authorization();
+      throwIfAborted(spec.signal);
+      const outcome = await this.attempt<T>(endpoint, spec, authorization);
       if (outcome.ok) {
         if (!pinned) this.preferred = index;
         return outcome.result;
       }
       const { error } = outcome;
+      if (!reauthenticated && this.reauthenticate(error, authorization)) {
+        // Nothing was applied (401): send again at once with a fresh token, once.
+        reauthenticated = true;
+        attempt--;
+        continue;
+      }
+      if (error.status === 401 && authorization !== undefined)
+        throw this.refused(error, authorization, reauthenticated);
       if (!outcome.retry || attempt >= maxRetries) throw error;
       if (outcome.rotate) index = (index + 1) % order.length;
+      if (outcome.untriedOnly && tried.has(index)) throw error;
       // A fresh endpoint is tried at once; an endpoint tried before waits (backoff or Retry-After).
       if (!outcome.rotate || tried.has(index)) {
         const fromServer =
@@ -176,14 +264,39 @@ export class Transport {
     }
   }
 
-  private async attempt<T>(endpoint: string, spec: CallSpec): Promise<Attempt<T>> {
-    const idempotent = spec.method === 'GET' || spec.idempotencyKey !== undefined;
+  /** The 401 a call ends with, saying what was tried. */
+  private refused(error: RaftkvError, authorization: string, renewed: boolean): RaftkvError {
+    const user = this.credentials?.user;
+    const how = authorization.startsWith('Basic ')
+      ? 'name and password'
+      : renewed
+        ? 'a freshly fetched token'
+        : 'the token given';
+    return new UnauthenticatedError(
+      `${error.message} (sent ${how}${user !== undefined ? ` of user "${user}"` : ''})`,
+      {
+        status: error.status,
+        body: error.body,
+        ...(error.endpoint !== undefined ? { endpoint: error.endpoint } : {}),
+        cause: error,
+      },
+    );
+  }
+
+  private async attempt<T>(
+    endpoint: string,
+    spec: CallSpec,
+    authorization?: string,
+  ): Promise<Attempt<T>> {
+    const idempotent =
+      spec.method === 'GET' || spec.idempotencyKey !== undefined || spec.retrySafe === true;
     const timeoutMs = spec.timeoutMs ?? this.options.timeoutMs;
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
     if (spec.idempotencyKey !== undefined) headers['idempotency-key'] = spec.idempotencyKey;
+    if (authorization !== undefined) headers.authorization = authorization;
     try {
       const { pool, base } = this.pool(endpoint);
       const res = await pool.request({
@@ -215,7 +328,8 @@ export class Transport {
       const error = RaftkvError.fromResponse(status, body, endpoint, retryAfterMs);
       // 503 and 429: not applied, safe to retry. 504: outcome unknown, safe only when idempotent.
       if (status === 503) return { ok: false, error, retry: true, rotate: true };
-      if (status === 429) return { ok: false, error, retry: true, rotate: false };
+      if (status === 429)
+        return { ok: false, error, retry: spec.retryThrottled !== false, rotate: false };
       if (status === 504) return { ok: false, error, retry: idempotent, rotate: true };
       return { ok: false, error, retry: false, rotate: false };
     } catch (err) {
@@ -228,6 +342,11 @@ export class Transport {
       }
       // A connection never made cannot have delivered the request: always safe to retry.
       const notSent = NOT_SENT.has(code);
+      const tlsFailure = describeTlsFailure(err, endpoint, this.options.tls);
+      if (tlsFailure?.definite)
+        return { ok: false, error: tlsFailure.error, retry: true, rotate: true, untriedOnly: true };
+      if (tlsFailure)
+        return { ok: false, error: tlsFailure.error, retry: notSent || idempotent, rotate: true };
       const timedOut = timeout.aborted;
       const error = timedOut
         ? new RaftkvError('timeout', `no answer from ${endpoint} within ${timeoutMs} ms`, {

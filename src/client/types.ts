@@ -374,3 +374,50 @@ export interface LeaderChange {
 export interface ObserveOptions {
   signal?: AbortSignal;
 }
+
+// ------------------------------------------------------------------ security (API.md "Security")
+
+/** What a permission covers. */
+export type PermissionResource = 'kv' | 'registry' | 'locks' | 'elections';
+export type PermissionAccess = 'read' | 'write' | 'readwrite';
+
+/** Keys (or names) of `resource` that start with `prefix` (`''`: all of them). */
+export interface Permission {
+  resource: PermissionResource;
+  prefix: string;
+  access: PermissionAccess;
+}
+
+export interface User {
+  name: string;
+  roles: string[];
+}
+
+export interface Role {
+  name: string;
+  permissions: Permission[];
+}
+
+/** PUT /v1/auth/users/{name} or /v1/auth/roles/{name}: `created` is true for 201 (new), false for 200. */
+export type Created<T> = T & { created: boolean };
+
+export interface PutUserOptions extends WriteOptions {
+  /** Left out: an existing user keeps its password; a new one has none (certificate-only). */
+  password?: string;
+  /** Left out: an existing user keeps its roles; a new one has none. */
+  roles?: string[];
+}
+
+export interface AuthStatus {
+  enabled: boolean;
+}
+
+/**
+ * The result of a read-modify-write grant or revoke: the user or role as
+ * written, and whether anything had to change (false: it was already so, and
+ * nothing was written).
+ */
+export interface AuthChange<T> {
+  changed: boolean;
+  value: T;
+}

@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
-import { RaftkvError } from './errors.js';
+import { PermissionDeniedError, RaftkvError } from './errors.js';
 import { encodeKey, queryString } from './paths.js';
 import { SseParser } from './sse.js';
+import { describeTlsFailure } from './tls.js';
 import { parseRetryAfter, type Transport } from './transport.js';
 import type { ListResponse, WatchOptions, WatchResponse } from './types.js';
 
@@ -27,6 +28,12 @@ export interface WatchSettings {
  * below it. If that revision has been compacted meanwhile, or the start
  * revision was, iteration throws a RaftkvError `compacted` carrying
  * `compactRevision`. close(), break, or the `signal` option end it quietly.
+ *
+ * With credentials, every connection sends the Authorization header (a token
+ * near its expiry is renewed first); a 401 on reconnecting fetches a fresh
+ * token and tries once more, a second 401 throws UnauthenticatedError, a 403
+ * PermissionDeniedError. `event: closed` with reason `permission_revoked`
+ * ends the watch with PermissionDeniedError instead of resuming.
  */
 /**
  * Where a WatchStream's SSE stream comes from: the KV watch by default, or
@@ -131,6 +138,10 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
     let lastFailure: RaftkvError | undefined;
     let retryAfterMs: number | undefined;
     let firstConnect = true;
+    // A fresh token was fetched after a 401 since the last stream that opened (at most once).
+    let reauthenticated = false;
+    // Consecutive certificate failures: once every endpoint failed so, retrying cannot help.
+    let tlsFailures = 0;
     const n = this.transport.endpoints.length;
     while (!signal.aborted) {
       if (failures > 0) {
@@ -152,6 +163,15 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (!firstConnect) headers['last-event-id'] = String(cursor);
       let res: Dispatcher.ResponseData;
+      // Each (re)connection asks again: a token past 80 % of its ttl is renewed here.
+      let authorization: string | undefined;
+      try {
+        authorization = await this.transport.authorization();
+      } catch (err) {
+        if (signal.aborted) return;
+        throw err;
+      }
+      if (authorization !== undefined) headers.authorization = authorization;
       try {
         const { pool, base } = this.transport.pool(endpoint);
         res = await pool.request({
@@ -166,14 +186,19 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
         if (signal.aborted) return;
         if (err instanceof RaftkvError) throw err; // the client is closed
         failures++;
-        lastFailure = new RaftkvError(
-          'unavailable',
-          `watch: ${endpoint}: ${(err as Error).message}`,
-          { endpoint, cause: err },
-        );
+        const tlsFailure = describeTlsFailure(err, endpoint, this.transport.options.tls);
+        tlsFailures = tlsFailure?.definite ? tlsFailures + 1 : 0;
+        if (tlsFailure?.definite && tlsFailures >= n) throw tlsFailure.error;
+        lastFailure =
+          tlsFailure?.error ??
+          new RaftkvError('unavailable', `watch: ${endpoint}: ${(err as Error).message}`, {
+            endpoint,
+            cause: err,
+          });
         this.transport.rotateFrom(endpoint);
         continue;
       }
+      tlsFailures = 0;
       if (res.statusCode !== 200) {
         const text = await res.body.text().catch(() => '');
         let body: unknown = text;
@@ -182,6 +207,11 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
         } catch {}
         retryAfterMs = parseRetryAfter(res.headers['retry-after']);
         const error = RaftkvError.fromResponse(res.statusCode, body, endpoint, retryAfterMs);
+        if (!reauthenticated && this.transport.reauthenticate(error, authorization)) {
+          // The token expired or was invalidated while we were away: a fresh one, once.
+          reauthenticated = true;
+          continue;
+        }
         if (![429, 503, 504].includes(res.statusCode)) throw error;
         failures++;
         lastFailure = error;
@@ -191,6 +221,7 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
 
       // Connected: from now on, resume with Last-Event-ID.
       firstConnect = false;
+      reauthenticated = false;
       this.connections++;
       this.transport.markGood(endpoint);
       let sawEvent = false;
@@ -225,7 +256,16 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
               );
             } else if (ev.event === 'closed') {
               // Everything up to `revision` was delivered (or did not match): resume after it.
-              const { revision } = parseData(ev.data, endpoint) as { revision?: number };
+              const { revision, reason } = parseData(ev.data, endpoint) as {
+                revision?: number;
+                reason?: string;
+              };
+              // The user lost the permission (roles changed, user deleted): resuming cannot help.
+              if (reason === 'permission_revoked')
+                throw new PermissionDeniedError(
+                  `watch: ${endpoint} ended the stream: permission revoked (after revision ${cursor})`,
+                  { endpoint, body: parseData(ev.data, endpoint) },
+                );
               if (typeof revision === 'number' && revision > cursor) {
                 cursor = revision;
                 this.revision = cursor;

@@ -241,7 +241,8 @@ t.test('registry register holds a name until SIGTERM; lookup, ls, unregister', a
   t.equal(gone.code, 1, 'the name is free after SIGTERM');
   t.match(gone.stderr, /key_not_found/);
 
-  const lease = (await client.grantLease(10)).id;
+  // Two kvctl processes start before the revoke: on a loaded machine that can take over 10 s.
+  const lease = (await client.grantLease(60)).id;
   await client.register('svc/manual', 'm', lease);
   const wrong = await run(['registry', 'unregister', 'svc/manual', '--lease', 'not-the-owner']);
   t.equal(wrong.code, 1);
