@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
  * raftkv — the server. Parses flags (each also an environment variable
  * RAFTKV_<FLAG>), starts one node, stops gracefully on SIGTERM/SIGINT.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { restoreNode, startNode } from '../src/index.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { ServerError } from '../src/server/errors.js';
@@ -38,7 +38,13 @@ const program = new Command('raftkv')
 const intArg = (flag: string) => (value: string) => {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 0)
-    throw new Error(`${flag} must be a non-negative integer, got "${value}"`);
+    throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${value}"`);
+  return n;
+};
+
+const positiveIntArg = (flag: string) => (value: string) => {
+  const n = intArg(flag)(value);
+  if (n < 1) throw new InvalidArgumentError(`${flag} must be at least 1, got "${value}"`);
   return n;
 };
 
@@ -184,7 +190,7 @@ program
       'lifetime of the tokens POST /v1/auth/token issues',
       'AUTH_TOKEN_TTL',
       defaultConfig.authTokenTtlSeconds,
-      intArg('--auth-token-ttl'),
+      positiveIntArg('--auth-token-ttl'),
     ),
   )
   .addOption(
