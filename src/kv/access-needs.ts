@@ -22,23 +22,28 @@ function need(key: string, access: 'read' | 'write'): AccessNeed {
   return { resource, key: name, access };
 }
 
+/** A write, and with a guard (a compare on the key) a read too. */
+function guarded(key: string, hasGuard: boolean): AccessNeed[] {
+  return hasGuard ? [need(key, 'write'), need(key, 'read')] : [need(key, 'write')];
+}
+
 function opNeeds(op: TxnOp): AccessNeed {
   return need(op.key, op.op === 'get' ? 'read' : 'write');
 }
 
 /**
  * What a command needs of its user (API.md "What needs which permission"):
- * read for compares and gets, write for puts and deletes, read on a fenced
- * lock. The state machine checks it again at apply, so a permission taken
+ * read for compares and gets (a put's or delete's guard is a compare), write
+ * for puts and deletes, read on a fenced lock. The state machine checks it again at apply, so a permission taken
  * away after the API's check cannot be used by a write already in flight.
  * Auth commands and compaction are root's; leases are checked by ownership.
  */
 export function accessNeedsOf(cmd: Command): AccessNeed[] | 'root' | 'none' {
   switch (cmd.type) {
     case 'put':
-      return [need(cmd.key, 'write')];
+      return guarded(cmd.key, cmd.prevRevision !== undefined || cmd.prevValue !== undefined);
     case 'delete':
-      return [need(cmd.key, 'write')];
+      return guarded(cmd.key, cmd.prevRevision !== undefined);
     case 'txn':
       return [
         ...cmd.compare.map((c) =>

@@ -83,8 +83,8 @@ type Op =
 type Request =
   | { t: 'get'; key: string }
   | { t: 'range'; prefix: string }
-  | { t: 'put'; key: string }
-  | { t: 'delete'; key: string; prefix: boolean }
+  | { t: 'put'; key: string; guard: 'none' | 'prevValue' | 'prevRevision' }
+  | { t: 'delete'; key: string; prefix: boolean; guard: boolean }
   | { t: 'txn'; compare: Compare[]; success: Op[]; failure: Op[] }
   | { t: 'watch'; key: string; prefix: boolean }
   | { t: 'regPut' | 'regGet'; name: string }
@@ -156,9 +156,23 @@ function requestsFor(perms: readonly Permission[]): fc.Arbitrary<Request[]> {
   const request: fc.Arbitrary<Request> = fc.oneof(
     fc.record({ t: fc.constant('get' as const), key: kvKey }),
     fc.record({ t: fc.constant('range' as const), prefix: kvPrefix }),
-    fc.record({ t: fc.constant('put' as const), key: kvKey }),
-    fc.record({ t: fc.constant('delete' as const), key: kvKey, prefix: fc.constant(false) }),
-    fc.record({ t: fc.constant('delete' as const), key: kvPrefix, prefix: fc.constant(true) }),
+    fc.record({
+      t: fc.constant('put' as const),
+      key: kvKey,
+      guard: fc.constantFrom('none' as const, 'prevValue' as const, 'prevRevision' as const),
+    }),
+    fc.record({
+      t: fc.constant('delete' as const),
+      key: kvKey,
+      prefix: fc.constant(false),
+      guard: fc.boolean(),
+    }),
+    fc.record({
+      t: fc.constant('delete' as const),
+      key: kvPrefix,
+      prefix: fc.constant(true),
+      guard: fc.constant(false),
+    }),
     {
       arbitrary: fc.record({
         t: fc.constant('txn' as const),
@@ -208,7 +222,15 @@ function fixturesFor(perms: readonly Permission[]) {
   });
 }
 
-const run = fc.array(permission, { minLength: 2, maxLength: 5 }).chain((permissions) =>
+/** A role: at least one KV permission (the richest requests are KV ones), then any. */
+const role = fc
+  .tuple(
+    fc.record({ resource: fc.constant<Resource>('kv'), prefix: kvPrefix, access }),
+    fc.array(permission, { minLength: 1, maxLength: 4 }),
+  )
+  .map(([first, rest]) => [first, ...rest]);
+
+const run = role.chain((permissions) =>
   fc.record({
     permissions: fc.constant(permissions),
     fixtures: fixturesFor(permissions),
@@ -225,8 +247,11 @@ function needsOf(r: Request): Need[] {
     case 'range':
       return [kv(r.prefix, 'read')];
     case 'put':
-    case 'delete':
-      return [kv(r.key, 'write')];
+    case 'delete': {
+      // A guard (prevValue, prevRevision) is a compare, and a txn's compares need read.
+      const guarded = r.t === 'put' ? r.guard !== 'none' : r.guard;
+      return guarded ? [kv(r.key, 'write'), kv(r.key, 'read')] : [kv(r.key, 'write')];
+    }
     case 'txn':
       return [
         ...r.compare.map(
@@ -378,15 +403,26 @@ t.test('permissions: no mix of requests reaches outside a random role', async (t
               for (const kv of res.body.kvs) returned.push({ resource: 'kv', key: kv.key });
             break;
           case 'put':
-            res = await call('PUT', `/v1/kv/${enc(r.key)}`, AS_USER, { value: 'user' });
+            res = await call('PUT', `/v1/kv/${enc(r.key)}`, AS_USER, {
+              value: 'user',
+              ...(r.guard === 'prevValue' ? { prevValue: 'zz' } : {}),
+              ...(r.guard === 'prevRevision' ? { prevRevision: 0 } : {}),
+            });
+            // A false guard's 409 shows the key's current value: a read.
+            if (res.status === 409 && res.body.kv)
+              returned.push({ resource: 'kv', key: res.body.kv.key });
             break;
           case 'delete':
             res = await call(
               'DELETE',
-              r.prefix ? `/v1/kv/${enc(r.key)}?prefix=true` : `/v1/kv/${enc(r.key)}`,
+              r.prefix
+                ? `/v1/kv/${enc(r.key)}?prefix=true`
+                : `/v1/kv/${enc(r.key)}${r.guard ? '?prevRevision=0' : ''}`,
               AS_USER,
             );
-            // prevKvs of a delete are not counted as a read: API.md gives them to a write (see the report).
+            if (res.status === 409 && res.body.kv)
+              returned.push({ resource: 'kv', key: res.body.kv.key });
+            // A delete's prevKvs are not counted as a read: API.md gives them to a write (see the report).
             break;
           case 'txn':
             res = await call('POST', '/v1/txn', AS_USER, {

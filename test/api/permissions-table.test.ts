@@ -12,7 +12,8 @@
  * registry, locks and elections names starting with `p`); `other` holds
  * readwrite on `o/` and `o` names only; `reader` and `writer` hold read-only and
  * write-only on the permitted prefixes: the "wrong access" cell is `writer` for
- * a route that reads and `reader` for a route that writes. Each user has its own
+ * a route that reads (or guards a write with a compare) and `reader` for a route
+ * that only writes. Each user has its own
  * lease (API.md: only the granting user may use a lease).
  */
 import t, { type Test } from 'tap';
@@ -25,9 +26,10 @@ type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
 /**
  * What a route declares (src/api/access.ts): `public`, `authenticated`, `root`,
- * a read or a write of names, or the ownership of a lease.
+ * a read or a write of names, a guarded write (a write with a compare: it needs
+ * both), or the ownership of a lease.
  */
-type Kind = 'public' | 'authenticated' | 'root' | 'read' | 'write' | 'lease';
+type Kind = 'public' | 'authenticated' | 'root' | 'read' | 'write' | 'guarded' | 'lease';
 
 interface Req {
   method: Method;
@@ -133,7 +135,8 @@ t.test('permissions: every route × every kind of caller', async (t) => {
       case 'wrong':
         return undefined;
       case 'wrongAccess':
-        return kind === 'read' ? 'writer' : 'reader';
+        // The access the route needs and the user lacks: a guard is a compare, so a read.
+        return kind === 'read' || kind === 'guarded' ? 'writer' : 'reader';
       default:
         return cell;
     }
@@ -264,6 +267,45 @@ t.test('permissions: every route × every kind of caller', async (t) => {
         path: `/v1/kv/${enc(`p/put-other-lease-${cell}`)}`,
         body: { value: 'x', lease: leases.other },
       }),
+    },
+    {
+      // A guard is a compare (API.md: a txn needs read for its compares): a write-only user
+      // must not learn a key's value from the 409's "kv".
+      name: 'PUT /v1/kv/{key} with a false prevValue guard',
+      kind: 'guarded',
+      ok: [409, 'compare_failed'],
+      req: () => ({
+        method: 'PUT',
+        path: '/v1/kv/p%2Fk',
+        body: { value: 'x', prevValue: 'not-the-value' },
+      }),
+      check: (t, res) => t.equal(res.body.kv?.value, 'v', 'the 409 shows the current value'),
+    },
+    {
+      name: 'PUT /v1/kv/{key} with a true prevRevision guard',
+      kind: 'guarded',
+      ok: [200],
+      mutates: true,
+      req: async (cell) => {
+        const key = enc(`p/guarded-${cell}`);
+        const put = await must('root', 'PUT', `/v1/kv/${key}`, { value: 'x' });
+        return {
+          method: 'PUT',
+          path: `/v1/kv/${key}`,
+          body: { value: 'y', prevRevision: put.kv.modRevision },
+        };
+      },
+    },
+    {
+      name: 'DELETE /v1/kv/{key}?prevRevision=N',
+      kind: 'guarded',
+      ok: [200],
+      mutates: true,
+      req: async (cell) => {
+        const key = enc(`p/guarded-del-${cell}`);
+        const put = await must('root', 'PUT', `/v1/kv/${key}`, { value: 'x' });
+        return { method: 'DELETE', path: `/v1/kv/${key}?prevRevision=${put.kv.modRevision}` };
+      },
     },
     {
       name: 'DELETE /v1/kv/{key}',
