@@ -118,6 +118,10 @@ t.test('permissions: every route × every kind of caller', async (t) => {
   const leases = {} as Record<User, string>;
   for (const user of ['root', 'permitted', 'other', 'reader', 'writer'] as const)
     leases[user] = (await must(user, 'POST', '/v1/leases', { ttl: 600 })).id;
+  const renewable = {
+    id: (await must('permitted', 'POST', '/v1/leases', { ttl: 600 })).id as string,
+    grantedAt: Date.now(),
+  };
   await must('root', 'PUT', '/v1/kv/p%2Fk', { value: 'v' });
   await must('root', 'PUT', '/v1/kv/o%2Fk', { value: 'v' });
   await must('root', 'PUT', '/v1/kv/q%2Fk', { value: 'v' });
@@ -487,11 +491,21 @@ t.test('permissions: every route × every kind of caller', async (t) => {
       req: () => ({ method: 'POST', path: '/v1/leases', body: { ttl: 600 } }),
     },
     {
+      // A keepalive changes no revision: root sees it in the lease's remaining TTL, which only a
+      // renewal brings back to the full 600 s once a second has passed since the grant.
       name: 'POST /v1/leases/{id}/keepalive',
       kind: 'lease',
       ok: [200],
-      view: leaseView,
-      req: () => ({ method: 'POST', path: `/v1/leases/${leases.permitted}/keepalive` }),
+      view: async () => {
+        const lease = await must('root', 'GET', `/v1/leases/${renewable.id}`);
+        return { renewed: lease.remaining === 600 };
+      },
+      req: async () => {
+        const wait = renewable.grantedAt + 1100 - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        return { method: 'POST', path: `/v1/leases/${renewable.id}/keepalive` };
+      },
+      check: (t, res) => t.equal(res.body.ttl, 600, 'the TTL restarts'),
     },
     {
       name: 'GET /v1/leases/{id}',
