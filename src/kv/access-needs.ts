@@ -1,6 +1,11 @@
 import type { AccessNeed, AuthResource } from './auth.js';
 import type { Command, TxnOp } from './commands.js';
-import { ELECTION_PREFIX, LOCK_PREFIX, REGISTRY_PREFIX } from './coordination-keys.js';
+import {
+  ELECTION_PREFIX,
+  isReservedKey,
+  LOCK_PREFIX,
+  REGISTRY_PREFIX,
+} from './coordination-keys.js';
 
 /**
  * The resource and name a stored key belongs to: user keys are `kv`; the
@@ -27,10 +32,6 @@ function guarded(key: string, hasGuard: boolean): AccessNeed[] {
   return hasGuard ? [need(key, 'write'), need(key, 'read')] : [need(key, 'write')];
 }
 
-function opNeeds(op: TxnOp): AccessNeed {
-  return need(op.key, op.op === 'get' ? 'read' : 'write');
-}
-
 /**
  * What a command needs of its user (API.md "What needs which permission"):
  * read for compares and gets (a put's or delete's guard is a compare), write
@@ -44,16 +45,26 @@ export function accessNeedsOf(cmd: Command): AccessNeed[] | 'root' | 'none' {
       return guarded(cmd.key, cmd.prevRevision !== undefined || cmd.prevValue !== undefined);
     case 'delete':
       return guarded(cmd.key, cmd.prevRevision !== undefined);
-    case 'txn':
+    case 'txn': {
+      // The registry and elections write through txns whose compares and gets guard the very
+      // key they write; their routes need write on that name (API.md), so such a guard needs
+      // write too. Users' own txns cannot name reserved keys: their compares and gets need read.
+      const written = new Set(
+        [...cmd.success, ...cmd.failure].filter((op) => op.op !== 'get').map((op) => op.key),
+      );
+      const guard = (key: string) =>
+        need(key, isReservedKey(key) && written.has(key) ? 'write' : 'read');
+      const opNeeds = (op: TxnOp) => (op.op === 'get' ? guard(op.key) : need(op.key, 'write'));
       return [
         ...cmd.compare.map((c) =>
           'lock' in c
             ? { resource: 'locks' as const, key: c.lock, access: 'read' as const }
-            : need(c.key, 'read'),
+            : guard(c.key),
         ),
         ...cmd.success.map(opNeeds),
         ...cmd.failure.map(opNeeds),
       ];
+    }
     case 'leaseGrant':
     case 'leaseKeepAlive':
     case 'leaseRevoke':

@@ -184,7 +184,8 @@ export class KvStateMachine {
     } else if (remembered !== undefined) {
       result = remembered;
     } else {
-      result = this.execute(cmd);
+      // The API checked before proposing; this sees the permissions as of this entry.
+      result = (user === undefined ? undefined : this.refusal(user, cmd)) ?? this.execute(cmd);
       if (dedupKey !== undefined) this.dedup.remember(dedupKey, this.clock, requestDigest, result);
     }
     this.persistMeta();
