@@ -27,40 +27,42 @@ function need(key: string, access: 'read' | 'write'): AccessNeed {
   return { resource, key: name, access };
 }
 
-function opNeeds(op: TxnOp): AccessNeed {
-  return need(op.key, op.op === 'get' ? 'read' : 'write');
+/** A write, and with a guard (a compare on the key) a read too. */
+function guarded(key: string, hasGuard: boolean): AccessNeed[] {
+  return hasGuard ? [need(key, 'write'), need(key, 'read')] : [need(key, 'write')];
 }
 
 /**
  * What a command needs of its user (API.md "What needs which permission"):
- * read for compares and gets, write for puts and deletes, read on a fenced
- * lock. The state machine checks it again at apply, so a permission taken
+ * read for compares and gets (a put's or delete's guard is a compare), write
+ * for puts and deletes, read on a fenced lock. The state machine checks it again at apply, so a permission taken
  * away after the API's check cannot be used by a write already in flight.
  * Auth commands and compaction are root's; leases are checked by ownership.
  */
 export function accessNeedsOf(cmd: Command): AccessNeed[] | 'root' | 'none' {
   switch (cmd.type) {
     case 'put':
-      return [need(cmd.key, 'write')];
+      return guarded(cmd.key, cmd.prevRevision !== undefined || cmd.prevValue !== undefined);
     case 'delete':
-      return [need(cmd.key, 'write')];
+      return guarded(cmd.key, cmd.prevRevision !== undefined);
     case 'txn': {
-      // The registry's and elections' own txns compare and get the very key they
-      // write (/v1/txn cannot reach reserved keys): API.md asks only `write` of
-      // registering, unregistering and proclaiming, so that write covers those reads.
+      // The registry and elections write through txns whose compares and gets guard the very
+      // key they write; their routes need write on that name (API.md), so such a guard needs
+      // write too. Users' own txns cannot name reserved keys: their compares and gets need read.
       const written = new Set(
         [...cmd.success, ...cmd.failure].filter((op) => op.op !== 'get').map((op) => op.key),
       );
-      const read = (key: string) =>
-        isReservedKey(key) && written.has(key) ? need(key, 'write') : need(key, 'read');
+      const guard = (key: string) =>
+        need(key, isReservedKey(key) && written.has(key) ? 'write' : 'read');
+      const opNeeds = (op: TxnOp) => (op.op === 'get' ? guard(op.key) : need(op.key, 'write'));
       return [
         ...cmd.compare.map((c) =>
           'lock' in c
             ? { resource: 'locks' as const, key: c.lock, access: 'read' as const }
-            : read(c.key),
+            : guard(c.key),
         ),
-        ...cmd.success.map((op) => (op.op === 'get' ? read(op.key) : opNeeds(op))),
-        ...cmd.failure.map((op) => (op.op === 'get' ? read(op.key) : opNeeds(op))),
+        ...cmd.success.map(opNeeds),
+        ...cmd.failure.map(opNeeds),
       ];
     }
     case 'leaseGrant':

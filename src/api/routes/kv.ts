@@ -165,10 +165,14 @@ export function kvRoutes(service: ApiService) {
         schema: { body: putBody, response: { 200: putReply } },
         config: {
           access: (req) => {
-            const lease = (req.body as { lease?: string }).lease;
+            const body = req.body as { lease?: string; prevRevision?: number; prevValue?: string };
+            const key = keyParam(req.params);
+            const guarded = body.prevRevision !== undefined || body.prevValue !== undefined;
             return [
-              { resource: 'kv', key: keyParam(req.params), access: 'write' },
-              ...(lease !== undefined ? [{ lease }] : []),
+              { resource: 'kv', key, access: 'write' },
+              // A guard is a compare, and compares need read: a false one answers with the value.
+              ...(guarded ? [{ resource: 'kv' as const, key, access: 'read' as const }] : []),
+              ...(body.lease !== undefined ? [{ lease: body.lease }] : []),
             ];
           },
         },
@@ -192,7 +196,17 @@ export function kvRoutes(service: ApiService) {
       '/v1/kv/*',
       {
         schema: { response: { 200: deleteReply } },
-        config: { access: (req) => [{ resource: 'kv', key: keyOrPrefix(req), access: 'write' }] },
+        config: {
+          access: (req) => {
+            const key = keyOrPrefix(req);
+            // A guard is a compare, and compares need read: a false one answers with the value.
+            const guarded = (req.query as Query).prevRevision !== undefined;
+            return [
+              { resource: 'kv', key, access: 'write' },
+              ...(guarded ? [{ resource: 'kv' as const, key, access: 'read' as const }] : []),
+            ];
+          },
+        },
       },
       async (req, reply) => {
         const query = req.query as Query;
