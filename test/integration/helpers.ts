@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { type StartedNode, startNode } from '../../src/index.js';
 import type { NodeConfig } from '../../src/server/config.js';
 import { FaultFilter } from '../../src/transport/index.js';
-import { makePeerCerts, PEER_TLS, peerScheme, peerTlsConfig } from './peer-tls.js';
+import {
+  clientScheme,
+  enableTestAuth,
+  makePeerCerts,
+  PEER_TLS,
+  peerScheme,
+  peerTlsConfig,
+} from './peer-tls.js';
 
 /** A free TCP port on 127.0.0.1 (the kernel picks it; we release it right away). */
 export async function freePort(): Promise<number> {
@@ -85,13 +92,16 @@ export async function startCluster(
     configs,
     filters,
     dir,
-    url: (i) => `http://127.0.0.1:${clientPorts[i]}`,
+    url: (i) => `${clientScheme()}://127.0.0.1:${clientPorts[i]}`,
     leaderIndex: () => nodes.findIndex((s) => s?.node.statusSync().role === 'leader'),
     async waitForLeader(timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
         const i = cluster.leaderIndex();
-        if (i >= 0) return i;
+        if (i >= 0) {
+          await enableTestAuth(cluster.url(i));
+          return i;
+        }
         await new Promise((r) => setTimeout(r, 20));
       }
       throw new Error('no leader elected in time');

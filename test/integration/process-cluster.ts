@@ -15,7 +15,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './helpers.js';
 import { type NodeStatus, status, waitUntil } from './http-ops.js';
-import { makePeerCerts, PEER_TLS, peerScheme, peerTlsArgs } from './peer-tls.js';
+import {
+  clientScheme,
+  enableTestAuth,
+  makePeerCerts,
+  PEER_TLS,
+  peerScheme,
+  peerTlsArgs,
+} from './peer-tls.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RAFTKV_CMD = join(REPO_ROOT, 'cmd', 'raftkv.ts');
@@ -225,7 +232,7 @@ export class ProcessCluster {
   }
 
   url(i: number): string {
-    return `http://127.0.0.1:${this.clientPorts[i]}`;
+    return `${clientScheme()}://127.0.0.1:${this.clientPorts[i]}`;
   }
 
   args(i: number): string[] {
@@ -290,7 +297,7 @@ export class ProcessCluster {
 
   /** Waits until the running nodes agree on one leader; returns its index. */
   async waitForLeader(timeoutMs = 20_000): Promise<number> {
-    return waitUntil(
+    const leader = await waitUntil(
       'a leader that every running node follows',
       async () => {
         const live = this.names.map((_, i) => i).filter((i) => this.running(i));
@@ -304,6 +311,8 @@ export class ProcessCluster {
       timeoutMs,
       50,
     );
+    await enableTestAuth(this.url(leader));
+    return leader;
   }
 
   async statuses(): Promise<(NodeStatus | undefined)[]> {
