@@ -19,11 +19,16 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-RUN mkdir -p /data && chown node:node /data
+# /certs belongs to `node` too, so a volume mounted there (compose's one-shot `certs`
+# service writes into it with `raftkv certs`) starts out writable by the server's user.
+RUN mkdir -p /data /certs && chown node:node /data /certs && chmod 0700 /data /certs
 USER node
 VOLUME ["/data"]
 EXPOSE 7379 7380
+# Listening on 0.0.0.0, the server refuses to start without TLS on both ports (set
+# RAFTKV_CLIENT_CERT_FILE and the others, see compose.yaml) unless RAFTKV_INSECURE=true.
+# The health check speaks HTTPS when client TLS is set.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:7379/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "dist/cmd/healthcheck.js"]
 # SIGTERM reaches node directly (exec form), which shuts down gracefully.
 ENTRYPOINT ["node", "dist/cmd/raftkv.js"]

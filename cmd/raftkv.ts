@@ -12,6 +12,24 @@ import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/serv
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
 
+// `raftkv certs …` is a command of its own, with the X.509 library loaded only for it.
+if (process.argv[2] === 'certs') {
+  const { certsProgram } = await import('./certs-command.js');
+  const { CertsError } = await import('../src/tls/certs.js');
+  try {
+    await certsProgram().parseAsync(process.argv.slice(3), { from: 'user' });
+    process.exit(0);
+  } catch (err) {
+    if (err instanceof CertsError) console.error(`raftkv certs: ${err.message}`);
+    else console.error('raftkv certs: failed:', err);
+    process.exit(1);
+  }
+}
+
+// The data dir and everything the server writes in it are for this user alone
+// (LevelDB creates its files as the umask says): 0700 directories, 0600 files.
+process.umask(0o077);
+
 const program = new Command('raftkv')
   .description('A linearizable coordination service (KV, watches, leases) replicated with Raft.')
   .version(VERSION)
@@ -61,14 +79,14 @@ program
   .addOption(
     flag(
       '--advertise-client-url <url>',
-      'client URL told to others (default: http://<listen-client>)',
+      'client URL told to others (default: http(s)://<listen-client>)',
       'ADVERTISE_CLIENT_URL',
     ),
   )
   .addOption(
     flag(
       '--advertise-peer-url <url>',
-      'peer URL told to others (default: http://<listen-peer>)',
+      'peer URL told to others (default: http(s)://<listen-peer>)',
       'ADVERTISE_PEER_URL',
     ),
   )
@@ -207,6 +225,43 @@ program
   )
   .addOption(
     flag(
+      '--client-cert-file <file>',
+      'serve the client API over HTTPS with this certificate (PEM; re-read when it changes and on SIGHUP)',
+      'CLIENT_CERT_FILE',
+    ),
+  )
+  .addOption(flag('--client-key-file <file>', 'the key of --client-cert-file', 'CLIENT_KEY_FILE'))
+  .addOption(
+    flag(
+      '--client-ca-file <file>',
+      'require client certificates signed by this CA (mutual TLS on the client port)',
+      'CLIENT_CA_FILE',
+    ),
+  )
+  .addOption(
+    flag(
+      '--peer-cert-file <file>',
+      "this node's certificate for all peer traffic, both TLS sides (mutual TLS; peer URLs are then https://)",
+      'PEER_CERT_FILE',
+    ),
+  )
+  .addOption(flag('--peer-key-file <file>', 'the key of --peer-cert-file', 'PEER_KEY_FILE'))
+  .addOption(
+    flag(
+      '--peer-ca-file <file>',
+      'peers must present a certificate signed by this CA, and are verified against it',
+      'PEER_CA_FILE',
+    ),
+  )
+  .addOption(
+    flag(
+      '--insecure',
+      'allow plain HTTP on a non-loopback --listen-client or --listen-peer (refused otherwise)',
+      'INSECURE',
+    ),
+  )
+  .addOption(
+    flag(
       '--log-level <level>',
       'fatal, error, warn, info, debug, trace or silent',
       'LOG_LEVEL',
@@ -228,7 +283,9 @@ if (restoring) {
 } else {
   program.addHelpText(
     'after',
-    '\nRestore a backup: raftkv restore <backup> [the flags above] (see raftkv restore --help).',
+    '\nRestore a backup: raftkv restore <backup> [the flags above] (see raftkv restore --help).' +
+      '\nMake TLS certificates: raftkv certs create-ca|create-node|create-client (see raftkv certs --help).' +
+      '\nSIGHUP re-reads the TLS certificate, key and CA files.',
   );
 }
 program.parse(restoring ? [...process.argv.slice(0, 2), ...process.argv.slice(3)] : process.argv);
@@ -241,8 +298,9 @@ try {
     dataDir: o.dataDir,
     listenClient: o.listenClient,
     listenPeer: o.listenPeer,
-    advertiseClientUrl: o.advertiseClientUrl ?? `http://${o.listenClient}`,
-    advertisePeerUrl: o.advertisePeerUrl ?? `http://${o.listenPeer}`,
+    // Left out: http(s)://<listen address>, https with TLS on that port (startNode decides).
+    advertiseClientUrl: o.advertiseClientUrl,
+    advertisePeerUrl: o.advertisePeerUrl,
     initialCluster: o.initialCluster ? parseInitialCluster(o.initialCluster) : new Map(),
     clusterName: o.clusterName,
     join: Boolean(o.join),
@@ -259,6 +317,13 @@ try {
     maxTxnOps: o.maxTxnOps,
     maxPendingProposals: o.maxPendingProposals,
     logLevel: o.logLevel,
+    clientCertFile: o.clientCertFile,
+    clientKeyFile: o.clientKeyFile,
+    clientCaFile: o.clientCaFile,
+    peerCertFile: o.peerCertFile,
+    peerKeyFile: o.peerKeyFile,
+    peerCaFile: o.peerCaFile,
+    insecure: Boolean(o.insecure),
   };
 } catch (err) {
   console.error(`raftkv: ${(err as Error).message}`);
@@ -282,6 +347,12 @@ if (restoring) {
 // Before the node loads its data: the heap limits V8 sets from then on follow it.
 setHeapGrowingPercent(o.heapGrowingPercent);
 
+// Certificate rotation: new connections use the new files; a refused file keeps the old ones.
+// Installed before starting, so that a SIGHUP during startup does not end the process
+// (the files are read as the node starts anyway).
+let reloadTls: (() => void) | undefined;
+process.on('SIGHUP', () => reloadTls?.());
+
 try {
   const started = await startNode(config);
   started.node.onFatal(() => process.exit(1));
@@ -299,6 +370,10 @@ try {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  reloadTls = () => {
+    started.node.log.info({ signal: 'SIGHUP' }, 'reloading the TLS files');
+    void started.reloadTls();
+  };
 } catch (err) {
   if (err instanceof StorageError || err instanceof ServerError) {
     console.error(`raftkv: ${err.message}`);

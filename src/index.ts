@@ -6,6 +6,7 @@
  *   const node = await startNode({ name: 'n1', dataDir: './data' });
  *   console.log(node.clientUrl);
  */
+import type tls from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp } from './api/app.js';
@@ -14,19 +15,35 @@ import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.j
 import { restoreDataDir } from './server/data-dir-setup.js';
 import { KvService } from './server/kv-service.js';
 import { type NodeOptions, RaftKvNode } from './server/node.js';
+import {
+  checkTlsConfig,
+  clientTlsEnabled,
+  loadNodeTls,
+  peerTlsEnabled,
+} from './server/tls-config.js';
+import { httpsServerOptions, serveReloads } from './tls/index.js';
 
 export * from './client/index.js';
 export type { BackupHeader } from './server/backup.js';
 export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
 export { ServerError } from './server/errors.js';
 export { RaftKvNode } from './server/node.js';
+export { isLoopbackHost } from './server/tls-config.js';
+export { peerCertificateCommonName } from './tls/index.js';
 
 export interface StartedNode {
   node: RaftKvNode;
-  /** Where the client API listens, e.g. http://127.0.0.1:7379. */
+  /** Where the client API listens, e.g. http://127.0.0.1:7379 (https:// with client TLS). */
   clientUrl: string;
   peerUrl: string;
   app: FastifyInstance;
+  /**
+   * Re-reads the TLS certificate, key and CA files (what the raftkv command
+   * does on SIGHUP; changed files are also noticed within about a second).
+   * New connections use the new material, open ones keep theirs. False, with
+   * an error logged and the old material kept, when a file was refused.
+   */
+  reloadTls(): Promise<boolean>;
   /** Graceful stop: the API stops accepting, pending writes are answered, the data dir is closed. */
   stop(): Promise<void>;
 }
@@ -37,9 +54,9 @@ function completeConfig(options: NodeConfigOptions): NodeConfig {
   const config: NodeConfig = { ...defaultConfig, initialCluster: new Map(), ...options };
   // Advertise what we listen on unless told otherwise.
   if (options.advertiseClientUrl === undefined)
-    config.advertiseClientUrl = `http://${config.listenClient}`;
+    config.advertiseClientUrl = `${clientTlsEnabled(config) ? 'https' : 'http'}://${config.listenClient}`;
   if (options.advertisePeerUrl === undefined)
-    config.advertisePeerUrl = `http://${config.listenPeer}`;
+    config.advertisePeerUrl = `${peerTlsEnabled(config) ? 'https' : 'http'}://${config.listenPeer}`;
   return config;
 }
 
@@ -60,21 +77,50 @@ export async function restoreNode(
   return restoreDataDir(config, backup, log);
 }
 
-/** Starts one node (client API + peer port) in this process. Unspecified options take raftkv's defaults. */
+/**
+ * Starts one node (client API + peer port) in this process. Unspecified
+ * options take raftkv's defaults. The TLS settings are checked first
+ * (ServerError `invalid_request`: a cert without its key, http:// peer URLs
+ * with peer TLS, a non-loopback address without TLS and without `insecure`),
+ * then the TLS files are read, before the data dir is touched.
+ */
 export async function startNode(
   options: NodeConfigOptions = {},
   nodeOptions: NodeOptions = {},
 ): Promise<StartedNode> {
   const config = completeConfig(options);
-  const node = await RaftKvNode.start(config, nodeOptions);
+  checkTlsConfig(config);
+  const log = nodeOptions.logger ?? pino({ level: config.logLevel, base: { node: config.name } });
+  const nodeTls = await loadNodeTls(config, log);
+  let node: RaftKvNode;
+  try {
+    node = await RaftKvNode.start(config, {
+      ...nodeOptions,
+      logger: log,
+      ...(nodeTls.peer ? { peerTls: nodeTls.peer } : {}),
+    });
+  } catch (err) {
+    nodeTls.close();
+    throw err;
+  }
+  const clientTls = nodeTls.client;
   // JSON escaping can make a value up to 6 times longer on the wire (\u0001): the state machine judges the real size.
   const app = buildApp(new KvService(node), {
     bodyLimitBytes: 6 * config.maxValueBytes + 64 * 1024,
+    ...(clientTls
+      ? {
+          https: httpsServerOptions(clientTls, {
+            requireClientCert: config.clientCaFile !== undefined,
+          }),
+        }
+      : {}),
   });
+  if (clientTls) serveReloads(app.server as unknown as tls.Server, clientTls);
   try {
     const { host, port } = parseHostPort(config.listenClient, '--listen-client');
     await app.listen({ host, port });
   } catch (err) {
+    nodeTls.close();
     await node.stop();
     throw err;
   }
@@ -83,10 +129,12 @@ export async function startNode(
   const host = parseHostPort(config.listenClient, '--listen-client').host;
   return {
     node,
-    clientUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    clientUrl: `${clientTls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
     peerUrl: node.peerUrl,
     app,
+    reloadTls: () => nodeTls.reload(),
     async stop() {
+      nodeTls.close();
       // Open watch streams would keep the HTTP server from closing: end them first.
       node.closeWatches('shutdown');
       await app.close().catch(() => {});

@@ -1,3 +1,4 @@
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { AuthError } from '../server/auth.js';
@@ -18,11 +19,14 @@ export interface AppOptions {
   /** Largest request body accepted; beyond it: 413 too_large. Defaults to value limit + 64 KiB. */
   bodyLimitBytes?: number;
   logger?: boolean | object;
+  /** Serve HTTPS with these options (certificate, key, client-certificate checks). */
+  https?: HttpsServerOptions;
 }
 
 /** Builds the client API of API.md over a service. No socket is opened: call listen() or inject(). */
 export function buildApp(service: ApiService, options: AppOptions = {}): FastifyInstance {
   const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimitBytes ?? 6 * 1024 * 1024 + 64 * 1024,
     // Strict validation: no coercion of body types, no silent removal of unknown fields.

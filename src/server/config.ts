@@ -37,6 +37,18 @@ export interface NodeConfig {
   /** Lifetime of the tokens POST /v1/auth/token issues. */
   authTokenTtlSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Client API over HTTPS: this certificate and key (PEM files, re-read when they change). */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+  /** Requires client certificates signed by this CA (mutual TLS on the client port). */
+  clientCaFile?: string;
+  /** All peer traffic over mutual TLS: this node's certificate (server and client use) and key. */
+  peerCertFile?: string;
+  peerKeyFile?: string;
+  /** Peers must present a certificate signed by this CA, and are verified against it. */
+  peerCaFile?: string;
+  /** Serve plain HTTP even on a non-loopback address (secure by default otherwise). */
+  insecure: boolean;
 }
 
 export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
@@ -69,6 +81,7 @@ export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
   maxPendingProposalBytes: 64 * 1024 * 1024,
   authTokenTtlSeconds: 300,
   logLevel: 'info',
+  insecure: false,
 };
 
 /** Parses `n1=http://127.0.0.1:7380,n2=...` into name → URL, rejecting duplicates and bad URLs. */
@@ -88,7 +101,8 @@ export function parseInitialCluster(spec: string): Map<string, string> {
     } catch {
       throw new Error(`--initial-cluster: "${url}" is not a URL`);
     }
-    if (parsed.protocol !== 'http:') throw new Error(`--initial-cluster: "${url}" must be http://`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new Error(`--initial-cluster: "${url}" must be http:// (or https:// with peer TLS)`);
     if (members.has(name)) throw new Error(`--initial-cluster: member "${name}" appears twice`);
     members.set(name, url.replace(/\/$/, ''));
   }

@@ -3,17 +3,28 @@
  * (every member named by --initial-cluster), joining a running one (--join),
  * or founding one from a backup (`raftkv restore`).
  */
-import { readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { KvStateMachine } from '../kv/state-machine.js';
 import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { type TlsMaterial, undiciConnect } from '../tls/index.js';
 import { BackupError, type BackupHeader, decodeBackup } from './backup.js';
 import type { NodeConfig } from './config.js';
 import { ServerError } from './errors.js';
 import { PATH_CLUSTER_INFO } from './forwarder.js';
 import { clusterIdFor, foundingMemberId, type Member } from './members.js';
+
+/**
+ * The data dir holds every key and value: it is created 0700, and an existing
+ * one is tightened to 0700. (The files LevelDB makes inside follow the process
+ * umask, which the raftkv command sets to 077.)
+ */
+export async function prepareDataDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700).catch(() => {}); // not ours to change (another owner): the dir's owner decides
+}
 
 /** The state machine's limits, from the node's flags. */
 export function kvOptions(config: NodeConfig) {
@@ -61,6 +72,7 @@ export async function restoreDataDir(
   const building = `${target}.restoring`;
   await rm(building, { recursive: true, force: true });
   try {
+    await prepareDataDir(building);
     const storage = await LevelRaftStorage.open(building);
     try {
       await initializeIfNew(storage, { ...config, dataDir: building }, log);
@@ -97,6 +109,7 @@ export async function restoreDataDir(
  */
 async function askToJoin(
   config: NodeConfig,
+  peerTls: TlsMaterial | undefined,
 ): Promise<{ clusterId: string; members: Member[]; self: Member }> {
   const ownPeerUrl = config.initialCluster.get(config.name) ?? config.advertisePeerUrl;
   const others = [...config.initialCluster].filter(([name]) => name !== config.name);
@@ -107,28 +120,16 @@ async function askToJoin(
     );
   }
   const failures: string[] = [];
-  for (const [name, url] of others) {
-    try {
-      const res = await request(`${url.replace(/\/+$/, '')}${PATH_CLUSTER_INFO}`, {
-        signal: AbortSignal.timeout(3000),
-      });
-      if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
-      const info = (await res.body.json()) as { clusterId: string; members: Member[] };
-      const self = info.members.find(
-        (m) => m.name === config.name && m.peerUrls.includes(ownPeerUrl),
-      );
-      if (!self) {
-        throw new ServerError(
-          'invalid_request',
-          `the cluster at ${url} has no member "${config.name}" with peer URL ${ownPeerUrl}: ` +
-            'add it first (POST /v1/cluster/members), then start it with --join',
-        );
-      }
-      return { clusterId: info.clusterId, members: info.members, self };
-    } catch (err) {
-      if (err instanceof ServerError) throw err;
-      failures.push(`${name} (${url}): ${(err as Error).message}`);
+  // With peer TLS the members are asked over mutual TLS, as every other peer request.
+  const dispatcher = peerTls ? new Agent({ connect: undiciConnect(peerTls) }) : undefined;
+  try {
+    for (const [name, url] of others) {
+      const answer = await askOne(config, ownPeerUrl, url, dispatcher);
+      if (typeof answer !== 'string') return answer;
+      failures.push(`${name} (${url}): ${answer}`);
     }
+  } finally {
+    await dispatcher?.close().catch(() => {});
   }
   throw new ServerError(
     'unavailable',
@@ -136,11 +137,44 @@ async function askToJoin(
   );
 }
 
+/** One member asked for the cluster's identity: the answer, or why it gave none. */
+async function askOne(
+  config: NodeConfig,
+  ownPeerUrl: string,
+  url: string,
+  dispatcher: Agent | undefined,
+): Promise<{ clusterId: string; members: Member[]; self: Member } | string> {
+  try {
+    const res = await request(`${url.replace(/\/+$/, '')}${PATH_CLUSTER_INFO}`, {
+      signal: AbortSignal.timeout(3000),
+      ...(dispatcher ? { dispatcher } : {}),
+    });
+    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+    const info = (await res.body.json()) as { clusterId: string; members: Member[] };
+    const self = info.members.find(
+      (m) => m.name === config.name && m.peerUrls.includes(ownPeerUrl),
+    );
+    if (!self) {
+      throw new ServerError(
+        'invalid_request',
+        `the cluster at ${url} has no member "${config.name}" with peer URL ${ownPeerUrl}: ` +
+          'add it first (POST /v1/cluster/members), then start it with --join',
+      );
+    }
+    return { clusterId: info.clusterId, members: info.members, self };
+  } catch (err) {
+    if (err instanceof ServerError) throw err;
+    const cause = (err as Error).cause as Error | undefined;
+    return `${(err as Error).message}${cause?.message ? ` (${cause.message})` : ''}`;
+  }
+}
+
 /** First start of a data dir: founding members get the bootstrap state, with the cluster's identity. */
 export async function initializeIfNew(
   storage: LevelRaftStorage,
   config: NodeConfig,
   log: Logger,
+  peerTls?: TlsMaterial,
 ): Promise<void> {
   const identity = storage.identity();
   if (identity) {
@@ -156,7 +190,7 @@ export async function initializeIfNew(
     return;
   }
   if (config.join) {
-    const { clusterId, members, self } = await askToJoin(config);
+    const { clusterId, members, self } = await askToJoin(config, peerTls);
     await storage.initialize({ clusterId, nodeId: self.id, nodeName: config.name }, undefined);
     await storage.saveMembers(members);
     log.info({ clusterId, nodeId: self.id }, 'joining: initialized a new data dir for the cluster');

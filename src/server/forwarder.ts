@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Pool } from 'undici';
+import { type buildConnector, Pool } from 'undici';
 import type { Command } from '../kv/commands.js';
 import type { CommandResult } from '../kv/results.js';
 import type { FaultFilter } from '../transport/fault-filter.js';
@@ -155,6 +155,8 @@ export class Forwarder {
     private readonly faults?: { self: string; filter: FaultFilter },
     /** Counts each batch as it leaves (metrics). */
     private readonly onBatch: (channel: 'stream' | 'post') => void = () => {},
+    /** With peer TLS: dials https:// leaders with the node's certificate (transport/tls undiciConnect). */
+    private readonly connect?: buildConnector.connector,
   ) {}
 
   /** Forwards `write` to the leader `to`, unless the fault filter cuts the way there or back. */
@@ -411,7 +413,11 @@ export class Forwarder {
   private poolFor(url: string): Pool {
     let pool = this.pools.get(url);
     if (!pool) {
-      pool = new Pool(url, { connections: 8, keepAliveTimeout: 30_000 });
+      pool = new Pool(url, {
+        connections: 8,
+        keepAliveTimeout: 30_000,
+        ...(this.connect && url.startsWith('https:') ? { connect: this.connect } : {}),
+      });
       this.pools.set(url, pool);
     }
     return pool;

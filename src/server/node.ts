@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import type tls from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Command } from '../kv/commands.js';
@@ -20,10 +21,11 @@ import {
   type Snapshot,
 } from '../raft/index.js';
 import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { httpsServerOptions, serveReloads, type TlsMaterial, undiciConnect } from '../tls/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type BackupHeader, encodeBackup } from './backup.js';
 import { type NodeConfig, parseHostPort } from './config.js';
-import { initializeIfNew, kvOptions } from './data-dir-setup.js';
+import { initializeIfNew, kvOptions, prepareDataDir } from './data-dir-setup.js';
 import { Deadlines } from './deadlines.js';
 import { DeferredState } from './deferred-state.js';
 import { ServerError } from './errors.js';
@@ -70,6 +72,13 @@ export interface NodeOptions {
   /** Fault injection on the peer transport (tests only). */
   faultFilter?: FaultFilter;
   logger?: Logger;
+  /**
+   * Mutual TLS on every peer link (see tls-config.ts): the peer port serves
+   * https and requires a certificate that verifies against the material's CA;
+   * message streams, forwarded writes, leader transfer, membership requests
+   * and --join dial with it.
+   */
+  peerTls?: TlsMaterial;
 }
 
 interface QueuedProposal {
@@ -113,6 +122,8 @@ export class RaftKvNode {
   /** The smallest TTL granted (etcd's rule: 1.5 election timeouts), in seconds. */
   readonly minLeaseTtlSeconds: number;
   private peerServer: FastifyInstance | undefined;
+  private readonly peerTls: TlsMaterial | undefined;
+  private unsubscribePeerTls: (() => void) | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private queued: QueuedProposal[] = [];
   private queuedBytes = 0;
@@ -143,6 +154,7 @@ export class RaftKvNode {
   ) {
     this.config = config;
     this.log = log;
+    this.peerTls = options.peerTls;
     this.requestTimeoutMs = config.requestTimeoutMs;
     this.storage = storage;
     const identity = storage.identity()!;
@@ -178,6 +190,7 @@ export class RaftKvNode {
         this.forwarder.peerLost(to);
       },
       ...(options.faultFilter ? { filter: options.faultFilter } : {}),
+      ...(options.peerTls ? { tls: options.peerTls } : {}),
       logger: {
         warn: (obj, msg) => log.debug(obj, msg),
         error: (obj, msg) => log.error(obj, msg),
@@ -189,6 +202,7 @@ export class RaftKvNode {
       this.transport,
       options.faultFilter ? { self: this.id, filter: options.faultFilter } : undefined,
       (channel) => this.metrics.forwardBatches.inc({ channel }),
+      options.peerTls ? undiciConnect(options.peerTls, { timeoutMs: 3000 }) : undefined,
     );
     this.forwardedWrites = new ForwardedWriteReceiver(
       this.transport,
@@ -249,9 +263,10 @@ export class RaftKvNode {
   /** Opens (or initializes) the data dir, starts the peer port and the Raft loop. */
   static async start(config: NodeConfig, options: NodeOptions = {}): Promise<RaftKvNode> {
     const log = options.logger ?? pino({ level: config.logLevel, base: { node: config.name } });
+    await prepareDataDir(config.dataDir);
     const storage = await LevelRaftStorage.open(config.dataDir);
     try {
-      await initializeIfNew(storage, config, log);
+      await initializeIfNew(storage, config, log, options.peerTls);
       const records: [string, Uint8Array][] = [];
       for await (const r of storage.kvRecords()) records.push(r);
       const kv = KvStateMachine.load(records, storage.appliedIndex(), kvOptions(config));
@@ -274,11 +289,16 @@ export class RaftKvNode {
   private async listenPeer(): Promise<void> {
     // Peers pipeline batches on keep-alive connections that are never idle: close them
     // outright at shutdown (Raft tolerates the lost messages) rather than wait forever.
-    const app = Fastify({
-      logger: false,
-      bodyLimit: 64 * 1024 * 1024,
-      forceCloseConnections: true,
-    });
+    const material = this.peerTls;
+    const options = { logger: false, bodyLimit: 64 * 1024 * 1024, forceCloseConnections: true };
+    const app = (
+      material
+        ? Fastify({ ...options, https: httpsServerOptions(material, { requireClientCert: true }) })
+        : Fastify(options)
+    ) as FastifyInstance;
+    // Rotation: handshakes after a reload use the new files; open peer streams keep going.
+    if (material)
+      this.unsubscribePeerTls = serveReloads(app.server as unknown as tls.Server, material);
     await app.register(this.transport.routes);
     await app.register(
       forwardRoutes(this.clusterId, {
@@ -295,7 +315,8 @@ export class RaftKvNode {
     this.peerServer = app;
     const address = app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
-    this.peerUrl = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    const scheme = material ? 'https' : 'http';
+    this.peerUrl = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     for (const m of this.members.list()) {
       if (m.id !== this.id && m.peerUrls[0]) this.transport.addPeer(m.id, m.peerUrls[0]);
     }
@@ -1006,6 +1027,7 @@ export class RaftKvNode {
     this.leaderTransfers.close();
     for (let i = 0; i < 200 && this.readyRunning; i++) await new Promise((r) => setTimeout(r, 5));
     this.saveDeferred();
+    this.unsubscribePeerTls?.();
     await this.peerServer?.close().catch(() => {});
     await this.transport.close().catch(() => {});
     await this.forwarder.close();

@@ -28,10 +28,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
+import type tls from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { Pool } from 'undici';
 import type { Message, NodeId } from '../raft/messages.js';
 import { entriesSizeBytes } from '../raft/messages.js';
+import {
+  httpsServerOptions,
+  serveReloads,
+  type TlsMaterial,
+  tlsDialOptions,
+  undiciConnect,
+} from '../tls/index.js';
 import { encodeBatch } from './codec.js';
 import { TransportError } from './errors.js';
 import type { FaultFilter } from './fault-filter.js';
@@ -101,6 +109,12 @@ export interface HttpTransportOptions {
   /** Fault injection on arrival (tests only). */
   receiveFilter?: FaultFilter;
   logger?: TransportLogger;
+  /**
+   * Mutual TLS with every peer: https:// peers are dialed presenting this
+   * certificate and verified against its CA (each new connection takes the
+   * material current then), and listen() serves https requiring the same.
+   */
+  tls?: TlsMaterial;
 }
 
 export interface TransportStats extends PeerReceiveStats {
@@ -230,6 +244,7 @@ export class HttpTransport {
   private readonly delayTimers = new Set<NodeJS.Timeout>();
   private flushHandle: NodeJS.Immediate | undefined;
   private server: FastifyInstance | undefined;
+  private unsubscribeReloads: (() => void) | undefined;
   private closed = false;
   private closing: Promise<void> | undefined;
 
@@ -270,13 +285,23 @@ export class HttpTransport {
   async listen(host = '127.0.0.1', port = 0): Promise<string> {
     if (this.closed) throw new TransportError('closed', 'transport is closed');
     if (this.server) throw new Error('already listening');
-    const server = Fastify({ logger: false });
+    const material = this.opts.tls;
+    const server = (
+      material
+        ? Fastify({
+            logger: false,
+            https: httpsServerOptions(material, { requireClientCert: true }),
+          })
+        : Fastify({ logger: false })
+    ) as FastifyInstance;
     this.server = server;
+    if (material)
+      this.unsubscribeReloads = serveReloads(server.server as unknown as tls.Server, material);
     await server.register(this.routes);
     await server.listen({ host, port });
     const address = server.server.address() as AddressInfo;
     const hostPart = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${hostPart}:${address.port}`;
+    return `${material ? 'https' : 'http'}://${hostPart}:${address.port}`;
   }
 
   /** Where to reach `id` (an http:// base URL). Replaces a different earlier address. */
@@ -291,13 +316,18 @@ export class HttpTransport {
       throw new TypeError(`peer ${id}: not an http(s) URL: ${url}`);
     }
     const basePath = parsed.pathname.replace(/\/+$/, '');
+    const connectTimeoutMs = this.opts.connectTimeoutMs ?? 3000;
+    const material = this.opts.tls;
     const pool = new Pool(parsed.origin, {
       connections: this.opts.connectionsPerPeer ?? 2,
       pipelining: 1,
       keepAliveTimeout: 30_000,
-      connectTimeout: this.opts.connectTimeoutMs ?? 3000,
+      connectTimeout: connectTimeoutMs,
       headersTimeout: this.requestTimeoutMs,
       bodyTimeout: this.requestTimeoutMs,
+      ...(material && parsed.protocol === 'https:'
+        ? { connect: undiciConnect(material, { timeoutMs: connectTimeoutMs }) }
+        : {}),
     });
     this.peers.set(id, {
       id,
@@ -397,6 +427,7 @@ export class HttpTransport {
     this.peers.clear();
     const server = this.server;
     this.server = undefined;
+    this.unsubscribeReloads?.();
     await Promise.all([...destroyed, server?.close()]);
   }
 
@@ -583,7 +614,13 @@ export class HttpTransport {
   private dial(peer: PeerLink): void {
     peer.dialing = true;
     const connectTimeoutMs = this.opts.connectTimeoutMs ?? 3000;
-    dialMessageStream(peer.url, { [HEADER_CLUSTER_ID]: this.clusterId }, connectTimeoutMs).then(
+    const material = this.opts.tls;
+    dialMessageStream(
+      peer.url,
+      { [HEADER_CLUSTER_ID]: this.clusterId },
+      connectTimeoutMs,
+      material ? tlsDialOptions(material) : undefined,
+    ).then(
       (outcome) => {
         peer.dialing = false;
         const current = !this.closed && this.peers.get(peer.id) === peer;

@@ -21,6 +21,7 @@ import http, { type IncomingMessage, type Server, STATUS_CODES } from 'node:http
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
 import { TransportError } from './errors.js';
 import { type Frame, FrameReader } from './frames.js';
 
@@ -33,19 +34,23 @@ export type DialOutcome =
   | { readonly refusedStatus: number; readonly body: string };
 
 /**
- * Opens a stream to the peer port at `baseUrl` (http or https). Rejects with
- * TransportError `unreachable` on a connection error or after `connectTimeoutMs`.
+ * Opens a stream to the peer port at `baseUrl` (http or https; an https one
+ * with `tlsOptions`: the certificate to present and the CA to verify the
+ * peer with). Rejects with TransportError `unreachable` on a connection error,
+ * a TLS handshake that fails, or after `connectTimeoutMs`.
  */
 export function dialMessageStream(
   baseUrl: string,
   clusterIdHeader: Readonly<Record<string, string>>,
   connectTimeoutMs: number,
+  tlsOptions?: tls.ConnectionOptions,
 ): Promise<DialOutcome> {
   const url = new URL(baseUrl);
   const basePath = url.pathname.replace(/\/+$/, '');
   const client = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = client.request({
+      ...(url.protocol === 'https:' ? tlsOptions : undefined),
       host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: url.port || (url.protocol === 'https:' ? 443 : 80),
       path: basePath + PATH_STREAM,

@@ -10,9 +10,11 @@ const allowed: Record<string, string[]> = {
   raft: [],
   kv: [],
   storage: ['raft'],
-  transport: ['raft'],
-  server: ['raft', 'kv', 'storage', 'transport'],
-  api: ['server', 'kv', 'raft'],
+  // TLS material and dialing/serving with it: used by the transport, the server and the API.
+  tls: [],
+  transport: ['raft', 'tls'],
+  server: ['raft', 'kv', 'storage', 'transport', 'tls'],
+  api: ['server', 'kv', 'raft', 'tls'],
   client: ['api'],
 };
 

@@ -1,0 +1,3 @@
+export * from './connect.js';
+export * from './material.js';
+export * from './server.js';
