@@ -21,6 +21,8 @@ export interface MembershipTarget {
   learners(): readonly string[];
   /** Proposes the change and resolves once it is applied here. */
   apply(cc: ConfChange, signal: AbortSignal): Promise<void>;
+  /** The scheme every peer URL has: 'https:' with peer TLS, whose peers refuse plain HTTP. */
+  peerScheme?: 'http:' | 'https:';
 }
 
 /**
@@ -62,6 +64,17 @@ export class Membership {
     req: Extract<MemberChange, { type: 'add' }>,
     signal: AbortSignal,
   ): Promise<MemberView> {
+    const scheme = this.node.peerScheme;
+    if (scheme !== undefined && new URL(req.peerUrl).protocol !== scheme) {
+      // A member the others cannot reach (or that talks plain HTTP past peer TLS) is refused now,
+      // not found out later as an unreachable voter.
+      throw new ServerError(
+        'invalid_request',
+        scheme === 'https:'
+          ? `peer TLS is on: the peer URL must be https://, got ${req.peerUrl}`
+          : `peer TLS is off: the peer URL must be http://, got ${req.peerUrl}`,
+      );
+    }
     for (const m of this.node.members()) {
       if (m.name === req.name) {
         throw new ServerError('invalid_request', `a member named "${req.name}" exists (${m.id})`);

@@ -229,6 +229,7 @@ export class RaftKvNode {
       voters: () => this.confState.voters,
       learners: () => this.confState.learners,
       apply: (cc, signal) => this.proposeConfChange(cc, signal),
+      peerScheme: options.peerTls ? 'https:' : 'http:',
     });
     this.leaderTransfers = new LeaderTransfers(
       {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type StartedNode, startNode } from '../../src/index.js';
 import type { NodeConfig } from '../../src/server/config.js';
 import { FaultFilter } from '../../src/transport/index.js';
+import { makePeerCerts, PEER_TLS, peerScheme, peerTlsConfig } from './peer-tls.js';
 
 /** A free TCP port on 127.0.0.1 (the kernel picks it; we release it right away). */
 export async function freePort(): Promise<number> {
@@ -47,9 +48,11 @@ export async function clusterConfigs(
   const peerPorts = await Promise.all(names.map(() => freePort()));
   const clientPorts = await Promise.all(names.map(() => freePort()));
   const initialCluster = new Map(
-    names.map((name, i) => [name, `http://127.0.0.1:${peerPorts[i]}`]),
+    names.map((name, i) => [name, `${peerScheme()}://127.0.0.1:${peerPorts[i]}`]),
   );
+  const certs = PEER_TLS ? await makePeerCerts(dir, names) : undefined;
   return names.map((name, i) => ({
+    ...(certs ? peerTlsConfig(certs, name) : {}),
     name,
     dataDir: join(dir, name),
     listenClient: `127.0.0.1:${clientPorts[i]}`,

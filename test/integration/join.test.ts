@@ -5,8 +5,10 @@
  */
 import { join } from 'node:path';
 import t from 'tap';
+import { createNode } from '../../src/tls/certs.js';
 import { freePort, get, put, request } from './helpers.js';
 import { waitUntil } from './http-ops.js';
+import { peerScheme, peerTlsArgs } from './peer-tls.js';
 import { cleanEnv, ProcessCluster, RaftkvProcess } from './process-cluster.js';
 
 t.test('a member added over HTTP joins a running cluster of processes', async (t) => {
@@ -19,12 +21,14 @@ t.test('a member added over HTTP joins a running cluster of processes', async (t
   const [peerPort, clientPort] = [await freePort(), await freePort()];
   const added = await request(c.url(1), 'POST', '/v1/cluster/members', {
     name: 'n4',
-    peerUrl: `http://127.0.0.1:${peerPort}`,
+    peerUrl: `${peerScheme()}://127.0.0.1:${peerPort}`,
     clientUrl: `http://127.0.0.1:${clientPort}`,
     learner: true,
   });
   t.equal(added.status, 201, JSON.stringify(added.body));
   const initialCluster = c.args(0)[c.args(0).indexOf('--initial-cluster') + 1];
+  // With RAFTKV_TEST_PEER_TLS=1, n4 joins over mutual TLS with a certificate of the cluster's CA.
+  if (c.peerCerts) await createNode({ dir: c.peerCerts, name: 'n4', hosts: ['127.0.0.1'] });
   const args = [
     '--name',
     'n4',
@@ -35,12 +39,13 @@ t.test('a member added over HTTP joins a running cluster of processes', async (t
     '--listen-peer',
     `127.0.0.1:${peerPort}`,
     '--initial-cluster',
-    `${initialCluster},n4=http://127.0.0.1:${peerPort}`,
+    `${initialCluster},n4=${peerScheme()}://127.0.0.1:${peerPort}`,
     '--tick-ms',
     '20',
     '--log-level',
     'warn',
     '--join',
+    ...(c.peerCerts ? peerTlsArgs(c.peerCerts, 'n4') : []),
   ];
   const url = `http://127.0.0.1:${clientPort}`;
   const caughtUp = (key: string) =>

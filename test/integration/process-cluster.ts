@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './helpers.js';
 import { type NodeStatus, status, waitUntil } from './http-ops.js';
+import { makePeerCerts, PEER_TLS, peerScheme, peerTlsArgs } from './peer-tls.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RAFTKV_CMD = join(REPO_ROOT, 'cmd', 'raftkv.ts');
@@ -203,6 +204,8 @@ export class ProcessCluster {
     private readonly clientPorts: number[],
     private readonly peerPorts: number[],
     private readonly extraArgs: string[],
+    /** With RAFTKV_TEST_PEER_TLS=1: the certificates of the peer links (see peer-tls.ts). */
+    readonly peerCerts?: string,
   ) {
     this.names = clientPorts.map((_, i) => `n${i + 1}`);
     this.procs = this.names.map(() => undefined);
@@ -216,7 +219,9 @@ export class ProcessCluster {
       clientPorts.push(await freePort());
       peerPorts.push(await freePort());
     }
-    return new ProcessCluster(dir, clientPorts, peerPorts, extraArgs);
+    const names = clientPorts.map((_, i) => `n${i + 1}`);
+    const certs = PEER_TLS ? await makePeerCerts(dir, names) : undefined;
+    return new ProcessCluster(dir, clientPorts, peerPorts, extraArgs, certs);
   }
 
   url(i: number): string {
@@ -225,7 +230,7 @@ export class ProcessCluster {
 
   args(i: number): string[] {
     const initialCluster = this.names
-      .map((name, j) => `${name}=http://127.0.0.1:${this.peerPorts[j]}`)
+      .map((name, j) => `${name}=${peerScheme()}://127.0.0.1:${this.peerPorts[j]}`)
       .join(',');
     return [
       '--name',
@@ -244,6 +249,7 @@ export class ProcessCluster {
       '3000',
       '--log-level',
       'warn',
+      ...(this.peerCerts ? peerTlsArgs(this.peerCerts, this.names[i]!) : []),
       ...this.extraArgs,
     ];
   }

@@ -12,7 +12,7 @@
  * Everything listens on 127.0.0.1.
  */
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -59,7 +59,7 @@ const clientUrl = (i: number) => `https://127.0.0.1:${clientPorts[i]}`;
 const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
 
 /** Raft timing loose enough that a busy 2-core machine does not hold spurious elections. */
-const TIMING = ['--tick-ms', '50', '--election-ticks', '20', '--request-timeout-ms', '3000'];
+const TIMING = ['--tick-ms', '50', '--election-ticks', '40', '--request-timeout-ms', '3000'];
 
 function memberArgs(i: number): string[] {
   const name = names[i]!;
@@ -459,5 +459,27 @@ t.test(
     t.equal(put.status, 200, 'n3, restarted, takes a write through the new peer links');
     const read = await api(0, '/v1/kv/tls/after-restart');
     t.equal((read.body.kv as { value?: string } | undefined)?.value, 'ok', 'n1 reads it');
+  },
+);
+
+t.test(
+  'a bad certificate file and SIGHUP: the node keeps its material and keeps serving',
+  async (t) => {
+    const before = await servedCertificate(clientPorts[0]!, memberClientTls());
+    writeFileSync(join(certs, 'n1.crt'), 'this is not a certificate\n');
+    t.ok(procs[0]!.signal('SIGHUP'), 'SIGHUP sent to n1');
+    await new Promise((r) => setTimeout(r, 2000)); // past the file poll and its debounce too
+    t.ok(procs[0]!.running, 'n1 is still running');
+    const after = await servedCertificate(clientPorts[0]!, memberClientTls());
+    t.equal(after.serialNumber, before.serialNumber, 'new connections still get the last good one');
+    // As n2 dials it (n1's own files are the broken ones).
+    const peerSide = await servedCertificate(peerPorts[0]!, {
+      ca: file(certs, 'ca.crt'),
+      cert: file(certs, 'n2.crt'),
+      key: file(certs, 'n2.key'),
+    });
+    t.equal(peerSide.serialNumber, before.serialNumber, 'on the peer port too');
+    const put = await api(0, '/v1/kv/tls/after-bad-file', { method: 'PUT', body: { value: 'ok' } });
+    t.equal(put.status, 200, 'and it takes writes');
   },
 );
