@@ -21,7 +21,7 @@ import {
   loadNodeTls,
   peerTlsEnabled,
 } from './server/tls-config.js';
-import { httpsServerOptions, serveReloads } from './tls/index.js';
+import { httpsServerOptions, logRefusedHandshakes, serveReloads } from './tls/index.js';
 
 export * from './client/index.js';
 export type { BackupHeader } from './server/backup.js';
@@ -115,7 +115,11 @@ export async function startNode(
         }
       : {}),
   });
-  if (clientTls) serveReloads(app.server as unknown as tls.Server, clientTls);
+  if (clientTls) {
+    const server = app.server as unknown as tls.Server;
+    serveReloads(server, clientTls);
+    logRefusedHandshakes(server, (obj, msg) => log.info(obj, msg), 'client');
+  }
   try {
     const { host, port } = parseHostPort(config.listenClient, '--listen-client');
     await app.listen({ host, port });

@@ -21,7 +21,13 @@ import {
   type Snapshot,
 } from '../raft/index.js';
 import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
-import { httpsServerOptions, serveReloads, type TlsMaterial, undiciConnect } from '../tls/index.js';
+import {
+  httpsServerOptions,
+  logRefusedHandshakes,
+  serveReloads,
+  type TlsMaterial,
+  undiciConnect,
+} from '../tls/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type BackupHeader, encodeBackup } from './backup.js';
 import { type NodeConfig, parseHostPort } from './config.js';
@@ -194,6 +200,7 @@ export class RaftKvNode {
       logger: {
         warn: (obj, msg) => log.debug(obj, msg),
         error: (obj, msg) => log.error(obj, msg),
+        notice: (obj, msg) => log.warn(obj, msg),
       },
     });
     this.forwarder = new Forwarder(
@@ -298,8 +305,17 @@ export class RaftKvNode {
         : Fastify(options)
     ) as FastifyInstance;
     // Rotation: handshakes after a reload use the new files; open peer streams keep going.
-    if (material)
-      this.unsubscribePeerTls = serveReloads(app.server as unknown as tls.Server, material);
+    if (material) {
+      const server = app.server as unknown as tls.Server;
+      const unsubscribe = [
+        serveReloads(server, material),
+        // A peer with a certificate of another CA (or none) is refused in the handshake: say so.
+        logRefusedHandshakes(server, (obj, msg) => this.log.warn(obj, msg), 'peer'),
+      ];
+      this.unsubscribePeerTls = () => {
+        for (const off of unsubscribe) off();
+      };
+    }
     await app.register(this.transport.routes);
     await app.register(
       forwardRoutes(this.clusterId, {

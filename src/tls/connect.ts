@@ -52,3 +52,19 @@ export function peerCertificateCommonName(socket: unknown): string | undefined {
   // Several CN attributes make the name ambiguous: no name rather than a guess.
   return typeof cn === 'string' && cn !== '' ? cn : undefined;
 }
+
+/**
+ * The code of the TLS failure behind `err` (looked for through up to four
+ * `cause`s): a certificate that did not verify, a hostname not in its SANs,
+ * an alert from the other side refusing ours. Undefined for anything else
+ * (refused, reset, timed out).
+ */
+export function tlsFailureCode(err: unknown): string | undefined {
+  let e = err as { code?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (typeof e.code === 'string' && /^ERR_SSL_|^ERR_TLS_|CERT|^UNABLE_TO_/.test(e.code))
+      return e.code;
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}

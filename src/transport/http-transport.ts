@@ -38,6 +38,7 @@ import {
   serveReloads,
   type TlsMaterial,
   tlsDialOptions,
+  tlsFailureCode,
   undiciConnect,
 } from '../tls/index.js';
 import { encodeBatch } from './codec.js';
@@ -65,6 +66,8 @@ const MIB = 1024 * 1024;
 export interface TransportLogger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+  /** What the operator must see: a TLS handshake with a peer failed (once per peer and reason). */
+  notice?(obj: object, msg: string): void;
 }
 
 const defaultLogger: TransportLogger = {
@@ -202,6 +205,8 @@ interface PeerLink {
   sending: boolean;
   /** A snapshot transfer is in flight. */
   sendingSnapshot: boolean;
+  /** The TLS failure last reported for this peer's dials (reported again only when it changes). */
+  tlsFailure: string | undefined;
 }
 
 const REDIAL_MIN_MS = 50;
@@ -347,6 +352,7 @@ export class HttpTransport {
       postOnlyUntilMs: 0,
       sending: false,
       sendingSnapshot: false,
+      tlsFailure: undefined,
     });
   }
 
@@ -653,13 +659,28 @@ export class HttpTransport {
         peer.dialing = false;
         if (this.closed || this.peers.get(peer.id) !== peer) return;
         this.logger.warn({ to: peer.id, err }, 'message stream not opened');
+        this.noticeTlsFailure(peer, err);
         this.streamFailed(peer);
       },
     );
   }
 
+  /** A dial that failed in the TLS handshake is a configuration error: say so, once per reason. */
+  private noticeTlsFailure(peer: PeerLink, err: unknown): void {
+    const code = tlsFailureCode(err);
+    if (code === undefined || peer.tlsFailure === code) return;
+    peer.tlsFailure = code;
+    const reason = (err as { cause?: { message?: string } }).cause?.message ?? String(err);
+    this.logger.notice?.(
+      { to: peer.id, url: peer.url, code, reason },
+      `TLS handshake with peer ${peer.id} at ${peer.url} failed (${code}): both nodes need ` +
+        'certificates from the same --peer-ca-file CA, with SANs for the addresses in the peer URLs',
+    );
+  }
+
   private attachStream(peer: PeerLink, stream: Socket): void {
     this.stats.streamsOpened++;
+    peer.tlsFailure = undefined;
     peer.stream = stream;
     peer.redialDelayMs = 0;
     stream.setNoDelay(true);

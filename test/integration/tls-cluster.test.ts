@@ -284,6 +284,17 @@ t.test(
       );
     }
 
+    // Each member tells its operator (the code depends on which side gave up first).
+    for (let i = 0; i < names.length; i++) {
+      const logged = await waitUntil(
+        `${names[i]} to log the failed handshake`,
+        async () => (/peer TLS handshake.* failed \(/.test(procs[i]!.stdout) ? true : undefined),
+        5_000,
+        100,
+      ).catch(() => false);
+      t.ok(logged, `${names[i]} logs the failed handshake for the operator`);
+    }
+
     const [joinClient, joinPeer, fakeClient, fakePeer] = await Promise.all(
       [0, 1, 2, 3].map(() => freePort()),
     );

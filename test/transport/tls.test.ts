@@ -34,6 +34,7 @@ interface Peer {
   received: Message[];
   unreachable: string[];
   snapshots: [string, boolean][];
+  notices: string[];
 }
 
 async function peer(id: string, certDir: string, caFile: string): Promise<Peer> {
@@ -41,14 +42,14 @@ async function peer(id: string, certDir: string, caFile: string): Promise<Peer> 
     { certFile: join(certDir, `${id}.crt`), keyFile: join(certDir, `${id}.key`), caFile },
     { label: 'peer', watch: false },
   );
-  const p = { received: [], unreachable: [], snapshots: [] } as unknown as Peer;
+  const p = { received: [], unreachable: [], snapshots: [], notices: [] } as unknown as Peer;
   p.transport = new HttpTransport({
     nodeId: id,
     clusterId: CLUSTER,
     onMessage: (m) => p.received.push(m),
     onUnreachable: (to) => p.unreachable.push(to),
     onSnapshotStatus: (to, ok) => p.snapshots.push([to, ok]),
-    logger: { warn: () => {}, error: () => {} },
+    logger: { warn: () => {}, error: () => {}, notice: (_obj, msg) => p.notices.push(msg) },
     connectTimeoutMs: 2000,
     tls: material,
   });
@@ -80,6 +81,7 @@ const snap = (from: string, to: string) =>
 
 t.test('members of one CA exchange messages and snapshots over https', async (t) => {
   t.match(m1.url, /^https:\/\//, 'a TLS transport listens on https://');
+  t.same(m1.notices, [], 'no TLS trouble between members');
   m1.transport.send([message({ type: 'heartbeat', from: 'm1', to: 'm2', term: 1 })]);
   await waitFor(() => m2.received.length === 1, 5000, 'the heartbeat to arrive');
   m1.transport.send([snap('m1', 'm2')]);
@@ -110,4 +112,9 @@ t.test('a member refuses to talk to a server whose certificate another CA signed
   t.same(x.received, [], 'nothing from the member reached the outsider');
   t.same(m1.snapshots.at(-1), ['x', false], 'the snapshot to the outsider failed');
   t.ok(m1.unreachable.includes('x'), 'the member reports the outsider unreachable');
+  t.equal(m1.notices.length, 1, 'the member says so once');
+  t.match(
+    m1.notices[0],
+    /TLS handshake with peer x at https:\/\/127\.0\.0\.1:\d+ failed \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/,
+  );
 });
