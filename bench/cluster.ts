@@ -8,15 +8,32 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { accessSync, constants, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
-import { request } from 'undici';
+import { type Dispatcher, request } from 'undici';
+import {
+  type ClientSecurity,
+  connectOptions,
+  makeJwtKeys,
+  setupDispatcher,
+  setupEtcdAuth,
+  setupRaftkvAuth,
+  type TlsFiles,
+} from './security.js';
 
 export type System = 'raftkv' | 'etcd';
+
+/** How a cluster is secured: TLS on client and peer ports (`tls` set), authentication on. */
+export interface ClusterSecurity {
+  tls?: TlsFiles;
+  auth: boolean;
+}
 
 export interface Cluster {
   system: System;
   version: string;
-  /** Client base URLs, `http://127.0.0.1:P`, one per member. */
+  /** Client base URLs, `http://127.0.0.1:P` (`https://` with TLS), one per member. */
   endpoints: string[];
+  /** What a client needs in this mode: the CA to trust, the credentials to present. */
+  client: ClientSecurity;
   pids: number[];
   /** Log file per member (stdout and stderr). */
   logs: string[];
@@ -63,9 +80,14 @@ function watchDeaths(procs: ChildProcess[], names: string[]): () => string | und
   return () => reason;
 }
 
-async function getJson(url: string, method: 'GET' | 'POST' = 'GET'): Promise<unknown> {
+async function getJson(
+  url: string,
+  method: 'GET' | 'POST' = 'GET',
+  dispatcher?: Dispatcher,
+): Promise<unknown> {
   const res = await request(url, {
     method,
+    ...(dispatcher ? { dispatcher } : {}),
     ...(method === 'POST' ? { body: '{}' } : {}),
     headersTimeout: 2_000,
     bodyTimeout: 2_000,
@@ -107,12 +129,29 @@ function buildServer(): string {
 }
 
 /** `nodeArgs` go to each member's node (e.g. `--cpu-prof`). */
-export async function startRaftkv(baseDir: string, nodeArgs: string[] = []): Promise<Cluster> {
+export async function startRaftkv(
+  baseDir: string,
+  nodeArgs: string[] = [],
+  security: ClusterSecurity = { auth: false },
+): Promise<Cluster> {
   const entry = buildServer();
   const names = ['n1', 'n2', 'n3'];
   const clientPorts = [await freePort(), await freePort(), await freePort()];
   const peerPorts = [await freePort(), await freePort(), await freePort()];
-  const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${peerPorts[i]}`).join(',');
+  const { tls } = security;
+  const scheme = tls ? 'https' : 'http';
+  const initialCluster = names
+    .map((n, i) => `${n}=${scheme}://127.0.0.1:${peerPorts[i]}`)
+    .join(',');
+  // Client port: HTTPS with the node certificate (clients are not asked for one); peer port:
+  // mutual TLS against the CA.
+  const tlsArgs = tls
+    ? [
+        ...['--client-cert-file', tls.certFile, '--client-key-file', tls.keyFile],
+        ...['--peer-cert-file', tls.certFile, '--peer-key-file', tls.keyFile],
+        ...['--peer-ca-file', tls.caFile],
+      ]
+    : [];
   const dir = join(baseDir, 'raftkv');
   mkdirSync(dir, { recursive: true });
   const logs = names.map((n) => join(dir, `${n}.log`));
@@ -134,15 +173,19 @@ export async function startRaftkv(baseDir: string, nodeArgs: string[] = []): Pro
         initialCluster,
         '--log-level',
         'warn',
+        ...tlsArgs,
       ],
       logs[i]!,
     ),
   );
   const deadReason = watchDeaths(procs, names);
-  const endpoints = clientPorts.map((p) => `http://127.0.0.1:${p}`);
+  const endpoints = clientPorts.map((p) => `${scheme}://127.0.0.1:${p}`);
+  const dispatcher = setupDispatcher(tls);
   let version = 'unknown';
   await waitUntil('raftkv', deadReason, async () => {
-    const all = (await Promise.all(endpoints.map((e) => getJson(`${e}/v1/status`)))) as Array<{
+    const all = (await Promise.all(
+      endpoints.map((e) => getJson(`${e}/v1/status`, 'GET', dispatcher)),
+    )) as Array<{
       role: string;
       leader: string | null;
       version?: string;
@@ -155,7 +198,20 @@ export async function startRaftkv(baseDir: string, nodeArgs: string[] = []): Pro
       all.some((s) => s.role === 'leader')
     );
   });
-  return { system: 'raftkv', version, endpoints, pids: procs.map((p) => p.pid!), logs, deadReason };
+  const client: ClientSecurity = {};
+  const connect = connectOptions(tls);
+  if (connect) client.connect = connect;
+  if (security.auth) client.credentials = await setupRaftkvAuth(endpoints, dispatcher);
+  await dispatcher?.close();
+  return {
+    system: 'raftkv',
+    version,
+    endpoints,
+    client,
+    pids: procs.map((p) => p.pid!),
+    logs,
+    deadReason,
+  };
 }
 
 /** The path of an `etcd` binary on PATH, or undefined. The harness never installs one. */
@@ -170,15 +226,46 @@ export function findEtcd(): string | undefined {
   return undefined;
 }
 
-export async function startEtcd(bin: string, baseDir: string): Promise<Cluster> {
+/** etcd's auth token kinds: `simple` (its default) or `jwt` (signed, RS256 here). */
+export type EtcdToken = 'simple' | 'jwt';
+/** Token lifetime given to etcd (simple: since last use; jwt: since issue), in seconds. */
+const etcdTokenTtlSeconds = 300;
+
+export async function startEtcd(
+  bin: string,
+  baseDir: string,
+  security: ClusterSecurity = { auth: false },
+  tokenKind: EtcdToken = 'simple',
+): Promise<Cluster> {
   const names = ['e1', 'e2', 'e3'];
   const clientPorts = [await freePort(), await freePort(), await freePort()];
   const peerPorts = [await freePort(), await freePort(), await freePort()];
-  const peerUrl = (i: number) => `http://127.0.0.1:${peerPorts[i]}`;
-  const clientUrl = (i: number) => `http://127.0.0.1:${clientPorts[i]}`;
+  const { tls } = security;
+  const scheme = tls ? 'https' : 'http';
+  const peerUrl = (i: number) => `${scheme}://127.0.0.1:${peerPorts[i]}`;
+  const clientUrl = (i: number) => `${scheme}://127.0.0.1:${clientPorts[i]}`;
   const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
   const dir = join(baseDir, 'etcd');
   mkdirSync(dir, { recursive: true });
+  // As raftkv: HTTPS on the client port without client certificates (etcd's
+  // --client-cert-auth is optional, and off here as on raftkv), mutual TLS between peers.
+  const secureArgs = tls
+    ? [
+        ...['--cert-file', tls.certFile, '--key-file', tls.keyFile],
+        ...['--peer-cert-file', tls.certFile, '--peer-key-file', tls.keyFile],
+        ...['--peer-trusted-ca-file', tls.caFile, '--peer-client-cert-auth'],
+      ]
+    : [];
+  if (security.auth && tokenKind === 'jwt') {
+    const keys = makeJwtKeys(dir);
+    const ttl = `${etcdTokenTtlSeconds}s`;
+    secureArgs.push(
+      '--auth-token',
+      `jwt,pub-key=${keys.pub},priv-key=${keys.priv},sign-method=RS256,ttl=${ttl}`,
+    );
+  } else if (security.auth) {
+    secureArgs.push('--auth-token', 'simple', '--auth-token-ttl', String(etcdTokenTtlSeconds));
+  }
   const logs = names.map((n) => join(dir, `${n}.log`));
   const token = `bench-${process.pid}-${Date.now()}`;
   const procs = names.map((name, i) =>
@@ -207,24 +294,33 @@ export async function startEtcd(bin: string, baseDir: string): Promise<Cluster> 
         'zap',
         '--log-level',
         'warn',
+        ...secureArgs,
       ],
       logs[i]!,
     ),
   );
   const deadReason = watchDeaths(procs, names);
   const endpoints = names.map((_, i) => clientUrl(i));
+  const dispatcher = setupDispatcher(tls);
   await waitUntil('etcd', deadReason, async () => {
     const all = (await Promise.all(
-      endpoints.map((e) => getJson(`${e}/v3/maintenance/status`, 'POST')),
+      endpoints.map((e) => getJson(`${e}/v3/maintenance/status`, 'POST', dispatcher)),
     )) as Array<{ leader?: string }>;
     const leader = all[0]?.leader;
     return leader !== undefined && leader !== '0' && all.every((s) => s.leader === leader);
   });
   const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).split('\n')[0] ?? '';
+  const client: ClientSecurity = {};
+  const connect = connectOptions(tls);
+  if (connect) client.connect = connect;
+  if (security.auth)
+    client.credentials = await setupEtcdAuth(endpoints, dispatcher, etcdTokenTtlSeconds);
+  await dispatcher?.close();
   return {
     system: 'etcd',
     version: version.replace(/^etcd Version:\s*/, ''),
     endpoints,
+    client,
     pids: procs.map((p) => p.pid!),
     logs,
     deadReason,

@@ -9,6 +9,7 @@ import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { build, type Histogram } from 'hdr-histogram-js';
 import { Pool } from 'undici';
+import type { ClientSecurity } from './security.js';
 
 /** One HTTP request; the path starts with `/`. */
 export interface Op {
@@ -87,7 +88,12 @@ function networkLabel(err: unknown): string {
   return e.code ?? e.name ?? 'error';
 }
 
-function makePools(endpoints: string[], connections: number, timeoutMs: number): Pool[] {
+function makePools(
+  endpoints: string[],
+  connections: number,
+  timeoutMs: number,
+  security: ClientSecurity,
+): Pool[] {
   return endpoints.map(
     (e) =>
       new Pool(e, {
@@ -96,8 +102,42 @@ function makePools(endpoints: string[], connections: number, timeoutMs: number):
         keepAliveTimeout: 60_000,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
+        ...(security.connect ? { connect: security.connect } : {}),
       }),
   );
+}
+
+/** The headers of one request: JSON when it has a body, the credentials when auth is on. */
+function headersFor(op: Op, authorization: string | undefined): Record<string, string> | undefined {
+  if (authorization === undefined) return op.body !== undefined ? jsonHeaders : undefined;
+  return op.body !== undefined ? { ...jsonHeaders, authorization } : { authorization };
+}
+
+/**
+ * Sends `op` with the current credentials; on a 401 (expired or replaced token) renews them
+ * and sends it once more, as a client library does. Without credentials: one plain request.
+ */
+async function send(pool: Pool, op: Op, security: ClientSecurity) {
+  const { credentials } = security;
+  if (!credentials) {
+    return pool.request({
+      method: op.method,
+      path: op.path,
+      ...(op.body !== undefined ? { body: op.body, headers: jsonHeaders } : {}),
+    });
+  }
+  for (let attempt = 0; ; attempt++) {
+    const authorization = credentials.header;
+    const res = await pool.request({
+      method: op.method,
+      path: op.path,
+      headers: headersFor(op, authorization),
+      ...(op.body !== undefined ? { body: op.body } : {}),
+    });
+    if (res.statusCode !== 401 || attempt > 0) return res;
+    await res.body.dump();
+    await credentials.renew(authorization);
+  }
 }
 
 const maxWritesInFlight = 32;
@@ -111,9 +151,10 @@ export async function runClosedLoop(
   endpoints: string[],
   workload: Workload,
   opts: LoadOptions,
+  security: ClientSecurity = {},
 ): Promise<LoadResult> {
   // Enough connections per endpoint that the client never queues (requests rotate over endpoints).
-  const pools = makePools(endpoints, opts.concurrency, opts.requestTimeoutMs);
+  const pools = makePools(endpoints, opts.concurrency, opts.requestTimeoutMs, security);
   const hist = newHistogram();
   const errors = new Map<string, number>();
   const start = performance.now();
@@ -134,11 +175,7 @@ export async function runClosedLoop(
       const pool = pools[rotation++ % pools.length]!;
       let label: string | undefined;
       try {
-        const res = await pool.request({
-          method: op.method,
-          path: op.path,
-          ...(op.body !== undefined ? { body: op.body, headers: jsonHeaders } : {}),
-        });
+        const res = await send(pool, op, security);
         if (res.statusCode >= 200 && res.statusCode < 300) {
           if (workload.check) label = workload.check(w, op, await res.body.text());
           else await res.body.dump();
@@ -201,9 +238,10 @@ export async function runWatchFanout(
   api: WatchApi,
   prefix: string,
   opts: FanoutOptions,
+  security: ClientSecurity = {},
 ): Promise<LoadResult> {
-  const streamPools = makePools(endpoints, opts.watchers, opts.requestTimeoutMs);
-  const writePools = makePools(endpoints, maxWritesInFlight, opts.requestTimeoutMs);
+  const streamPools = makePools(endpoints, opts.watchers, opts.requestTimeoutMs, security);
+  const writePools = makePools(endpoints, maxWritesInFlight, opts.requestTimeoutMs, security);
   const abort = new AbortController();
   setMaxListeners(0, abort.signal); // one listener per watch request
   const hist = newHistogram();
@@ -223,12 +261,16 @@ export async function runWatchFanout(
         live({ stream });
       };
       const stream = (async () => {
+        const authorization = security.credentials?.header;
         const res = await pool.request({
           method: op.method,
           path: op.path,
           signal: abort.signal,
           bodyTimeout: 0,
-          ...(op.body !== undefined ? { body: op.body, headers: jsonHeaders } : {}),
+          ...(op.body !== undefined ? { body: op.body } : {}),
+          ...(op.body !== undefined || authorization !== undefined
+            ? { headers: headersFor(op, authorization) }
+            : {}),
         });
         if (res.statusCode !== 200)
           throw new Error(`watch: ${errorLabel(res.statusCode, await res.body.text())}`);
@@ -270,11 +312,12 @@ export async function runWatchFanout(
     const write = async (i: number) => {
       const op = api.put(`${prefix}${i % 100}`);
       try {
+        const authorization = security.credentials?.header;
         const res = await writePools[i % writePools.length]!.request({
           method: op.method,
           path: op.path,
           body: op.body ?? null,
-          headers: jsonHeaders,
+          headers: authorization === undefined ? jsonHeaders : { ...jsonHeaders, authorization },
         });
         const body = await res.body.text();
         if (res.statusCode >= 200 && res.statusCode < 300) {

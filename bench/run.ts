@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--quick] [--only put-64,lget,...] [--seconds N] [--max-ops N] [--no-etcd]
- *                    [--cpu-prof]
+ *                    [--cpu-prof] [--tls] [--auth] [--etcd-auth-token simple|jwt]
  *
  * Starts a fresh 3-node raftkv cluster (real processes, free ports on 127.0.0.1, temp data dirs)
  * and, when an `etcd` binary is on PATH (Debian: `apt-get install etcd-server`; this harness
@@ -11,6 +11,13 @@
  * only so many — and raftkv/etcd ratios) and writes it as JSON to bench/results/<timestamp>.json.
  * Everything it started is stopped at the end, on errors and on Ctrl-C. `--cpu-prof` runs the
  * raftkv members under node's --cpu-prof and keeps the temp dir: profiles are in <tmp>/profiles.
+ *
+ * Secure cells, for both systems alike (see security.ts): `--tls` serves the client port over
+ * HTTPS and runs peer traffic over mutual TLS (one CA and node certificate made by raftkv's
+ * certs code); `--auth` creates root, a role with readwrite on bench/ and a user with it,
+ * enables authentication and sends the user's token on every request (etcd's token kind:
+ * `--etcd-auth-token`, `simple` by default as in etcd, or `jwt` signed RS256). Each row and the
+ * JSON say which mode ran ('plain', 'tls', 'auth', 'tls+auth').
  *
  * Cells (`--only` takes ids or workload names):
  *   put-1/16/64/256   PUT of a 256-byte value to one of 10k keys, uniformly at random
@@ -33,6 +40,8 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import {
   type Cluster,
+  type ClusterSecurity,
+  type EtcdToken,
   findEtcd,
   killAllNow,
   logTail,
@@ -44,6 +53,7 @@ import {
   stopAll,
 } from './cluster.js';
 import { type LoadOptions, type LoadResult, runClosedLoop, runWatchFanout } from './load.js';
+import { makeCerts, modeName, type SecurityMode } from './security.js';
 import {
   type Api,
   apis,
@@ -68,7 +78,7 @@ const closed =
   (make: (api: Api, tag: string) => Parameters<typeof runClosedLoop>[1]) =>
   (id: string) =>
   (cluster: Cluster, api: Api, opts: LoadOptions) =>
-    runClosedLoop(cluster.endpoints, make(api, id), opts);
+    runClosedLoop(cluster.endpoints, make(api, id), opts, cluster.client);
 
 function cell(
   workload: string,
@@ -86,13 +96,19 @@ const sget = closed((api) => getWorkload(api, true));
 const cas = closed((api, tag) => casWorkload(api, tag));
 const mix = closed((api) => mixWorkload(api));
 const watch = (id: string) => (cluster: Cluster, api: Api, opts: LoadOptions) =>
-  runWatchFanout(cluster.endpoints, api, `bench/w/${id}/`, {
-    watchers: 100,
-    seconds: opts.seconds,
-    maxOps: opts.maxOps,
-    putsPerSec: 100,
-    requestTimeoutMs: opts.requestTimeoutMs,
-  });
+  runWatchFanout(
+    cluster.endpoints,
+    api,
+    `bench/w/${id}/`,
+    {
+      watchers: 100,
+      seconds: opts.seconds,
+      maxOps: opts.maxOps,
+      putsPerSec: 100,
+      requestTimeoutMs: opts.requestTimeoutMs,
+    },
+    cluster.client,
+  );
 
 const allCells: Cell[] = [
   ...[1, 16, 64, 256].map((c) => cell('put', c, false, put)),
@@ -108,6 +124,8 @@ interface Row {
   workload: string;
   concurrency: number;
   system: System;
+  /** 'plain', 'tls', 'auth' or 'tls+auth': how both systems were secured. */
+  mode: string;
   opsPerSec: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
@@ -131,8 +149,16 @@ const { values: args } = parseArgs({
     'max-ops': { type: 'string' },
     'no-etcd': { type: 'boolean', default: false },
     'cpu-prof': { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
+    auth: { type: 'boolean', default: false },
+    'etcd-auth-token': { type: 'string', default: 'simple' },
   },
 });
+const security: SecurityMode = { tls: args.tls, auth: args.auth };
+const mode = modeName(security);
+const etcdToken = args['etcd-auth-token'] as EtcdToken;
+if (etcdToken !== 'simple' && etcdToken !== 'jwt')
+  throw new Error('--etcd-auth-token must be simple or jwt');
 const seconds = Number(args.seconds ?? (args.quick ? 3 : 15));
 const maxOps = Number(args['max-ops'] ?? 1_000_000);
 if (!(seconds > 0) || !(maxOps > 0)) throw new Error('--seconds and --max-ops must be positive');
@@ -217,6 +243,7 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
     workload: c.workload,
     concurrency: c.concurrency,
     system: cluster.system,
+    mode,
   };
   const empty = {
     serverCpuPct: null,
@@ -269,13 +296,18 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
 
 async function preload(cluster: Cluster): Promise<void> {
   const t0 = Date.now();
-  const r = await runClosedLoop(cluster.endpoints, preloadWorkload(apis[cluster.system]), {
-    concurrency: 64,
-    seconds: 300,
-    warmupSeconds: 0,
-    maxOps: keyCount,
-    requestTimeoutMs: 10_000,
-  });
+  const r = await runClosedLoop(
+    cluster.endpoints,
+    preloadWorkload(apis[cluster.system]),
+    {
+      concurrency: 64,
+      seconds: 300,
+      warmupSeconds: 0,
+      maxOps: keyCount,
+      requestTimeoutMs: 10_000,
+    },
+    cluster.client,
+  );
   const errs = Object.keys(r.errors).length ? ` errors ${JSON.stringify(r.errors)}` : '';
   console.error(
     `  preload    ${cluster.system.padEnd(6)} ${r.ops} keys in ${Date.now() - t0} ms${errs}`,
@@ -333,6 +365,17 @@ function table(rows: Row[], withEtcd: boolean): string {
   return [...text, ...notes.map((n) => `  ${n}`)].join('\n');
 }
 
+/** What the secure mode means, in a line for the report. */
+function describeMode(): string {
+  const parts: string[] = [];
+  if (security.tls) parts.push('client HTTPS (no client certificates), peer mutual TLS');
+  if (security.auth)
+    parts.push(
+      `auth on, token on every request (raftkv: its signed token; etcd: ${etcdToken} token)`,
+    );
+  return parts.length ? parts.join('; ') : 'plain HTTP, auth off';
+}
+
 async function main(): Promise<void> {
   const etcdBin = args['no-etcd'] ? undefined : findEtcd();
   if (args['no-etcd']) console.error('etcd: skipped (--no-etcd)');
@@ -344,8 +387,11 @@ async function main(): Promise<void> {
 
   const profileDir = join(baseDir, 'profiles');
   const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-  clusters.push(await startRaftkv(baseDir, nodeArgs));
-  if (etcdBin) clusters.push(await startEtcd(etcdBin, baseDir));
+  const clusterSecurity: ClusterSecurity = { auth: security.auth };
+  if (security.tls) clusterSecurity.tls = await makeCerts(join(baseDir, 'certs'));
+  if (mode !== 'plain') console.error(`security: ${describeMode()}`);
+  clusters.push(await startRaftkv(baseDir, nodeArgs, clusterSecurity));
+  if (etcdBin) clusters.push(await startEtcd(etcdBin, baseDir, clusterSecurity, etcdToken));
   for (const c of clusters)
     console.error(`${c.system} ${c.version}: ${c.endpoints.join(' ')} (pids ${c.pids.join(' ')})`);
 
@@ -391,6 +437,7 @@ async function main(): Promise<void> {
   console.log(
     `${seconds} s per cell; 1-min load average ${loadAtStart} at start, ${load1()} at end`,
   );
+  if (mode !== 'plain') console.log(`security: ${mode} — ${describeMode()}`);
   if (etcdBin)
     console.log('ratios are raftkv/etcd (ops/s: higher is better; p99: lower is better)');
   console.log(`\n${table(rows, etcdBin !== undefined)}`);
@@ -404,7 +451,21 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${date.replace(/[:.]/g, '-')}.json`);
   const systems = clusters.map((c) => ({ system: c.system, version: c.version }));
-  const options = { quick: args.quick, seconds, maxOps, cells: cells.map((c) => c.id) };
+  const options = {
+    quick: args.quick,
+    seconds,
+    maxOps,
+    cells: cells.map((c) => c.id),
+    mode,
+    security: {
+      ...security,
+      ...(security.auth && etcdBin ? { etcdAuthToken: etcdToken } : {}),
+      description: describeMode(),
+    },
+    tokenRenewals: Object.fromEntries(
+      clusters.map((c) => [c.system, c.client.credentials?.renewals ?? 0]),
+    ),
+  };
   const report = { date, machine, loadAverage, systems, options, rows, vmHwmMb: hwm };
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`results: ${relative(process.cwd(), file)}`);
