@@ -7,10 +7,10 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
+import { kvctlBundle } from '../support/kvctl-bundle.js';
 import { type FakeServer, makeCerts, type Recorded, startFake } from './auth-fake.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const kvctlPath = join(root, 'cmd', 'kvctl.ts');
 
 /** Without tap's instrumentation (see kvctl.test.ts), and without the caller's KVCTL_* settings. */
 const baseEnv = Object.fromEntries(
@@ -28,7 +28,7 @@ interface Run {
 /** Runs kvctl to completion, feeding `stdin` (a pipe, never a terminal). */
 function kvctl(args: string[], env: Record<string, string> = {}, stdin = ''): Promise<Run> {
   return new Promise<Run>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', kvctlPath, ...args], {
+    const child = spawn(process.execPath, [kvctlBundle(), ...args], {
       cwd: root,
       env: { ...baseEnv, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -370,7 +370,7 @@ t.test('--cacert, --cert, --key over HTTPS with a client certificate', async (t)
 
 t.test('--user NAME on a terminal: asks for the password without echoing it', async (t) => {
   // `script` gives kvctl a pseudo-terminal; we type once the prompt is there.
-  const command = `${process.execPath} --import tsx cmd/kvctl.ts --user root get k -o json`;
+  const command = `${process.execPath} ${kvctlBundle()} --user root get k -o json`;
   const child = spawn('script', ['-qec', command, '/dev/null'], {
     cwd: root,
     env: { ...baseEnv, KVCTL_ENDPOINTS: fake.url },

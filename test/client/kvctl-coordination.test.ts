@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Client } from '../../src/client/index.js';
 import { startCluster } from '../integration/helpers.js';
+import { kvctlBundle } from '../support/kvctl-bundle.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const kvctlPath = join(root, 'cmd', 'kvctl.ts');
 
 /** Without tap's NODE_OPTIONS / coverage, which would make each start much slower. */
 const baseEnv = Object.fromEntries(
@@ -35,7 +35,7 @@ interface Proc {
 
 /** Starts kvctl; it is SIGKILLed after `killAfterMs` whatever happens. */
 function start(args: string[], killAfterMs = 30_000): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', kvctlPath, ...args], {
+  const child = spawn(process.execPath, [kvctlBundle(), ...args], {
     cwd: root,
     env: { ...baseEnv, KVCTL_ENDPOINTS: endpoints },
     stdio: ['ignore', 'pipe', 'pipe'],

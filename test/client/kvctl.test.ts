@@ -12,9 +12,9 @@ import t from 'tap';
 import { Client } from '../../src/client/index.js';
 import { decodeBackup } from '../../src/server/backup.js';
 import { startCluster } from '../integration/helpers.js';
+import { kvctlBundle } from '../support/kvctl-bundle.js';
 
 const root = join(import.meta.dirname, '..', '..');
-const kvctlPath = join(root, 'cmd', 'kvctl.ts');
 
 interface Run {
   code: number | null;
@@ -39,7 +39,7 @@ const baseEnv = Object.fromEntries(
 );
 
 function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', kvctlPath, ...args], {
+  const child = spawn(process.execPath, [kvctlBundle(), ...args], {
     cwd: root,
     env: { ...baseEnv, KVCTL_ENDPOINTS: endpoints, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { kvctlBundle } from '../support/kvctl-bundle.js';
 import { freePort } from './helpers.js';
 import { type NodeStatus, status, waitUntil } from './http-ops.js';
 import {
@@ -26,7 +27,6 @@ import {
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RAFTKV_CMD = join(REPO_ROOT, 'cmd', 'raftkv.ts');
-const KVCTL_CMD = join(REPO_ROOT, 'cmd', 'kvctl.ts');
 /** Absolute, so a child started in another cwd still finds tsx. */
 const TSX_LOADER = import.meta.resolve('tsx');
 const OUTPUT_KEEP_BYTES = 64 * 1024;
@@ -59,7 +59,9 @@ export class RaftkvProcess {
   ) {
     this.group = options.group ?? false;
     const script = options.script ?? RAFTKV_CMD;
-    this.child = spawn(process.execPath, ['--import', TSX_LOADER, script, ...args], {
+    // A bundled script (.mjs) runs on plain node; TypeScript sources under the tsx loader.
+    const loader = script.endsWith('.mjs') ? [] : ['--import', TSX_LOADER];
+    this.child = spawn(process.execPath, [...loader, script, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
       env: options.env ?? cleanEnv(),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -147,7 +149,7 @@ export class RaftkvProcess {
  */
 export function startKvctl(endpoints: string[], args: string[]): RaftkvProcess {
   const env = { ...cleanEnv({ coverage: false }), KVCTL_ENDPOINTS: endpoints.join(',') };
-  return new RaftkvProcess(args, { script: KVCTL_CMD, env, group: true });
+  return new RaftkvProcess(args, { script: kvctlBundle(), env, group: true });
 }
 
 /** `promise`'s value, or undefined after `timeoutMs`; the timer never outlives the race. */
