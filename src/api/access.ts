@@ -41,11 +41,6 @@ declare module 'fastify' {
   }
 }
 
-/** The verified client certificate's Common Name (mutual TLS), used as the user name. */
-export function certificateUserName(req: FastifyRequest): string | undefined {
-  return peerCertificateCommonName(req.raw.socket);
-}
-
 /** Installs the access hooks on `app` (before any route is added). */
 export function installAccessControl(app: FastifyInstance, service: ApiService): void {
   app.decorateRequest('principal', null as unknown as Principal);
@@ -67,7 +62,8 @@ export function installAccessControl(app: FastifyInstance, service: ApiService):
       return done();
     }
     const authorization = req.headers.authorization;
-    service.authenticate(authorization, certificateUserName(req)).then(
+    // With --client-ca-file, a verified client certificate's Common Name names the user.
+    service.authenticate(authorization, peerCertificateCommonName(req.raw.socket)).then(
       (principal) => {
         req.principal = principal;
         done();

@@ -1,7 +1,6 @@
 import { createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { AccessNeed, AuthUser } from '../kv/auth.js';
-import { ROOT_ROLE } from '../kv/auth.js';
 
 const scryptAsync = promisify(scrypt) as (
   password: string | Buffer,
@@ -130,14 +129,6 @@ export class Authenticator {
     this.tokenTtlMs = options.tokenTtlSeconds * 1000;
     this.basicCacheMs = options.basicCacheMs ?? 30_000;
     this.failuresBeforeThrottle = options.failuresBeforeThrottle ?? 5;
-  }
-
-  get enabled(): boolean {
-    return this.state().enabled;
-  }
-
-  get tokenTtlSeconds(): number {
-    return this.tokenTtlMs / 1000;
   }
 
   /**
@@ -299,5 +290,3 @@ export function permits(state: AuthStateView, principal: Principal, need: Access
   if (principal.root || principal.user === undefined) return true;
   return state.permits(principal.user, need);
 }
-
-export { ROOT_ROLE };
