@@ -7,7 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { restoreNode, startNode } from '../src/index.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
+import { UpgradeNeededError } from '../src/server/cluster-version.js';
 import { ServerError } from '../src/server/errors.js';
+import { EXIT_UPGRADE_NEEDED } from '../src/server/exit-codes.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
@@ -371,7 +373,14 @@ process.on('SIGHUP', () => reloadTls?.());
 
 try {
   const started = await startNode(config);
-  started.node.onFatal(() => process.exit(1));
+  started.node.onFatal((err) => {
+    // The node logged why; an upgrade is the operator's to do, so say it on stderr too.
+    if (err instanceof UpgradeNeededError) {
+      console.error(`raftkv: ${err.message}`);
+      process.exit(EXIT_UPGRADE_NEEDED);
+    }
+    process.exit(1);
+  });
   console.log(
     `raftkv ${VERSION}: member ${config.name} serving clients on ${started.clientUrl}, peers on ${started.peerUrl}`,
   );

@@ -12,6 +12,7 @@ import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
 import { lockRoutes } from './routes/locks.js';
 import { registryRoutes } from './routes/registry.js';
+import { syncRoutes } from './routes/sync.js';
 import { watchRoutes } from './routes/watch.js';
 import type { ApiService } from './service.js';
 
@@ -99,6 +100,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(lockRoutes(service));
   app.register(electionRoutes(service));
   app.register(clusterRoutes(service));
+  app.register(syncRoutes(service));
   return app;
 }
 

@@ -40,6 +40,12 @@ export const statusOfCode = {
   no_leader_elected: 404,
   /** A guard (prevRevision, prevValue, registry holder) was false; body carries kv and revision. */
   compare_failed: 409,
+  /**
+   * A command the cluster version does not have yet (a member still runs an
+   * older raftkv): never proposed. Retrying helps only after every member is
+   * upgraded (an addition to API.md's 409 codes).
+   */
+  cluster_version_too_old: 409,
   /** A registry name held by another lease. */
   name_taken: 409,
   /** A lock not acquired within the caller's wait. */

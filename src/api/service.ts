@@ -33,6 +33,9 @@ export interface ApiService {
     opts: WriteOptions,
   ): Promise<{ ok: true; revision: number; compactRevision: number } | ErrorResult>;
 
+  /** POST /v1/sync: a no-op through the log (raftkv 0.2.0; refused below that cluster version). */
+  sync(opts: WriteOptions): Promise<{ ok: true; revision: number } | ErrorResult>;
+
   get(
     key: string,
     opts: ReadOptions,
@@ -243,7 +246,10 @@ export interface StatusView {
   compactRevision: number;
   members: number;
   dbSizeBytes: number;
+  /** This member's raftkv version. */
   version: string;
+  /** The lowest of the members' versions: what the cluster may use (an addition to API.md). */
+  clusterVersion: string;
 }
 
 export interface MemberView {
@@ -251,6 +257,8 @@ export interface MemberView {
   name: string;
   peerUrls: string[];
   clientUrls: string[];
+  /** The version the member published; null until it has (an addition to API.md). */
+  version: string | null;
   role: 'voter' | 'learner';
 }
 

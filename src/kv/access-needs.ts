@@ -69,6 +69,7 @@ export function accessNeedsOf(cmd: Command): AccessNeed[] | 'root' | 'none' {
     case 'leaseKeepAlive':
     case 'leaseRevoke':
     case 'leaseCheckpoint':
+    case 'sync':
       return 'none';
     default:
       return 'root';

@@ -11,24 +11,44 @@ import { isWellFormed, utf8Decode } from './text.js';
 
 export type DecodeResult =
   | { readonly ok: true; readonly envelope: CommandEnvelope }
-  | { readonly ok: false; readonly error: string };
+  | {
+      readonly ok: false;
+      readonly error: string;
+      /**
+       * True when the entry is well-formed but from a newer raftkv: an envelope
+       * version above 1, or a command type this build does not know. Such an
+       * entry must never be applied as a no-op (the newer members apply it, so
+       * this one would diverge): the server stops and asks for an upgrade.
+       * False for garbage (a bug or corruption), which applies as invalid_request.
+       */
+      readonly newer: boolean;
+    };
 
 /** Raised inside the decoder only; decodeCommand turns it into a returned error. */
 class Malformed extends Error {}
 
+/** An entry this build is too old for (see DecodeResult.newer). */
+class Newer extends Error {}
+
 /**
  * Parses and structurally validates a command entry. Never throws: garbage
- * bytes (a bug, a corrupt entry, a newer format) become an error that the
- * state machine applies as a deterministic invalid_request no-op. Size limits
- * are configuration, so the state machine checks them, not this.
+ * bytes (a bug, a corrupt entry) become an error that the state machine
+ * applies as a deterministic invalid_request no-op; an entry of a newer
+ * format or command type comes back with `newer` set. Size limits are
+ * configuration, so the state machine checks them, not this.
+ *
+ * `understood` narrows the command types this build accepts to those its
+ * version has (src/server/cluster-version.ts); a type outside it is newer even
+ * if this decoder can parse it. Without it every type below is understood.
  */
-export function decodeCommand(bytes: Uint8Array): DecodeResult {
+export function decodeCommand(bytes: Uint8Array, understood?: ReadonlySet<string>): DecodeResult {
   try {
-    return { ok: true, envelope: parseEnvelope(JSON.parse(utf8Decode(bytes))) };
+    return { ok: true, envelope: parseEnvelope(JSON.parse(utf8Decode(bytes)), understood) };
   } catch (error) {
-    if (error instanceof Malformed) return { ok: false, error: error.message };
+    if (error instanceof Newer) return { ok: false, error: error.message, newer: true };
+    if (error instanceof Malformed) return { ok: false, error: error.message, newer: false };
     // TextDecoder (bad UTF-8) and JSON.parse (bad JSON) report their own errors.
-    return { ok: false, error: `not a command: ${(error as Error).message}` };
+    return { ok: false, error: `not a command: ${(error as Error).message}`, newer: false };
   }
 }
 
@@ -45,11 +65,24 @@ const COMPARE_TARGETS: readonly CompareTarget[] = [
 ];
 const COMPARE_OPS: readonly CompareOp[] = ['==', '!=', '<', '>'];
 
-function parseEnvelope(raw: unknown): CommandEnvelope {
+function parseEnvelope(raw: unknown, understood: ReadonlySet<string> | undefined): CommandEnvelope {
   const envelope = object(raw, 'envelope');
+  if (Number.isSafeInteger(envelope.v) && (envelope.v as number) > 1)
+    throw new Newer(`command envelope version ${String(envelope.v)} (this raftkv reads 1)`);
   if (envelope.v !== 1) throw new Malformed(`unsupported command version ${String(envelope.v)}`);
   const atMs = count(envelope.atMs, 'atMs');
-  const cmd = parseCommand(object(envelope.cmd, 'cmd'));
+  const cmd = object(envelope.cmd, 'cmd');
+  // Only the server names command types (never a client), so an unknown name is a newer one.
+  if (typeof cmd.type === 'string' && understood !== undefined && !understood.has(cmd.type))
+    throw new Newer(`command type ${JSON.stringify(cmd.type)}`);
+  return parseEnvelopeRest(envelope, atMs, parseCommand(cmd));
+}
+
+function parseEnvelopeRest(
+  envelope: Record<string, unknown>,
+  atMs: number,
+  cmd: Command,
+): CommandEnvelope {
   if (
     envelope.idempotencyKey === undefined &&
     envelope.user === undefined &&
@@ -177,7 +210,10 @@ function parseCommand(cmd: Record<string, unknown>): Command {
       return { type: 'authEnable', signingKey: key(cmd.signingKey, 'signingKey') };
     case 'authDisable':
       return { type: 'authDisable' };
+    case 'sync':
+      return { type: 'sync' };
     default:
+      if (typeof cmd.type === 'string') throw new Newer(`command type ${JSON.stringify(cmd.type)}`);
       throw new Malformed(`unknown command type ${JSON.stringify(cmd.type)}`);
   }
 }

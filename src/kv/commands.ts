@@ -38,6 +38,7 @@ export type Command =
   | LeaseRevokeCommand
   | LeaseKeepAliveCommand
   | LeaseCheckpointCommand
+  | SyncCommand
   | AuthCommand;
 
 /** Changes of the auth state (API.md "Security"); the API lets only root propose them. */
@@ -193,6 +194,14 @@ export interface LeaseCheckpointCommand {
     readonly remainingMs: number;
     readonly renewedAtMs?: number;
   }[];
+}
+
+/**
+ * `POST /v1/sync` (raftkv 0.2.0): a log barrier. Changes nothing; its result's
+ * revision is at least that of every write acknowledged before it was proposed.
+ */
+export interface SyncCommand {
+  readonly type: 'sync';
 }
 
 export function encodeCommand(envelope: CommandEnvelope): Uint8Array {

@@ -28,6 +28,26 @@ export class KvInvariantError extends Error {
   }
 }
 
+/**
+ * A committed entry this build cannot understand because a newer raftkv wrote
+ * it (a newer envelope version or command type). Thrown by apply() before it
+ * changes anything, the entry included: applying it as a no-op would make this
+ * replica diverge from the newer ones that apply it, so the node must stop
+ * until it runs a raftkv that knows the entry.
+ */
+export class CommandNotUnderstoodError extends Error {
+  /** The Raft index of the entry. */
+  readonly index: number;
+  /** What is newer, e.g. `command type "sync"`. */
+  readonly what: string;
+  constructor(index: number, what: string) {
+    super(`entry ${index} needs a newer raftkv (${what})`);
+    this.name = 'CommandNotUnderstoodError';
+    this.index = index;
+    this.what = what;
+  }
+}
+
 /** Assertions stay on in production, as in src/raft. */
 export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new KvInvariantError(message);

@@ -38,7 +38,7 @@ export type {
 export { encodeCommand, isFenceCompare } from './commands.js';
 export * from './coordination-keys.js';
 export { DEFAULT_DEDUP_OPTIONS, type DedupOptions } from './dedup.js';
-export { type KvErrorCode, KvInvariantError } from './errors.js';
+export { CommandNotUnderstoodError, type KvErrorCode, KvInvariantError } from './errors.js';
 export { compareKeys } from './key-order.js';
 export type { LeaseInfo, LeaseState } from './leases.js';
 export { DEFAULT_KV_LIMITS, type KvLimits } from './limits.js';

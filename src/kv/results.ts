@@ -136,6 +136,13 @@ export interface NoopResult {
   readonly revision: number;
 }
 
+/** A `sync` barrier went through the log: the revision as of its entry. */
+export interface SyncResult {
+  readonly ok: true;
+  readonly op: 'sync';
+  readonly revision: number;
+}
+
 export type CommandResult =
   | PutResult
   | DeleteResult
@@ -146,6 +153,7 @@ export type CommandResult =
   | LeaseKeepAliveResult
   | LeaseCheckpointResult
   | NoopResult
+  | SyncResult
   | AuthResult
   | ErrorResult;
 

@@ -17,7 +17,7 @@ import {
 } from './commands.js';
 import { isReservedKey, lockWaitersPrefix } from './coordination-keys.js';
 import { DEFAULT_DEDUP_OPTIONS, type DedupOptions, DedupTable, dedupKeyOf } from './dedup.js';
-import { assert, KvInvariantError } from './errors.js';
+import { assert, CommandNotUnderstoodError, KvInvariantError } from './errors.js';
 import { type LeaseInfo, type LeaseState, LeaseTable } from './leases.js';
 import { DEFAULT_KV_LIMITS, exceededLimit, type KvLimits } from './limits.js';
 import { type KvMutation, MutationLog } from './mutations.js';
@@ -60,6 +60,12 @@ export interface KvStateMachineOptions {
   readonly watchHub?: WatchHub;
   /** Record mutations for takeMutations() (default true); off for a memory-only node. */
   readonly trackMutations?: boolean;
+  /**
+   * The command types this build's version has (the server derives them from
+   * its version table); an entry of another type stops apply() with
+   * CommandNotUnderstoodError. Default: every type the decoder knows.
+   */
+  readonly understoodCommands?: ReadonlySet<string>;
 }
 
 /** The `m/meta` record. */
@@ -100,6 +106,7 @@ export class KvStateMachine {
   private readonly log: MutationLog;
   private readonly limits: KvLimits;
   private readonly dedupOptions: DedupOptions;
+  private readonly understoodCommands: ReadonlySet<string> | undefined;
   private store: MvccStore;
   private leaseTable: LeaseTable;
   private dedup: DedupTable;
@@ -115,6 +122,7 @@ export class KvStateMachine {
     this.log = new MutationLog(options.trackMutations ?? true);
     this.limits = { ...DEFAULT_KV_LIMITS, ...options.limits };
     this.dedupOptions = { ...DEFAULT_DEDUP_OPTIONS, ...options.dedup };
+    this.understoodCommands = options.understoodCommands;
     this.watches = options.watchHub ?? new WatchHub();
     this.store = new MvccStore(this.log);
     this.leaseTable = new LeaseTable(this.log);
@@ -159,14 +167,19 @@ export class KvStateMachine {
    * Applies the committed entry at `index`. Indexes must increase, but may skip
    * (entries the server does not hand to the KV, e.g. membership changes).
    * Empty data is a Raft no-op. Never throws for bad input; throws
-   * KvInvariantError if an invariant is broken (stop the node).
+   * KvInvariantError if an invariant is broken and CommandNotUnderstoodError
+   * for an entry of a newer raftkv, in both cases changing nothing (stop the node).
    */
   apply(index: number, data: Uint8Array): ApplyResult {
     assert(Number.isSafeInteger(index) && index > 0, `apply: bad index ${index}`);
     if (index <= this.applied) return SKIPPED;
+    if (data.length === 0) {
+      this.applied = index;
+      return { ok: true, op: 'noop', revision: this.store.revision };
+    }
+    const decoded = decodeCommand(data, this.understoodCommands);
+    if (!decoded.ok && decoded.newer) throw new CommandNotUnderstoodError(index, decoded.error);
     this.applied = index;
-    if (data.length === 0) return { ok: true, op: 'noop', revision: this.store.revision };
-    const decoded = decodeCommand(data);
     if (!decoded.ok) return errorResult('invalid_request', decoded.error, this.store.revision);
     const { atMs, idempotencyKey, requestDigest, user, anonymous, cmd } = decoded.envelope;
     // A leader with a slower clock must not move time backwards.
@@ -257,6 +270,8 @@ export class KvStateMachine {
         return this.leaseKeepAlive(cmd);
       case 'leaseCheckpoint':
         return this.leaseCheckpoint(cmd);
+      case 'sync':
+        return { ok: true, op: 'sync', revision: this.store.revision };
       default:
         return this.applyAuth(cmd);
     }

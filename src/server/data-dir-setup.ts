@@ -11,6 +11,7 @@ import { KvStateMachine } from '../kv/state-machine.js';
 import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
 import { type TlsMaterial, undiciConnect } from '../tls/index.js';
 import { BackupError, type BackupHeader, decodeBackup } from './backup.js';
+import { understoodKvCommands } from './cluster-version.js';
 import type { NodeConfig } from './config.js';
 import { ServerError } from './errors.js';
 import { PATH_CLUSTER_INFO } from './forwarder.js';
@@ -34,6 +35,8 @@ export function kvOptions(config: NodeConfig) {
       valueBytesMax: config.maxValueBytes,
       txnOpsMax: config.maxTxnOps,
     },
+    // A command of a newer raftkv stops apply (the node asks for an upgrade) instead of diverging.
+    understoodCommands: understoodKvCommands(),
   };
 }
 

@@ -9,7 +9,8 @@ export type ServerErrorCode =
   | 'timeout' // proposed, outcome unknown (504)
   | 'not_leader' // the caller should forward to the leader
   | 'invalid_request'
-  | 'member_not_found';
+  | 'member_not_found'
+  | 'cluster_version_too_old'; // a command the cluster version does not have yet (never proposed)
 
 export class ServerError extends Error {
   readonly code: ServerErrorCode;

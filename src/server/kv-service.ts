@@ -13,6 +13,7 @@ import type {
   LeaseKeepAliveResult,
   LeaseRevokeResult,
   PutResult,
+  SyncResult,
   TxnResult,
 } from '../kv/results.js';
 import {
@@ -131,6 +132,10 @@ export class KvService {
 
   txn(req: { compare: Compare[]; success: TxnOp[]; failure: TxnOp[] }, opts: WriteOpts) {
     return this.command<TxnResult>({ type: 'txn', ...req }, opts, 'txn');
+  }
+
+  sync(opts: WriteOpts) {
+    return this.command<SyncResult>({ type: 'sync' }, opts, 'sync');
   }
 
   compact(revision: number, opts: WriteOpts) {

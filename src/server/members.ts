@@ -6,6 +6,8 @@ export interface Member {
   name: string;
   peerUrls: string[];
   clientUrls: string[];
+  /** The raftkv version it published through the log (cluster-version.ts); absent until then. */
+  version?: string;
 }
 
 /** A founding member's id: derived from the cluster name, its name and peer URL, so every node computes the same. */
@@ -58,9 +60,12 @@ export class MemberTable {
     this.members.set(m.id, cloneMember(m));
   }
 
-  setClientUrls(id: string, clientUrls: string[]): void {
+  /** What a `memberAttributes` entry publishes; a version left out keeps the one known. */
+  setAttributes(id: string, clientUrls: string[], version: string | undefined): void {
     const m = this.members.get(id);
-    if (m) m.clientUrls = [...clientUrls];
+    if (!m) return;
+    m.clientUrls = [...clientUrls];
+    if (version !== undefined) m.version = version;
   }
 
   remove(id: string): void {
@@ -74,5 +79,11 @@ export class MemberTable {
 }
 
 function cloneMember(m: Member): Member {
-  return { id: m.id, name: m.name, peerUrls: [...m.peerUrls], clientUrls: [...m.clientUrls] };
+  const clone = {
+    id: m.id,
+    name: m.name,
+    peerUrls: [...m.peerUrls],
+    clientUrls: [...m.clientUrls],
+  };
+  return m.version !== undefined ? { ...clone, version: m.version } : clone;
 }

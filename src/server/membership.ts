@@ -3,7 +3,9 @@ import { ServerError } from './errors.js';
 import { type Member, newMemberId } from './members.js';
 
 /** A member as `/v1/cluster/members` shows it. */
-export interface MemberView extends Member {
+export interface MemberView extends Omit<Member, 'version'> {
+  /** The raftkv version the member published; null until it has. */
+  version: string | null;
   role: 'voter' | 'learner';
 }
 
@@ -106,6 +108,10 @@ export class Membership {
   private view(id: string): MemberView {
     const m = this.node.members().find((x) => x.id === id);
     if (!m) throw new ServerError('timeout', `member ${id} was changed again meanwhile`);
-    return { ...m, role: this.node.learners().includes(id) ? 'learner' : 'voter' };
+    return {
+      ...m,
+      version: m.version ?? null,
+      role: this.node.learners().includes(id) ? 'learner' : 'voter',
+    };
   }
 }

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Command } from '../kv/commands.js';
 import { encodeCommand } from '../kv/commands.js';
+import { CommandNotUnderstoodError } from '../kv/errors.js';
 import type { RevisionChange } from '../kv/mvcc/key-value.js';
 import type { CommandResult } from '../kv/results.js';
 import { isSkipped } from '../kv/results.js';
@@ -30,6 +31,12 @@ import {
 } from '../tls/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
 import { type BackupHeader, encodeBackup } from './backup.js';
+import {
+  BUILD_VERSION,
+  ClusterVersionGate,
+  UpgradeNeededError,
+  understandsServerCommand,
+} from './cluster-version.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { initializeIfNew, kvOptions, prepareDataDir } from './data-dir-setup.js';
 import { Deadlines } from './deadlines.js';
@@ -62,7 +69,8 @@ import {
 } from './server-commands.js';
 import { Watches } from './watches.js';
 
-export const VERSION = '0.1.0';
+/** This member's raftkv version (cluster-version.ts decides it). */
+export const VERSION = BUILD_VERSION;
 
 /** A lease as API.md shows it: seconds, rounded up for what is left. */
 export interface LeaseView {
@@ -118,6 +126,8 @@ export class RaftKvNode {
   private readonly membership: Membership;
   private readonly forwardedWrites: ForwardedWriteReceiver;
   private readonly members: MemberTable;
+  /** The cluster version from the member table, and the gate on proposing commands it lacks. */
+  private readonly versionGate: ClusterVersionGate;
   private readonly proposals = new ProposalWaits<CommandResult>();
   private readonly applied: IndexWaiter;
   private readonly revisions: IndexWaiter;
@@ -168,6 +178,7 @@ export class RaftKvNode {
     this.clusterId = identity.clusterId;
     this.kv = kv;
     this.members = members;
+    this.versionGate = new ClusterVersionGate(members.list().map((m) => m.version));
     this.applied = new IndexWaiter(kv.appliedIndex);
     this.revisions = new IndexWaiter(kv.revision);
     this.snapshotIndex = storage.snapshot().metadata.index;
@@ -348,7 +359,7 @@ export class RaftKvNode {
       this.maybeAutoCompact();
       this.saveDeferred();
       if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
-        this.maybePublishClientUrl();
+        this.maybePublishAttributes();
       this.scheduleReady();
     }, this.config.tickMs);
     this.scheduleReady();
@@ -390,8 +401,15 @@ export class RaftKvNode {
         this.raw.advance(rd);
       }
     } catch (err) {
-      this.log.fatal({ err }, 'the Ready loop failed; stopping this node');
       this.stopping = true;
+      if (err instanceof CommandNotUnderstoodError) {
+        // Nothing of the entry (or after it) was applied or acknowledged: a newer member must.
+        const upgrade = new UpgradeNeededError(err);
+        this.log.fatal({ index: upgrade.index, version: VERSION }, upgrade.message);
+        this.fatal?.(upgrade);
+        return;
+      }
+      this.log.fatal({ err }, 'the Ready loop failed; stopping this node');
       this.fatal?.(err);
       return;
     } finally {
@@ -443,7 +461,7 @@ export class RaftKvNode {
     this.leaderTransfers.leaderChanged(lead, this.raw.raft.term);
     if (role === 'leader') this.leaseKeeper.becomeLeader();
     else if (this.leaseKeeper.isLeading()) this.leaseKeeper.loseLeadership();
-    if (lead !== NONE && lead !== '') this.maybePublishClientUrl();
+    if (lead !== NONE && lead !== '') this.maybePublishAttributes();
   }
 
   /** A 'snap' message carries the state machine as of now, with metadata to match. */
@@ -473,6 +491,7 @@ export class RaftKvNode {
     this.confState = snap.metadata.confState;
     this.snapshotIndex = snap.metadata.index;
     this.replaceMembers(members);
+    this.updateClusterVersion();
     this.applied.advance(restored.appliedIndex);
     this.revisions.advance(restored.revision);
     this.proposals.skippedTo(snap.metadata.index);
@@ -493,7 +512,7 @@ export class RaftKvNode {
         continue;
       }
       if (isServerCommand(e.data)) {
-        membersChanged = this.applyServerCommand(e.data) || membersChanged;
+        membersChanged = this.applyServerCommand(e.index, e.data) || membersChanged;
         const noop = this.kv.apply(e.index, new Uint8Array());
         if (!isSkipped(noop)) this.proposals.applied(e.index, e.term, noop);
         continue;
@@ -515,7 +534,19 @@ export class RaftKvNode {
     this.deferred.entriesApplied(confState);
     this.applied.advance(this.kv.appliedIndex);
     this.revisions.advance(this.kv.revision);
-    if (membersChanged) this.inBackground(this.storage.saveMembers(this.members.list()));
+    if (membersChanged) {
+      this.inBackground(this.storage.saveMembers(this.members.list()));
+      this.updateClusterVersion();
+    }
+  }
+
+  private updateClusterVersion(): void {
+    const previous = this.versionGate.update(this.members.list().map((m) => m.version));
+    if (previous !== undefined)
+      this.log.info(
+        { clusterVersion: this.versionGate.version, previous },
+        `the cluster version is now ${this.versionGate.version}`,
+      );
   }
 
   /**
@@ -554,13 +585,16 @@ export class RaftKvNode {
     return false;
   }
 
-  private applyServerCommand(data: Uint8Array): boolean {
-    const cmd = decodeServerCommand(data);
-    if (cmd?.type === 'memberAttributes') {
-      this.members.setClientUrls(cmd.id, cmd.clientUrls);
-      return true;
+  private applyServerCommand(index: number, data: Uint8Array): boolean {
+    const decoded = decodeServerCommand(data, (type) => understandsServerCommand(type));
+    if (!decoded.ok) {
+      if (decoded.newer) throw new CommandNotUnderstoodError(index, decoded.error);
+      this.log.error({ index, reason: decoded.error }, 'skipped an unreadable server command');
+      return false;
     }
-    return false;
+    const { cmd } = decoded;
+    this.members.setAttributes(cmd.id, cmd.clientUrls, cmd.version);
+    return true;
   }
 
   private replaceMembers(records: MemberRecord[]): void {
@@ -629,22 +663,35 @@ export class RaftKvNode {
       });
   }
 
-  /** Members announce their client URL through the log, so every member's table shows it. */
-  private maybePublishClientUrl(): void {
+  /**
+   * Members announce their client URL and raftkv version through the log, so
+   * every member's table shows them (the cluster version is computed from it).
+   */
+  private maybePublishAttributes(): void {
     const me = this.members.get(this.id);
     const url = this.config.advertiseClientUrl;
-    if (!me || me.clientUrls.includes(url) || this.publishing || this.stopping) return;
+    if (!me || this.publishing || this.stopping) return;
+    if (me.clientUrls.includes(url) && me.version === VERSION) return;
     this.publishing = true;
-    const cmd: ServerCommand = { type: 'memberAttributes', id: this.id, clientUrls: [url] };
+    const cmd: ServerCommand = {
+      type: 'memberAttributes',
+      id: this.id,
+      clientUrls: [url],
+      version: VERSION,
+    };
     // Best effort: retried from the tick loop until it shows up in the table.
     void this.proposeServerCommand(cmd)
-      .catch((err) => this.log.debug({ err }, 'publishing the client URL failed; will retry'))
+      .catch((err) =>
+        this.log.debug({ err }, 'publishing the member attributes failed; will retry'),
+      )
       .finally(() => {
         this.publishing = false;
       });
   }
 
   private async proposeServerCommand(cmd: ServerCommand): Promise<unknown> {
+    const refusal = this.versionGate.refusal(cmd.type);
+    if (refusal) throw refusal;
     const signal = this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(signal);
     if (lead === this.id)
@@ -662,6 +709,8 @@ export class RaftKvNode {
   async write(cmd: Command, opts: WriteContext = {}): Promise<CommandResult> {
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
+    const refusal = this.versionGate.refusal(cmd.type);
+    if (refusal) throw refusal;
     const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(signal);
     if (lead !== this.id) {
@@ -679,6 +728,10 @@ export class RaftKvNode {
 
   private async proposeForwarded(w: ForwardedWrite): Promise<CommandResult> {
     if (this.raw.raft.role !== 'leader') throw new ServerError('not_leader', 'not the leader');
+    // Checked again here: the forwarding member's table may be behind this one's.
+    const kind = w.serverCmd?.type ?? w.cmd?.type;
+    const refusal = kind === undefined ? undefined : this.versionGate.refusal(kind);
+    if (refusal) throw refusal;
     if (w.serverCmd)
       return this.withDeadline(
         this.proposeBytes(encodeServerCommand(w.serverCmd)),
@@ -987,6 +1040,8 @@ export class RaftKvNode {
       compactRevision: this.kv.compactRevision,
       members: st.voters.length + st.learners.length,
       version: VERSION,
+      /** The lowest version of the members (cluster-version.ts), as this member has applied it. */
+      clusterVersion: this.versionGate.version,
     };
   }
 
@@ -1005,6 +1060,8 @@ export class RaftKvNode {
       leader: lead === NONE ? null : lead,
       members: this.members.list().map((m) => ({
         ...m,
+        /** null until the member has published it (it then counts as the oldest compatible version). */
+        version: m.version ?? null,
         role: (this.confState.learners.includes(m.id) ? 'learner' : 'voter') as 'voter' | 'learner',
       })),
     };

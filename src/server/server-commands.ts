@@ -7,7 +7,22 @@ import type { MemberRecord } from '../storage/index.js';
  */
 export const SERVER_COMMAND_TAG = 0x01;
 
-export type ServerCommand = { type: 'memberAttributes'; id: string; clientUrls: string[] };
+/**
+ * `memberAttributes`: a member's client URLs and (since 0.1.0's version
+ * tracking) the raftkv version it runs. `version` is optional so that entries
+ * written without it still decode; a reader that does not know it ignores it.
+ */
+export type ServerCommand = {
+  type: 'memberAttributes';
+  id: string;
+  clientUrls: string[];
+  version?: string;
+};
+
+/** A decoded server command, or why not: `newer` for a type this build does not know. */
+export type ServerCommandDecode =
+  | { ok: true; cmd: ServerCommand }
+  | { ok: false; newer: boolean; error: string };
 
 export function isServerCommand(data: Uint8Array): boolean {
   return data.byteLength > 0 && data[0] === SERVER_COMMAND_TAG;
@@ -51,10 +66,36 @@ export function encodeServerCommand(cmd: ServerCommand): Uint8Array {
   return out;
 }
 
-export function decodeServerCommand(data: Uint8Array): ServerCommand | undefined {
+/**
+ * Decodes a server command entry. `understands` says whether this build knows
+ * a command type (cluster-version.ts); an unknown one is `newer` (only servers
+ * write these entries), anything unreadable is not.
+ */
+export function decodeServerCommand(
+  data: Uint8Array,
+  understands: (type: string) => boolean,
+): ServerCommandDecode {
+  let raw: unknown;
   try {
-    return JSON.parse(decoder.decode(data.subarray(1))) as ServerCommand;
-  } catch {
-    return undefined;
+    raw = JSON.parse(decoder.decode(data.subarray(1)));
+  } catch (err) {
+    return { ok: false, newer: false, error: `not a server command: ${(err as Error).message}` };
   }
+  if (
+    typeof raw !== 'object' ||
+    raw === null ||
+    typeof (raw as { type?: unknown }).type !== 'string'
+  )
+    return { ok: false, newer: false, error: 'a server command without a type' };
+  const cmd = raw as Record<string, unknown>;
+  if (!understands(cmd.type as string))
+    return { ok: false, newer: true, error: `server command type ${JSON.stringify(cmd.type)}` };
+  const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');
+  if (
+    typeof cmd.id !== 'string' ||
+    !strings(cmd.clientUrls) ||
+    (cmd.version !== undefined && typeof cmd.version !== 'string')
+  )
+    return { ok: false, newer: false, error: 'a malformed memberAttributes command' };
+  return { ok: true, cmd: cmd as unknown as ServerCommand };
 }

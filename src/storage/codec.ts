@@ -208,10 +208,17 @@ export interface MemberRecord {
   name: string;
   peerUrls: string[];
   clientUrls: string[];
+  /** The raftkv version the member last published; absent until it has (or before raftkv kept it). */
+  version?: string;
 }
 
 export function encodeMember(m: MemberRecord): Uint8Array {
-  return encodeJson({ name: m.name, peerUrls: m.peerUrls, clientUrls: m.clientUrls });
+  return encodeJson({
+    name: m.name,
+    peerUrls: m.peerUrls,
+    clientUrls: m.clientUrls,
+    ...(m.version !== undefined ? { version: m.version } : {}),
+  });
 }
 
 export function decodeMember(id: string, bytes: Uint8Array): MemberRecord {
@@ -224,6 +231,7 @@ export function decodeMember(id: string, bytes: Uint8Array): MemberRecord {
     name: v.name,
     peerUrls: stringsFrom(v.peerUrls, 'member peerUrls'),
     clientUrls: stringsFrom(v.clientUrls, 'member clientUrls'),
+    ...(typeof v.version === 'string' ? { version: v.version } : {}),
   };
 }
 

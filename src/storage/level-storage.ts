@@ -597,5 +597,11 @@ function entriesAfter(entries: readonly Entry[], offset: number): readonly Entry
 }
 
 function cloneMember(m: MemberRecord): MemberRecord {
-  return { id: m.id, name: m.name, peerUrls: [...m.peerUrls], clientUrls: [...m.clientUrls] };
+  const clone = {
+    id: m.id,
+    name: m.name,
+    peerUrls: [...m.peerUrls],
+    clientUrls: [...m.clientUrls],
+  };
+  return m.version !== undefined ? { ...clone, version: m.version } : clone;
 }

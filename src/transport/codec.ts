@@ -31,7 +31,23 @@ import { Buffer } from 'node:buffer';
 import type { Entry, EntryType, Message, MessageType, NodeId, Snapshot } from '../raft/messages.js';
 import { TransportError } from './errors.js';
 
+/** The batch format this node writes. */
 export const CODEC_VERSION = 1;
+
+/** The first batch format: nothing older exists. */
+const FIRST_CODEC_VERSION = 1;
+
+/**
+ * The batch formats a node whose newest is `current` reads: `current` and the
+ * previous one (N and N-1), so that in a rolling upgrade a member reads what a
+ * peer not yet upgraded sends. A newer format (N+1) is refused with
+ * `unsupported_version`: that peer must not send it before every member reads
+ * it, i.e. before the cluster version (src/server/cluster-version.ts) has it.
+ * Version 1 is the first, so today this is [1].
+ */
+export function readableBatchVersions(current: number = CODEC_VERSION): number[] {
+  return [current - 1, current].filter((v) => v >= FIRST_CODEC_VERSION);
+}
 
 const FLAG_REJECT = 1 << 0;
 const FLAG_SNAPSHOT = 1 << 1;
@@ -397,19 +413,42 @@ function readMessage(r: Reader): Message {
 }
 
 /**
+ * How each readable batch format reads one message. When format 2 comes, its
+ * reader joins version 1's here (and version 1's stays while 2 is current),
+ * and encodeBatch writes 1 until the cluster version has 2.
+ */
+const MESSAGE_READERS: ReadonlyMap<number, (r: Reader) => Message> = new Map([[1, readMessage]]);
+for (const v of readableBatchVersions()) {
+  if (!MESSAGE_READERS.has(v)) throw new Error(`codec: no reader for batch format ${v}`);
+}
+
+function unsupportedVersion(version: number): TransportError {
+  const readable = readableBatchVersions();
+  const oldest = readable[0]!;
+  const range = oldest === CODEC_VERSION ? `${CODEC_VERSION}` : `${oldest} and ${CODEC_VERSION}`;
+  const why =
+    version > CODEC_VERSION
+      ? 'newer than this member reads (upgrade this member)'
+      : 'older than this member reads (upgrade that peer)';
+  return new TransportError(
+    'unsupported_version',
+    `batch format version ${version} is ${why}: this member reads ${range}, writes ${CODEC_VERSION}`,
+  );
+}
+
+/**
  * Decodes a batch. Never throws anything but a TransportError: `unsupported_version`
- * for a version byte other than CODEC_VERSION, `bad_message` for anything else wrong.
+ * for a format version this node does not read (see readableBatchVersions),
+ * `bad_message` for anything else wrong.
  */
 export function decodeBatch(input: Uint8Array): Message[] {
   if (!(input instanceof Uint8Array)) throw bad('input is not bytes');
   const r = new Reader(input);
   const version = r.u8('version');
-  if (version !== CODEC_VERSION) {
-    throw new TransportError(
-      'unsupported_version',
-      `batch format version ${version}, this node speaks ${CODEC_VERSION}`,
-    );
-  }
+  const readMessage = readableBatchVersions().includes(version)
+    ? MESSAGE_READERS.get(version)
+    : undefined;
+  if (readMessage === undefined) throw unsupportedVersion(version);
   // A message takes at least 11 bytes (type, flags, two string lengths, 7 numbers).
   const count = r.count('batch length', 11);
   const messages: Message[] = new Array(count);

@@ -68,6 +68,7 @@ const serverStatus: Record<ServerErrorCode, number> = {
   not_leader: 503, // internal: never proposed here, so unavailable
   invalid_request: 400,
   member_not_found: 404,
+  cluster_version_too_old: 409,
 };
 
 t.test('every code of each layer maps to its status', async (t) => {

@@ -17,6 +17,7 @@ t.test('every command type round-trips', (t) => {
     { type: 'put', key: 'k', value: 'v', lease: 'L', prevRevision: 0, prevValue: 'p' },
     { type: 'delete', key: 'k/', prefix: true },
     { type: 'delete', key: 'k', prevRevision: 3 },
+    { type: 'sync' },
     {
       type: 'txn',
       compare: [
@@ -158,12 +159,53 @@ t.test('garbage entries apply as deterministic invalid_request no-ops', (t) => {
   const f = new Feeder();
   f.put('a', '1');
   f.sm.takeMutations();
-  const result = f.applyBytes(utf8('{"v":1,"atMs":5,"cmd":{"type":"explode"}}'));
+  const result = f.applyBytes(utf8('{"v":1,"atMs":5,"cmd":{"type":7}}'));
   t.match(result, { ok: false, code: 'invalid_request', revision: 1 });
   t.match(f.applyBytes(new Uint8Array([1, 2, 3])), { ok: false, code: 'invalid_request' });
   t.equal(f.sm.appliedIndex, 3, 'the entry is consumed');
   t.equal(f.sm.revision, 1);
   t.strictSame(f.sm.takeMutations(), [], 'nothing to persist');
+  t.end();
+});
+
+t.test('an entry of a newer raftkv is told apart from garbage', (t) => {
+  const newer: [string, unknown][] = [
+    ['newer envelope', { v: 2, atMs: 1, cmd: { type: 'put', key: 'k', value: 'v' } }],
+    ['unknown command type', { v: 1, atMs: 1, cmd: { type: 'rename' } }],
+  ];
+  for (const [what, envelope] of newer)
+    t.match(decodeCommand(utf8(JSON.stringify(envelope))), { ok: false, newer: true }, what);
+  const garbage: [string, unknown][] = [
+    ['bad field of a known type', { v: 1, atMs: 1, cmd: { type: 'put', key: '', value: 'v' } }],
+    ['type not a string', { v: 1, atMs: 1, cmd: { type: 7 } }],
+    ['version not a number', { v: '2', atMs: 1, cmd: { type: 'compact', revision: 1 } }],
+  ];
+  for (const [what, envelope] of garbage)
+    t.match(decodeCommand(utf8(JSON.stringify(envelope))), { ok: false, newer: false }, what);
+  t.match(decodeCommand(utf8('{"v":1')), { ok: false, newer: false }, 'not JSON');
+  const sync = utf8(JSON.stringify({ v: 1, atMs: 1, cmd: { type: 'sync' } }));
+  t.match(decodeCommand(sync), { ok: true }, 'known to the decoder');
+  t.match(decodeCommand(sync, new Set(['put'])), { ok: false, newer: true }, 'not understood');
+  t.end();
+});
+
+t.test('an entry of a newer raftkv stops apply, which changes nothing', (t) => {
+  const f = new Feeder({ understoodCommands: new Set(['put']) });
+  f.put('a', '1');
+  f.sm.takeMutations();
+  const before = f.sm.snapshot();
+  const sync = entry({ type: 'sync' });
+  t.throws(
+    () => f.sm.apply(2, sync),
+    { name: 'CommandNotUnderstoodError', index: 2, message: /entry 2 needs a newer raftkv/ },
+    'never applied as a no-op',
+  );
+  t.equal(f.sm.appliedIndex, 1, 'the entry is not consumed: a newer raftkv applies it');
+  t.strictSame(f.sm.takeMutations(), [], 'nothing to persist');
+  t.strictSame(f.sm.snapshot(), before, 'the state is unchanged');
+  t.throws(() => f.sm.apply(2, sync), 'and again on a retry');
+  const newer = new KvStateMachine();
+  t.match(newer.apply(1, sync), { ok: true, op: 'sync', revision: 0 }, 'a 0.2.0 build applies it');
   t.end();
 });
 

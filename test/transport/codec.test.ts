@@ -12,6 +12,7 @@ import {
   decodeBatch,
   encodeBatch,
   encodedBatchSizeBytes,
+  readableBatchVersions,
   WIRE_MESSAGE_TYPES,
 } from '../../src/transport/codec.js';
 import { TransportError } from '../../src/transport/errors.js';
@@ -134,6 +135,41 @@ t.test('the version byte leads; other versions are refused with their own code',
       `version ${version}`,
     );
   }
+  t.end();
+});
+
+t.test('a node reads batch formats N and N-1, and refuses N+1 naming both versions', (t) => {
+  t.strictSame(readableBatchVersions(1), [1], 'format 1 is the first: nothing before it');
+  t.strictSame(readableBatchVersions(2), [1, 2], 'at format 2, format 1 is still read');
+  t.strictSame(readableBatchVersions(5), [4, 5], 'never N-2');
+  t.strictSame(readableBatchVersions(), [CODEC_VERSION]);
+  // Hand-made frames: version, count 1, a heartbeat (type 8, no flags, "a" to "b", term 2,
+  // logTerm 0, index 0, commit 3, rejectHint 0, no entries).
+  const heartbeat = [8, 0, 1, 0x61, 1, 0x62, 2, 0, 0, 3, 0, 0];
+  const current = Uint8Array.from([CODEC_VERSION, 1, ...heartbeat]);
+  t.match(decodeBatch(current), [{ type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 3 }]);
+  const newer = Uint8Array.from([CODEC_VERSION + 1, 1, ...heartbeat]);
+  try {
+    decodeBatch(newer);
+    t.fail('a newer format decoded');
+  } catch (err) {
+    t.equal((err as TransportError).code, 'unsupported_version');
+    t.match(
+      (err as Error).message,
+      /batch format version 2 is newer than this member reads \(upgrade this member\): this member reads 1, writes 1/,
+    );
+  }
+  const older = Uint8Array.from([0, 1, ...heartbeat]);
+  t.match(
+    (() => {
+      try {
+        decodeBatch(older);
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })(),
+    /version 0 is older than this member reads \(upgrade that peer\)/,
+  );
   t.end();
 });
 
