@@ -125,7 +125,7 @@ t.test('a rolling upgrade from 0.1.0 to 0.2.0 under load', async (t) => {
       const startMs = Date.now();
       const exit = await cluster.procs[i]!.kill('SIGTERM', 15_000);
       // Graceful shutdown is not this test's subject: the exit is reported, not pinned.
-      exitCodes.push(exit.code ?? exit.signal);
+      exitCodes.push(exit.code ?? exit.signal ?? 'none');
       t.not(exit.code, EXIT_UPGRADE_NEEDED, `${name} stopped at ${OLD}, not for an upgrade`);
       await startAs(cluster, i, newBuild);
       restartMs.push(Date.now() - startMs);
