@@ -30,6 +30,7 @@ t.test('GET /v1/status: exactly API.md fields, with their types', async (t) => {
     'members',
     'dbSizeBytes',
     'version',
+    'clusterVersion',
   ]) {
     t.ok(field in s, `status has ${field}`);
   }
@@ -55,6 +56,7 @@ t.test('GET /v1/status: exactly API.md fields, with their types', async (t) => {
   t.equal(s.members, 1);
   t.type(s.version, 'string');
   t.match(s.version, /^\d+\.\d+\.\d+/);
+  t.equal(s.clusterVersion, s.version, 'one member: the cluster runs its version');
 
   const before = s.revision;
   await inject(n.app, 'PUT', '/v1/kv/status-key', { body: { value: 'y' } });
@@ -74,7 +76,8 @@ t.test('GET /v1/cluster/members', async (t) => {
   t.equal(r.body.leader, status.id);
   t.equal(r.body.members.length, 1);
   const m = r.body.members[0];
-  t.strictSame(Object.keys(m).sort(), ['clientUrls', 'id', 'name', 'peerUrls', 'role']);
+  t.strictSame(Object.keys(m).sort(), ['clientUrls', 'id', 'name', 'peerUrls', 'role', 'version']);
+  t.ok(m.version === null || m.version === status.version, 'the published version, or null');
   t.equal(m.id, status.id);
   t.equal(m.name, 'n1');
   t.equal(m.role, 'voter');

@@ -760,6 +760,13 @@ t.test('permissions: every route × every kind of caller', async (t) => {
       req: () => ({ method: 'GET', path: '/v1/status' }),
     },
     {
+      // A 0.2.0 command: this 0.1.0 build refuses it for every caller that gets past auth.
+      name: 'POST /v1/sync',
+      kind: 'authenticated',
+      ok: [409, 'cluster_version_too_old'],
+      req: () => ({ method: 'POST', path: '/v1/sync' }),
+    },
+    {
       name: 'GET /v1/cluster/members',
       kind: 'authenticated',
       ok: [200],
