@@ -96,6 +96,9 @@ t.test('a rolling upgrade from 0.1.0 to 0.2.0 under load', async (t) => {
     const acked = new Map<string, string>();
     const errors = new Map<string, number>();
     let loading = true;
+    t.teardown(() => {
+      loading = false; // also when the test failed half-way
+    });
     const loadStartMs = Date.now();
     const writers = Array.from({ length: WRITERS }, async (_, w) => {
       for (let n = 0; loading && n < 1_000_000 && Date.now() - loadStartMs < 180_000; n++) {
