@@ -201,6 +201,15 @@ export class Client {
     return this.write<TxnResponse>('POST', '/v1/txn', body, options);
   }
 
+  /**
+   * A barrier through the Raft log (POST /v1/sync, raftkv 0.2.0): resolves with
+   * a revision that includes every write acknowledged before the call. Throws
+   * RaftkvError `cluster_version_too_old` while a member runs an older raftkv.
+   */
+  async sync(options: WriteOptions = {}): Promise<{ revision: number }> {
+    return this.write<{ revision: number }>('POST', '/v1/sync', {}, options);
+  }
+
   /** Drops history before `revision`. */
   async compact(revision: number, options: WriteOptions = {}): Promise<CompactResponse> {
     return this.write<CompactResponse>('POST', '/v1/compact', { revision }, options);

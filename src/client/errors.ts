@@ -19,6 +19,7 @@ export type RaftkvErrorCode =
   | 'compare_failed'
   | 'name_taken'
   | 'lock_timeout'
+  | 'cluster_version_too_old'
   | 'lease_expired'
   | 'compacted'
   | 'too_large'

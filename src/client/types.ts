@@ -180,7 +180,10 @@ export interface StatusResponse {
   compactRevision: number;
   members: number;
   dbSizeBytes: number;
+  /** This member's raftkv version. */
   version: string;
+  /** The lowest raftkv version among the members: what the cluster may use. */
+  clusterVersion: string;
 }
 
 export interface Member {
@@ -188,6 +191,8 @@ export interface Member {
   name: string;
   peerUrls: string[];
   clientUrls: string[];
+  /** The raftkv version the member published; null until it has. */
+  version: string | null;
   role: 'voter' | 'learner';
 }
 

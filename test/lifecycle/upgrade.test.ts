@@ -160,6 +160,8 @@ t.test('a rolling upgrade from 0.1.0 to 0.2.0 under load', async (t) => {
         }
       }
     }
+    const synced = await client.sync();
+    t.ok(synced.revision > 0, 'and through the client library');
     const moreThan = acked.size + 50;
     await waitUntil(
       'writes to flow at 0.2.0',

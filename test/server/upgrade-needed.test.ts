@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import t, { type Test } from 'tap';
+import { Client } from '../../src/client/index.js';
 import { type StartedNode, startNode } from '../../src/index.js';
 import { UpgradeNeededError } from '../../src/server/cluster-version.js';
 import type { RaftKvNode } from '../../src/server/node.js';
@@ -88,6 +89,9 @@ t.test('status and members show the versions; sync is refused below 0.2.0', asyn
   t.match(sync.body.error.message, /"sync" is not known to raftkv 0\.1\.0/);
   const put = await request(one.url, 'PUT', '/v1/kv/a', { value: '1' });
   t.equal(put.status, 200, 'older commands go on');
+  const client = new Client({ endpoints: [one.url] });
+  t.teardown(() => client.close());
+  await t.rejects(client.sync(), { code: 'cluster_version_too_old' }, 'through the library too');
 });
 
 t.test('an unknown command type stops the member before it applies', async (t) => {

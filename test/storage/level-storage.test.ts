@@ -255,6 +255,11 @@ t.test('member records', async (t) => {
   await storage.saveMembers([n1b]);
   storage = await reopen(t, storage);
   t.same(storage.members(), [n1b], 'records not given are removed');
+  // The version a member published survives a restart; a record without one stays without.
+  const n1v = { ...n1b, version: '0.2.0' };
+  await storage.saveMembers([n1v, n2]);
+  storage = await reopen(t, storage);
+  t.strictSame(storage.members(), [n1v, n2], 'version kept, and absent where it was');
 });
 
 t.test('sizeBytes counts the files of the database', async (t) => {
