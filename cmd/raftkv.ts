@@ -6,8 +6,8 @@ import { readFile } from 'node:fs/promises';
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { restoreNode, startNode } from '../src/index.js';
-import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { UpgradeNeededError } from '../src/server/cluster-version.js';
+import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { ServerError } from '../src/server/errors.js';
 import { EXIT_UPGRADE_NEEDED } from '../src/server/exit-codes.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
