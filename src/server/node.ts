@@ -29,6 +29,7 @@ import {
   undiciConnect,
 } from '../tls/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
+import { VERSION } from '../version.js';
 import { type BackupHeader, encodeBackup } from './backup.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { initializeIfNew, kvOptions, prepareDataDir } from './data-dir-setup.js';
@@ -62,7 +63,7 @@ import {
 } from './server-commands.js';
 import { Watches } from './watches.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** A lease as API.md shows it: seconds, rounded up for what is left. */
 export interface LeaseView {
