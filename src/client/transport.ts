@@ -143,27 +143,28 @@ function writeOutcome(spec: CallSpec, p: CallProgress): 'not applied' | 'unknown
 }
 
 /**
- * A signal that aborts when either does, with its reason; dispose() removes
- * the listeners, so a long-lived `b` (the client's signal) collects none.
+ * A call's own signal that aborts when `a` or `b` does, with its reason;
+ * dispose() removes the listeners, so a long-lived `b` (the client's signal)
+ * keeps nothing of a finished call (AbortSignal.any would tie each attempt's
+ * composite signal to it).
  */
 function linkSignals(
   a: AbortSignal | undefined,
   b: AbortSignal,
 ): { signal: AbortSignal; dispose(): void } {
-  if (a === undefined) return { signal: b, dispose() {} };
   const controller = new AbortController();
-  const fromA = () => controller.abort(a.reason);
+  const fromA = () => controller.abort(a?.reason);
   const fromB = () => controller.abort(b.reason);
-  if (a.aborted) fromA();
+  if (a?.aborted) fromA();
   else if (b.aborted) fromB();
   else {
-    a.addEventListener('abort', fromA, { once: true });
+    a?.addEventListener('abort', fromA, { once: true });
     b.addEventListener('abort', fromB, { once: true });
   }
   return {
     signal: controller.signal,
     dispose() {
-      a.removeEventListener('abort', fromA);
+      a?.removeEventListener('abort', fromA);
       b.removeEventListener('abort', fromB);
     },
   };
