@@ -28,7 +28,7 @@ import {
   type TxnResponse,
   type WatchResponse,
 } from '../src/client/index.js';
-import { VERSION } from '../src/version.js';
+import { VERSION } from '../src/server/version.js';
 import { addAuthCommands } from './kvctl/auth-commands.js';
 import {
   addGlobalOptions,

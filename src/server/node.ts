@@ -29,7 +29,6 @@ import {
   undiciConnect,
 } from '../tls/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
-import { VERSION } from '../version.js';
 import { type BackupHeader, encodeBackup } from './backup.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { initializeIfNew, kvOptions, prepareDataDir } from './data-dir-setup.js';
@@ -61,6 +60,7 @@ import {
   isServerCommand,
   type ServerCommand,
 } from './server-commands.js';
+import { VERSION } from './version.js';
 import { Watches } from './watches.js';
 
 export { VERSION };

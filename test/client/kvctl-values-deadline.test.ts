@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { invalidUtf8Offset } from '../../cmd/kvctl/value-input.js';
 import { Client } from '../../src/client/index.js';
-import { VERSION } from '../../src/version.js';
+import { VERSION } from '../../src/server/version.js';
 import { startCluster } from '../integration/helpers.js';
 import { kvctlBundle } from '../support/kvctl-bundle.js';
 
