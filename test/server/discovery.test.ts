@@ -7,7 +7,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
@@ -21,6 +21,7 @@ import {
   type SrvRecord,
 } from '../../src/server/discovery.js';
 import { LevelRaftStorage } from '../../src/storage/index.js';
+import { cleanEnv, RaftkvProcess } from '../integration/process-cluster.js';
 
 const SRV = '_peer._tcp.raftkv-peer.default.svc.cluster.local';
 const host = (pod: string) => `${pod}.raftkv-peer.default.svc.cluster.local`;
@@ -259,6 +260,44 @@ t.test('the raftkv command: discovery runs on a first start only', async (t) => 
   t.equal(again.size, 0, 'an initialized data dir: nothing discovered, the data dir rules');
   t.equal(complete.asked.length, asked, 'and DNS not asked');
 });
+
+t.test(
+  'raftkv --discovery-srv: a flag missing is one line and exit 1, before the data dir',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'raftkv-discovery-cmd-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const dataDir = join(dir, 'member');
+    // Through the environment, as the StatefulSet sets it; no DNS is asked.
+    const proc = new RaftkvProcess([], {
+      env: {
+        ...cleanEnv(),
+        RAFTKV_NAME: 'raftkv-1',
+        RAFTKV_DATA_DIR: dataDir,
+        RAFTKV_LISTEN_CLIENT: '127.0.0.1:0',
+        RAFTKV_LISTEN_PEER: '127.0.0.1:0',
+        RAFTKV_ADVERTISE_PEER_URL: 'http://127.0.0.1:7380',
+        RAFTKV_DISCOVERY_SRV: SRV,
+      },
+    });
+    // Bounded: a raftkv that ignored the flag would found a cluster of one and keep running.
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+      proc.exited,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), 60_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (exit === undefined) {
+      proc.signal('SIGKILL');
+      await proc.exited;
+    }
+    t.same(exit, { code: 1, signal: null }, proc.stderr);
+    t.match(proc.stderr, /^raftkv: --discovery-srv needs --discovery-expect/);
+    t.notMatch(proc.stderr, /\n\s+at /, 'no stack trace');
+    t.notOk(existsSync(dataDir), 'the data dir is not created');
+  },
+);
 
 /**
  * A DNS server on 127.0.0.1 that answers SRV queries for SRV with the
