@@ -372,6 +372,21 @@ try {
   process.exit(2);
 }
 
+// --discovery-srv: on a first start, the founders from DNS stand for --initial-cluster
+// (for a restore too, which founds a cluster the same way).
+if (o.discoverySrv) {
+  try {
+    config.initialCluster = await foundersFromDiscovery(config, {
+      srvName: o.discoverySrv,
+      expectMembers: o.discoveryExpect,
+      timeoutMs: o.discoveryTimeout * 1000,
+    });
+  } catch (err) {
+    console.error(`raftkv: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}
+
 if (restoring) {
   try {
     const file = program.args[0]!;
@@ -396,13 +411,6 @@ let reloadTls: (() => void) | undefined;
 process.on('SIGHUP', () => reloadTls?.());
 
 try {
-  if (o.discoverySrv) {
-    config.initialCluster = await foundersFromDiscovery(config, {
-      srvName: o.discoverySrv,
-      expectMembers: o.discoveryExpect,
-      timeoutMs: o.discoveryTimeout * 1000,
-    });
-  }
   const started = await startNode(config);
   started.node.onFatal(() => process.exit(1));
   console.log(

@@ -261,41 +261,52 @@ t.test('the raftkv command: discovery runs on a first start only', async (t) => 
   t.equal(complete.asked.length, asked, 'and DNS not asked');
 });
 
+/** Runs raftkv with `args` and `env`, bounded: a raftkv that ignored the flags could run on. */
+async function runRaftkv(args: string[], env: NodeJS.ProcessEnv) {
+  const proc = new RaftkvProcess(args, { env: { ...cleanEnv(), ...env } });
+  let timer: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([
+    proc.exited,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), 60_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (exit === undefined) {
+    proc.signal('SIGKILL');
+    await proc.exited;
+  }
+  return { exit, stderr: proc.stderr };
+}
+
 t.test(
-  'raftkv --discovery-srv: a flag missing is one line and exit 1, before the data dir',
+  'raftkv and raftkv restore with --discovery-srv: a flag missing is one line and exit 1, before the data dir',
   async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'raftkv-discovery-cmd-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const dataDir = join(dir, 'member');
     // Through the environment, as the StatefulSet sets it; no DNS is asked.
-    const proc = new RaftkvProcess([], {
-      env: {
-        ...cleanEnv(),
-        RAFTKV_NAME: 'raftkv-1',
-        RAFTKV_DATA_DIR: dataDir,
-        RAFTKV_LISTEN_CLIENT: '127.0.0.1:0',
-        RAFTKV_LISTEN_PEER: '127.0.0.1:0',
-        RAFTKV_ADVERTISE_PEER_URL: 'http://127.0.0.1:7380',
-        RAFTKV_DISCOVERY_SRV: SRV,
-      },
+    const env = (member: string) => ({
+      RAFTKV_NAME: 'raftkv-1',
+      RAFTKV_DATA_DIR: join(dir, member),
+      RAFTKV_LISTEN_CLIENT: '127.0.0.1:0',
+      RAFTKV_LISTEN_PEER: '127.0.0.1:0',
+      RAFTKV_ADVERTISE_PEER_URL: 'http://127.0.0.1:7380',
+      RAFTKV_DISCOVERY_SRV: SRV,
     });
-    // Bounded: a raftkv that ignored the flag would found a cluster of one and keep running.
-    let timer: NodeJS.Timeout | undefined;
-    const exit = await Promise.race([
-      proc.exited,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), 60_000);
-      }),
+    // A start would found a cluster of one without the flag; a restore would
+    // first fail on the missing backup file.
+    const runs = await Promise.all([
+      runRaftkv([], env('started')),
+      runRaftkv(['restore', join(dir, 'no-such-backup.snap')], env('restored')),
     ]);
-    clearTimeout(timer);
-    if (exit === undefined) {
-      proc.signal('SIGKILL');
-      await proc.exited;
+    for (const [i, { exit, stderr }] of runs.entries()) {
+      const what = i === 0 ? 'raftkv' : 'raftkv restore';
+      t.same(exit, { code: 1, signal: null }, `${what}: ${stderr}`);
+      t.match(stderr, /^raftkv: --discovery-srv needs --discovery-expect/, what);
+      t.notMatch(stderr, /\n\s+at /, `${what}: no stack trace`);
     }
-    t.same(exit, { code: 1, signal: null }, proc.stderr);
-    t.match(proc.stderr, /^raftkv: --discovery-srv needs --discovery-expect/);
-    t.notMatch(proc.stderr, /\n\s+at /, 'no stack trace');
-    t.notOk(existsSync(dataDir), 'the data dir is not created');
+    t.notOk(existsSync(join(dir, 'started')), 'the data dir is not created');
+    t.notOk(existsSync(join(dir, 'restored')), 'nor the restored one');
   },
 );
 
