@@ -81,7 +81,8 @@ function validate(doc: Manifest): { errors: string | undefined; unknownFields: s
 
 const manifestFiles = readdirSync(k8sDir).filter((f) => /\.ya?ml$/.test(f));
 const docs: { file: string; doc: Manifest }[] = manifestFiles.flatMap((file) =>
-  parseAllDocuments(readFileSync(join(k8sDir, file), 'utf8')).map((d) => {
+  // YAML 1.1, as kubectl reads it (0440 is an octal file mode there).
+  parseAllDocuments(readFileSync(join(k8sDir, file), 'utf8'), { version: '1.1' }).map((d) => {
     if (d.errors.length > 0) throw new Error(`${file}: ${d.errors[0]!.message}`);
     return { file, doc: d.toJS() as Manifest };
   }),
@@ -259,6 +260,8 @@ t.test(
     const certsMount = container.volumeMounts.find((m: Manifest) => m.mountPath === '/certs');
     const certsVolume = podSpec.volumes.find((v: Manifest) => v.name === certsMount.name);
     t.equal(certsVolume.secret.secretName, secret.metadata.name, 'the pods mount the Secret');
+    t.equal(certsVolume.secret.defaultMode, 0o440, "keys readable by raftkv's group only");
+    t.equal(podSpec.securityContext.fsGroup, podSpec.securityContext.runAsGroup);
     const fileFlags = [...env].filter(([name]) => /^RAFTKV_.*_FILE$/.test(name));
     t.same(fileFlags.map(([name]) => name).sort(), [
       'RAFTKV_CLIENT_CERT_FILE',
