@@ -223,7 +223,7 @@ t.test('--command-timeout: --help shows it and its default', async (t) => {
 });
 
 t.test('a long-running command is not cut by --command-timeout in its normal life', async (t) => {
-  const timeout = ['--command-timeout', '1500ms'];
+  const timeout = ['--command-timeout', '2s'];
   // A watch seen open (it printed a change), then left for longer than the timeout.
   const watch = start([...timeout, '-o', 'json', 'watch', 'long/w']);
   watch.stdin!.end();
@@ -237,7 +237,7 @@ t.test('a long-running command is not cut by --command-timeout in its normal lif
     '--',
     process.execPath,
     '-e',
-    'setTimeout(() => {}, 2500)',
+    'setTimeout(() => {}, 3000)',
   ]);
   lock.stdin!.end();
   const lockErr: string[] = [];
@@ -256,7 +256,7 @@ t.test('a long-running command is not cut by --command-timeout in its normal lif
   await first.catch((err: Error) => {
     throw new Error(`${err.message} ${watchErr.join('')}`);
   });
-  await sleep(2_000); // longer than the timeout: a watch cut by it would have exited 3 by now
+  await sleep(2_500); // longer than the timeout: a watch cut by it would have exited 3 by now
   const second = waitForOutput(watch, /still watching/);
   await client.put('long/w', 'still watching');
   await second.catch((err: Error) => {
