@@ -8,8 +8,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { restoreNode, startNode } from '../src/index.js';
 import { UpgradeNeededError } from '../src/server/cluster-version.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
-import { ServerError } from '../src/server/errors.js';
-import { EXIT_UPGRADE_NEEDED } from '../src/server/exit-codes.js';
+import { foundersFromDiscovery } from '../src/server/discovery.js';
+import { MemberRemovedError, ServerError } from '../src/server/errors.js';
+import { EXIT_FAILURE, EXIT_REMOVED, EXIT_UPGRADE_NEEDED } from '../src/server/exit-codes.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
@@ -103,6 +104,31 @@ program
       '--initial-cluster <name=url,...>',
       'founding members and their peer URLs; ignored once the data dir exists (default: this member alone)',
       'INITIAL_CLUSTER',
+    ),
+  )
+  .addOption(
+    flag(
+      '--discovery-srv <name>',
+      'first start only, instead of --initial-cluster: find the founders in these DNS SRV records (a headless Service: _peer._tcp.<service>.<namespace>.svc.cluster.local)',
+      'DISCOVERY_SRV',
+    ),
+  )
+  .addOption(
+    flag(
+      '--discovery-expect <n>',
+      'with --discovery-srv: how many founders to wait for',
+      'DISCOVERY_EXPECT',
+      undefined,
+      positiveIntArg('--discovery-expect'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--discovery-timeout <seconds>',
+      'with --discovery-srv: give up (exit 1) without all founders after this long',
+      'DISCOVERY_TIMEOUT',
+      300,
+      positiveIntArg('--discovery-timeout'),
     ),
   )
   .addOption(
@@ -348,6 +374,21 @@ try {
   process.exit(2);
 }
 
+// --discovery-srv: on a first start, the founders from DNS stand for --initial-cluster
+// (for a restore too, which founds a cluster the same way).
+if (o.discoverySrv) {
+  try {
+    config.initialCluster = await foundersFromDiscovery(config, {
+      srvName: o.discoverySrv,
+      expectMembers: o.discoveryExpect,
+      timeoutMs: o.discoveryTimeout * 1000,
+    });
+  } catch (err) {
+    console.error(`raftkv: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}
+
 if (restoring) {
   try {
     const file = program.args[0]!;
@@ -379,7 +420,17 @@ try {
       console.error(`raftkv: ${err.message}`);
       process.exit(EXIT_UPGRADE_NEEDED);
     }
-    process.exit(1);
+    process.exit(EXIT_FAILURE);
+  });
+  // Removed from the cluster: nothing left to serve. Stop (answering what is in flight), then exit.
+  started.node.onRemoved((reason) => {
+    started.node.log.error(
+      { reason, exitCode: EXIT_REMOVED },
+      'stopping: this member was removed from the cluster',
+    );
+    const force = setTimeout(() => process.exit(EXIT_REMOVED), 10_000);
+    force.unref();
+    void started.stop().finally(() => process.exit(EXIT_REMOVED));
   });
   console.log(
     `raftkv ${VERSION}: member ${config.name} serving clients on ${started.clientUrl}, peers on ${started.peerUrl}`,
@@ -400,10 +451,10 @@ try {
     void started.reloadTls();
   };
 } catch (err) {
-  if (err instanceof StorageError || err instanceof ServerError) {
-    console.error(`raftkv: ${err.message}`);
-  } else {
-    console.error('raftkv: failed to start:', err);
-  }
-  process.exit(1);
+  // One line that says what is wrong, on stderr; the stack only at --log-level debug or trace.
+  const known =
+    err instanceof StorageError || err instanceof ServerError || err instanceof MemberRemovedError;
+  console.error(`raftkv: ${known ? '' : 'failed to start: '}${(err as Error).message ?? err}`);
+  if (!known && (o.logLevel === 'debug' || o.logLevel === 'trace')) console.error(err);
+  process.exit(err instanceof MemberRemovedError ? EXIT_REMOVED : EXIT_FAILURE);
 }

@@ -12,9 +12,12 @@ import pino from 'pino';
 import { buildApp } from './api/app.js';
 import type { BackupHeader } from './server/backup.js';
 import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
+import { checkConfig } from './server/config-check.js';
 import { restoreDataDir } from './server/data-dir-setup.js';
+import { ServerError } from './server/errors.js';
 import { KvService } from './server/kv-service.js';
 import { type NodeOptions, RaftKvNode } from './server/node.js';
+import { checkListenAddresses, listenErrorMessage } from './server/port-check.js';
 import {
   checkTlsConfig,
   clientTlsEnabled,
@@ -26,7 +29,7 @@ import { httpsServerOptions, logRefusedHandshakes, serveReloads } from './tls/in
 export * from './client/index.js';
 export type { BackupHeader } from './server/backup.js';
 export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
-export { ServerError } from './server/errors.js';
+export { MemberRemovedError, ServerError } from './server/errors.js';
 export { RaftKvNode } from './server/node.js';
 export { isLoopbackHost } from './server/tls-config.js';
 export { peerCertificateCommonName } from './tls/index.js';
@@ -50,6 +53,10 @@ export interface StartedNode {
 
 type NodeConfigOptions = Partial<NodeConfig> & { initialCluster?: Map<string, string> };
 
+/**
+ * The options completed with defaults and checked as a whole (ServerError
+ * `invalid_request` naming the flag), before anything touches the data dir.
+ */
 function completeConfig(options: NodeConfigOptions): NodeConfig {
   const config: NodeConfig = { ...defaultConfig, initialCluster: new Map(), ...options };
   // Advertise what we listen on unless told otherwise.
@@ -57,7 +64,7 @@ function completeConfig(options: NodeConfigOptions): NodeConfig {
     config.advertiseClientUrl = `${clientTlsEnabled(config) ? 'https' : 'http'}://${config.listenClient}`;
   if (options.advertisePeerUrl === undefined)
     config.advertisePeerUrl = `${peerTlsEnabled(config) ? 'https' : 'http'}://${config.listenPeer}`;
-  return config;
+  return checkConfig(config, options.advertisePeerUrl !== undefined);
 }
 
 /**
@@ -90,6 +97,10 @@ export async function startNode(
 ): Promise<StartedNode> {
   const config = completeConfig(options);
   checkTlsConfig(config);
+  await checkListenAddresses([
+    { flag: '--listen-client', value: config.listenClient },
+    { flag: '--listen-peer', value: config.listenPeer },
+  ]);
   const log = nodeOptions.logger ?? pino({ level: config.logLevel, base: { node: config.name } });
   const nodeTls = await loadNodeTls(config, log);
   let node: RaftKvNode;
@@ -126,7 +137,11 @@ export async function startNode(
   } catch (err) {
     nodeTls.close();
     await node.stop();
-    throw err;
+    throw new ServerError(
+      'invalid_request',
+      listenErrorMessage('--listen-client', config.listenClient, err),
+      { cause: err },
+    );
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -2,6 +2,7 @@ import type { Command } from '../kv/commands.js';
 import type { CommandNotUnderstoodError } from '../kv/errors.js';
 import { ServerError } from './errors.js';
 import type { ServerCommand } from './server-commands.js';
+import { VERSION } from './version.js';
 
 /**
  * Versions and upgrades (README "Upgrades and the compatibility promise").
@@ -20,16 +21,8 @@ import type { ServerCommand } from './server-commands.js';
  *    applied as a no-op, which would make it diverge.
  */
 
-/** Set only by a bundler's define (test/support/raftkv-bundle.ts builds a simulated next version). */
-declare const __RAFTKV_VERSION__: string | undefined;
-
-/**
- * The raftkv version this build runs (package.json's). The one place it is
- * decided: a bundle built with esbuild's `define: {__RAFTKV_VERSION__: '"0.2.0"'}`
- * runs as that version, and with it knows the commands the table gives 0.2.0.
- */
-export const BUILD_VERSION: string =
-  typeof __RAFTKV_VERSION__ === 'string' ? __RAFTKV_VERSION__ : '0.1.0';
+/** The raftkv version this build runs (version.ts decides it). */
+export const BUILD_VERSION: string = VERSION;
 
 /** The first release: nothing older exists to be compatible with. */
 const FIRST_RELEASE = '0.1.0';

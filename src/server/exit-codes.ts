@@ -1,8 +1,12 @@
 /**
- * The exit codes of `raftkv`, in one place so that operators (and systemd or
- * Kubernetes restart policies) can tell why a member stopped. 0 is a clean
- * stop, 1 an unexpected failure, 2 a usage error (a bad flag or value).
+ * The raftkv command's exit codes: what a supervisor (systemd, Kubernetes)
+ * or an operator can tell apart without reading the log.
  */
-
-/** The member met a committed entry only a newer raftkv understands: upgrade it, then restart. */
+/** Stopped as asked (SIGTERM, SIGINT). */
+export const EXIT_OK = 0;
+/** Could not start or run: a bad flag or configuration, a data dir problem, a port in use, a failed disk. */
+export const EXIT_FAILURE = 1;
+/** A log entry needs a newer raftkv than this member runs: upgrade this member. */
 export const EXIT_UPGRADE_NEEDED = 3;
+/** This member was removed from the cluster: its data dir cannot serve again. */
+export const EXIT_REMOVED = 4;

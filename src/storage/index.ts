@@ -1,4 +1,4 @@
-export type { MemberRecord } from './codec.js';
+export type { CreatedWith, MemberRecord } from './codec.js';
 export { StorageError, type StorageErrorCode } from './errors.js';
 export {
   type AppliedWrite,
@@ -8,3 +8,4 @@ export {
   type PersistableReady,
 } from './level-storage.js';
 export { FORMAT_VERSION, type StorageIdentity } from './load.js';
+export { peekIdentity } from './peek-identity.js';

@@ -42,13 +42,14 @@ import {
   undiciConnect,
 } from '../tls/index.js';
 import { encodeBatch } from './codec.js';
-import { TransportError } from './errors.js';
+import { TransportError, transportErrorStatus } from './errors.js';
 import type { FaultFilter } from './fault-filter.js';
 import { encodeFrame, encodeRaftFrame, FRAME_APP_MAX, FRAME_APP_MIN } from './frames.js';
 import { dialMessageStream } from './message-stream.js';
 import {
   CONTENT_TYPE_BINARY,
   HEADER_CLUSTER_ID,
+  HEADER_MEMBER_ID,
   HEADER_SNAPSHOT_ID,
   HEADER_SNAPSHOT_META_BYTES,
   HEADER_SNAPSHOT_OFFSET,
@@ -87,6 +88,10 @@ export interface HttpTransportOptions {
   onSnapshotStatus?: (to: NodeId, ok: boolean) => void;
   /** Messages to `to` were lost: a request failed, the queue overflowed, or `to` is unknown. */
   onUnreachable?: (to: NodeId) => void;
+  /** Peer `by` refused this node's traffic because this node was removed from the cluster (410). */
+  onRemoved?: (by: NodeId) => void;
+  /** Members removed from the cluster, whose traffic the routes refuse (PeerRoutesOptions.isRemoved). */
+  isRemoved?: (id: NodeId) => boolean;
   /** Soft bound on one POST /raft/messages body; one bigger message still goes, alone. Default 4 MiB. */
   maxBatchBytes?: number;
   /** Per-peer queue bound in messages. Default 4096. */
@@ -282,6 +287,7 @@ export class HttpTransport {
         onMessage: opts.onMessage,
         ...(opts.onAppFrame ? { onAppFrame: opts.onAppFrame } : {}),
         ...(opts.receiveFilter ? { filter: opts.receiveFilter } : {}),
+        ...(opts.isRemoved ? { isRemoved: opts.isRemoved } : {}),
         stats,
       });
   }
@@ -623,7 +629,7 @@ export class HttpTransport {
     const material = this.opts.tls;
     dialMessageStream(
       peer.url,
-      { [HEADER_CLUSTER_ID]: this.clusterId },
+      { [HEADER_CLUSTER_ID]: this.clusterId, [HEADER_MEMBER_ID]: this.opts.nodeId },
       connectTimeoutMs,
       material ? tlsDialOptions(material) : undefined,
     ).then(
@@ -651,6 +657,8 @@ export class HttpTransport {
             { to: peer.id, status: outcome.refusedStatus, body: outcome.body.slice(0, 200) },
             'peer refused a message stream',
           );
+          if (outcome.refusedStatus === transportErrorStatus.member_removed)
+            this.callback('onRemoved', () => this.opts.onRemoved?.(peer.id));
           this.streamFailed(peer);
         }
         this.scheduleFlush();
@@ -790,6 +798,7 @@ export class HttpTransport {
         headers: {
           'content-type': CONTENT_TYPE_BINARY,
           [HEADER_CLUSTER_ID]: this.clusterId,
+          [HEADER_MEMBER_ID]: this.opts.nodeId,
           ...headers,
         },
         body,
@@ -805,6 +814,8 @@ export class HttpTransport {
         { to: peer.id, path, status: res.statusCode, body: text.slice(0, 200) },
         'peer refused a request',
       );
+      if (res.statusCode === transportErrorStatus.member_removed)
+        this.callback('onRemoved', () => this.opts.onRemoved?.(peer.id));
       return false;
     } catch (err) {
       if (!this.closed) this.logger.warn({ to: peer.id, path, err }, 'request to peer failed');
