@@ -8,12 +8,13 @@
  */
 import type tls from 'node:tls';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
+import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
 import type { BackupHeader } from './server/backup.js';
 import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
 import { restoreDataDir } from './server/data-dir-setup.js';
 import { KvService } from './server/kv-service.js';
+import { createLogger } from './server/logger.js';
 import { type NodeOptions, RaftKvNode } from './server/node.js';
 import {
   checkTlsConfig,
@@ -27,6 +28,7 @@ export * from './client/index.js';
 export type { BackupHeader } from './server/backup.js';
 export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
 export { ServerError } from './server/errors.js';
+export { createLogger, type LogFormat } from './server/logger.js';
 export { RaftKvNode } from './server/node.js';
 export { isLoopbackHost } from './server/tls-config.js';
 export { peerCertificateCommonName } from './tls/index.js';
@@ -60,6 +62,11 @@ function completeConfig(options: NodeConfigOptions): NodeConfig {
   return config;
 }
 
+/** raftkv's logger for this member (logger.ts): stdout, with the configured level and format. */
+function nodeLogger(config: NodeConfig): Logger {
+  return createLogger({ member: config.name, level: config.logLevel, format: config.logFormat });
+}
+
 /**
  * Creates `options.dataDir` (missing or empty) from a backup taken with
  * `GET /v1/snapshot`: a founding member of a new cluster — named by the same
@@ -71,9 +78,10 @@ function completeConfig(options: NodeConfigOptions): NodeConfig {
 export async function restoreNode(
   options: NodeConfigOptions,
   backup: Uint8Array,
+  logger?: Logger,
 ): Promise<BackupHeader> {
   const config = completeConfig(options);
-  const log = pino({ level: config.logLevel, base: { node: config.name } });
+  const log = logger ?? nodeLogger(config);
   return restoreDataDir(config, backup, log);
 }
 
@@ -90,7 +98,7 @@ export async function startNode(
 ): Promise<StartedNode> {
   const config = completeConfig(options);
   checkTlsConfig(config);
-  const log = nodeOptions.logger ?? pino({ level: config.logLevel, base: { node: config.name } });
+  const log = nodeOptions.logger ?? nodeLogger(config);
   const nodeTls = await loadNodeTls(config, log);
   let node: RaftKvNode;
   try {
