@@ -87,6 +87,8 @@ export interface HttpTransportOptions {
   onSnapshotStatus?: (to: NodeId, ok: boolean) => void;
   /** Messages to `to` were lost: a request failed, the queue overflowed, or `to` is unknown. */
   onUnreachable?: (to: NodeId) => void;
+  /** `to` was reached: its message stream opened, or a POSTed batch was accepted. */
+  onReachable?: (to: NodeId) => void;
   /** Soft bound on one POST /raft/messages body; one bigger message still goes, alone. Default 4 MiB. */
   maxBatchBytes?: number;
   /** Per-peer queue bound in messages. Default 4096. */
@@ -685,6 +687,7 @@ export class HttpTransport {
     peer.redialDelayMs = 0;
     stream.setNoDelay(true);
     stream.setKeepAlive(true, 10_000);
+    this.callback('onReachable', () => this.opts.onReachable?.(peer.id));
     stream.on('error', (err) => {
       if (!this.closed) this.logger.warn({ to: peer.id, err }, 'message stream failed');
     });
@@ -739,6 +742,7 @@ export class HttpTransport {
       if (this.closed || this.peers.get(peer.id) !== peer) return;
       if (ok) {
         this.stats.messagesSent += batch.length;
+        this.callback('onReachable', () => this.opts.onReachable?.(peer.id));
       } else {
         this.stats.batchesFailed++;
         this.stats.messagesDropped += batch.length;
