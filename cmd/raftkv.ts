@@ -8,7 +8,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { restoreNode, startNode } from '../src/index.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { ServerError } from '../src/server/errors.js';
+import { logStop } from '../src/server/event-log.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
+import { createLogger, LOG_FORMATS } from '../src/server/logger.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
 
@@ -282,6 +284,14 @@ program
       'LOG_LEVEL',
       defaultConfig.logLevel,
     ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  )
+  .addOption(
+    flag(
+      '--log-format <format>',
+      'log lines on stdout: json (one object per line) or text (one readable line per event)',
+      'LOG_FORMAT',
+      defaultConfig.logFormat,
+    ).choices(LOG_FORMATS),
   );
 
 // `raftkv restore <backup> [flags]`: the same flags name the member and its cluster.
@@ -333,6 +343,7 @@ try {
     maxTxnOps: o.maxTxnOps,
     maxPendingProposals: o.maxPendingProposals,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
     clientCertFile: o.clientCertFile,
     clientKeyFile: o.clientKeyFile,
     clientCaFile: o.clientCaFile,
@@ -346,12 +357,16 @@ try {
   process.exit(2);
 }
 
+// The one logger of this process: stdout carries only its lines, in the chosen format.
+const log = createLogger({ member: o.name, level: o.logLevel, format: o.logFormat });
+
 if (restoring) {
   try {
     const file = program.args[0]!;
-    const header = await restoreNode(config, await readFile(file));
-    console.log(
-      `raftkv: restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
+    const header = await restoreNode(config, await readFile(file), log);
+    log.info(
+      { event: 'restored', file, revision: header.revision, takenAt: header.takenAt },
+      `restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
     );
     process.exit(0);
   } catch (err) {
@@ -370,16 +385,25 @@ let reloadTls: (() => void) | undefined;
 process.on('SIGHUP', () => reloadTls?.());
 
 try {
-  const started = await startNode(config);
-  started.node.onFatal(() => process.exit(1));
-  console.log(
+  const started = await startNode(config, { logger: log });
+  started.node.onFatal((err) => {
+    logStop(log, 'fatal', { err, exitCode: 1 });
+    process.exit(1);
+  });
+  log.info(
+    {
+      event: 'serving',
+      version: VERSION,
+      clientUrl: started.clientUrl,
+      peerUrl: started.peerUrl,
+    },
     `raftkv ${VERSION}: member ${config.name} serving clients on ${started.clientUrl}, peers on ${started.peerUrl}`,
   );
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    started.node.log.info({ signal }, 'shutting down');
+    logStop(log, 'signal', { signal });
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     void started.stop().then(() => process.exit(0));
@@ -387,7 +411,7 @@ try {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   reloadTls = () => {
-    started.node.log.info({ signal: 'SIGHUP' }, 'reloading the TLS files');
+    log.info({ signal: 'SIGHUP' }, 'reloading the TLS files');
     void started.reloadTls();
   };
 } catch (err) {
