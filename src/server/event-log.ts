@@ -65,6 +65,8 @@ export class NodeEventLog {
   private everHadLeader = false;
   /** A transfer this member started as leader, or learned of as follower. */
   private transfer: { to: string; term: number; atMs: number } | undefined;
+  /** The compact revision of the last mvcc_compacted line. */
+  private compactedToRevision = 0;
   /** Snapshots being sent, by follower id. */
   private readonly sending = new Map<
     string,
@@ -336,6 +338,9 @@ export class NodeEventLog {
 
   /** An MVCC compaction was applied (by the entry at `entryIndex`). */
   mvccCompacted(entryIndex: number, stats: CompactionReport): void {
+    // A retried compact (Idempotency-Key) replays its result without compacting again.
+    if (stats.toRevision <= this.compactedToRevision) return;
+    this.compactedToRevision = stats.toRevision;
     this.log.info(
       { event: 'mvcc_compacted', entryIndex, ...stats },
       `MVCC history compacted to revision ${stats.toRevision} (from ${stats.fromRevision}): ` +
