@@ -358,15 +358,20 @@ try {
 }
 
 // The one logger of this process: stdout carries only its lines, in the chosen format.
-const log = createLogger({ member: o.name, level: o.logLevel, format: o.logFormat });
+// `raftkv restore` is a command with an answer: that goes to stdout, its log to stderr.
+const log = createLogger({
+  member: o.name,
+  level: o.logLevel,
+  format: o.logFormat,
+  ...(restoring ? { destination: process.stderr } : {}),
+});
 
 if (restoring) {
   try {
     const file = program.args[0]!;
     const header = await restoreNode(config, await readFile(file), log);
-    log.info(
-      { event: 'restored', file, revision: header.revision, takenAt: header.takenAt },
-      `restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
+    console.log(
+      `raftkv: restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
     );
     process.exit(0);
   } catch (err) {
