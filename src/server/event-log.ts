@@ -11,9 +11,9 @@
  *   peer_reachable (peer-reachability.ts), serving and stopping (logStop).
  *
  * Why a leader was lost is inferred from what this member saw, in this order:
- * 1. transfer: this member (as leader) started a transfer shortly before, or
- *    was told to take over (TimeoutNow), or saw a vote request marked as a
- *    transfer for a newer term;
+ * 1. transfer: this member (as leader) started a transfer that the Raft core
+ *    has not abandoned, or was told to take over (TimeoutNow), or saw a vote
+ *    request marked as a transfer for a term newer than the lost leader's;
  * 2. as leader: `removed` (no longer a voter), `check_quorum` (same term: it
  *    heard from no majority for an election timeout, so it stepped down), or
  *    `higher_term` (a newer term appeared: it had been cut off or was slow);
@@ -36,6 +36,8 @@ export interface EventLogOptions {
   nameOf: (id: string) => string | undefined;
   /** The voters now (after the changes applied so far). */
   voters: () => readonly string[];
+  /** Whether the Raft core leads with no leadership transfer under way (one was abandoned or refused). */
+  leadingWithoutTransfer: () => boolean;
   electionTimeoutMs: number;
   /** A persisted Ready slower than this is logged (slow_disk_sync). Default 100 ms. */
   slowDiskSyncMs?: number;
@@ -63,8 +65,13 @@ export class NodeEventLog {
   /** Since when this member has known no leader (its start, at first). */
   private leaderlessSinceMs: number;
   private everHadLeader = false;
-  /** A transfer this member started as leader, or learned of as follower. */
-  private transfer: { to: string; term: number; atMs: number } | undefined;
+  /**
+   * A transfer this member started as leader, or learned of as follower: it
+   * explains the loss of a leader whose term is below `beforeTerm`.
+   */
+  private transfer:
+    | { to: string; beforeTerm: number; atMs: number; byThisLeader?: true }
+    | undefined;
   /** The compact revision of the last mvcc_compacted line. */
   private compactedToRevision = 0;
   /** Snapshots being sent, by follower id. */
@@ -109,6 +116,9 @@ export class NodeEventLog {
 
   /** Every tick: held lines whose interval has ended go out. */
   tick(): void {
+    // The Raft core abandoned this member's transfer (not won within an election timeout).
+    if (this.transfer?.byThisLeader && this.opts.leadingWithoutTransfer())
+      this.transfer = undefined;
     this.peers.tick();
     this.slowDiskSync.tick();
     this.slowApply.tick();
@@ -118,15 +128,15 @@ export class NodeEventLog {
 
   /** This member, as leader, starts handing leadership to `to`. */
   transferStarted(to: string, term: number): void {
-    this.transfer = { to, term, atMs: this.now() };
+    this.transfer = { to, beforeTerm: term + 1, atMs: this.now(), byThisLeader: true };
   }
 
   /** Every message from a peer, before the Raft core steps it: notices transfers. */
   peerMessage(m: Message): void {
     if (m.type === 'timeoutNow')
-      this.transfer = { to: this.opts.selfId, term: m.term, atMs: this.now() };
+      this.transfer = { to: this.opts.selfId, beforeTerm: m.term + 1, atMs: this.now() };
     else if (m.type === 'vote' && m.transfer)
-      this.transfer = { to: m.from, term: m.term, atMs: this.now() };
+      this.transfer = { to: m.from, beforeTerm: m.term, atMs: this.now() };
   }
 
   /** The Raft core's soft state changed (a Ready's softState). */
@@ -178,8 +188,11 @@ export class NodeEventLog {
   ): { reason: string; text: string } {
     const self = this.opts.selfId;
     const transfer = this.transfer;
-    const recent = transfer && this.now() - transfer.atMs <= 2 * this.opts.electionTimeoutMs;
-    if (transfer && recent && transfer.term >= prev.term) {
+    // A transfer seen as follower is acted on at once; a generous bound keeps a stale one out.
+    const recent =
+      transfer &&
+      (transfer.byThisLeader || this.now() - transfer.atMs <= 10 * this.opts.electionTimeoutMs);
+    if (transfer && recent && prev.term < transfer.beforeTerm) {
       const to = transfer.to === self ? 'this member' : this.name(transfer.to);
       return { reason: 'transfer', text: `leadership is being transferred to ${to}` };
     }

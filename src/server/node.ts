@@ -183,6 +183,8 @@ export class RaftKvNode {
       selfId: this.id,
       nameOf: (id) => this.members.get(id)?.name,
       voters: () => this.raw.raft.voters,
+      leadingWithoutTransfer: () =>
+        this.raw.raft.role === 'leader' && this.raw.raft.leadTransferee === NONE,
       electionTimeoutMs: config.tickMs * config.electionTicks,
       ...options.eventLog,
     });

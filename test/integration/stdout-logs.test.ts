@@ -27,7 +27,7 @@ async function runUntilLeader(
   await waitUntil(
     `${name} logs its election`,
     () => proc.stdout.includes(electedText) || undefined,
-    30_000,
+    60_000,
   );
   const exit = await proc.kill('SIGTERM');
   t.equal(exit.code, 0, `${name} stopped on SIGTERM: ${proc.stderr}`);
