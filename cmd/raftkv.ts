@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { restoreNode, startNode } from '../src/index.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
+import { foundersFromDiscovery } from '../src/server/discovery.js';
 import { ServerError } from '../src/server/errors.js';
 import { logStop } from '../src/server/event-log.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
@@ -103,6 +104,31 @@ program
       '--initial-cluster <name=url,...>',
       'founding members and their peer URLs; ignored once the data dir exists (default: this member alone)',
       'INITIAL_CLUSTER',
+    ),
+  )
+  .addOption(
+    flag(
+      '--discovery-srv <name>',
+      'first start only, instead of --initial-cluster: find the founders in these DNS SRV records (a headless Service: _peer._tcp.<service>.<namespace>.svc.cluster.local)',
+      'DISCOVERY_SRV',
+    ),
+  )
+  .addOption(
+    flag(
+      '--discovery-expect <n>',
+      'with --discovery-srv: how many founders to wait for',
+      'DISCOVERY_EXPECT',
+      undefined,
+      positiveIntArg('--discovery-expect'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--discovery-timeout <seconds>',
+      'with --discovery-srv: give up (exit 1) without all founders after this long',
+      'DISCOVERY_TIMEOUT',
+      300,
+      positiveIntArg('--discovery-timeout'),
     ),
   )
   .addOption(
@@ -365,6 +391,25 @@ const log = createLogger({
   format: o.logFormat,
   ...(restoring ? { destination: process.stderr } : {}),
 });
+
+// --discovery-srv: on a first start, the founders from DNS stand for --initial-cluster
+// (for a restore too, which founds a cluster the same way).
+if (o.discoverySrv) {
+  try {
+    config.initialCluster = await foundersFromDiscovery(
+      config,
+      {
+        srvName: o.discoverySrv,
+        expectMembers: o.discoveryExpect,
+        timeoutMs: o.discoveryTimeout * 1000,
+      },
+      { log },
+    );
+  } catch (err) {
+    console.error(`raftkv: ${(err as Error).message}`);
+    process.exit(1);
+  }
+}
 
 if (restoring) {
   try {

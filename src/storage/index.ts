@@ -8,3 +8,4 @@ export {
   type PersistableReady,
 } from './level-storage.js';
 export { FORMAT_VERSION, type StorageIdentity } from './load.js';
+export { peekIdentity } from './peek-identity.js';

@@ -210,7 +210,7 @@ export async function loadState(dir: string, db: Db, sub: Sublevels): Promise<Lo
 }
 
 /** The identity, or undefined for a brand-new (entirely empty) database. */
-async function readIdentity(
+export async function readIdentity(
   dir: string,
   db: Db,
   sub: Sublevels,
