@@ -8,8 +8,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { restoreNode, startNode } from '../src/index.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { foundersFromDiscovery } from '../src/server/discovery.js';
-import { ServerError } from '../src/server/errors.js';
+import { MemberRemovedError, ServerError } from '../src/server/errors.js';
 import { logStop } from '../src/server/event-log.js';
+import { EXIT_FAILURE, EXIT_REMOVED } from '../src/server/exit-codes.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
 import { createLogger, LOG_FORMATS } from '../src/server/logger.js';
 import { VERSION } from '../src/server/node.js';
@@ -437,8 +438,18 @@ process.on('SIGHUP', () => reloadTls?.());
 try {
   const started = await startNode(config, { logger: log });
   started.node.onFatal((err) => {
-    logStop(log, 'fatal', { err, exitCode: 1 });
-    process.exit(1);
+    logStop(log, 'fatal', { err, exitCode: EXIT_FAILURE });
+    process.exit(EXIT_FAILURE);
+  });
+  // Removed from the cluster: nothing left to serve. Stop (answering what is in flight), then exit.
+  started.node.onRemoved((reason) => {
+    logStop(log, 'removed', {
+      exitCode: EXIT_REMOVED,
+      message: `stopping: this member was removed from the cluster (${reason})`,
+    });
+    const force = setTimeout(() => process.exit(EXIT_REMOVED), 10_000);
+    force.unref();
+    void started.stop().finally(() => process.exit(EXIT_REMOVED));
   });
   log.info(
     {
@@ -465,10 +476,10 @@ try {
     void started.reloadTls();
   };
 } catch (err) {
-  if (err instanceof StorageError || err instanceof ServerError) {
-    console.error(`raftkv: ${err.message}`);
-  } else {
-    console.error('raftkv: failed to start:', err);
-  }
-  process.exit(1);
+  // One line that says what is wrong, on stderr; the stack only at --log-level debug or trace.
+  const known =
+    err instanceof StorageError || err instanceof ServerError || err instanceof MemberRemovedError;
+  console.error(`raftkv: ${known ? '' : 'failed to start: '}${(err as Error).message ?? err}`);
+  if (!known && (o.logLevel === 'debug' || o.logLevel === 'trace')) console.error(err);
+  process.exit(err instanceof MemberRemovedError ? EXIT_REMOVED : EXIT_FAILURE);
 }

@@ -12,10 +12,13 @@ import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
 import type { BackupHeader } from './server/backup.js';
 import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
+import { checkConfig } from './server/config-check.js';
 import { restoreDataDir } from './server/data-dir-setup.js';
+import { ServerError } from './server/errors.js';
 import { KvService } from './server/kv-service.js';
 import { createLogger } from './server/logger.js';
 import { type NodeOptions, RaftKvNode } from './server/node.js';
+import { checkListenAddresses, listenErrorMessage } from './server/port-check.js';
 import {
   checkTlsConfig,
   clientTlsEnabled,
@@ -27,7 +30,7 @@ import { httpsServerOptions, logRefusedHandshakes, serveReloads } from './tls/in
 export * from './client/index.js';
 export type { BackupHeader } from './server/backup.js';
 export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
-export { ServerError } from './server/errors.js';
+export { MemberRemovedError, ServerError } from './server/errors.js';
 export { createLogger, type LogFormat } from './server/logger.js';
 export { RaftKvNode } from './server/node.js';
 export { isLoopbackHost } from './server/tls-config.js';
@@ -52,6 +55,10 @@ export interface StartedNode {
 
 type NodeConfigOptions = Partial<NodeConfig> & { initialCluster?: Map<string, string> };
 
+/**
+ * The options completed with defaults and checked as a whole (ServerError
+ * `invalid_request` naming the flag), before anything touches the data dir.
+ */
 function completeConfig(options: NodeConfigOptions): NodeConfig {
   const config: NodeConfig = { ...defaultConfig, initialCluster: new Map(), ...options };
   // Advertise what we listen on unless told otherwise.
@@ -59,7 +66,7 @@ function completeConfig(options: NodeConfigOptions): NodeConfig {
     config.advertiseClientUrl = `${clientTlsEnabled(config) ? 'https' : 'http'}://${config.listenClient}`;
   if (options.advertisePeerUrl === undefined)
     config.advertisePeerUrl = `${peerTlsEnabled(config) ? 'https' : 'http'}://${config.listenPeer}`;
-  return config;
+  return checkConfig(config, options.advertisePeerUrl !== undefined);
 }
 
 /** raftkv's logger for this member (logger.ts): stdout, with the configured level and format. */
@@ -98,6 +105,10 @@ export async function startNode(
 ): Promise<StartedNode> {
   const config = completeConfig(options);
   checkTlsConfig(config);
+  await checkListenAddresses([
+    { flag: '--listen-client', value: config.listenClient },
+    { flag: '--listen-peer', value: config.listenPeer },
+  ]);
   const log = nodeOptions.logger ?? nodeLogger(config);
   const nodeTls = await loadNodeTls(config, log);
   let node: RaftKvNode;
@@ -134,7 +145,11 @@ export async function startNode(
   } catch (err) {
     nodeTls.close();
     await node.stop();
-    throw err;
+    throw new ServerError(
+      'invalid_request',
+      listenErrorMessage('--listen-client', config.listenClient, err),
+      { cause: err },
+    );
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -24,6 +24,9 @@ export interface AppOptions {
 }
 
 /** Builds the client API of API.md over a service. No socket is opened: call listen() or inject(). */
+/** What a removed member still answers. */
+const PROBE_PATHS = new Set(['/livez', '/readyz', '/health', '/metrics']);
+
 export function buildApp(service: ApiService, options: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     ...(options.https ? { https: options.https } : {}),
@@ -81,6 +84,19 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
     if (!closing) return done();
     reply.header('connection', 'close');
     sendError(reply, 'unavailable', 'the node is shutting down', {}, 1);
+  });
+
+  // A member removed from the cluster serves nothing but its probes and metrics.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (service.removed() === undefined || PROBE_PATHS.has(req.url.split('?')[0]!)) return done();
+    reply.header('connection', 'close');
+    sendError(
+      reply,
+      'unavailable',
+      'this member was removed from the cluster: use another member',
+      {},
+      1,
+    );
   });
 
   app.setErrorHandler((err, _req: FastifyRequest, reply: FastifyReply) =>

@@ -120,6 +120,12 @@ export interface ApiService {
   ): Promise<{ leader: string; term: number }>;
   /** 200 when the node has a leader and its applied index is caught up. */
   health(): Promise<{ healthy: boolean; reason?: string }>;
+  /** GET /readyz: leader known, caught up, not removed, not stopping. */
+  readiness(): { ready: boolean; reason?: string };
+  /** GET /livez: the process and its Raft loop run (whatever the quorum). */
+  liveness(): { live: boolean; reason?: string };
+  /** Why this member knows it was removed from the cluster (it then serves nothing), or undefined. */
+  removed(): string | undefined;
   metrics(): Promise<{ contentType: string; body: string }>;
 
   // ---- security (API.md "Security: TLS, authentication, permissions")

@@ -8,10 +8,11 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { KvStateMachine } from '../kv/state-machine.js';
-import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { LevelRaftStorage, type MemberRecord, type StorageIdentity } from '../storage/index.js';
 import { type TlsMaterial, undiciConnect } from '../tls/index.js';
 import { BackupError, type BackupHeader, decodeBackup } from './backup.js';
 import type { NodeConfig } from './config.js';
+import { initialClusterMismatch } from './config-check.js';
 import { ServerError } from './errors.js';
 import { PATH_CLUSTER_INFO } from './forwarder.js';
 import { clusterIdFor, foundingMemberId, type Member } from './members.js';
@@ -169,6 +170,41 @@ async function askOne(
   }
 }
 
+/**
+ * A restart: the data dir already says which cluster it belongs to, and
+ * `--initial-cluster`, when given, must agree (API.md: a data dir never runs
+ * as a different cluster than its flags name).
+ */
+function checkRestartFlags(identity: StorageIdentity, config: NodeConfig, log: Logger): void {
+  if (config.initialCluster.size === 0) return;
+  const recorded = identity.createdWith;
+  if (!recorded) {
+    log.info(
+      { dataDir: config.dataDir },
+      'this data dir predates the record of its founding members: --initial-cluster is not checked against it',
+    );
+    return;
+  }
+  const mismatch = initialClusterMismatch(
+    config.dataDir,
+    config.name,
+    recorded,
+    config.initialCluster,
+  );
+  if (mismatch) throw new ServerError('invalid_request', mismatch);
+  if (
+    recorded.how === 'founded' &&
+    clusterIdFor(config.clusterName, new Map(Object.entries(recorded.members))) !==
+      identity.clusterId
+  ) {
+    throw new ServerError(
+      'invalid_request',
+      `data dir ${config.dataDir} was created with another --cluster-name than "${config.clusterName}": ` +
+        'start it with the --cluster-name it was created with, or leave --initial-cluster out',
+    );
+  }
+}
+
 /** First start of a data dir: founding members get the bootstrap state, with the cluster's identity. */
 export async function initializeIfNew(
   storage: LevelRaftStorage,
@@ -187,11 +223,16 @@ export async function initializeIfNew(
           ' or use another --data-dir',
       );
     }
+    checkRestartFlags(identity, config, log);
     return;
   }
   if (config.join) {
     const { clusterId, members, self } = await askToJoin(config, peerTls);
-    await storage.initialize({ clusterId, nodeId: self.id, nodeName: config.name }, undefined);
+    const joined = Object.fromEntries(members.map((m) => [m.name, m.peerUrls[0] ?? '']));
+    await storage.initialize({ clusterId, nodeId: self.id, nodeName: config.name }, undefined, {
+      how: 'joined',
+      members: joined,
+    });
     await storage.saveMembers(members);
     log.info({ clusterId, nodeId: self.id }, 'joining: initialized a new data dir for the cluster');
     return;
@@ -219,6 +260,7 @@ export async function initializeIfNew(
   await storage.initialize(
     { clusterId, nodeId, nodeName: config.name },
     members.map((m) => m.id),
+    { how: 'founded', members: Object.fromEntries(founders) },
   );
   await storage.saveMembers(members);
   log.info({ clusterId, nodeId, members: members.length }, 'initialized a new data dir');

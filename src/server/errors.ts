@@ -30,3 +30,15 @@ export class ServerError extends Error {
     this.retryAfterSeconds = extra.retryAfterSeconds;
   }
 }
+
+/**
+ * This member was removed from the cluster: its data dir cannot serve again.
+ * The raftkv command exits with EXIT_REMOVED.
+ */
+export class MemberRemovedError extends Error {
+  readonly code = 'member_removed';
+  constructor(message: string) {
+    super(message);
+    this.name = 'MemberRemovedError';
+  }
+}

@@ -185,6 +185,18 @@ export class KvService {
     return this.node.health();
   }
 
+  readiness() {
+    return this.node.readiness();
+  }
+
+  liveness() {
+    return this.node.liveness();
+  }
+
+  removed() {
+    return this.node.removed;
+  }
+
   changeMembers(change: MemberChange, signal: AbortSignal) {
     return this.node.changeMembers(change, signal);
   }

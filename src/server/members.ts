@@ -39,9 +39,16 @@ export function clusterIdFor(clusterName: string, founders: Map<string, string>)
  */
 export class MemberTable {
   private readonly members = new Map<string, Member>();
+  /**
+   * Members removed from the cluster. Ids are never reused, so traffic from
+   * one of these is from a member that has not noticed its removal: it is
+   * told so (and stops) rather than ignored.
+   */
+  private readonly removed = new Set<string>();
 
-  constructor(initial: Iterable<Member> = []) {
+  constructor(initial: Iterable<Member> = [], removed: Iterable<string> = []) {
     for (const m of initial) this.members.set(m.id, cloneMember(m));
+    for (const id of removed) this.removed.add(id);
   }
 
   get(id: string): Member | undefined {
@@ -63,8 +70,26 @@ export class MemberTable {
     if (m) m.clientUrls = [...clientUrls];
   }
 
+  /** Takes a member out of the cluster for good. */
   remove(id: string): void {
     this.members.delete(id);
+    this.removed.add(id);
+  }
+
+  isRemoved(id: string): boolean {
+    return this.removed.has(id);
+  }
+
+  removedIds(): string[] {
+    return [...this.removed].sort();
+  }
+
+  /** Adds ids learned removed (from a snapshot). */
+  addRemoved(ids: Iterable<string>): void {
+    for (const id of ids) {
+      this.members.delete(id);
+      this.removed.add(id);
+    }
   }
 
   byName(name: string): Member | undefined {

@@ -34,7 +34,7 @@ import { type NodeConfig, parseHostPort } from './config.js';
 import { initializeIfNew, kvOptions, prepareDataDir } from './data-dir-setup.js';
 import { Deadlines } from './deadlines.js';
 import { DeferredState } from './deferred-state.js';
-import { ServerError } from './errors.js';
+import { MemberRemovedError, ServerError } from './errors.js';
 import { type EventLogOptions, NodeEventLog } from './event-log.js';
 import {
   type ForwardedWrite,
@@ -52,6 +52,7 @@ import { createLogger } from './logger.js';
 import { type Member, MemberTable } from './members.js';
 import { type MemberChange, Membership, type MemberView } from './membership.js';
 import { NodeMetrics } from './metrics.js';
+import { listenErrorMessage } from './port-check.js';
 import { ProposalWaits } from './proposal-waits.js';
 import { ReadBatcher } from './read-batcher.js';
 import {
@@ -146,6 +147,11 @@ export class RaftKvNode {
   private snapshotIndex: number;
   private confState: ConfState;
   private fatal: ((err: unknown) => void) | undefined;
+  /** Why this member knows it was removed from the cluster; it serves nothing from then on. */
+  private removedReason: string | undefined;
+  /** A disk write or the Ready loop failed: the node stopped (fail-stop). */
+  private failed = false;
+  private readonly removedListeners = new Set<(reason: string) => void>();
   private publishing = false;
   private ticks = 0;
   /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
@@ -214,6 +220,11 @@ export class RaftKvNode {
         this.raw.reportUnreachable(to);
         this.forwarder.peerLost(to);
       },
+      isRemoved: (id) => this.members.isRemoved(id),
+      onRemoved: (by) =>
+        this.noticeRemoved(
+          `member ${this.members.get(by)?.name ?? by} refused its traffic: it was removed from the cluster`,
+        ),
       ...(options.faultFilter ? { filter: options.faultFilter } : {}),
       ...(options.peerTls ? { tls: options.peerTls } : {}),
       logger: {
@@ -300,7 +311,14 @@ export class RaftKvNode {
       const records: [string, Uint8Array][] = [];
       for await (const r of storage.kvRecords()) records.push(r);
       const kv = KvStateMachine.load(records, storage.appliedIndex(), kvOptions(config));
-      const members = new MemberTable(storage.members());
+      const members = new MemberTable(storage.members(), storage.removedMembers());
+      const self = storage.identity()!;
+      if (members.isRemoved(self.nodeId)) {
+        throw new MemberRemovedError(
+          `member ${config.name} (${self.nodeId}) was removed from the cluster; its data dir ${config.dataDir} cannot serve again. ` +
+            'To bring it back: add it again (POST /v1/cluster/members, or kvctl member add), then start it with a new, empty --data-dir and --join',
+        );
+      }
       const node = new RaftKvNode(config, storage, kv, members, log, options);
       await node.listenPeer();
       node.startLoop();
@@ -314,6 +332,51 @@ export class RaftKvNode {
   /** Called on an unrecoverable error (a failed disk write): the process should exit. */
   onFatal(handler: (err: unknown) => void): void {
     this.fatal = handler;
+  }
+
+  /**
+   * Called once when this member learns it was removed from the cluster
+   * (it applied its own removal, or a peer refused its traffic as a removed
+   * member's). It serves nothing from then on; the process should stop.
+   */
+  onRemoved(handler: (reason: string) => void): () => void {
+    this.removedListeners.add(handler);
+    if (this.removedReason !== undefined) handler(this.removedReason);
+    return () => this.removedListeners.delete(handler);
+  }
+
+  /** Why this member knows it was removed from the cluster, or undefined. */
+  get removed(): string | undefined {
+    return this.removedReason;
+  }
+
+  private noticeRemoved(reason: string): void {
+    if (this.removedReason !== undefined || this.stopping) return;
+    this.removedReason = reason;
+    this.log.error(
+      { member: this.config.name, id: this.id, reason },
+      `this member (${this.config.name}) was removed from the cluster: it stops serving clients`,
+    );
+    // No more ticks: a removed member must not campaign (its peers refuse it anyway).
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    this.tickTimer = undefined;
+    this.proposals.rejectAll(
+      new ServerError(
+        'timeout',
+        'this member was removed from the cluster before the write was applied here: outcome unknown',
+      ),
+    );
+    for (const p of this.queued) p.reject(removedError());
+    this.queued = [];
+    this.reads.rejectAll(removedError());
+    this.watches.closeAll('removed');
+    for (const listener of [...this.removedListeners]) {
+      try {
+        listener(reason);
+      } catch (err) {
+        this.log.error({ err }, 'a removal listener threw');
+      }
+    }
   }
 
   private async listenPeer(): Promise<void> {
@@ -350,7 +413,15 @@ export class RaftKvNode {
       }),
     );
     const { host, port } = parseHostPort(this.config.listenPeer, '--listen-peer');
-    await app.listen({ host, port });
+    try {
+      await app.listen({ host, port });
+    } catch (err) {
+      throw new ServerError(
+        'invalid_request',
+        listenErrorMessage('--listen-peer', this.config.listenPeer, err),
+        { cause: err },
+      );
+    }
     this.peerServer = app;
     const address = app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
@@ -416,6 +487,7 @@ export class RaftKvNode {
     } catch (err) {
       this.log.fatal({ err }, 'the Ready loop failed; stopping this node');
       this.stopping = true;
+      this.failed = true;
       this.fatal?.(err);
       return;
     } finally {
@@ -482,7 +554,7 @@ export class RaftKvNode {
     const term = this.raw.raft.log.term(index) ?? m.snapshot.metadata.term;
     const snapshot: Snapshot = {
       metadata: { index, term, confState: this.confState },
-      data: encodeNodeSnapshot(this.kv.snapshot(), this.members.list()),
+      data: encodeNodeSnapshot(this.kv.snapshot(), this.members.list(), this.members.removedIds()),
     };
     this.events.snapshotSending(m.to, index, snapshot.data.byteLength);
     return { ...m, snapshot };
@@ -491,18 +563,21 @@ export class RaftKvNode {
   private async installSnapshot(rd: Ready): Promise<void> {
     const snap = rd.snapshot!;
     const startMs = performance.now();
-    const { kv: kvData, members } = decodeNodeSnapshot(snap.data);
+    const { kv: kvData, members, removed } = decodeNodeSnapshot(snap.data);
     const restored = KvStateMachine.restore(kvData, snap.metadata.index, {
       ...kvOptions(this.config),
       watchHub: this.kv.watches,
     });
     // One atomic batch: log replaced, hard state, and the state machine with its applied index.
     await this.storage.persistReady(rd, true, { installRecords: restored.records() });
-    await this.storage.saveMembers(members);
+    this.members.addRemoved(removed);
+    await this.storage.saveMembers(members, this.members.removedIds());
     this.kv = restored;
     this.confState = snap.metadata.confState;
     this.snapshotIndex = snap.metadata.index;
     this.replaceMembers(members);
+    if (this.members.isRemoved(this.id))
+      this.noticeRemoved('the snapshot it installed lists it as removed');
     this.applied.advance(restored.appliedIndex);
     this.revisions.advance(restored.revision);
     this.proposals.skippedTo(snap.metadata.index);
@@ -552,7 +627,8 @@ export class RaftKvNode {
     this.deferred.entriesApplied(confState);
     this.applied.advance(this.kv.appliedIndex);
     this.revisions.advance(this.kv.revision);
-    if (membersChanged) this.inBackground(this.storage.saveMembers(this.members.list()));
+    if (membersChanged)
+      this.inBackground(this.storage.saveMembers(this.members.list(), this.members.removedIds()));
   }
 
   /**
@@ -570,6 +646,7 @@ export class RaftKvNode {
       if (this.stopping) return;
       this.log.fatal({ err }, 'a background disk write failed; stopping this node');
       this.stopping = true;
+      this.failed = true;
       this.fatal?.(err);
     });
   }
@@ -580,6 +657,7 @@ export class RaftKvNode {
     if (cc.type === 'removeNode') {
       this.members.remove(cc.nodeId);
       if (cc.nodeId !== this.id) this.transport.removePeer(cc.nodeId);
+      else this.noticeRemoved(`it applied its own removal (entry ${e.index})`);
       return true;
     }
     if (cc.context) {
@@ -710,6 +788,7 @@ export class RaftKvNode {
 
   /** Proposes a KV command (here if leading, else at the leader) and resolves with its applied result. */
   async write(cmd: Command, opts: WriteContext = {}): Promise<CommandResult> {
+    if (this.removedReason !== undefined) throw removedError();
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
@@ -843,6 +922,7 @@ export class RaftKvNode {
     minRevision?: number;
     signal?: AbortSignal;
   }): Promise<void> {
+    if (this.removedReason !== undefined) throw removedError();
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
@@ -1061,12 +1141,40 @@ export class RaftKvNode {
   }
 
   health(): { healthy: boolean; reason?: string } {
+    if (this.removedReason !== undefined) return { healthy: false, reason: 'removed' };
     if (this.stopping) return { healthy: false, reason: 'shutting down' };
     if (this.raw.raft.lead === NONE) return { healthy: false, reason: 'no leader' };
     const lag = this.raw.raft.log.committed - this.kv.appliedIndex;
     if (lag > 1000)
       return { healthy: false, reason: `applied index is ${lag} entries behind the commit index` };
     return { healthy: true };
+  }
+
+  /**
+   * GET /readyz: whether this member should get client traffic now — it knows
+   * a leader, has applied what it knows is committed, and is neither removed
+   * nor stopping. `reason` says why not.
+   */
+  readiness(): {
+    ready: boolean;
+    reason?: 'removed' | 'shutting_down' | 'no_leader' | 'catching_up';
+  } {
+    if (this.removedReason !== undefined) return { ready: false, reason: 'removed' };
+    if (this.stopping) return { ready: false, reason: 'shutting_down' };
+    if (this.raw.raft.lead === NONE) return { ready: false, reason: 'no_leader' };
+    if (this.raw.raft.log.committed - this.kv.appliedIndex > 1000)
+      return { ready: false, reason: 'catching_up' };
+    return { ready: true };
+  }
+
+  /**
+   * GET /livez: the process is up and its Raft loop is running (not wedged
+   * by a failed disk). Independent of the leader and the quorum, so that a
+   * liveness probe does not restart every member during a quorum loss.
+   */
+  liveness(): { live: boolean; reason?: string } {
+    if (this.failed) return { live: false, reason: 'a disk write failed' };
+    return { live: true };
   }
 
   // ------------------------------------------------------------------ shutdown
@@ -1104,6 +1212,15 @@ export class RaftKvNode {
     await this.storage.close();
     this.deadlines.close();
   }
+}
+
+/** What a removed member answers every request with. */
+function removedError(): ServerError {
+  return new ServerError(
+    'unavailable',
+    'this member was removed from the cluster: use another member',
+    { retryAfterSeconds: 1 },
+  );
 }
 
 function readTimeoutError(): ServerError {

@@ -20,8 +20,13 @@ const decoder = new TextDecoder();
  * A Raft snapshot of a node: the KV state machine and the member table (a
  * new member learns peers' addresses from it). Versioned JSON header + KV bytes.
  */
-export function encodeNodeSnapshot(kv: Uint8Array, members: MemberRecord[]): Uint8Array {
-  const header = encoder.encode(JSON.stringify({ v: 1, members }));
+export function encodeNodeSnapshot(
+  kv: Uint8Array,
+  members: MemberRecord[],
+  removed: string[] = [],
+): Uint8Array {
+  // `removed` is a later field: a reader that does not know it reads the rest as before.
+  const header = encoder.encode(JSON.stringify({ v: 1, members, removed }));
   const out = new Uint8Array(4 + header.byteLength + kv.byteLength);
   new DataView(out.buffer).setUint32(0, header.byteLength);
   out.set(header, 4);
@@ -29,18 +34,26 @@ export function encodeNodeSnapshot(kv: Uint8Array, members: MemberRecord[]): Uin
   return out;
 }
 
-export function decodeNodeSnapshot(data: Uint8Array): { kv: Uint8Array; members: MemberRecord[] } {
-  if (data.byteLength === 0) return { kv: data, members: [] };
+export function decodeNodeSnapshot(data: Uint8Array): {
+  kv: Uint8Array;
+  members: MemberRecord[];
+  removed: string[];
+} {
+  if (data.byteLength === 0) return { kv: data, members: [], removed: [] };
   if (data.byteLength < 4) throw new Error('snapshot too short');
   const headerBytes = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
   if (4 + headerBytes > data.byteLength) throw new Error('snapshot header truncated');
   const header = JSON.parse(decoder.decode(data.subarray(4, 4 + headerBytes))) as {
     v: number;
     members: MemberRecord[];
+    removed?: unknown;
   };
   if (header.v !== 1)
     throw new Error(`snapshot format ${header.v} is newer than this raftkv understands`);
-  return { kv: data.subarray(4 + headerBytes), members: header.members };
+  const removed = Array.isArray(header.removed)
+    ? header.removed.filter((id): id is string => typeof id === 'string')
+    : [];
+  return { kv: data.subarray(4 + headerBytes), members: header.members, removed };
 }
 
 export function encodeServerCommand(cmd: ServerCommand): Uint8Array {

@@ -239,6 +239,44 @@ export function decodeText(bytes: Uint8Array, what: string): string {
   }
 }
 
+/**
+ * The members a data dir was created with (meta `createdWith`): the founders,
+ * or the cluster's members when it joined; name → peer URL.
+ */
+export interface CreatedWith {
+  how: 'founded' | 'joined';
+  members: Record<string, string>;
+}
+
+export function encodeCreatedWith(c: CreatedWith): Uint8Array {
+  return encodeJson({ how: c.how, members: c.members });
+}
+
+export function decodeCreatedWith(bytes: Uint8Array): CreatedWith {
+  const v = decodeJson(bytes, 'meta createdWith');
+  const members = isObject(v) ? v.members : undefined;
+  if (
+    !isObject(v) ||
+    (v.how !== 'founded' && v.how !== 'joined') ||
+    !isObject(members) ||
+    !Object.values(members).every((u) => typeof u === 'string')
+  ) {
+    throw new DecodeError('meta createdWith is not {how, members: {name: peer URL}}');
+  }
+  return { how: v.how, members: { ...(members as Record<string, string>) } };
+}
+
+export function encodeRemovedMembers(ids: readonly string[]): Uint8Array {
+  return encodeJson([...ids]);
+}
+
+export function decodeRemovedMembers(bytes: Uint8Array): string[] {
+  const v = decodeJson(bytes, 'meta removedMembers');
+  if (!Array.isArray(v) || !v.every((id) => typeof id === 'string'))
+    throw new DecodeError('meta removedMembers is not a list of member ids');
+  return v as string[];
+}
+
 function encodeJson(value: unknown): Uint8Array {
   return utf8Encoder.encode(JSON.stringify(value));
 }

@@ -38,6 +38,9 @@ export const META_KEY = {
   nodeId: 'nodeId',
   nodeName: 'nodeName',
   createdAt: 'createdAt',
+  createdWith: 'createdWith',
+  /** Ids of members removed from the cluster (never reused): their traffic is refused. */
+  removedMembers: 'removedMembers',
 } as const;
 
 export const LOG_KEY_BYTES = 8;

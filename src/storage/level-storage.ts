@@ -15,12 +15,15 @@ import {
   type SnapshotMetadata,
 } from '../raft/index.js';
 import {
+  type CreatedWith,
   encodeConfState,
+  encodeCreatedWith,
   encodeEntry,
   encodeHardState,
   encodeIndex,
   encodeLogPosition,
   encodeMember,
+  encodeRemovedMembers,
   encodeSnapshotMetadata,
   encodeText,
   type LogPosition,
@@ -109,6 +112,7 @@ export class LevelRaftStorage implements RaftStorage {
   private readonly cache: LogCache;
   private applied: number;
   private readonly memberRecords: Map<string, MemberRecord>;
+  private removedMemberIds: Set<string>;
   /** The last queued write; the next one starts after it settles. */
   private writeTail: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -132,6 +136,7 @@ export class LevelRaftStorage implements RaftStorage {
     this.cache = state.cache;
     this.applied = state.appliedIndex;
     this.memberRecords = state.members;
+    this.removedMemberIds = state.removedMembers;
     this.kvBatchMaxBytes = options.kvBatchMaxBytes ?? DEFAULT_KV_BATCH_MAX_BYTES;
   }
 
@@ -166,6 +171,7 @@ export class LevelRaftStorage implements RaftStorage {
   async initialize(
     id: { clusterId: string; nodeId: string; nodeName: string },
     bootstrapVoters: string[] | undefined,
+    createdWith?: CreatedWith,
   ): Promise<void> {
     await this.serialize(async () => {
       assert(this.ident === undefined, `data dir ${this.dataDir} is already initialized`);
@@ -180,6 +186,9 @@ export class LevelRaftStorage implements RaftStorage {
         nodeId: id.nodeId,
         nodeName: id.nodeName,
         createdAt: new Date().toISOString(),
+        ...(createdWith
+          ? { createdWith: { how: createdWith.how, members: { ...createdWith.members } } }
+          : {}),
       };
       const snap = bootstrapVoters === undefined ? undefined : bootstrapSnapshot(bootstrapVoters);
       const meta: SnapshotMetadata = snap?.metadata ?? {
@@ -195,6 +204,8 @@ export class LevelRaftStorage implements RaftStorage {
       batch.put(META_KEY.nodeId, encodeText(ident.nodeId), m);
       batch.put(META_KEY.nodeName, encodeText(ident.nodeName), m);
       batch.put(META_KEY.createdAt, encodeText(ident.createdAt), m);
+      if (ident.createdWith)
+        batch.put(META_KEY.createdWith, encodeCreatedWith(ident.createdWith), m);
       const r = { sublevel: this.sub.raft };
       batch.put(RAFT_KEY.hardState, encodeHardState(hs), r);
       batch.put(RAFT_KEY.confState, encodeConfState(meta.confState), r);
@@ -515,17 +526,31 @@ export class LevelRaftStorage implements RaftStorage {
       .map(cloneMember);
   }
 
-  /** Replaces all member records (ids not in `records` are removed), synced. */
-  saveMembers(records: readonly MemberRecord[]): Promise<void> {
+  /** Ids of the members removed from the cluster, as last saved. */
+  removedMembers(): string[] {
+    return [...this.removedMemberIds].sort();
+  }
+
+  /**
+   * Replaces all member records (ids not in `records` are removed), and with
+   * `removed` the list of removed member ids, synced.
+   */
+  saveMembers(records: readonly MemberRecord[], removed?: readonly string[]): Promise<void> {
     return this.serialize(async () => {
       const next = new Map(records.map((m) => [m.id, cloneMember(m)]));
       const batch = this.db.batch();
       const opts = { sublevel: this.sub.members };
       for (const id of this.memberRecords.keys()) if (!next.has(id)) batch.del(id, opts);
       for (const m of next.values()) batch.put(m.id, encodeMember(m), opts);
+      if (removed) {
+        batch.put(META_KEY.removedMembers, encodeRemovedMembers(removed), {
+          sublevel: this.sub.meta,
+        });
+      }
       await this.writeBatch(batch, true, 'saving member records');
       this.memberRecords.clear();
       for (const [id, m] of next) this.memberRecords.set(id, m);
+      if (removed) this.removedMemberIds = new Set(removed);
     });
   }
 

@@ -8,13 +8,16 @@ import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/index.js';
 import {
+  type CreatedWith,
   DecodeError,
   decodeConfState,
+  decodeCreatedWith,
   decodeEntry,
   decodeHardState,
   decodeIndex,
   decodeLogPosition,
   decodeMember,
+  decodeRemovedMembers,
   decodeSnapshotMetadata,
   decodeText,
   type LogPosition,
@@ -44,6 +47,11 @@ export interface StorageIdentity {
   nodeName: string;
   /** ISO 8601, when initialize() ran. */
   createdAt: string;
+  /**
+   * The members the data dir was created with, name → peer URL: the founders,
+   * or the members named when it joined. Absent in data dirs made before it was recorded.
+   */
+  createdWith?: CreatedWith;
 }
 
 export type Db = Level<Uint8Array, Uint8Array>;
@@ -68,6 +76,7 @@ export interface LoadedState {
   cache: LogCache;
   appliedIndex: number;
   members: Map<string, MemberRecord>;
+  removedMembers: Set<string>;
 }
 
 /**
@@ -177,7 +186,13 @@ async function requiredRecord<T>(
 export async function loadState(dir: string, db: Db, sub: Sublevels): Promise<LoadedState> {
   const identity = await readIdentity(dir, db, sub);
   if (identity === undefined) {
-    return { identity, cache: new LogCache(), appliedIndex: 0, members: new Map() };
+    return {
+      identity,
+      cache: new LogCache(),
+      appliedIndex: 0,
+      members: new Map(),
+      removedMembers: new Set(),
+    };
   }
   const installing = await sub.raft.get(RAFT_KEY.installing);
   if (installing !== undefined) {
@@ -201,11 +216,18 @@ export async function loadState(dir: string, db: Db, sub: Sublevels): Promise<Lo
       decodeRecord(dir, `member record ${id}`, () => decodeMember(id, value)),
     );
   }
+  const removedBytes = await sub.meta.get(META_KEY.removedMembers);
+  const removedMembers = new Set(
+    removedBytes === undefined
+      ? []
+      : decodeRecord(dir, 'meta removedMembers', () => decodeRemovedMembers(removedBytes)),
+  );
   return {
     identity,
     cache: LogCache.restore(start, entries, snap, hs, confState),
     appliedIndex,
     members,
+    removedMembers,
   };
 }
 
@@ -232,13 +254,20 @@ export async function readIdentity(
   if (formatVersion > FORMAT_VERSION) throw formatTooNewError(dir, formatVersion, FORMAT_VERSION);
   const text = (key: string) =>
     requiredRecord(dir, sub.meta, 'meta', key, (b) => decodeText(b, `meta ${key}`));
-  return {
+  const identity: StorageIdentity = {
     formatVersion,
     clusterId: await text(META_KEY.clusterId),
     nodeId: await text(META_KEY.nodeId),
     nodeName: await text(META_KEY.nodeName),
     createdAt: await text(META_KEY.createdAt),
   };
+  const createdWith = await sub.meta.get(META_KEY.createdWith);
+  if (createdWith !== undefined) {
+    identity.createdWith = decodeRecord(dir, 'meta createdWith', () =>
+      decodeCreatedWith(createdWith),
+    );
+  }
+  return identity;
 }
 
 /**

@@ -9,6 +9,7 @@ export type TransportErrorCode =
   | 'too_large' // a body, batch or snapshot beyond the configured limit
   | 'wrong_cluster' // x-raftkv-cluster-id missing or not ours
   | 'wrong_node' // a message addressed to another node id
+  | 'member_removed' // the sender was removed from the cluster: it must stop, not retry
   | 'unknown_peer' // no address known for the destination
   | 'unreachable' // the request failed: connection, timeout, or a non-2xx answer
   | 'snapshot_busy' // receiver: no memory budget left for another incomplete snapshot
@@ -23,6 +24,7 @@ export const transportErrorStatus: Readonly<Record<TransportErrorCode, number>> 
   too_large: 413,
   wrong_cluster: 403,
   wrong_node: 421,
+  member_removed: 410,
   unknown_peer: 400,
   unreachable: 502,
   snapshot_busy: 503,

@@ -42,13 +42,14 @@ import {
   undiciConnect,
 } from '../tls/index.js';
 import { encodeBatch } from './codec.js';
-import { TransportError } from './errors.js';
+import { TransportError, transportErrorStatus } from './errors.js';
 import type { FaultFilter } from './fault-filter.js';
 import { encodeFrame, encodeRaftFrame, FRAME_APP_MAX, FRAME_APP_MIN } from './frames.js';
 import { dialMessageStream } from './message-stream.js';
 import {
   CONTENT_TYPE_BINARY,
   HEADER_CLUSTER_ID,
+  HEADER_MEMBER_ID,
   HEADER_SNAPSHOT_ID,
   HEADER_SNAPSHOT_META_BYTES,
   HEADER_SNAPSHOT_OFFSET,
@@ -89,6 +90,10 @@ export interface HttpTransportOptions {
   onUnreachable?: (to: NodeId) => void;
   /** `to` was reached: its message stream opened, or a POSTed batch was accepted. */
   onReachable?: (to: NodeId) => void;
+  /** Peer `by` refused this node's traffic because this node was removed from the cluster (410). */
+  onRemoved?: (by: NodeId) => void;
+  /** Members removed from the cluster, whose traffic the routes refuse (PeerRoutesOptions.isRemoved). */
+  isRemoved?: (id: NodeId) => boolean;
   /** Soft bound on one POST /raft/messages body; one bigger message still goes, alone. Default 4 MiB. */
   maxBatchBytes?: number;
   /** Per-peer queue bound in messages. Default 4096. */
@@ -284,6 +289,7 @@ export class HttpTransport {
         onMessage: opts.onMessage,
         ...(opts.onAppFrame ? { onAppFrame: opts.onAppFrame } : {}),
         ...(opts.receiveFilter ? { filter: opts.receiveFilter } : {}),
+        ...(opts.isRemoved ? { isRemoved: opts.isRemoved } : {}),
         stats,
       });
   }
@@ -625,7 +631,7 @@ export class HttpTransport {
     const material = this.opts.tls;
     dialMessageStream(
       peer.url,
-      { [HEADER_CLUSTER_ID]: this.clusterId },
+      { [HEADER_CLUSTER_ID]: this.clusterId, [HEADER_MEMBER_ID]: this.opts.nodeId },
       connectTimeoutMs,
       material ? tlsDialOptions(material) : undefined,
     ).then(
@@ -653,6 +659,8 @@ export class HttpTransport {
             { to: peer.id, status: outcome.refusedStatus, body: outcome.body.slice(0, 200) },
             'peer refused a message stream',
           );
+          if (outcome.refusedStatus === transportErrorStatus.member_removed)
+            this.callback('onRemoved', () => this.opts.onRemoved?.(peer.id));
           this.streamFailed(peer);
         }
         this.scheduleFlush();
@@ -794,6 +802,7 @@ export class HttpTransport {
         headers: {
           'content-type': CONTENT_TYPE_BINARY,
           [HEADER_CLUSTER_ID]: this.clusterId,
+          [HEADER_MEMBER_ID]: this.opts.nodeId,
           ...headers,
         },
         body,
@@ -809,6 +818,8 @@ export class HttpTransport {
         { to: peer.id, path, status: res.statusCode, body: text.slice(0, 200) },
         'peer refused a request',
       );
+      if (res.statusCode === transportErrorStatus.member_removed)
+        this.callback('onRemoved', () => this.opts.onRemoved?.(peer.id));
       return false;
     } catch (err) {
       if (!this.closed) this.logger.warn({ to: peer.id, path, err }, 'request to peer failed');

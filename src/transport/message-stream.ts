@@ -102,6 +102,8 @@ export interface AcceptStreamsOptions {
   onFrame: (frame: Frame) => void;
   /** A stream was closed because of what it sent. */
   onBadStream: (err: unknown) => void;
+  /** A reason to refuse this sender's stream, after the cluster id check. */
+  refuse?: (req: IncomingMessage) => { status: number; code: string; message: string } | undefined;
 }
 
 export interface StreamAcceptor {
@@ -136,6 +138,11 @@ export function acceptMessageStreams(server: Server, opts: AcceptStreamsOptions)
     }
     if (req.headers[opts.clusterIdHeader] !== opts.clusterId) {
       refuse(socket, 403, 'wrong_cluster', `not a member of cluster ${opts.clusterId}`);
+      return;
+    }
+    const refusal = opts.refuse?.(req);
+    if (refusal) {
+      refuse(socket, refusal.status, refusal.code, refusal.message);
       return;
     }
     socket.write(

@@ -49,6 +49,8 @@ export const PATH_SNAPSHOT = '/raft/snapshot';
 export const PATH_HEALTH = '/raft/health';
 
 export const HEADER_CLUSTER_ID = 'x-raftkv-cluster-id';
+/** The sender's member id, so a removed member can be told (410 member_removed). */
+export const HEADER_MEMBER_ID = 'x-raftkv-member-id';
 export const HEADER_SNAPSHOT_ID = 'x-raftkv-snapshot-id';
 export const HEADER_SNAPSHOT_OFFSET = 'x-raftkv-snapshot-offset';
 export const HEADER_SNAPSHOT_TOTAL = 'x-raftkv-snapshot-total';
@@ -98,6 +100,12 @@ export interface PeerRoutesOptions extends PeerReceiveLimits {
   /** Fault injection on arrival (tests only). */
   filter?: FaultFilter;
   stats?: PeerReceiveStats;
+  /**
+   * Members removed from the cluster: their traffic is answered 410
+   * `member_removed` (a stream from one is closed, and refused when it is
+   * opened again), so that a member that missed its own removal learns it.
+   */
+  isRemoved?: (id: NodeId) => boolean;
 }
 
 interface IncomingSnapshot {
@@ -140,7 +148,13 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, opt
   const maxSnapshotBytes = opts.maxSnapshotBytes ?? 1024 * MIB;
   const maxPendingSnapshotBytes = opts.maxPendingSnapshotBytes ?? 1024 * MIB;
   const snapshotIdleTimeoutMs = opts.snapshotIdleTimeoutMs ?? 30_000;
-  const { clusterId, nodeId, onMessage, onAppFrame, filter, stats } = opts;
+  const { clusterId, nodeId, onMessage, onAppFrame, filter, stats, isRemoved } = opts;
+
+  function refuseRemoved(from: NodeId): void {
+    if (isRemoved?.(from)) {
+      throw new TransportError('member_removed', `member ${from} was removed from the cluster`);
+    }
+  }
 
   const incoming = new Map<string, IncomingSnapshot>();
   let pendingSnapshotBytes = 0;
@@ -293,7 +307,10 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, opt
   /** Decodes and delivers one batch; throws, delivering nothing, if any of it is bad. */
   function receiveBatch(bytes: Uint8Array): void {
     const messages = decodeBatch(bytes);
-    for (const m of messages) checkAddressee(m);
+    for (const m of messages) {
+      checkAddressee(m);
+      refuseRemoved(m.from);
+    }
     if (stats) {
       stats.batchesReceived++;
       stats.messagesReceived += messages.length;
@@ -305,6 +322,15 @@ export const peerRoutes: FastifyPluginAsync<PeerRoutesOptions> = async (app, opt
     clusterId,
     clusterIdHeader: HEADER_CLUSTER_ID,
     maxFrameBytes: maxBatchBytes,
+    refuse: (req) => {
+      const from = req.headers[HEADER_MEMBER_ID];
+      if (typeof from !== 'string' || !isRemoved?.(from)) return undefined;
+      return {
+        status: 410,
+        code: 'member_removed',
+        message: `member ${from} was removed from the cluster`,
+      };
+    },
     onFrame: (frame: Frame) => {
       if (frame.kind === FRAME_RAFT) receiveBatch(frame.payload);
       else if (frame.kind >= FRAME_APP_MIN && onAppFrame) onAppFrame(frame.kind, frame.payload);

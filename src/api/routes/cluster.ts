@@ -75,6 +75,22 @@ export function clusterRoutes(service: ApiService) {
         .send({ status: 'unhealthy', reason: h.reason ?? 'unknown' });
     });
 
+    // Probes (Kubernetes and the like). Liveness does not depend on the quorum: a
+    // liveness probe must not restart every member while the cluster has no leader.
+    app.get('/livez', { config: { access: 'public' } }, async (_req, reply) => {
+      const l = service.liveness();
+      if (l.live) return { status: 'ok' };
+      return reply.code(503).send({ status: 'failed', reason: l.reason ?? 'unknown' });
+    });
+    app.get('/readyz', { config: { access: 'public' } }, async (_req, reply) => {
+      const r = service.readiness();
+      if (r.ready) return { status: 'ok' };
+      return reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({ status: 'unavailable', reason: r.reason ?? 'unknown' });
+    });
+
     app.get('/metrics', { config: { access: 'public' } }, async (_req, reply) => {
       const m = await service.metrics();
       return reply.type(m.contentType).send(m.body);
