@@ -3,12 +3,12 @@
  * kvctl — the command line client. Parses flags, calls src/client, prints.
  *
  * Exit codes: 0 ok; 1 not found, compare failed, txn not succeeded, or any
- * other API error; 2 usage error; 3 unavailable, timeout or connection failure
- * (and: the lease of `registry register`, `lease keepalive`, `elect` or a
- * bare `lock` was lost). `lock NAME -- command` exits with the command's code.
+ * other API error; 2 usage error; 3 unavailable, timeout (including
+ * --command-timeout) or connection failure (and: the lease of `registry
+ * register`, `lease keepalive`, `elect` or a bare `lock` was lost).
+ * `lock NAME -- command` exits with the command's code.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import {
@@ -28,6 +28,7 @@ import {
   type TxnResponse,
   type WatchResponse,
 } from '../src/client/index.js';
+import { VERSION } from '../src/server/version.js';
 import { addAuthCommands } from './kvctl/auth-commands.js';
 import {
   addGlobalOptions,
@@ -48,6 +49,7 @@ import {
   table,
   UsageError,
 } from './kvctl/common.js';
+import { decodeText, readFileBytes, readStdin, valueFrom } from './kvctl/value-input.js';
 
 /** `lock` interrupted before it got the lock (128 + SIGINT). */
 const EXIT_INTERRUPTED = 130;
@@ -109,18 +111,11 @@ function watchLines(change: WatchResponse): string {
 }
 
 async function readTxn(file: string | undefined): Promise<TxnRequest> {
-  let text: string;
-  try {
-    if (file === undefined || file === '-') {
-      const chunks: Buffer[] = [];
-      for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-      text = Buffer.concat(chunks).toString('utf8');
-    } else {
-      text = readFileSync(file, 'utf8');
-    }
-  } catch (err) {
-    throw new UsageError(`cannot read ${file ?? 'stdin'}: ${(err as Error).message}`);
-  }
+  const fromStdin = file === undefined || file === '-';
+  const text = decodeText(
+    fromStdin ? await readStdin() : await readFileBytes(file),
+    fromStdin ? 'stdin' : file,
+  );
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -262,14 +257,23 @@ function buildProgram(): Command {
     throw err;
   });
   const program = addGlobalOptions(
-    new Command('kvctl').description('Command line client for raftkv (API.md over HTTP).'),
+    new Command('kvctl')
+      .description('Command line client for raftkv (API.md over HTTP).')
+      .version(VERSION, '-V, --version', 'print the version of kvctl (the raftkv release)'),
   )
     .showHelpAfterError('(run kvctl --help for usage)')
     .exitOverride()
     .addHelpText(
       'after',
-      '\nExit codes: 0 ok; 1 not found, compare failed, txn not succeeded or other API error;\n' +
-        '2 usage error; 3 unavailable, timeout or connection failure.',
+      '\nValues: `put KEY -` reads the value from stdin, `put KEY --file F` from a file, byte for\n' +
+        'byte (so `echo` adds a newline); it must be UTF-8 text (encode binary data, e.g. base64).\n' +
+        'The same goes for `registry register NAME -` and `elect NAME -`.\n' +
+        '\n--command-timeout (KVCTL_COMMAND_TIMEOUT, default 5s) bounds a whole command, every\n' +
+        'retry and failover included, so it fails fast without a quorum. For watch, lease\n' +
+        'keepalive, registry register, lock and elect it bounds the start (until the stream is\n' +
+        'open, the lease granted, the name registered) and the clean-up, not the time between.\n' +
+        '\nExit codes: 0 ok; 1 not found, compare failed, txn not succeeded or other API error;\n' +
+        '2 usage error; 3 unavailable, timeout (--command-timeout too) or connection failure.',
     );
 
   program
@@ -299,14 +303,18 @@ function buildProgram(): Command {
 
   program
     .command('put')
-    .description("write a key (put -- KEY VALUE when VALUE starts with '-')")
+    .description(
+      "write a key: VALUE, - to read it from stdin, or --file F (put -- KEY VALUE when VALUE starts with '-')",
+    )
     .argument('<key>')
-    .argument('<value>')
+    .argument('[value]', 'the value; - reads it from stdin (all of it, byte for byte)')
+    .option('--file <file>', 'read the value from this file (byte for byte)')
     .option('--lease <id>', 'attach the key to this lease')
     .option('--prev-revision <n>', 'only if the key is at this modRevision (0: absent)', integer(0))
     .option('--prev-value <value>', 'only if the key has this value')
-    .action((key: string, value: string, o, cmd: Command) =>
-      run(cmd, async (client, format) => {
+    .action(async (key: string, arg: string | undefined, o, cmd: Command) => {
+      const value = await valueFrom('put', arg, o.file);
+      return run(cmd, async (client, format) => {
         const res = await client.put(key, value, {
           lease: o.lease,
           prevRevision: o.prevRevision,
@@ -323,8 +331,8 @@ function buildProgram(): Command {
             ]),
           );
         return EXIT_OK;
-      }),
-    );
+      });
+    });
 
   program
     .command('del')
@@ -393,15 +401,15 @@ function buildProgram(): Command {
     .command('txn')
     .description('run a transaction: API.md\'s JSON body {"compare", "success", "failure"}')
     .argument('[file]', 'JSON file; stdin when absent or "-"')
-    .action((file: string | undefined, _o, cmd: Command) =>
-      run(cmd, async (client, format) => {
-        const request = await readTxn(file);
+    .action(async (file: string | undefined, _o, cmd: Command) => {
+      const request = await readTxn(file);
+      return run(cmd, async (client, format) => {
         const res = await client.txn(request);
         if (format === 'json') printJson(res);
         else print(txnTable(request, res));
         return res.succeeded ? EXIT_OK : EXIT_FAILED;
-      }),
-    );
+      });
+    });
 
   program
     .command('watch')
@@ -411,7 +419,7 @@ function buildProgram(): Command {
     .option('--from-revision <n>', 'replay history from this revision', integer(1))
     .option('--prev-kv', 'include the previous value of each key')
     .action((key: string, o, cmd: Command) =>
-      run(cmd, async (client, format) => {
+      run(cmd, async (client, format, deadline) => {
         const controller = new AbortController();
         const stop = () => controller.abort();
         process.once('SIGINT', stop);
@@ -422,6 +430,8 @@ function buildProgram(): Command {
             fromRevision: o.fromRevision,
             prevKv: o.prevKv === true,
             signal: controller.signal,
+            // Open: from here on the watch lives until interrupted (reconnecting on its own).
+            onOpen: () => deadline.disarm(),
           });
           for await (const change of watch) {
             // One JSON object per line, so the output can be consumed as a stream.
@@ -660,8 +670,10 @@ function buildProgram(): Command {
     .argument('<id>')
     .option('--once', 'renew once and exit')
     .action((id: string, o, cmd: Command) =>
-      run(cmd, async (client, format) => {
+      run(cmd, async (client, format, deadline) => {
         const first = await client.keepAlive(id);
+        // Renewed once: keeping it alive is this command's normal life (lost TTL ends it).
+        deadline.disarm();
         if (format === 'json') print(JSON.stringify(first));
         else
           print(
@@ -755,10 +767,12 @@ function buildProgram(): Command {
       'register NAME with a new lease, keep it until interrupted, then revoke it (exit 1 if taken, 3 if the lease is lost)',
     )
     .argument('<name>')
-    .argument('<value>')
+    .argument('[value]', 'its value; - reads it from stdin')
+    .option('--file <file>', 'read the value from this file')
     .option('--ttl <s>', 'TTL of the lease, in seconds', integer(1), DEFAULT_LEASE_TTL)
-    .action((name: string, value: string, o, cmd: Command) =>
-      run(cmd, async (client, format) => {
+    .action(async (name: string, arg: string | undefined, o, cmd: Command) => {
+      const value = await valueFrom('registry register', arg, o.file);
+      return run(cmd, async (client, format, deadline) => {
         const held = await heldLease(client, o.ttl);
         const stop = interrupted();
         try {
@@ -778,13 +792,15 @@ function buildProgram(): Command {
           }
           if (format === 'json') print(JSON.stringify(entry));
           else print(`registered ${cell(entry.name)} = ${cell(entry.value)} (lease ${held.id})`);
+          deadline.disarm();
           return await holdUntilInterruptedOrLost(stop, held.keeper.lost);
         } finally {
           stop.dispose();
+          deadline.arm();
           await held.release();
         }
-      }),
-    );
+      });
+    });
 
   registry
     .command('lookup')
@@ -819,7 +835,7 @@ function buildProgram(): Command {
     .argument('[prefix]', 'only names starting with this', '')
     .option('--from-revision <n>', 'replay history from this revision', integer(1))
     .action((prefix: string, o, cmd: Command) =>
-      run(cmd, async (client, format) => {
+      run(cmd, async (client, format, deadline) => {
         const controller = new AbortController();
         const stop = interrupted();
         void stop.promise.then(() => controller.abort());
@@ -827,6 +843,7 @@ function buildProgram(): Command {
           const watch = client.watchRegistry(prefix, {
             ...(o.fromRevision !== undefined ? { fromRevision: o.fromRevision } : {}),
             signal: controller.signal,
+            onOpen: () => deadline.disarm(),
           });
           for await (const change of watch) {
             if (format === 'json') print(JSON.stringify(change));
@@ -888,8 +905,10 @@ function buildProgram(): Command {
       const waitMs: number | undefined = o.timeout ?? (fromCli ? globals(cmd).timeout : undefined);
       return run(
         cmd,
-        async (client, format) => {
+        async (client, format, deadline) => {
           const held = await heldLease(client, o.ttl);
+          // Waiting in line (bounded by the lock's own --timeout) and holding are the normal life.
+          deadline.disarm();
           const stop = interrupted();
           try {
             // Interrupted while waiting in line: give up (the lease's revocation leaves the line).
@@ -946,6 +965,7 @@ function buildProgram(): Command {
               await Promise.race([stop.promise, held.keeper.lost]);
               code = lost ? EXIT_UNAVAILABLE : EXIT_OK;
             }
+            deadline.arm();
             if (!lost) {
               try {
                 await client.unlock(name, lock.key);
@@ -956,6 +976,7 @@ function buildProgram(): Command {
             return code;
           } finally {
             stop.dispose();
+            deadline.arm();
             await held.release();
           }
         },
@@ -971,24 +992,33 @@ function buildProgram(): Command {
       'campaign in an election with VALUE and hold leadership until interrupted (then resign); with --observe, print leader changes',
     )
     .argument('<name>')
-    .argument('[value]', "this candidate's value (not with --observe)")
+    .argument('[value]', "this candidate's value, - to read it from stdin (not with --observe)")
+    .option('--file <file>', "read this candidate's value from this file")
     .option('--observe', 'print the leader and each change until interrupted')
     .option('--ttl <s>', 'TTL of the lease, in seconds', integer(1), DEFAULT_LEASE_TTL)
-    .action((name: string, value: string | undefined, o, cmd: Command) =>
-      run(cmd, async (client, format) => {
+    .action(async (name: string, arg: string | undefined, o, cmd: Command) => {
+      if (o.observe && (arg !== undefined || o.file !== undefined))
+        throw new UsageError('elect --observe takes no VALUE');
+      const value = o.observe ? undefined : await valueFrom('elect', arg, o.file);
+      return run(cmd, async (client, format, deadline) => {
         const stop = interrupted();
         const controller = new AbortController();
         void stop.promise.then(() => controller.abort());
         try {
-          if (o.observe) {
-            for await (const change of client.observe(name, { signal: controller.signal })) {
+          if (value === undefined) {
+            const changes = client.observe(name, {
+              signal: controller.signal,
+              onOpen: () => deadline.disarm(),
+            });
+            for await (const change of changes) {
               if (format === 'json') print(JSON.stringify(change));
               else print(leaderLine(change.revision, change.leader));
             }
             return EXIT_OK;
           }
-          if (value === undefined) throw new UsageError('elect: VALUE is required (or --observe)');
           const held = await heldLease(client, o.ttl);
+          // Campaigning (waiting to lead) and leading are the normal life.
+          deadline.disarm();
           try {
             const lostSignal = held.keeper.lost.then((err) => {
               controller.abort();
@@ -1022,6 +1052,7 @@ function buildProgram(): Command {
               note(lostMessage(lost));
               return EXIT_UNAVAILABLE;
             }
+            deadline.arm();
             if (leader !== undefined) {
               try {
                 await client.resign(name, leader.key);
@@ -1031,13 +1062,14 @@ function buildProgram(): Command {
             }
             return EXIT_OK;
           } finally {
+            deadline.arm();
             await held.release();
           }
         } finally {
           stop.dispose();
         }
-      }),
-    );
+      });
+    });
 
   addAuthCommands(program);
 

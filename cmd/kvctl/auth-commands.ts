@@ -138,12 +138,15 @@ function addUserCommands(program: Command): void {
     )
     .option('--roles <roles>', 'comma-separated roles to give it')
     .action((name: string, o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      runPrinted(cmd, async (client, out, deadline) => {
         await refuseExisting('user', name, () => client.auth.getUser(name));
-        const password = await passwordOption(
-          name,
-          o,
-          'use --password-stdin, --password PASSWORD, or --no-password for a certificate-only user',
+        // Typing (or piping) a password is not the cluster's time.
+        const password = await deadline.outside(() =>
+          passwordOption(
+            name,
+            o,
+            'use --password-stdin, --password PASSWORD, or --no-password for a certificate-only user',
+          ),
         );
         const roles =
           o.roles === undefined
@@ -218,11 +221,9 @@ function addUserCommands(program: Command): void {
     )
     .option('--password-stdin', 'read the new password from the first line of stdin')
     .action((name: string, o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
-        const password = await passwordOption(
-          name,
-          o,
-          'use --password-stdin or --password PASSWORD',
+      runPrinted(cmd, async (client, out, deadline) => {
+        const password = await deadline.outside(() =>
+          passwordOption(name, o, 'use --password-stdin or --password PASSWORD'),
         );
         if (password === undefined) throw new CredentialsError('passwd: a password is needed');
         const res = await client.auth.changePassword(name, password);

@@ -1,11 +1,13 @@
 /**
  * What every kvctl command shares: exit codes, the global flags (endpoints,
  * output, timeouts, TLS files, user), building the Client from them, running
- * a command and reporting its failure, and the table/JSON output helpers.
+ * a command under its deadline and reporting its failure, and the
+ * table/JSON output helpers.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Client, type ClientAuth, RaftkvError, tlsFromFiles } from '../../src/client/index.js';
 import { askSecret, CredentialsError, resolveUser } from './credentials.js';
+import { CommandDeadline, parseDuration } from './deadline.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -15,6 +17,8 @@ export const EXIT_UNAVAILABLE = 3;
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:7379';
 export const DEFAULT_TLS_ENDPOINT = 'https://127.0.0.1:7379';
 export const DEFAULT_TIMEOUT_MS = 10_000;
+/** --command-timeout's default: fail fast (e.g. without a quorum), like etcdctl's 5 s. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 
 export type Format = 'table' | 'json';
 
@@ -22,6 +26,8 @@ export interface GlobalOptions {
   endpoints: string;
   output: Format;
   timeout: number;
+  /** The whole command's deadline, in milliseconds (0: none); see deadline.ts. */
+  commandTimeout: number;
   retries: number;
   cacert?: string;
   cert?: string;
@@ -34,6 +40,15 @@ export interface GlobalOptions {
 export class UsageError extends Error {}
 
 // ------------------------------------------------------------------ argument parsers
+
+/** A --command-timeout value: `5s`, `500ms`, `2m`, or milliseconds; 0 for none. */
+export function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
 
 export function integer(min: number) {
   return (value: string): number => {
@@ -101,7 +116,7 @@ export function globals(cmd: Command): GlobalOptions {
  * https. `--user NAME` without a password takes KVCTL_PASSWORD, or asks on
  * the terminal.
  */
-export async function makeClient(opts: GlobalOptions): Promise<Client> {
+export async function makeClient(opts: GlobalOptions, signal?: AbortSignal): Promise<Client> {
   const withTls = opts.cacert !== undefined || opts.cert !== undefined || opts.key !== undefined;
   const list =
     withTls && opts.endpoints === DEFAULT_ENDPOINT ? DEFAULT_TLS_ENDPOINT : opts.endpoints;
@@ -126,26 +141,35 @@ export async function makeClient(opts: GlobalOptions): Promise<Client> {
       retries: opts.retries,
       ...(tls ? { tls } : {}),
       ...(auth ? { auth } : {}),
+      ...(signal ? { signal } : {}),
     });
   } catch (err) {
     throw new UsageError(`--endpoints: ${(err as Error).message}`);
   }
 }
 
-/** Runs one command with a client; maps failures to kvctl's exit codes. */
+/**
+ * Runs one command with a client, under --command-timeout (armed once the
+ * client is built, after any password prompt; a long-running command
+ * disarms it for its normal life and arms it again to clean up, see
+ * deadline.ts); maps failures to kvctl's exit codes.
+ */
 export async function run(
   cmd: Command,
-  body: (client: Client, format: Format) => Promise<number | undefined>,
+  body: (client: Client, format: Format, deadline: CommandDeadline) => Promise<number | undefined>,
   overrides: Partial<GlobalOptions> = {},
 ): Promise<void> {
   const opts = { ...globals(cmd), ...overrides };
+  const deadline = new CommandDeadline(opts.commandTimeout);
   let client: Client | undefined;
   try {
-    client = await makeClient(opts);
-    process.exitCode = (await body(client, opts.output)) ?? EXIT_OK;
+    client = await makeClient(opts, deadline.signal);
+    deadline.arm();
+    process.exitCode = (await body(client, opts.output, deadline)) ?? EXIT_OK;
   } catch (err) {
     process.exitCode = report(err, opts.output);
   } finally {
+    deadline.disarm();
     await client?.close();
   }
 }
@@ -191,9 +215,9 @@ export function printer(format: Format): Printer {
 /** run(), with the printer of the command's output format. */
 export function runPrinted(
   cmd: Command,
-  body: (client: Client, out: Printer) => Promise<number | undefined>,
+  body: (client: Client, out: Printer, deadline: CommandDeadline) => Promise<number | undefined>,
 ): Promise<void> {
-  return run(cmd, (client, format) => body(client, printer(format)));
+  return run(cmd, (client, format, deadline) => body(client, printer(format), deadline));
 }
 
 // ------------------------------------------------------------------ global flags
@@ -212,7 +236,20 @@ export function addGlobalOptions(program: Command): Command {
         .default('table'),
     )
     .addOption(
-      new Option('--timeout <ms>', 'timeout of each attempt, in milliseconds')
+      new Option(
+        '--command-timeout <duration>',
+        'give up on a command after this long, every retry and failover included ' +
+          '(e.g. 5s, 500ms, 2m, or milliseconds; 0: never); long-running commands: see below',
+      )
+        .env('KVCTL_COMMAND_TIMEOUT')
+        .argParser(duration)
+        .default(DEFAULT_COMMAND_TIMEOUT_MS, `${DEFAULT_COMMAND_TIMEOUT_MS / 1000}s`),
+    )
+    .addOption(
+      new Option(
+        '--timeout <ms>',
+        'timeout of each attempt, in milliseconds (within --command-timeout)',
+      )
         .argParser(integer(1))
         .default(DEFAULT_TIMEOUT_MS),
     )

@@ -14,6 +14,7 @@ import { lockRoutes } from './routes/locks.js';
 import { registryRoutes } from './routes/registry.js';
 import { watchRoutes } from './routes/watch.js';
 import type { ApiService } from './service.js';
+import { type SchemaError, validationMessage } from './validation-message.js';
 
 export interface AppOptions {
   /** Largest request body accepted; beyond it: 413 too_large. Defaults to value limit + 64 KiB. */
@@ -39,8 +40,12 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
         removeAdditional: false,
         allErrors: false,
         allowUnionTypes: true,
+        // Errors carry their schema and data, so a message can name the field and the problem.
+        verbose: true,
       },
     },
+    schemaErrorFormatter: (errors, dataVar) =>
+      new Error(validationMessage(errors as SchemaError[], dataVar)),
     // Requests that still arrive while the server closes get API.md's 503 (see the onRequest hook).
     return503OnClosing: false,
     // A path that is not valid percent-encoding (`/v1/kv/%E0%A4%A`) never reaches a route:
@@ -127,7 +132,7 @@ export function replyWithError(reply: FastifyReply, err: unknown): FastifyReply 
     return sendError(reply, wireCode(err.code), err.message, {}, err.retryAfterSeconds);
   }
   const e = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
-  if (e.validation) return sendError(reply, 'invalid_request', `invalid request: ${e.message}`);
+  if (e.validation) return sendError(reply, 'invalid_request', e.message ?? 'invalid request');
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
     return sendError(reply, 'too_large', 'request body too large');
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {

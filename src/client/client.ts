@@ -82,6 +82,17 @@ export interface ClientOptions {
    * basic: true}` or `{token}`. See ClientAuth.
    */
   auth?: ClientAuth;
+  /**
+   * Aborts everything this client does, now and later: every call (all of its
+   * attempts, backoffs and failovers) and every watch connection. A call it
+   * cuts short rejects with the signal's reason; when that reason is a
+   * RaftkvError (say, `new RaftkvError('timeout', 'deadline reached')`), with a
+   * RaftkvError of the same code whose message adds what the last failed
+   * attempt said and, for a write, whether it may have been applied. A watch
+   * it ends throws likewise instead of finishing quietly. kvctl builds its
+   * --command-timeout on this.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -120,6 +131,7 @@ export class Client {
       backoffMaxMs: nonNegative(options.backoffMaxMs, 1_000, 'backoffMaxMs'),
       retryAfterMaxMs: nonNegative(options.retryAfterMaxMs, 2_000, 'retryAfterMaxMs'),
       tls: options.tls,
+      signal: options.signal,
     });
     const transport = this.transport;
     if (options.auth !== undefined)
@@ -388,6 +400,7 @@ export class Client {
       {
         progress: options.progress === true,
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onOpen ? { onOpen: options.onOpen } : {}),
       },
       source,
     );
@@ -495,7 +508,10 @@ export class Client {
       start: async () => 0,
     };
     const stream = this.stream<LeaderChange>(
-      options.signal ? { signal: options.signal } : {},
+      {
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.onOpen ? { onOpen: options.onOpen } : {}),
+      },
       source,
     );
     let last: string | undefined;

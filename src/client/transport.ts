@@ -18,6 +18,13 @@ export interface TransportOptions {
   retryAfterMaxMs: number;
   /** For https:// endpoints; with it, an endpoint without a scheme is https. */
   tls?: ClientTlsOptions | undefined;
+  /**
+   * Aborts every call (each of its attempts, backoffs and failovers) and every
+   * watch connection, now and later: a deadline over everything the client
+   * does (kvctl's --command-timeout). See Transport.call for what a call it
+   * aborts rejects with.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export type Method = 'GET' | 'PUT' | 'POST' | 'DELETE';
@@ -112,7 +119,56 @@ type Attempt<T> =
       rotate: boolean;
       /** Retry only on an endpoint not tried yet in this call (a certificate problem repeats). */
       untriedOnly?: boolean;
+      /** The request cannot have been applied (never sent, or a definite refusal). */
+      notApplied?: boolean;
     };
+
+/** What a call went through so far: for the error of a call cut short by the client's signal. */
+interface CallProgress {
+  lastError: RaftkvError | undefined;
+  /** An attempt is on the wire. */
+  inFlight: boolean;
+  /** An attempt failed in a way that leaves its outcome unknown (timeout, reset, 504). */
+  ambiguous: boolean;
+}
+
+function newProgress(): CallProgress {
+  return { lastError: undefined, inFlight: false, ambiguous: false };
+}
+
+/** For a write cut short: could any attempt have been applied? undefined for a read. */
+function writeOutcome(spec: CallSpec, p: CallProgress): 'not applied' | 'unknown' | undefined {
+  if (spec.method === 'GET') return undefined;
+  return p.inFlight || p.ambiguous ? 'unknown' : 'not applied';
+}
+
+/**
+ * A call's own signal that aborts when `a` or `b` does, with its reason;
+ * dispose() removes the listeners, so a long-lived `b` (the client's signal)
+ * keeps nothing of a finished call (AbortSignal.any would tie each attempt's
+ * composite signal to it).
+ */
+function linkSignals(
+  a: AbortSignal | undefined,
+  b: AbortSignal,
+): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const fromA = () => controller.abort(a?.reason);
+  const fromB = () => controller.abort(b.reason);
+  if (a?.aborted) fromA();
+  else if (b.aborted) fromB();
+  else {
+    a?.addEventListener('abort', fromA, { once: true });
+    b.addEventListener('abort', fromB, { once: true });
+  }
+  return {
+    signal: controller.signal,
+    dispose() {
+      a?.removeEventListener('abort', fromA);
+      b.removeEventListener('abort', fromB);
+    },
+  };
+}
 
 /**
  * Endpoints, one keep-alive undici Pool each, and the retry/failover loop.
@@ -221,6 +277,52 @@ export class Transport {
    * retry); a second 401 is thrown as UnauthenticatedError.
    */
   async call<T>(spec: CallSpec): Promise<CallResult<T>> {
+    const cutoff = this.options.signal;
+    if (cutoff === undefined) return this.callWith<T>(spec, spec.signal, newProgress());
+    const linked = linkSignals(spec.signal, cutoff);
+    const progress = newProgress();
+    try {
+      return await this.callWith<T>(spec, linked.signal, progress);
+    } catch (err) {
+      if (err === cutoff.reason && !spec.signal?.aborted)
+        throw this.cutShort(err, progress.lastError, writeOutcome(spec, progress));
+      throw err;
+    } finally {
+      linked.dispose();
+    }
+  }
+
+  /**
+   * The error a call (or watch) cut short by the client's `signal` rejects
+   * with: the signal's reason as is, or, when that is a RaftkvError (kvctl's
+   * deadline), the same code with what the last failed attempt said and, for
+   * a write, whether it may have been applied.
+   */
+  cutShort(
+    reason: unknown,
+    lastError: RaftkvError | undefined,
+    write?: 'not applied' | 'unknown',
+  ): unknown {
+    if (!(reason instanceof RaftkvError)) return reason;
+    const last = lastError ? `; last attempt: ${lastError.code}: ${lastError.message}` : '';
+    const outcome =
+      write === 'not applied'
+        ? ' (the write was not applied)'
+        : write === 'unknown'
+          ? ' (the write may or may not have been applied)'
+          : '';
+    return new RaftkvError(reason.code, `${reason.message}${last}${outcome}`, {
+      status: reason.status,
+      ...(lastError?.endpoint !== undefined ? { endpoint: lastError.endpoint } : {}),
+      cause: lastError ?? reason,
+    });
+  }
+
+  private async callWith<T>(
+    spec: CallSpec,
+    signal: AbortSignal | undefined,
+    progress: CallProgress,
+  ): Promise<CallResult<T>> {
     const scheme = this.options.tls ? 'https' : 'http';
     const pinned =
       spec.endpoint !== undefined ? normalizeEndpoint(spec.endpoint, scheme) : undefined;
@@ -231,17 +333,21 @@ export class Transport {
     let waited = 0;
     let reauthenticated = false;
     for (let attempt = 0; ; attempt++) {
-      throwIfAborted(spec.signal);
+      throwIfAborted(signal);
       tried.add(index);
       const endpoint = order[index]!;
       const authorization = spec.anonymous ? undefined : await this.authorization();
-      throwIfAborted(spec.signal);
-      const outcome = await this.attempt<T>(endpoint, spec, authorization);
+      throwIfAborted(signal);
+      progress.inFlight = true;
+      const outcome = await this.attempt<T>(endpoint, spec, signal, authorization);
+      progress.inFlight = false;
       if (outcome.ok) {
         if (!pinned) this.preferred = index;
         return outcome.result;
       }
       const { error } = outcome;
+      progress.lastError = error;
+      if (!outcome.notApplied) progress.ambiguous = true;
       if (!reauthenticated && this.reauthenticate(error, authorization)) {
         // Nothing was applied (401): send again at once with a fresh token, once.
         reauthenticated = true;
@@ -259,7 +365,7 @@ export class Transport {
           error.retryAfterMs !== undefined
             ? Math.min(error.retryAfterMs, this.options.retryAfterMaxMs)
             : 0;
-        await sleepUnlessAborted(Math.max(fromServer, this.backoff(waited++)), spec.signal);
+        await sleepUnlessAborted(Math.max(fromServer, this.backoff(waited++)), signal);
       }
     }
   }
@@ -286,13 +392,14 @@ export class Transport {
   private async attempt<T>(
     endpoint: string,
     spec: CallSpec,
+    callSignal: AbortSignal | undefined,
     authorization?: string,
   ): Promise<Attempt<T>> {
     const idempotent =
       spec.method === 'GET' || spec.idempotencyKey !== undefined || spec.retrySafe === true;
     const timeoutMs = spec.timeoutMs ?? this.options.timeoutMs;
     const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
+    const signal = callSignal ? AbortSignal.any([callSignal, timeout]) : timeout;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (spec.body !== undefined) headers['content-type'] = 'application/json';
     if (spec.idempotencyKey !== undefined) headers['idempotency-key'] = spec.idempotencyKey;
@@ -327,13 +434,19 @@ export class Transport {
       const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
       const error = RaftkvError.fromResponse(status, body, endpoint, retryAfterMs);
       // 503 and 429: not applied, safe to retry. 504: outcome unknown, safe only when idempotent.
-      if (status === 503) return { ok: false, error, retry: true, rotate: true };
+      if (status === 503) return { ok: false, error, retry: true, rotate: true, notApplied: true };
       if (status === 429)
-        return { ok: false, error, retry: spec.retryThrottled !== false, rotate: false };
+        return {
+          ok: false,
+          error,
+          retry: spec.retryThrottled !== false,
+          rotate: false,
+          notApplied: true,
+        };
       if (status === 504) return { ok: false, error, retry: idempotent, rotate: true };
-      return { ok: false, error, retry: false, rotate: false };
+      return { ok: false, error, retry: false, rotate: false, notApplied: true };
     } catch (err) {
-      throwIfAborted(spec.signal);
+      throwIfAborted(callSignal);
       if (err instanceof RaftkvError) return { ok: false, error: err, retry: false, rotate: false };
       const code = (err as { code?: string }).code ?? '';
       if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED' || this.closed) {
@@ -344,9 +457,22 @@ export class Transport {
       const notSent = NOT_SENT.has(code);
       const tlsFailure = describeTlsFailure(err, endpoint, this.options.tls);
       if (tlsFailure?.definite)
-        return { ok: false, error: tlsFailure.error, retry: true, rotate: true, untriedOnly: true };
+        return {
+          ok: false,
+          error: tlsFailure.error,
+          retry: true,
+          rotate: true,
+          untriedOnly: true,
+          notApplied: true,
+        };
       if (tlsFailure)
-        return { ok: false, error: tlsFailure.error, retry: notSent || idempotent, rotate: true };
+        return {
+          ok: false,
+          error: tlsFailure.error,
+          retry: notSent || idempotent,
+          rotate: true,
+          notApplied: notSent,
+        };
       const timedOut = timeout.aborted;
       const error = timedOut
         ? new RaftkvError('timeout', `no answer from ${endpoint} within ${timeoutMs} ms`, {
@@ -358,7 +484,7 @@ export class Transport {
             `${endpoint}: ${(err as Error).message || code || 'connection failed'}`,
             { endpoint, cause: err },
           );
-      return { ok: false, error, retry: notSent || idempotent, rotate: true };
+      return { ok: false, error, retry: notSent || idempotent, rotate: true, notApplied: notSent };
     }
   }
 

@@ -165,7 +165,11 @@ export interface WatchOptions {
   /** Also yield progress notifications (as responses with no events). */
   progress?: boolean;
   /** Ends the watch (the iterator finishes without error). */
-  signal?: AbortSignal;
+  signal?: AbortSignal /**
+   * Called each time a stream is open (the server accepted it), before any
+   * of its events: at the start, and after each reconnection.
+   */;
+  onOpen?: (endpoint: string) => void;
 }
 
 export interface StatusResponse {
@@ -315,7 +319,11 @@ export interface RegistryWatchOptions {
   fromRevision?: number;
   /** Also yield progress notifications (as responses with no events). */
   progress?: boolean;
-  signal?: AbortSignal;
+  signal?: AbortSignal /**
+   * Called each time a stream is open (the server accepted it), before any
+   * of its events: at the start, and after each reconnection.
+   */;
+  onOpen?: (endpoint: string) => void;
 }
 
 // ------------------------------------------------------------------ locks and elections
@@ -372,7 +380,11 @@ export interface LeaderChange {
 }
 
 export interface ObserveOptions {
-  signal?: AbortSignal;
+  signal?: AbortSignal /**
+   * Called each time a stream is open (the server accepted it), before any
+   * of its events: at the start, and after each reconnection.
+   */;
+  onOpen?: (endpoint: string) => void;
 }
 
 // ------------------------------------------------------------------ security (API.md "Security")

@@ -61,6 +61,8 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
   endpoint: string | undefined;
   /** Streams opened so far (1 + reconnections). */
   connections = 0;
+  /** Why the latest failed connection attempt failed. */
+  private lastFailure: RaftkvError | undefined;
   private readonly controller = new AbortController();
   private readonly signal: AbortSignal;
   private readonly iterator: AsyncGenerator<T, void, undefined>;
@@ -84,9 +86,10 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
       }),
       start: () => this.startCursor(),
     };
-    this.signal = options.signal
-      ? AbortSignal.any([options.signal, this.controller.signal])
-      : this.controller.signal;
+    const signals = [this.controller.signal, options.signal, transport.options.signal].filter(
+      (x): x is AbortSignal => x !== undefined,
+    );
+    this.signal = signals.length === 1 ? this.controller.signal : AbortSignal.any(signals);
     this.onEnd = onEnd;
     this.iterator = this.wrap();
   }
@@ -95,9 +98,21 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
   private async *wrap(): AsyncGenerator<T, void, undefined> {
     try {
       yield* this.run();
+      // Ended by the client's signal rather than by its user: that is an error, not an end.
+      if (this.cutByClient())
+        throw this.transport.cutShort(this.transport.options.signal?.reason, this.lastFailure);
     } finally {
       this.onEnd(this);
     }
+  }
+
+  /** The client's signal ended this watch (not close(), return() or the watch's own signal). */
+  private cutByClient(): boolean {
+    return (
+      this.transport.options.signal?.aborted === true &&
+      !this.controller.signal.aborted &&
+      this.options.signal?.aborted !== true
+    );
   }
 
   next(): Promise<IteratorResult<T, void>> {
@@ -129,13 +144,12 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
     try {
       cursor = await this.source.start(signal);
     } catch (err) {
-      if (signal.aborted) return;
+      if (signal.aborted && !this.cutByClient()) return;
       throw err;
     }
     this.revision = cursor;
     // Consecutive attempts that produced no event; reset by any event.
     let failures = 0;
-    let lastFailure: RaftkvError | undefined;
     let retryAfterMs: number | undefined;
     let firstConnect = true;
     // A fresh token was fetched after a 401 since the last stream that opened (at most once).
@@ -145,7 +159,7 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
     const n = this.transport.endpoints.length;
     while (!signal.aborted) {
       if (failures > 0) {
-        if (failures > this.settings.maxFailures) throw lastFailure;
+        if (failures > this.settings.maxFailures) throw this.lastFailure;
         // Other endpoints are tried at once; after a full round, back off (or honour Retry-After).
         if (failures >= n) {
           const wait = Math.max(
@@ -189,7 +203,7 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
         const tlsFailure = describeTlsFailure(err, endpoint, this.transport.options.tls);
         tlsFailures = tlsFailure?.definite ? tlsFailures + 1 : 0;
         if (tlsFailure?.definite && tlsFailures >= n) throw tlsFailure.error;
-        lastFailure =
+        this.lastFailure =
           tlsFailure?.error ??
           new RaftkvError('unavailable', `watch: ${endpoint}: ${(err as Error).message}`, {
             endpoint,
@@ -214,7 +228,7 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
         }
         if (![429, 503, 504].includes(res.statusCode)) throw error;
         failures++;
-        lastFailure = error;
+        this.lastFailure = error;
         this.transport.rotateFrom(endpoint);
         continue;
       }
@@ -224,6 +238,11 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
       reauthenticated = false;
       this.connections++;
       this.transport.markGood(endpoint);
+      try {
+        this.options.onOpen?.(endpoint);
+      } catch {
+        // The user's callback must not break the watch.
+      }
       let sawEvent = false;
       const parser = new SseParser();
       const decoder = new TextDecoder();
@@ -282,7 +301,7 @@ export class WatchStream<T extends StreamItem = WatchResponse> implements AsyncI
       if (!sawEvent) {
         // A stream that ends before saying anything counts as a failed attempt (no busy loop).
         failures++;
-        lastFailure = new RaftkvError('unavailable', `watch: ${endpoint} ended the stream`, {
+        this.lastFailure = new RaftkvError('unavailable', `watch: ${endpoint} ended the stream`, {
           endpoint,
         });
       }

@@ -63,9 +63,10 @@ import {
   isServerCommand,
   type ServerCommand,
 } from './server-commands.js';
+import { VERSION } from './version.js';
 import { Watches } from './watches.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 /** A lease as API.md shows it: seconds, rounded up for what is left. */
 export interface LeaseView {
