@@ -10,8 +10,10 @@ import { UpgradeNeededError } from '../src/server/cluster-version.js';
 import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/server/config.js';
 import { foundersFromDiscovery } from '../src/server/discovery.js';
 import { MemberRemovedError, ServerError } from '../src/server/errors.js';
+import { logStop } from '../src/server/event-log.js';
 import { EXIT_FAILURE, EXIT_REMOVED, EXIT_UPGRADE_NEEDED } from '../src/server/exit-codes.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
+import { createLogger, LOG_FORMATS } from '../src/server/logger.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
 
@@ -310,6 +312,14 @@ program
       'LOG_LEVEL',
       defaultConfig.logLevel,
     ).choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  )
+  .addOption(
+    flag(
+      '--log-format <format>',
+      'log lines on stdout: json (one object per line) or text (one readable line per event)',
+      'LOG_FORMAT',
+      defaultConfig.logFormat,
+    ).choices(LOG_FORMATS),
   );
 
 // `raftkv restore <backup> [flags]`: the same flags name the member and its cluster.
@@ -361,6 +371,7 @@ try {
     maxTxnOps: o.maxTxnOps,
     maxPendingProposals: o.maxPendingProposals,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
     clientCertFile: o.clientCertFile,
     clientKeyFile: o.clientKeyFile,
     clientCaFile: o.clientCaFile,
@@ -374,15 +385,28 @@ try {
   process.exit(2);
 }
 
+// The one logger of this process: stdout carries only its lines, in the chosen format.
+// `raftkv restore` is a command with an answer: that goes to stdout, its log to stderr.
+const log = createLogger({
+  member: o.name,
+  level: o.logLevel,
+  format: o.logFormat,
+  ...(restoring ? { destination: process.stderr } : {}),
+});
+
 // --discovery-srv: on a first start, the founders from DNS stand for --initial-cluster
 // (for a restore too, which founds a cluster the same way).
 if (o.discoverySrv) {
   try {
-    config.initialCluster = await foundersFromDiscovery(config, {
-      srvName: o.discoverySrv,
-      expectMembers: o.discoveryExpect,
-      timeoutMs: o.discoveryTimeout * 1000,
-    });
+    config.initialCluster = await foundersFromDiscovery(
+      config,
+      {
+        srvName: o.discoverySrv,
+        expectMembers: o.discoveryExpect,
+        timeoutMs: o.discoveryTimeout * 1000,
+      },
+      { log },
+    );
   } catch (err) {
     console.error(`raftkv: ${(err as Error).message}`);
     process.exit(1);
@@ -392,7 +416,7 @@ if (o.discoverySrv) {
 if (restoring) {
   try {
     const file = program.args[0]!;
-    const header = await restoreNode(config, await readFile(file));
+    const header = await restoreNode(config, await readFile(file), log);
     console.log(
       `raftkv: restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
     );
@@ -413,33 +437,41 @@ let reloadTls: (() => void) | undefined;
 process.on('SIGHUP', () => reloadTls?.());
 
 try {
-  const started = await startNode(config);
+  const started = await startNode(config, { logger: log });
   started.node.onFatal((err) => {
-    // The node logged why; an upgrade is the operator's to do, so say it on stderr too.
     if (err instanceof UpgradeNeededError) {
+      // The node logged which entry; an upgrade is the operator's to do, so say it on stderr too.
+      logStop(log, 'upgrade_needed', { exitCode: EXIT_UPGRADE_NEEDED, message: err.message });
       console.error(`raftkv: ${err.message}`);
       process.exit(EXIT_UPGRADE_NEEDED);
     }
+    logStop(log, 'fatal', { err, exitCode: EXIT_FAILURE });
     process.exit(EXIT_FAILURE);
   });
   // Removed from the cluster: nothing left to serve. Stop (answering what is in flight), then exit.
   started.node.onRemoved((reason) => {
-    started.node.log.error(
-      { reason, exitCode: EXIT_REMOVED },
-      'stopping: this member was removed from the cluster',
-    );
+    logStop(log, 'removed', {
+      exitCode: EXIT_REMOVED,
+      message: `stopping: this member was removed from the cluster (${reason})`,
+    });
     const force = setTimeout(() => process.exit(EXIT_REMOVED), 10_000);
     force.unref();
     void started.stop().finally(() => process.exit(EXIT_REMOVED));
   });
-  console.log(
+  log.info(
+    {
+      event: 'serving',
+      version: VERSION,
+      clientUrl: started.clientUrl,
+      peerUrl: started.peerUrl,
+    },
     `raftkv ${VERSION}: member ${config.name} serving clients on ${started.clientUrl}, peers on ${started.peerUrl}`,
   );
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    started.node.log.info({ signal }, 'shutting down');
+    logStop(log, 'signal', { signal });
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     void started.stop().then(() => process.exit(0));
@@ -447,7 +479,7 @@ try {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   reloadTls = () => {
-    started.node.log.info({ signal: 'SIGHUP' }, 'reloading the TLS files');
+    log.info({ signal: 'SIGHUP' }, 'reloading the TLS files');
     void started.reloadTls();
   };
 } catch (err) {

@@ -8,7 +8,7 @@
  */
 import type tls from 'node:tls';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
+import type { Logger } from 'pino';
 import { buildApp } from './api/app.js';
 import type { BackupHeader } from './server/backup.js';
 import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
@@ -16,6 +16,7 @@ import { checkConfig } from './server/config-check.js';
 import { restoreDataDir } from './server/data-dir-setup.js';
 import { ServerError } from './server/errors.js';
 import { KvService } from './server/kv-service.js';
+import { createLogger } from './server/logger.js';
 import { type NodeOptions, RaftKvNode } from './server/node.js';
 import { checkListenAddresses, listenErrorMessage } from './server/port-check.js';
 import {
@@ -30,6 +31,7 @@ export * from './client/index.js';
 export type { BackupHeader } from './server/backup.js';
 export { defaultConfig, type NodeConfig, parseInitialCluster } from './server/config.js';
 export { MemberRemovedError, ServerError } from './server/errors.js';
+export { createLogger, type LogFormat } from './server/logger.js';
 export { RaftKvNode } from './server/node.js';
 export { isLoopbackHost } from './server/tls-config.js';
 export { peerCertificateCommonName } from './tls/index.js';
@@ -67,6 +69,11 @@ function completeConfig(options: NodeConfigOptions): NodeConfig {
   return checkConfig(config, options.advertisePeerUrl !== undefined);
 }
 
+/** raftkv's logger for this member (logger.ts): stdout, with the configured level and format. */
+function nodeLogger(config: NodeConfig): Logger {
+  return createLogger({ member: config.name, level: config.logLevel, format: config.logFormat });
+}
+
 /**
  * Creates `options.dataDir` (missing or empty) from a backup taken with
  * `GET /v1/snapshot`: a founding member of a new cluster — named by the same
@@ -78,9 +85,10 @@ function completeConfig(options: NodeConfigOptions): NodeConfig {
 export async function restoreNode(
   options: NodeConfigOptions,
   backup: Uint8Array,
+  logger?: Logger,
 ): Promise<BackupHeader> {
   const config = completeConfig(options);
-  const log = pino({ level: config.logLevel, base: { node: config.name } });
+  const log = logger ?? nodeLogger(config);
   return restoreDataDir(config, backup, log);
 }
 
@@ -101,7 +109,7 @@ export async function startNode(
     { flag: '--listen-client', value: config.listenClient },
     { flag: '--listen-peer', value: config.listenPeer },
   ]);
-  const log = nodeOptions.logger ?? pino({ level: config.logLevel, base: { node: config.name } });
+  const log = nodeOptions.logger ?? nodeLogger(config);
   const nodeTls = await loadNodeTls(config, log);
   let node: RaftKvNode;
   try {

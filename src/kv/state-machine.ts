@@ -22,7 +22,12 @@ import { type LeaseInfo, type LeaseState, LeaseTable } from './leases.js';
 import { DEFAULT_KV_LIMITS, exceededLimit, type KvLimits } from './limits.js';
 import { type KvMutation, MutationLog } from './mutations.js';
 import type { KeyFilter, KeyValue, RevisionChange } from './mvcc/key-value.js';
-import { type GetOptions, MvccStore, type RangeOptions } from './mvcc/store.js';
+import {
+  type CompactionCounts,
+  type GetOptions,
+  MvccStore,
+  type RangeOptions,
+} from './mvcc/store.js';
 import type { StoredVersion } from './mvcc/stored-version.js';
 import { decodeVersionRecord, encodeVersionRecord } from './mvcc/version-record.js';
 import {
@@ -88,6 +93,12 @@ export interface KvStats {
   readonly watchers: number;
 }
 
+/** One applied compaction: the compact revision before and after, and what went. */
+export interface CompactionReport extends CompactionCounts {
+  readonly fromRevision: number;
+  readonly toRevision: number;
+}
+
 const SKIPPED: SkippedResult = Object.freeze({ skipped: true });
 
 /**
@@ -115,6 +126,8 @@ export class KvStateMachine {
   private clock = 0;
   /** The meta record as last persisted, to write it only when it changes. */
   private persistedMeta: string;
+  /** What the last compaction applied here removed (this process only, for the log). */
+  private compaction: CompactionReport | undefined;
   /** The revision the current apply produced, delivered to watchers at its end. */
   private change: RevisionChange | null = null;
 
@@ -147,6 +160,11 @@ export class KvStateMachine {
   /** The state machine clock: the largest atMs applied so far. */
   get clockMs(): number {
     return this.clock;
+  }
+
+  /** What the last MVCC compaction applied by this instance removed; undefined if none. */
+  get lastCompaction(): CompactionReport | undefined {
+    return this.compaction;
   }
 
   stats(): KvStats {
@@ -458,7 +476,9 @@ export class KvStateMachine {
         { compactRevision: this.store.compactRevision },
       );
     }
-    this.store.compact(cmd.revision);
+    const fromRevision = this.store.compactRevision;
+    const counts = this.store.compact(cmd.revision);
+    this.compaction = { fromRevision, toRevision: this.store.compactRevision, ...counts };
     return {
       ok: true,
       op: 'compact',

@@ -37,6 +37,8 @@ export interface NodeConfig {
   /** Lifetime of the tokens POST /v1/auth/token issues. */
   authTokenTtlSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Log lines on stdout as JSON (for collectors) or text (for people). */
+  logFormat: 'json' | 'text';
   /** Client API over HTTPS: this certificate and key (PEM files, re-read when they change). */
   clientCertFile?: string;
   clientKeyFile?: string;
@@ -81,6 +83,7 @@ export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
   maxPendingProposalBytes: 64 * 1024 * 1024,
   authTokenTtlSeconds: 300,
   logLevel: 'info',
+  logFormat: 'json',
   insecure: false,
 };
 

@@ -25,10 +25,11 @@
  * means a slow pod delays the founding but never makes a smaller cluster.
  */
 import { Resolver } from 'node:dns/promises';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { peekIdentity } from '../storage/index.js';
 import type { NodeConfig } from './config.js';
 import { ServerError } from './errors.js';
+import { createLogger } from './logger.js';
 import { peerTlsEnabled } from './tls-config.js';
 
 /** One SRV record, as node:dns's resolveSrv returns it. */
@@ -244,7 +245,9 @@ export async function foundersFromDiscovery(
         '(e.g. https://raftkv-0.raftkv-peer.default.svc.cluster.local:7380)',
     );
   const name = config.name ?? 'default';
-  const log = deps.log ?? pino({ level: config.logLevel ?? 'info', base: { node: name } });
+  const log =
+    deps.log ??
+    createLogger({ member: name, level: config.logLevel ?? 'info', format: config.logFormat });
   const dataDir = config.dataDir ?? './raftkv-data';
   const identity = await peekIdentity(dataDir);
   if (identity !== undefined) {

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type tls from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { Command } from '../kv/commands.js';
 import { encodeCommand } from '../kv/commands.js';
 import { CommandNotUnderstoodError } from '../kv/errors.js';
@@ -41,6 +41,7 @@ import { initializeIfNew, kvOptions, prepareDataDir } from './data-dir-setup.js'
 import { Deadlines } from './deadlines.js';
 import { DeferredState } from './deferred-state.js';
 import { MemberRemovedError, ServerError } from './errors.js';
+import { type EventLogOptions, NodeEventLog } from './event-log.js';
 import {
   type ForwardedWrite,
   ForwardedWriteReceiver,
@@ -53,6 +54,7 @@ import {
 import { IndexWaiter } from './index-waiter.js';
 import { LeaderTransfers, type TransferResult } from './leader-transfer.js';
 import { LeaseKeeper } from './lease-keeper.js';
+import { createLogger } from './logger.js';
 import { type Member, MemberTable } from './members.js';
 import { type MemberChange, Membership, type MemberView } from './membership.js';
 import { NodeMetrics } from './metrics.js';
@@ -93,6 +95,8 @@ export interface NodeOptions {
    * and --join dial with it.
    */
   peerTls?: TlsMaterial;
+  /** Thresholds of the event log (slow disk syncs and applies, lines per interval); tests lower them. */
+  eventLog?: Pick<EventLogOptions, 'slowDiskSyncMs' | 'slowApplyMs' | 'minLineIntervalMs'>;
 }
 
 interface QueuedProposal {
@@ -134,6 +138,8 @@ export class RaftKvNode {
   private readonly reads: ReadBatcher;
   private readonly watches: Watches;
   readonly metrics: NodeMetrics;
+  /** Lifecycle events as log lines (event-log.ts). */
+  private readonly events: NodeEventLog;
   private readonly leaseKeeper: LeaseKeeper;
   /** The smallest TTL granted (etcd's rule: 1.5 election timeouts), in seconds. */
   readonly minLeaseTtlSeconds: number;
@@ -188,6 +194,16 @@ export class RaftKvNode {
     this.revisions = new IndexWaiter(kv.revision);
     this.snapshotIndex = storage.snapshot().metadata.index;
     this.confState = storage.initialState().confState;
+    this.events = new NodeEventLog({
+      log,
+      selfId: this.id,
+      nameOf: (id) => this.members.get(id)?.name,
+      voters: () => this.raw.raft.voters,
+      leadingWithoutTransfer: () =>
+        this.raw.raft.role === 'leader' && this.raw.raft.leadTransferee === NONE,
+      electionTimeoutMs: config.tickMs * config.electionTicks,
+      ...options.eventLog,
+    });
     this.raw = new RawNode({
       id: this.id,
       storage,
@@ -203,11 +219,14 @@ export class RaftKvNode {
       clusterId: this.clusterId,
       onMessage: (m) => this.onPeerMessage(m),
       onAppFrame: (kind, payload) => this.onPeerFrame(kind, payload),
+      onReachable: (to) => this.events.peers.succeeded(to),
       onSnapshotStatus: (to, ok) => {
+        this.events.snapshotSent(to, ok);
         this.raw.reportSnapshot(to, ok);
         this.scheduleReady();
       },
       onUnreachable: (to) => {
+        if (this.members.get(to)) this.events.peers.failed(to);
         this.raw.reportUnreachable(to);
         this.forwarder.peerLost(to);
       },
@@ -268,6 +287,7 @@ export class RaftKvNode {
         isMember: (id) => this.members.get(id) !== undefined,
         matchOf: (id) => this.raw.raft.progress.get(id)?.match ?? 0,
         start: (to) => {
+          this.events.transferStarted(to, this.raw.raft.term);
           const r = this.raw.transferLeadership(to);
           this.scheduleReady();
           return r.ok ? r : { ok: false, reason: 'reason' in r ? r.reason : undefined };
@@ -291,7 +311,9 @@ export class RaftKvNode {
 
   /** Opens (or initializes) the data dir, starts the peer port and the Raft loop. */
   static async start(config: NodeConfig, options: NodeOptions = {}): Promise<RaftKvNode> {
-    const log = options.logger ?? pino({ level: config.logLevel, base: { node: config.name } });
+    const log =
+      options.logger ??
+      createLogger({ member: config.name, level: config.logLevel, format: config.logFormat });
     await prepareDataDir(config.dataDir);
     const storage = await LevelRaftStorage.open(config.dataDir);
     try {
@@ -428,6 +450,7 @@ export class RaftKvNode {
       this.leaseKeeper.tick();
       this.maybeAutoCompact();
       this.saveDeferred();
+      this.events.tick();
       if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
         this.maybePublishAttributes();
       this.scheduleReady();
@@ -439,6 +462,7 @@ export class RaftKvNode {
 
   private onPeerMessage(m: Message): void {
     if (this.stopping) return;
+    this.events.peerMessage(m);
     this.raw.step(m);
     this.scheduleReady();
   }
@@ -498,11 +522,10 @@ export class RaftKvNode {
       this.saveDeferred();
       await this.installSnapshot(rd);
     } else if (rd.mustSync) {
-      written = this.storage.persistReady(
-        this.deferred.withHardState(rd),
-        true,
-        this.deferred.takeApplied(this.kv),
-      );
+      const startMs = performance.now();
+      written = this.storage
+        .persistReady(this.deferred.withHardState(rd), true, this.deferred.takeApplied(this.kv))
+        .then(() => this.events.diskSynced(performance.now() - startMs, rd.entries));
     } else if (rd.hardState) {
       // Only the commit index moved: nothing sent or applied depends on it being on disk
       // (after a restart the leader tells the commit again), so it waits for the next write.
@@ -516,7 +539,11 @@ export class RaftKvNode {
     // 3 before 2. Committed entries are on the disks of a quorum already, so they are
     // applied (and answered) while our own write is in flight; their applied state
     // goes with the next write.
-    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries, rd.confState);
+    if (rd.committedEntries.length > 0) {
+      const startMs = performance.now();
+      this.applyEntries(rd.committedEntries, rd.confState);
+      this.events.applied(performance.now() - startMs, rd.committedEntries.length);
+    }
     if (written) await written;
     // 2. Send what promises our write is durable.
     if (rd.messages.length > 0)
@@ -527,7 +554,8 @@ export class RaftKvNode {
   }
 
   private onSoftState(lead: string, role: string): void {
-    this.log.info({ lead: lead || null, role, term: this.raw.raft.term }, 'raft state changed');
+    this.log.debug({ lead: lead || null, role, term: this.raw.raft.term }, 'raft state changed');
+    this.events.softState(lead, role, this.raw.raft.term);
     this.metrics.leaderChanges.inc();
     this.leaderTransfers.leaderChanged(lead, this.raw.raft.term);
     if (role === 'leader') this.leaseKeeper.becomeLeader();
@@ -545,11 +573,13 @@ export class RaftKvNode {
       metadata: { index, term, confState: this.confState },
       data: encodeNodeSnapshot(this.kv.snapshot(), this.members.list(), this.members.removedIds()),
     };
+    this.events.snapshotSending(m.to, index, snapshot.data.byteLength);
     return { ...m, snapshot };
   }
 
   private async installSnapshot(rd: Ready): Promise<void> {
     const snap = rd.snapshot!;
+    const startMs = performance.now();
     const { kv: kvData, members, removed } = decodeNodeSnapshot(snap.data);
     const restored = KvStateMachine.restore(kvData, snap.metadata.index, {
       ...kvOptions(this.config),
@@ -573,7 +603,12 @@ export class RaftKvNode {
     this.watches.resyncAll(restored.revision);
     this.authChanged();
     this.metrics.snapshotsInstalled.inc();
-    this.log.info({ index: snap.metadata.index }, 'installed a snapshot from the leader');
+    this.events.snapshotInstalled({
+      from: this.raw.raft.lead,
+      index: snap.metadata.index,
+      sizeBytes: snap.data.byteLength,
+      ms: performance.now() - startMs,
+    });
   }
 
   private applyEntries(entries: Entry[], confState: ConfState | undefined): void {
@@ -593,6 +628,8 @@ export class RaftKvNode {
       }
       const result = this.kv.apply(e.index, e.data);
       if (isSkipped(result)) continue;
+      if (result.ok && result.op === 'compact' && this.kv.lastCompaction)
+        this.events.mvccCompacted(e.index, this.kv.lastCompaction);
       if (result.ok && result.op.startsWith('auth')) {
         this.log.info({ change: result.op, ...authSubject(result) }, 'auth state changed');
         this.authChanged();
@@ -645,6 +682,7 @@ export class RaftKvNode {
 
   private applyConfChange(e: Entry): boolean {
     const cc = decodeConfChange(e.data);
+    this.events.confChangeApplied(e, cc, this.members.get(cc.nodeId), this.confState);
     if (cc.type === 'removeNode') {
       this.members.remove(cc.nodeId);
       if (cc.nodeId !== this.id) this.transport.removePeer(cc.nodeId);
@@ -693,8 +731,20 @@ export class RaftKvNode {
     const term = this.raw.raft.log.term(applied);
     if (term === undefined) return;
     this.saveDeferred(); // compaction drops log entries only below what storage has applied
+    const [startMs, firstBefore] = [performance.now(), this.storage.firstIndex()];
     await this.storage.compact(applied, term, this.confState, this.config.snapshotCatchUpEntries);
     this.snapshotIndex = applied;
+    const firstIndex = this.storage.firstIndex();
+    this.events.snapshotTaken(
+      {
+        index: applied,
+        term,
+        logEntriesRemoved: firstIndex - firstBefore,
+        firstIndex,
+        ms: performance.now() - startMs,
+      },
+      () => this.storage.sizeBytes(),
+    );
   }
 
   /**

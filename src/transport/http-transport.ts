@@ -88,6 +88,8 @@ export interface HttpTransportOptions {
   onSnapshotStatus?: (to: NodeId, ok: boolean) => void;
   /** Messages to `to` were lost: a request failed, the queue overflowed, or `to` is unknown. */
   onUnreachable?: (to: NodeId) => void;
+  /** `to` was reached: its message stream opened, or a POSTed batch was accepted. */
+  onReachable?: (to: NodeId) => void;
   /** Peer `by` refused this node's traffic because this node was removed from the cluster (410). */
   onRemoved?: (by: NodeId) => void;
   /** Members removed from the cluster, whose traffic the routes refuse (PeerRoutesOptions.isRemoved). */
@@ -693,6 +695,7 @@ export class HttpTransport {
     peer.redialDelayMs = 0;
     stream.setNoDelay(true);
     stream.setKeepAlive(true, 10_000);
+    this.callback('onReachable', () => this.opts.onReachable?.(peer.id));
     stream.on('error', (err) => {
       if (!this.closed) this.logger.warn({ to: peer.id, err }, 'message stream failed');
     });
@@ -747,6 +750,7 @@ export class HttpTransport {
       if (this.closed || this.peers.get(peer.id) !== peer) return;
       if (ok) {
         this.stats.messagesSent += batch.length;
+        this.callback('onReachable', () => this.opts.onReachable?.(peer.id));
       } else {
         this.stats.batchesFailed++;
         this.stats.messagesDropped += batch.length;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type StartedNode, startNode } from '../../src/index.js';
 import type { NodeConfig } from '../../src/server/config.js';
+import type { NodeOptions } from '../../src/server/node.js';
 import { FaultFilter } from '../../src/transport/index.js';
 import {
   clientScheme,
@@ -77,6 +78,8 @@ export async function clusterConfigs(
 export async function startCluster(
   n: number,
   overrides: Partial<NodeConfig> = {},
+  /** Options of each node beyond its fault filter (e.g. a logger that captures its lines). */
+  nodeOptions: (name: string) => NodeOptions = () => ({}),
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'raftkv-it-'));
   const names = Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -84,7 +87,7 @@ export async function startCluster(
   const clientPorts = configs.map((c) => Number(c.listenClient.split(':')[1]));
   const filters = names.map(() => new FaultFilter({ seed: 1 }));
   const nodes: (StartedNode | undefined)[] = await Promise.all(
-    configs.map((c, i) => startNode(c, { faultFilter: filters[i]! })),
+    configs.map((c, i) => startNode(c, { ...nodeOptions(c.name), faultFilter: filters[i]! })),
   );
   const cluster: TestCluster = {
     nodes,
@@ -112,7 +115,10 @@ export async function startCluster(
     },
     async restartNode(i) {
       if (nodes[i]) return;
-      nodes[i] = await startNode(configs[i]!, { faultFilter: filters[i]! });
+      nodes[i] = await startNode(configs[i]!, {
+        ...nodeOptions(configs[i]!.name),
+        faultFilter: filters[i]!,
+      });
     },
     async close() {
       await Promise.all(nodes.map((s) => s?.stop()));

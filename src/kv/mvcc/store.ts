@@ -52,6 +52,14 @@ const HISTORY_COPY_MAX = 8;
  */
 type History = Version | Version[];
 
+/** What one compaction dropped (for the log; not part of the replicated state). */
+export interface CompactionCounts {
+  /** Versions of keys older than the compaction revision, tombstones included. */
+  versionsRemoved: number;
+  /** Keys deleted before the compaction revision, whose whole history went. */
+  keysRemoved: number;
+}
+
 /**
  * The MVCC store of the etcd v3 model, in memory, with every record-level
  * change reported to a MutationLog for persistence.
@@ -267,7 +275,7 @@ export class MvccStore {
    * compaction can have anything to drop, so the cost is proportional to the
    * history compacted, not to the store size.
    */
-  compact(revision: number): void {
+  compact(revision: number): CompactionCounts {
     assert(this.write === null, 'mvcc: compact during a write');
     assert(
       revision > this.compactedRevision && revision <= this.currentRevision,
@@ -276,6 +284,7 @@ export class MvccStore {
     // Revisions up to `revision` leave byRevision (see its invariant); the keys
     // they wrote are the only ones that can have versions to drop.
     const touched = new Set<string>();
+    const counts = { versionsRemoved: 0, keysRemoved: 0 };
     for (let r = this.compactedRevision + 1; r <= revision; r++) {
       const keys = this.byRevision.get(r);
       if (keys === undefined) continue;
@@ -291,7 +300,9 @@ export class MvccStore {
         const version = history[i]!;
         this.log.del(versionRecordKey(version.revision, version.sub));
       }
+      counts.versionsRemoved += dropCount;
       if (dropCount === history.length) {
+        counts.keysRemoved++;
         this.histories.delete(key);
         this.sortedKeys.remove(key);
       } else if (dropCount === history.length - 1) {
@@ -301,6 +312,7 @@ export class MvccStore {
       }
     }
     this.compactedRevision = revision;
+    return counts;
   }
 
   // ---- persistence ----------------------------------------------------------
