@@ -207,8 +207,9 @@ t.test('a rolling upgrade from 0.1.0 to 0.2.0 under load', async (t) => {
     );
     t.match(
       rolledBack.stdout,
-      /"level":60.*"msg":"upgrade this member: entry \d+ needs a newer raftkv/,
+      /"level":"fatal".*"index":\d+.*"msg":"upgrade this member: entry \d+ needs a newer raftkv/,
     );
+    t.match(rolledBack.stdout, /"event":"stopping","reason":"upgrade_needed","exitCode":3/);
     // Upgraded again, it applies the entry and catches up.
     await startAs(cluster, n3, newBuild);
     await waitForVersions(cluster, all, { n1: NEW, n2: NEW, n3: NEW }, NEW);
