@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { cloneMember } from '../storage/index.js';
 
 /** What the cluster knows about a member beyond its Raft id. */
 export interface Member {
@@ -101,14 +102,4 @@ export class MemberTable {
     for (const m of this.members.values()) if (m.name === name) return cloneMember(m);
     return undefined;
   }
-}
-
-function cloneMember(m: Member): Member {
-  const clone = {
-    id: m.id,
-    name: m.name,
-    peerUrls: [...m.peerUrls],
-    clientUrls: [...m.clientUrls],
-  };
-  return m.version !== undefined ? { ...clone, version: m.version } : clone;
 }

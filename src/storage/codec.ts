@@ -212,6 +212,17 @@ export interface MemberRecord {
   version?: string;
 }
 
+/** A copy that shares no array with `m`. */
+export function cloneMember(m: MemberRecord): MemberRecord {
+  const clone = {
+    id: m.id,
+    name: m.name,
+    peerUrls: [...m.peerUrls],
+    clientUrls: [...m.clientUrls],
+  };
+  return m.version !== undefined ? { ...clone, version: m.version } : clone;
+}
+
 export function encodeMember(m: MemberRecord): Uint8Array {
   return encodeJson({
     name: m.name,

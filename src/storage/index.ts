@@ -1,4 +1,4 @@
-export type { CreatedWith, MemberRecord } from './codec.js';
+export { type CreatedWith, cloneMember, type MemberRecord } from './codec.js';
 export { StorageError, type StorageErrorCode } from './errors.js';
 export {
   type AppliedWrite,

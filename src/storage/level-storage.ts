@@ -16,6 +16,7 @@ import {
 } from '../raft/index.js';
 import {
   type CreatedWith,
+  cloneMember,
   encodeConfState,
   encodeCreatedWith,
   encodeEntry,
@@ -619,14 +620,4 @@ function entriesAfter(entries: readonly Entry[], offset: number): readonly Entry
   if (entries.length === 0 || entries[entries.length - 1]!.index <= offset) return [];
   const first = entries[0]!.index;
   return first > offset ? entries : entries.slice(offset + 1 - first);
-}
-
-function cloneMember(m: MemberRecord): MemberRecord {
-  const clone = {
-    id: m.id,
-    name: m.name,
-    peerUrls: [...m.peerUrls],
-    clientUrls: [...m.clientUrls],
-  };
-  return m.version !== undefined ? { ...clone, version: m.version } : clone;
 }

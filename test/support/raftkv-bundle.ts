@@ -8,12 +8,8 @@
  * the sources differs, so the test runs the real code paths of both versions.
  * Built into node_modules/.cache so that its imports resolve; removed at exit.
  */
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildSync } from 'esbuild';
+import { bundleCommand } from './bundle-command.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const bundles = new Map<string, string>();
 
 /** The path of a bundled raftkv running as `version` (default: this build's): `node <path> ARGS`. */
@@ -23,21 +19,11 @@ export function raftkvBundle(version?: string): string {
   if (built !== undefined) return built;
   if (version !== undefined && !/^\d+\.\d+\.\d+$/.test(version))
     throw new Error(`not a version: ${version}`);
-  const dir = join(ROOT, 'node_modules', '.cache', 'raftkv-test');
-  mkdirSync(dir, { recursive: true });
-  const outfile = join(dir, `raftkv-${key}-${process.pid}.mjs`);
-  buildSync({
-    entryPoints: [join(ROOT, 'cmd', 'raftkv.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    outfile,
-    logLevel: 'warning',
-    ...(version !== undefined ? { define: { __RAFTKV_VERSION__: JSON.stringify(version) } } : {}),
-  });
-  process.once('exit', () => rmSync(outfile, { force: true }));
+  const outfile = bundleCommand(
+    'raftkv',
+    `raftkv-${key}`,
+    version !== undefined ? { __RAFTKV_VERSION__: JSON.stringify(version) } : undefined,
+  );
   bundles.set(key, outfile);
   return outfile;
 }
