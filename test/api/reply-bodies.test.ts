@@ -44,6 +44,7 @@ function serviceAnswering(result: { current: unknown }): ApiService {
     requestTimeoutMs: 1000,
     requestDeadline: () => AbortSignal.timeout(1000),
     authState: { enabled: false },
+    removed: () => undefined,
     get: answer,
     range: answer,
     put: answer,
