@@ -11,7 +11,12 @@ import { defaultConfig, type NodeConfig, parseInitialCluster } from '../src/serv
 import { foundersFromDiscovery } from '../src/server/discovery.js';
 import { MemberRemovedError, ServerError } from '../src/server/errors.js';
 import { logStop } from '../src/server/event-log.js';
-import { EXIT_FAILURE, EXIT_REMOVED, EXIT_UPGRADE_NEEDED } from '../src/server/exit-codes.js';
+import {
+  EXIT_FAILURE,
+  EXIT_OK,
+  EXIT_REMOVED,
+  EXIT_UPGRADE_NEEDED,
+} from '../src/server/exit-codes.js';
 import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
 import { createLogger, LOG_FORMATS } from '../src/server/logger.js';
 import { VERSION } from '../src/server/node.js';
@@ -472,9 +477,23 @@ try {
     if (stopping) return;
     stopping = true;
     logStop(log, 'signal', { signal });
-    const force = setTimeout(() => process.exit(1), 10_000);
+    // Bounded: handoff, drain and the client port's grace, with a margin; exit 1 beyond it.
+    const forceAfterMs = started.node.shutdownLimitMs + 5_000;
+    const force = setTimeout(() => {
+      log.error({ forceAfterMs }, 'the graceful shutdown did not finish in time; exiting now');
+      process.exit(EXIT_FAILURE);
+    }, forceAfterMs);
     force.unref();
-    void started.stop().then(() => process.exit(0));
+    started.stop().then(
+      () => {
+        log.info({ event: 'stopped', signal }, 'stopped');
+        process.exit(EXIT_OK);
+      },
+      (err) => {
+        log.error({ err }, 'the graceful shutdown failed');
+        process.exit(EXIT_FAILURE);
+      },
+    );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

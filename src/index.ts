@@ -9,7 +9,7 @@
 import type tls from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { buildApp } from './api/app.js';
+import { buildApp, clientConnections } from './api/app.js';
 import type { BackupHeader } from './server/backup.js';
 import { defaultConfig, type NodeConfig, parseHostPort } from './server/config.js';
 import { checkConfig } from './server/config-check.js';
@@ -49,7 +49,13 @@ export interface StartedNode {
    * an error logged and the old material kept, when a file was refused.
    */
   reloadTls(): Promise<boolean>;
-  /** Graceful stop: the API stops accepting, pending writes are answered, the data dir is closed. */
+  /**
+   * Graceful stop (what SIGTERM does): the client port takes no new requests (503,
+   * `Connection: close`) and closes idle connections at once; a leader hands leadership
+   * to the most caught-up voter (bounded by an election timeout); every request taken
+   * and every write proposed is answered (bounded by the request timeout); then the
+   * peer port and the data dir close. `node.shuttingDown` is true from the start.
+   */
   stop(): Promise<void>;
 }
 
@@ -151,6 +157,7 @@ export async function startNode(
       { cause: err },
     );
   }
+  let stopping: Promise<void> | undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const host = parseHostPort(config.listenClient, '--listen-client').host;
@@ -160,12 +167,46 @@ export async function startNode(
     peerUrl: node.peerUrl,
     app,
     reloadTls: () => nodeTls.reload(),
-    async stop() {
-      nodeTls.close();
-      // Open watch streams would keep the HTTP server from closing: end them first.
-      node.closeWatches('shutdown');
-      await app.close().catch(() => {});
-      await node.stop();
+    stop() {
+      if (!stopping) stopping = stopStarted(node, app, log).finally(() => nodeTls.close());
+      return stopping;
     },
   };
 }
+
+/**
+ * StartedNode.stop(): the client port closes (no new requests or connections, idle
+ * connections cut) while the node hands over and drains; by the time the node has stopped every
+ * request it held is answered, so the port's last connections end at once.
+ */
+async function stopStarted(node: RaftKvNode, app: FastifyInstance, log: Logger): Promise<void> {
+  const connections = clientConnections(app);
+  // No new requests or connections, idle connections cut (client-connections.ts). The
+  // preClose hook that starts this runs right before the listener closes, so a client
+  // told `Connection: close` reconnects to a closed port (refused: surely not sent), not
+  // to one that accepted its connection and then reset it.
+  const httpClosed = app.close().then(
+    () => true,
+    () => true,
+  );
+  // Open watch streams would keep the HTTP server from closing: end them.
+  node.closeWatches('shutdown');
+  await node.stop();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), CLIENT_PORT_CLOSE_GRACE_MS);
+  });
+  const closed = await Promise.race([httpClosed, late]);
+  clearTimeout(timer);
+  if (!closed) {
+    log.warn(
+      { connections: connections.openCount },
+      'client connections still open after the node stopped; cutting them',
+    );
+    connections.destroyAll();
+    await httpClosed;
+  }
+}
+
+/** Responses already answered get this long to be written out before their connections are cut. */
+const CLIENT_PORT_CLOSE_GRACE_MS = 2_000;

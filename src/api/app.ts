@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { AuthError } from '../server/auth.js';
 import { ServerError } from '../server/errors.js';
 import { installAccessControl } from './access.js';
+import { ClientConnections } from './client-connections.js';
 import { ApiError, sendError, statusOfCode, wireCode } from './errors.js';
 import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -79,15 +80,17 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   });
 
   // Shedding load while closing, as fastify's return503OnClosing does, but with API.md's body
-  // and Retry-After: nothing is applied, and another node can take the request.
-  let closing = false;
+  // and Retry-After: nothing is applied, and another node can take the request. Idle
+  // connections are closed at once, busy ones after their response (client-connections.ts).
+  const connections = new ClientConnections(app.server, options.https !== undefined);
+  connectionsOfApp.set(app, connections);
   app.addHook('preClose', async () => {
-    closing = true;
+    connections.closeIdle();
   });
   // Callback style, not async: this runs on every request, and an async hook costs a promise
   // and a trip through the microtask queue each time.
   app.addHook('onRequest', (_req, reply, done) => {
-    if (!closing) return done();
+    if (!connections.closing) return done();
     reply.header('connection', 'close');
     sendError(reply, 'unavailable', 'the node is shutting down', {}, 1);
   });
@@ -123,6 +126,15 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(clusterRoutes(service));
   app.register(syncRoutes(service));
   return app;
+}
+
+const connectionsOfApp = new WeakMap<FastifyInstance, ClientConnections>();
+
+/** The connections of an app made by buildApp: a graceful stop begins closing them before app.close(). */
+export function clientConnections(app: FastifyInstance): ClientConnections {
+  const connections = connectionsOfApp.get(app);
+  if (!connections) throw new Error('not an app made by buildApp');
+  return connections;
 }
 
 /** Every failure becomes API.md's error body; nothing escapes as a bare 500. */

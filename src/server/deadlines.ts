@@ -47,6 +47,17 @@ export class Deadlines {
     if (this.slots.size === 0) this.close();
   }
 
+  /**
+   * Fires every pending deadline now (the node stops: whatever still waits on one
+   * ends, rather than wait for a timer that will not run), then stops the timer.
+   */
+  abortAll(): void {
+    const slots = [...this.slots.values()];
+    this.close();
+    for (const controller of slots)
+      controller.abort(new DOMException('The node is stopping', 'TimeoutError'));
+  }
+
   /** Stops the timer; pending deadlines never fire. */
   close(): void {
     if (this.timer) clearInterval(this.timer);

@@ -101,18 +101,36 @@ export class KeyQueue {
     throw new ServerError('timeout', 'gave up waiting in line');
   }
 
-  /** Resolves true when one of `keys` is deleted, false when the signal fires first. */
+  /**
+   * Resolves true when one of `keys` is deleted, false when the signal fires first.
+   * Rejects with 503 when the member starts shutting down: the wait goes on at another
+   * member (asked again with the same lease, it finds its place in line).
+   */
   private deletedOrTimeout(keys: string[], signal: AbortSignal): Promise<boolean> {
     if (signal.aborted) return Promise.resolve(false);
-    return new Promise((resolve) => {
+    const stopping = this.node.shutdownSignal;
+    return new Promise((resolve, reject) => {
       const unregisters: (() => void)[] = [];
-      const done = (result: boolean) => {
+      const done = (result: boolean | ServerError) => {
         for (const u of unregisters) u();
         signal.removeEventListener('abort', onAbort);
-        resolve(result);
+        stopping.removeEventListener('abort', onStopping);
+        if (result instanceof ServerError) reject(result);
+        else resolve(result);
       };
       const onAbort = () => done(false);
+      const onStopping = () =>
+        done(
+          new ServerError('unavailable', 'the member is shutting down; wait in line at another', {
+            retryAfterSeconds: 1,
+          }),
+        );
       signal.addEventListener('abort', onAbort, { once: true });
+      if (stopping.aborted) {
+        onStopping();
+        return;
+      }
+      stopping.addEventListener('abort', onStopping, { once: true });
       for (const k of keys) {
         unregisters.push(
           this.node.store.watches.register({

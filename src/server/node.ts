@@ -69,6 +69,7 @@ import {
   isServerCommand,
   type ServerCommand,
 } from './server-commands.js';
+import { GracefulShutdown, type ShutdownOutcome } from './shutdown.js';
 import { VERSION } from './version.js';
 import { Watches } from './watches.js';
 
@@ -141,6 +142,8 @@ export class RaftKvNode {
   /** Lifecycle events as log lines (event-log.ts). */
   private readonly events: NodeEventLog;
   private readonly leaseKeeper: LeaseKeeper;
+  /** The graceful stop: handoff, drain (see shutdown.ts). */
+  private readonly shutdown: GracefulShutdown;
   /** The smallest TTL granted (etcd's rule: 1.5 election timeouts), in seconds. */
   readonly minLeaseTtlSeconds: number;
   private peerServer: FastifyInstance | undefined;
@@ -229,6 +232,7 @@ export class RaftKvNode {
         if (this.members.get(to)) this.events.peers.failed(to);
         this.raw.reportUnreachable(to);
         this.forwarder.peerLost(to);
+        if (to === this.raw.raft.leadTransferee) this.shutdown.transferTargetUnreachable();
       },
       isRemoved: (id) => this.members.isRemoved(id),
       onRemoved: (by) =>
@@ -307,6 +311,18 @@ export class RaftKvNode {
       },
       Math.max(2 * electionTimeoutMs, 1000),
     );
+    this.shutdown = new GracefulShutdown({
+      log,
+      isLeader: () => this.raw.raft.role === 'leader',
+      hasOtherVoter: () => this.raw.raft.voters.some((id) => id !== this.id),
+      handOver: (signal) => this.leaderTransfers.transfer(undefined, signal),
+      pendingProposals: () => this.proposals.size + this.queued.length,
+      flushProposals: () => this.flushProposals(),
+      nameOf: (id) => this.members.get(id)?.name ?? id,
+      electionTimeoutMs,
+      heartbeatMs: config.tickMs * config.heartbeatTicks,
+      drainLimitMs: config.requestTimeoutMs,
+    });
   }
 
   /** Opens (or initializes) the data dir, starts the peer port and the Raft loop. */
@@ -832,12 +848,18 @@ export class RaftKvNode {
   // ------------------------------------------------------------------ writes
 
   /** Proposes a KV command (here if leading, else at the leader) and resolves with its applied result. */
-  async write(cmd: Command, opts: WriteContext = {}): Promise<CommandResult> {
+  write(cmd: Command, opts: WriteContext = {}): Promise<CommandResult> {
+    return this.shutdown.track(() => this.writeHeld(cmd, opts));
+  }
+
+  private async writeHeld(cmd: Command, opts: WriteContext): Promise<CommandResult> {
     if (this.removedReason !== undefined) throw removedError();
     if (this.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     const refusal = this.versionGate.refusal(cmd.type);
     if (refusal) throw refusal;
+    // A stopping leader hands over first; the write then goes to the new leader.
+    if (this.shutdown.handingOver) await this.shutdown.afterHandoff();
     const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(signal);
     if (lead !== this.id) {
@@ -853,7 +875,26 @@ export class RaftKvNode {
     return this.withDeadline(this.proposeBytes(data), signal);
   }
 
-  private async proposeForwarded(w: ForwardedWrite): Promise<CommandResult> {
+  private proposeForwarded(w: ForwardedWrite): Promise<CommandResult> {
+    return this.shutdown.track(async () => {
+      if (this.shutdown.handingOver) await this.shutdown.afterHandoff();
+      // Sent before the follower heard that leadership moved away from this stopping member.
+      if (this.shutdown.shuttingDown && !this.stopping && this.raw.raft.role !== 'leader')
+        return this.relayForwarded(w);
+      return this.proposeForwardedHere(w);
+    });
+  }
+
+  /** Passes a write forwarded to this (no longer leading) member on to the leader. */
+  private async relayForwarded(w: ForwardedWrite): Promise<CommandResult> {
+    const timeoutMs = Math.min(Math.max(w.timeoutMs, 1), this.requestTimeoutMs);
+    const signal = this.deadlines.after(timeoutMs);
+    const lead = await this.waitForLeader(signal);
+    if (lead === this.id) return this.proposeForwardedHere(w);
+    return this.forwarder.forward(this.leaderPeer(lead), { ...w, timeoutMs }, signal);
+  }
+
+  private async proposeForwardedHere(w: ForwardedWrite): Promise<CommandResult> {
     if (this.raw.raft.role !== 'leader') throw new ServerError('not_leader', 'not the leader');
     // Checked again here: the forwarding member's table may be behind this one's.
     const kind = w.serverCmd?.type ?? w.cmd?.type;
@@ -968,7 +1009,15 @@ export class RaftKvNode {
   // ------------------------------------------------------------------ reads
 
   /** Waits until a read may be served locally with the asked consistency. */
-  async readBarrier(opts: {
+  readBarrier(opts: {
+    consistency: 'linearizable' | 'serializable';
+    minRevision?: number;
+    signal?: AbortSignal;
+  }): Promise<void> {
+    return this.shutdown.track(() => this.readBarrierHeld(opts));
+  }
+
+  private async readBarrierHeld(opts: {
     consistency: 'linearizable' | 'serializable';
     minRevision?: number;
     signal?: AbortSignal;
@@ -1023,7 +1072,7 @@ export class RaftKvNode {
       bufferedBytes(): number;
     },
   ): { cancel(): void } {
-    if (this.stopping)
+    if (this.shutdown.shuttingDown)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     return this.watches.open(req, sink);
   }
@@ -1197,7 +1246,7 @@ export class RaftKvNode {
 
   health(): { healthy: boolean; reason?: string } {
     if (this.removedReason !== undefined) return { healthy: false, reason: 'removed' };
-    if (this.stopping) return { healthy: false, reason: 'shutting down' };
+    if (this.shuttingDown) return { healthy: false, reason: 'shutting down' };
     if (this.raw.raft.lead === NONE) return { healthy: false, reason: 'no leader' };
     const lag = this.raw.raft.log.committed - this.kv.appliedIndex;
     if (lag > 1000)
@@ -1215,7 +1264,7 @@ export class RaftKvNode {
     reason?: 'removed' | 'shutting_down' | 'no_leader' | 'catching_up';
   } {
     if (this.removedReason !== undefined) return { ready: false, reason: 'removed' };
-    if (this.stopping) return { ready: false, reason: 'shutting_down' };
+    if (this.shuttingDown) return { ready: false, reason: 'shutting_down' };
     if (this.raw.raft.lead === NONE) return { ready: false, reason: 'no_leader' };
     if (this.raw.raft.log.committed - this.kv.appliedIndex > 1000)
       return { ready: false, reason: 'catching_up' };
@@ -1239,8 +1288,47 @@ export class RaftKvNode {
     this.watches.closeAll(reason);
   }
 
-  /** Graceful stop: no new work, pending writes answered (504 if their outcome is unknown), disk closed. */
-  async stop(): Promise<void> {
+  /**
+   * True from the start of a graceful stop (stop(), SIGTERM) on: the member takes no
+   * new client requests and finishes what it holds (see shutdown.ts). /health and
+   * /readyz report it.
+   */
+  get shuttingDown(): boolean {
+    return this.shutdown.shuttingDown || this.stopping;
+  }
+
+  /** Aborted when a graceful stop begins (waits that may last long end then: a lock's line). */
+  get shutdownSignal(): AbortSignal {
+    return this.shutdown.signal;
+  }
+
+  /** The longest a graceful stop's handoff and drain may take (closing adds a moment). */
+  get shutdownLimitMs(): number {
+    return this.shutdown.limitMs;
+  }
+
+  /**
+   * Graceful stop (shutdown.ts): a leader first hands leadership to the most caught-up
+   * voter; then every write already proposed is answered once applied (it commits under
+   * the new leader) and every held request is finished, bounded by the request timeout;
+   * then the Raft loop, the peer port and the data dir close. Whatever is still held
+   * then is answered 504 (a proposed write: outcome unknown) or 503.
+   */
+  stop(): Promise<ShutdownOutcome | undefined> {
+    if (!this.stopped) this.stopped = this.stopGracefully();
+    return this.stopped;
+  }
+
+  private stopped: Promise<ShutdownOutcome | undefined> | undefined;
+
+  private async stopGracefully(): Promise<ShutdownOutcome | undefined> {
+    // After a fatal error the loop is already stopped: close at once.
+    const outcome = this.stopping ? undefined : await this.shutdown.run();
+    await this.close();
+    return outcome;
+  }
+
+  private async close(): Promise<void> {
     if (this.stopping && !this.tickTimer) return;
     this.stopping = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
@@ -1265,7 +1353,7 @@ export class RaftKvNode {
     await this.transport.close().catch(() => {});
     await this.forwarder.close();
     await this.storage.close();
-    this.deadlines.close();
+    this.deadlines.abortAll();
   }
 }
 
