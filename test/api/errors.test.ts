@@ -20,6 +20,7 @@ function fakeService(failure: () => never, overrides: Partial<ApiService> = {}):
     requestDeadline: () => AbortSignal.timeout(1000),
     authState: { enabled: false },
     onAuthChange: () => () => {},
+    // Not removed from the cluster (a failing stub would read as a reason).
     removed: () => undefined,
     ...overrides,
   };
