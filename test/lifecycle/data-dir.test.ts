@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import t, { type Test } from 'tap';
 import { startNode } from '../../src/index.js';
-import { freePort } from './helpers.js';
-import { getKey, kvValue, putKey, status, waitUntil } from './http-ops.js';
-import { cleanEnv, RaftkvProcess, singleNodeArgs } from './process-cluster.js';
+import { freePort } from '../integration/helpers.js';
+import { getKey, kvValue, putKey, status, waitUntil } from '../integration/http-ops.js';
+import { cleanEnv, RaftkvProcess, singleNodeArgs } from '../integration/process-cluster.js';
 
 const EXIT_TIMEOUT_MS = 20_000;
 

@@ -6,10 +6,10 @@
 import { join } from 'node:path';
 import t from 'tap';
 import { createNode } from '../../src/tls/certs.js';
-import { freePort, get, put, request } from './helpers.js';
-import { waitUntil } from './http-ops.js';
-import { peerScheme, peerTlsArgs } from './peer-tls.js';
-import { cleanEnv, ProcessCluster, RaftkvProcess } from './process-cluster.js';
+import { freePort, get, put, request } from '../integration/helpers.js';
+import { waitUntil } from '../integration/http-ops.js';
+import { peerScheme, peerTlsArgs } from '../integration/peer-tls.js';
+import { cleanEnv, ProcessCluster, RaftkvProcess } from '../integration/process-cluster.js';
 
 t.test('a member added over HTTP joins a running cluster of processes', async (t) => {
   const c = await ProcessCluster.create(3);

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { freePort } from './helpers.js';
-import { waitUntil } from './http-ops.js';
-import { cleanEnv, RaftkvProcess, singleNodeArgs } from './process-cluster.js';
+import { freePort } from '../integration/helpers.js';
+import { waitUntil } from '../integration/http-ops.js';
+import { cleanEnv, RaftkvProcess, singleNodeArgs } from '../integration/process-cluster.js';
 
 const TEXT_LINE =
   /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) +(\S+): \S/;
