@@ -4,7 +4,7 @@
  * --command-timeout, which makes a command fail fast without a quorum but
  * does not cut a long-running command (watch, lock) in its normal life.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,67 +14,13 @@ import { invalidUtf8Offset } from '../../cmd/kvctl/value-input.js';
 import { Client } from '../../src/client/index.js';
 import { VERSION } from '../../src/server/version.js';
 import { startCluster } from '../integration/helpers.js';
-import { kvctlBundle } from '../support/kvctl-bundle.js';
+import { kvctlRunner } from '../support/kvctl-run.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  elapsedMs: number;
-}
+const { start, run: kvctl, killAll } = kvctlRunner(() => endpoints, 60_000);
+t.teardown(killAll);
 
-const children = new Set<ChildProcess>();
-t.teardown(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-/** Without tap's NODE_OPTIONS and TAP_* variables, which make each start twice as slow. */
-const baseEnv = Object.fromEntries(
-  Object.entries(process.env).filter(
-    ([name]) => !/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAPJS_|KVCTL_)/.test(name),
-  ),
-);
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, [kvctlBundle(), ...args], {
-    cwd: root,
-    env: { ...baseEnv, KVCTL_ENDPOINTS: endpoints, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-/** Runs kvctl to completion (killed after 60 s), feeding `stdin`. */
-function kvctl(
-  args: string[],
-  opts: { stdin?: string | Uint8Array; env?: Record<string, string> } = {},
-): Promise<Run> {
-  return new Promise<Run>((resolve, reject) => {
-    const started = Date.now();
-    const child = start(args, opts.env);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d.toString('utf8');
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString('utf8');
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, elapsedMs: Date.now() - started });
-    });
-    child.stdin!.end(opts.stdin ?? '');
-  });
-}
-
-/** Resolves with the child's output once `ready` matches it (rejects if it exits first or after 30 s). */
 function waitForOutput(child: ChildProcess, ready: RegExp): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';

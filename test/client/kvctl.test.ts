@@ -3,7 +3,6 @@
  * both output formats, and exit codes 0 (ok), 1 (not found, compare failed,
  * txn not succeeded), 2 (usage) and 3 (unavailable).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,64 +11,11 @@ import t from 'tap';
 import { Client } from '../../src/client/index.js';
 import { decodeBackup } from '../../src/server/backup.js';
 import { startCluster } from '../integration/helpers.js';
-import { kvctlBundle } from '../support/kvctl-bundle.js';
+import { type KvctlRun, kvctlRunner } from '../support/kvctl-run.js';
 
-const root = join(import.meta.dirname, '..', '..');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const children = new Set<ChildProcess>();
-t.teardown(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-/**
- * The children run without tap's process tracking and coverage (inherited
- * through NODE_OPTIONS and TAP_* variables): that would make each start
- * about twice as slow.
- */
-const baseEnv = Object.fromEntries(
-  Object.entries(process.env).filter(
-    ([name]) => !/^(NODE_OPTIONS|NODE_V8_COVERAGE|TAP|_TAPJS_)/.test(name),
-  ),
-);
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, [kvctlBundle(), ...args], {
-    cwd: root,
-    env: { ...baseEnv, KVCTL_ENDPOINTS: endpoints, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-/** Runs kvctl to completion (killed after 30 s), feeding `stdin`. */
-function kvctl(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}) {
-  return new Promise<Run>((resolve, reject) => {
-    const child = start(args, opts.env);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      stdout += d.toString('utf8');
-    });
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString('utf8');
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin!.end(opts.stdin ?? '');
-  });
-}
+type Run = KvctlRun;
+const { start, run: kvctl, killAll } = kvctlRunner(() => endpoints, 30_000);
+t.teardown(killAll);
 
 const json = (r: Run) => JSON.parse(r.stdout);
 
