@@ -211,10 +211,7 @@ t.test('a checkpoint records TTL ms, so a new leader applies the margin once', a
   await sim.client({ type: 'leaseGrant', id: 'a', ttlMs: 1000 });
   await sim.ticks(10); // t = 100: a checkpoint
   const remaining = sim.sm.lease('a')!.remainingMs!;
-  t.ok(
-    Math.abs(remaining - (1000 - 100 / (1.01 / 0.99))) <= 1,
-    `checkpointed ${remaining}`,
-  );
+  t.ok(Math.abs(remaining - (1000 - 100 / (1.01 / 0.99))) <= 1, `checkpointed ${remaining}`);
   sim.stepDown();
   sim.elect(1);
   t.equal(
