@@ -140,7 +140,16 @@ export class SimScheduler {
         }
       }
       this.eventsRun++;
-      next.fn();
+      if (owner?.onUncaught) {
+        try {
+          next.fn();
+        } catch (err) {
+          // An uncaught exception ends that process, not the simulation.
+          owner.onUncaught(err);
+        }
+      } else {
+        next.fn();
+      }
       await drainMicrotasks();
       if (afterEach?.() === false) return false;
     }
@@ -174,6 +183,8 @@ export class NodeClock implements CoreClock {
   killed = false;
   /** Callbacks that came due while paused. */
   held: Timer[] = [];
+  /** What an exception thrown by one of this process's callbacks does (the process dies). */
+  onUncaught: ((err: unknown) => void) | undefined;
   private readonly startTrueMs: number;
   private readonly startLocalMs: number;
   private readonly wallSkewMs: number;

@@ -219,9 +219,18 @@ export class SimDisk {
     voters: string[],
     rng: SeededRandom,
     latency?: DiskLatency,
+    members: readonly MemberRecord[] = [],
   ): SimDisk {
     const disk = new SimDisk(name, rng, latency);
     disk.initialize(bootstrapSnapshot(voters).metadata);
+    if (members.length > 0) {
+      const ops: DiskOp[] = members.map((m) => ({
+        op: 'put',
+        key: MEMBER_PREFIX + m.id,
+        value: encodeMember(m),
+      }));
+      disk.commit(encodeBatch(ops), true);
+    }
     return disk;
   }
 
@@ -249,6 +258,11 @@ export class SimDisk {
       { op: 'put', key: KEY.applied, value: encodeIndex(meta.index) },
     ];
     this.commit(encodeBatch(ops), true);
+  }
+
+  /** Clears armed faults (the liveness phase: the faults are over). */
+  disarm(): void {
+    this.armed = { write: false, sync: false };
   }
 
   /** Arms a fault for the next write (any) or the next synced write. */
@@ -360,7 +374,20 @@ export class SimDisk {
   }
 
   readCorrupts(index: number): boolean {
-    return this.corruptOnRead.has(index);
+    return !this.inspectingNow && this.corruptOnRead.has(index);
+  }
+
+  private inspectingNow = false;
+
+  /** Runs `fn` with read faults off: the world's checkers read logs, the node does not. */
+  inspecting<T>(fn: () => T): T {
+    const was = this.inspectingNow;
+    this.inspectingNow = true;
+    try {
+      return fn();
+    } finally {
+      this.inspectingNow = was;
+    }
   }
 
   /** The batch reaches the page cache; synced, it and every earlier batch are durable. */
@@ -514,6 +541,8 @@ export class SimStorage implements CoreStorage {
   private removedIds: Set<string>;
   private writeTail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Told each hard state once it is written and synced (the checker's commit monotonicity). */
+  onHardState: ((hs: HardState) => void) | undefined;
 
   constructor(
     private readonly disk: SimDisk,
@@ -646,7 +675,11 @@ export class SimStorage implements CoreStorage {
       if (install) this.applied = snap.index;
       if (snap) this.cache.applySnapshot(snap);
       if (ents.length > 0) this.cache.append(ents);
-      if (hs) this.cache.setHardState(hs);
+      if (hs) {
+        this.cache.setHardState(hs);
+        // Only a synced hard state is sure to survive a power loss (commit-only ones are not synced).
+        if (sync || install) this.onHardState?.(hs);
+      }
       if (applied) {
         this.applied = applied.appliedIndex;
         if (applied.confState) this.cache.setConfState(applied.confState);
