@@ -17,6 +17,7 @@ import {
   undiciConnect,
 } from '../tls/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
+import { attachAutoCompaction } from './auto-compaction.js';
 import { type BackupHeader, encodeBackup } from './backup.js';
 import { ClusterVersionGate } from './cluster-version.js';
 import { type NodeConfig, parseHostPort } from './config.js';
@@ -37,6 +38,7 @@ import { LeaderTransfers, type TransferResult } from './leader-transfer.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import { attachLeaseKeeper } from './lease-keeper-attach.js';
 import { createLogger } from './logger.js';
+import { attachAttributePublisher } from './member-attributes.js';
 import { MemberTable } from './members.js';
 import { type MemberChange, Membership, type MemberView } from './membership.js';
 import { NodeMetrics } from './metrics.js';
@@ -118,12 +120,7 @@ export class RaftKvNode {
   private fatal: ((err: unknown) => void) | undefined;
   private closing = false;
   private readonly removedListeners = new Set<(reason: string) => void>();
-  private publishing = false;
-  private ticks = 0;
-  /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
-  private revisionSamples: { atMs: number; revision: number }[] = [];
   private readonly authListeners = new Set<() => void>();
-  private revisionCompactionPending = false;
   peerUrl = '';
 
   private constructor(
@@ -263,6 +260,19 @@ export class RaftKvNode {
       heartbeatMs: config.tickMs * config.heartbeatTicks,
       drainLimitMs: config.requestTimeoutMs,
     });
+    attachAutoCompaction(this.core, {
+      retentionHours: config.autoCompactionRetentionHours,
+      revisions: config.autoCompactionRevisions,
+      propose: (cmd) => this.write(cmd),
+      log,
+    });
+    attachAttributePublisher(this.core, {
+      advertiseClientUrl: config.advertiseClientUrl,
+      version: VERSION,
+      propose: (cmd) => this.proposeServerCommand(cmd),
+      log,
+      retryTicks: config.electionTicks * 2,
+    });
     this.plugIntoCore();
   }
 
@@ -307,10 +317,7 @@ export class RaftKvNode {
 
   private onTick(): void {
     this.watches.onTick(this.config.tickMs);
-    this.maybeAutoCompact();
     this.events.tick();
-    if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.core.leader !== undefined)
-      this.maybePublishAttributes();
   }
 
   private onRemovedFromCluster(reason: string): void {
@@ -453,7 +460,6 @@ export class RaftKvNode {
     this.events.softState(lead, role, term);
     this.metrics.leaderChanges.inc();
     this.leaderTransfers.leaderChanged(lead, term);
-    if (lead !== NONE && lead !== '') this.maybePublishAttributes();
   }
 
   private updateClusterVersion(): void {
@@ -463,74 +469,6 @@ export class RaftKvNode {
         { clusterVersion: this.versionGate.version, previous },
         `the cluster version is now ${this.versionGate.version}`,
       );
-  }
-
-  /**
-   * --auto-compaction-retention: the leader samples the revision once a minute
-   * and proposes a compaction to the newest sample older than the retention,
-   * as etcd's periodic compactor does.
-   */
-  private maybeAutoCompact(): void {
-    this.maybeCompactByRevisions();
-    const retentionMs = this.config.autoCompactionRetentionHours * 3_600_000;
-    if (retentionMs <= 0) return;
-    const now = Date.now();
-    const last = this.revisionSamples[this.revisionSamples.length - 1];
-    if (last && now - last.atMs < 60_000) return;
-    this.revisionSamples.push({ atMs: now, revision: this.core.kv.revision });
-    let target = 0;
-    while (this.revisionSamples.length > 0 && now - this.revisionSamples[0]!.atMs >= retentionMs) {
-      target = this.revisionSamples.shift()!.revision;
-    }
-    if (!this.core.isLeader || target <= this.core.kv.compactRevision) return;
-    void this.write({ type: 'compact', revision: target }).catch((err) =>
-      this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'),
-    );
-  }
-
-  /**
-   * --auto-compaction-revisions N: the leader keeps between N and 2N revisions
-   * of history (etcd's revision mode), so memory stays bounded under writes.
-   */
-  private maybeCompactByRevisions(): void {
-    const keep = this.config.autoCompactionRevisions;
-    if (keep <= 0 || this.revisionCompactionPending || !this.core.isLeader) return;
-    const target = this.core.kv.revision - keep;
-    if (target - this.core.kv.compactRevision < keep) return;
-    this.revisionCompactionPending = true;
-    void this.write({ type: 'compact', revision: target })
-      .catch((err) =>
-        this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'),
-      )
-      .finally(() => {
-        this.revisionCompactionPending = false;
-      });
-  }
-
-  /**
-   * Members announce their client URL and raftkv version through the log, so
-   * every member's table shows them (the cluster version is computed from it).
-   */
-  private maybePublishAttributes(): void {
-    const me = this.members.get(this.id);
-    const url = this.config.advertiseClientUrl;
-    if (!me || this.publishing || this.core.stopping) return;
-    if (me.clientUrls.includes(url) && me.version === VERSION) return;
-    this.publishing = true;
-    const cmd: ServerCommand = {
-      type: 'memberAttributes',
-      id: this.id,
-      clientUrls: [url],
-      version: VERSION,
-    };
-    // Best effort: retried from the tick loop until it shows up in the table.
-    void this.proposeServerCommand(cmd)
-      .catch((err) =>
-        this.log.debug({ err }, 'publishing the member attributes failed; will retry'),
-      )
-      .finally(() => {
-        this.publishing = false;
-      });
   }
 
   private async proposeServerCommand(cmd: ServerCommand): Promise<unknown> {
