@@ -40,6 +40,7 @@ import { corruptError, ioError, StorageError } from '../../src/storage/errors.js
 import type { AppliedWrite, PersistableReady } from '../../src/storage/index.js';
 import { LogCache } from '../../src/storage/log-cache.js';
 import type { NodeClock } from './clock.js';
+import type { DurableLog } from './invariants.js';
 
 /*
  * SimDisk: an honest disk for the simulator, modelled on LevelDB over a file
@@ -296,6 +297,7 @@ export class SimDisk {
     }
     this.unsynced = [];
     this.cache = new Map(this.durable);
+    this.durableView = undefined;
   }
 
   /** Flips a byte of the stored log entry at `index` (page cache and platter); false if absent. */
@@ -305,7 +307,16 @@ export class SimDisk {
     if (!bytes) return false;
     const damaged = flipByte(bytes, this.rng);
     this.cache.set(key, damaged);
-    if (this.durable.has(key)) this.durable.set(key, flipByte(this.durable.get(key)!, this.rng));
+    // The checkers still know what was synced there (the damage came after the sync).
+    const term = decodeEntry(index, bytes).term;
+    termOfRecord.set(damaged, term);
+    const synced = this.durable.get(key);
+    if (synced) {
+      const damagedSynced = flipByte(synced, this.rng);
+      termOfRecord.set(damagedSynced, decodeEntry(index, synced).term);
+      this.durable.set(key, damagedSynced);
+    }
+    this.durableView = undefined;
     // Unsynced batches still carry the good bytes: once durable they would heal the entry.
     this.unsynced = this.unsynced.map((record) => {
       const ops = decodeBatch(record);
@@ -318,6 +329,38 @@ export class SimDisk {
     this.stats.corruptions++;
     return true;
   }
+
+  /** The synced log (what survives a power loss), for the checker's commit-durability check. */
+  durableLog(): DurableLog {
+    if (!this.durableView) {
+      const startBytes = this.durable.get(KEY.logStart);
+      const start = startBytes ? decodeLogPosition(startBytes) : { index: 0, term: 0 };
+      const terms = new Map<number, number>([[start.index, start.term]]);
+      let last = start.index;
+      for (;;) {
+        const bytes = this.durable.get(logKey(last + 1));
+        if (!bytes) break;
+        let term = termOfRecord.get(bytes);
+        if (term === undefined) {
+          try {
+            term = decodeEntry(last + 1, bytes).term;
+          } catch {
+            break; // damaged: the node will not load past it
+          }
+          termOfRecord.set(bytes, term);
+        }
+        terms.set(++last, term);
+      }
+      this.durableView = {
+        firstIndex: () => start.index + 1,
+        lastIndex: () => last,
+        term: (i) => terms.get(i),
+      };
+    }
+    return this.durableView;
+  }
+
+  private durableView: DurableLog | undefined;
 
   /** Log indexes stored in the page cache (what a corruption may hit). */
   storedLogIndexes(): number[] {
@@ -401,6 +444,7 @@ export class SimDisk {
       this.stats.syncs++;
       for (const r of this.unsynced) applyOps(this.durable, decodeBatch(r)!);
       this.unsynced = [];
+      this.durableView = undefined;
     }
   }
 
@@ -410,6 +454,9 @@ export class SimDisk {
     this.unsynced.push(record);
   }
 }
+
+/** Terms of decoded entry records, by record (records are never mutated). */
+const termOfRecord = new WeakMap<Uint8Array, number>();
 
 function flipByte(bytes: Uint8Array, rng: SeededRandom): Uint8Array {
   const out = new Uint8Array(bytes);

@@ -16,7 +16,13 @@ import { LeaseSafetyChecker } from './checkers/lease-safety.js';
 import { checkKvHistory } from './checkers/linearizability.js';
 import { MIN_CLOCK_RATE, NodeClock, SimScheduler } from './clock.js';
 import { type CrashKind, SimDisk, type SimStorage } from './disk.js';
-import { type ObservedLog, type ObservedNode, SafetyChecker, Violation } from './invariants.js';
+import {
+  type DurableLog,
+  type ObservedLog,
+  type ObservedNode,
+  SafetyChecker,
+  Violation,
+} from './invariants.js';
 import { SimNetwork } from './network.js';
 import type { PartitionShape, Schedule, SimEvent, World } from './schedule.js';
 
@@ -132,6 +138,8 @@ class SimMember implements ObservedNode {
   /** What the checker saw applied (the state machine's index before the next entry). */
   applied = 0;
   status: MemberStatus = 'down';
+  /** Its disk holds a corrupted entry: once found, the member stays down. */
+  damaged = false;
   /** True time of a disk fault in this incarnation: nothing may be acknowledged after it. */
   faultAt: number | undefined;
   private readonly observedLog: ObservedLog;
@@ -159,7 +167,11 @@ class SimMember implements ObservedNode {
     const core = this.core;
     if (!core) return undefined;
     const r = core.raft;
-    return { role: r.role, term: r.term, log: this.observedLog };
+    return { role: r.role, term: r.term, log: this.observedLog, voters: r.voters };
+  }
+
+  get durable(): DurableLog {
+    return this.disk.durableLog();
   }
 
   get live(): boolean {
@@ -478,7 +490,8 @@ export class SimWorld {
   }
 
   private afterEach = (): boolean => {
-    for (const m of this.members.values()) if (m.live) this.guard(() => this.checker.observe(m));
+    for (const m of this.members.values())
+      if (m.live) this.guard(() => this.checker.observe(m, this.members));
     if (++this.eventsSinceLogCheck >= 64) {
       this.eventsSinceLogCheck = 0;
       this.guard(() => this.checker.checkLogMatching([...this.members.values()]));
@@ -621,8 +634,9 @@ export class SimWorld {
 
   /** Damages a stored log entry; at most a minority of the founders may end up dead. */
   private corrupt(n: number, whenRead: boolean, pick: number): void {
-    const dead = [...this.members.values()].filter((m) => m.status === 'dead').length;
-    if (dead + 1 > Math.floor((this.options.nodes - 1) / 2)) return;
+    // A damaged member never comes back: keep a majority of the founders healthy.
+    const damaged = [...this.members.values()].filter((m) => m.damaged).length;
+    if (damaged + 1 > Math.floor((this.options.nodes - 1) / 2)) return;
     const candidates = [...this.members.values()].filter(
       (m) => m.status === 'up' || m.status === 'down',
     );
@@ -632,6 +646,7 @@ export class SimWorld {
     const index = this.pick(indexes, pick);
     if (index === undefined) return;
     if (m.disk.corruptEntry(index, { whenRead: whenRead && m.live })) {
+      m.damaged = true;
       this.stats.corruptions++;
       this.note(`${m.id} log entry ${index} corrupted${whenRead ? ' (found when read)' : ''}`);
     }
