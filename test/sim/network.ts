@@ -51,8 +51,14 @@ export class SimNetwork {
   send(message: Message): void {
     this.stats.sent++;
     if (message.type === 'snap') this.stats.snapshotsSent++;
-    if (this.isBlocked(message.from, message.to)) return this.lost(message);
-    if (this.dropRate > 0 && this.rng.nextFloat() < this.dropRate) return this.lost(message);
+    if (this.isBlocked(message.from, message.to)) {
+      this.lost(message);
+      return;
+    }
+    if (this.dropRate > 0 && this.rng.nextFloat() < this.dropRate) {
+      this.lost(message);
+      return;
+    }
     // Receivers must not share objects with the sender, as over a real wire.
     this.enqueue(structuredClone(message));
     if (
@@ -83,7 +89,10 @@ export class SimNetwork {
 
   private enqueue(m: Message): void {
     const receiver = this.endpoints.clockOf(m.to);
-    if (!receiver) return this.lost(m);
+    if (!receiver) {
+      this.lost(m);
+      return;
+    }
     this.scheduler.after(this.delay(), () => {
       // Lost to a partition, or to a receiver that died (or restarted: a new clock) meanwhile.
       if (
