@@ -373,7 +373,15 @@ export class SimDisk {
 
   /** Opens the disk for a new process, as LevelRaftStorage.open does. Throws StorageError. */
   open(clock: NodeClock): SimStorage {
-    return new SimStorage(this, this.incarnation, clock, load(this.name, this.cache));
+    const storage = new SimStorage(this, this.incarnation, clock, load(this.name, this.cache));
+    // LevelDB's open replays its write-ahead log into a new table and syncs it: what the
+    // page cache held (a failed fsync's batch too) is durable from here on.
+    if (this.unsynced.length > 0) {
+      for (const r of this.unsynced) applyOps(this.durable, decodeBatch(r)!);
+      this.unsynced = [];
+      this.durableView = undefined;
+    }
+    return storage;
   }
 
   /** Sum of record sizes in the page cache. */

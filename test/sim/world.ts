@@ -602,7 +602,9 @@ export class SimWorld {
         const r = leader.core!.raft;
         const candidates = r.voters.length > 3 ? [...r.voters, ...r.learners] : [...r.learners];
         const id = this.pick(candidates, event.node);
-        if (id) this.confChange(leader, { type: 'removeNode', nodeId: id });
+        const after = r.voters.filter((v) => v !== id);
+        if (id && this.healthyMajority(after))
+          this.confChange(leader, { type: 'removeNode', nodeId: id });
         break;
       }
     }
@@ -634,14 +636,16 @@ export class SimWorld {
 
   /** Damages a stored log entry; at most a minority of the founders may end up dead. */
   private corrupt(n: number, whenRead: boolean, pick: number): void {
-    // A damaged member never comes back: keep a majority of the founders healthy.
-    const damaged = [...this.members.values()].filter((m) => m.damaged).length;
-    if (damaged + 1 > Math.floor((this.options.nodes - 1) / 2)) return;
+    // A damaged member never comes back (an operator would replace it): at most one at a time,
+    // and the voters (as the leader, or any member, knows them) keep a healthy majority.
+    if ([...this.members.values()].some((m) => m.damaged)) return;
     const candidates = [...this.members.values()].filter(
       (m) => m.status === 'up' || m.status === 'down',
     );
     const m = this.pick(candidates, n);
     if (!m) return;
+    const voters = this.knownVoters();
+    if (voters.includes(m.id) && !this.healthyMajority(voters, m.id)) return;
     const indexes = m.disk.storedLogIndexes();
     const index = this.pick(indexes, pick);
     if (index === undefined) return;
@@ -650,6 +654,23 @@ export class SimWorld {
       this.stats.corruptions++;
       this.note(`${m.id} log entry ${index} corrupted${whenRead ? ' (found when read)' : ''}`);
     }
+  }
+
+  /** The largest voter set any live member knows (a superset guard for the schedule's choices). */
+  private knownVoters(): string[] {
+    let best: readonly string[] = [];
+    for (const m of this.live())
+      if (m.core!.raft.voters.length > best.length) best = m.core!.raft.voters;
+    return [...best];
+  }
+
+  /** Whether `voters` keep a majority of undamaged members (counting `alsoDamaged` as damaged). */
+  private healthyMajority(voters: readonly string[], alsoDamaged?: string): boolean {
+    const healthy = voters.filter((id) => {
+      const m = this.members.get(id);
+      return m && !m.damaged && m.status !== 'removed' && id !== alsoDamaged;
+    }).length;
+    return healthy > voters.length / 2;
   }
 
   private partition(shape: PartitionShape, n: number, mask: number): void {
