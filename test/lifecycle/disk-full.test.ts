@@ -203,7 +203,11 @@ t.test(
     // Free space (grow the tmpfs) and start n3 again on the same data dir: it catches up.
     execFileSync('mount', ['-o', 'remount,size=256m', mountPoint], { stdio: 'pipe' });
     await c.start(FULL, 120_000);
-    const commit = (await c.statuses()).find((s) => s?.role === 'leader')!.commitIndex;
+    const commit = await waitUntil(
+      'a leader after n3 started again',
+      async () => (await c.statuses()).find((s) => s?.role === 'leader')?.commitIndex,
+      30_000,
+    );
     await waitUntil(
       'n3 to catch up',
       async () => ((await status(c.url(FULL)))!.appliedIndex >= commit ? true : undefined),
