@@ -72,13 +72,18 @@ function manualClock() {
     after: () => () => {},
     soon: (fn) => setImmediate(fn),
   };
-  return { clock, tick: () => ticks.forEach((fn) => fn()) };
+  return {
+    clock,
+    tick: () => {
+      for (const fn of ticks) fn();
+    },
+  };
 }
 
 const turn = () => new Promise((r) => setImmediate(r));
 
 /** The value of `key` in the core's state machine, or null. */
-function valueOf(core: NodeCore, key: string): string | null {
+function storedValue(core: NodeCore, key: string): string | null {
   const r = core.kv.get(key);
   return r.ok ? (r.kv?.value ?? null) : null;
 }
@@ -135,11 +140,11 @@ t.test('a write is acknowledged only after its log entry was synced', async (t) 
   t.ok(append, 'the entry went to the disk');
   t.equal(append?.sync, true, 'as a synced write');
   t.notOk(acked, 'not acknowledged while the write is in flight');
-  t.equal(valueOf(core, 'k'), null, 'nor applied');
+  t.equal(storedValue(core, 'k'), null, 'nor applied');
   while (held.length > 0) held.shift()!.finish();
   const result = await write;
   t.ok(result.ok, 'acknowledged once synced');
-  t.equal(valueOf(core, 'k'), 'v');
+  t.equal(storedValue(core, 'k'), 'v');
   await core.stop();
 });
 
@@ -160,7 +165,7 @@ t.test(
     );
     t.ok(core.failed, 'the core stopped (fail-stop)');
     t.equal(fatal.length, 1, 'and said why');
-    t.equal(valueOf(core, 'k'), null, 'nothing was applied');
+    t.equal(storedValue(core, 'k'), null, 'nothing was applied');
     await t.rejects(core.readIndex(), { code: 'unavailable' }, 'reads are refused from then on');
     await core.stop();
   },
