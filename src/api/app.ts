@@ -48,6 +48,10 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
         verbose: true,
       },
     },
+    // Each route checks its own path parameters (lease ids and user names up to 128 characters,
+    // lock and election names up to 256, each up to 12 bytes percent-encoded): the router's
+    // default limit of 100 refused longer ones as a malformed URL before any route saw them.
+    routerOptions: { maxParamLength: 16 * 1024 },
     schemaErrorFormatter: (errors, dataVar) =>
       new Error(validationMessage(errors as SchemaError[], dataVar)),
     // Requests that still arrive while the server closes get API.md's 503 (see the onRequest hook).
