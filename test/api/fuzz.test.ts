@@ -13,7 +13,7 @@
  * - known keys unchanged: seed keys and a registry entry that no fuzzed
  *   request can name are exactly as they were.
  *
- * npm test runs FUZZ_RUNS (default 500) requests from FUZZ_SEED (default fixed);
+ * npm test runs FUZZ_RUNS (default 800) requests from FUZZ_SEED (default fixed);
  * `npm run fuzz:api` runs many more.
  */
 import fc from 'fast-check';
@@ -33,7 +33,7 @@ import {
 import { send, type WireReply } from './fuzz/wire.js';
 import { http, type Json, type TestCluster } from './helpers.js';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 500);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 800);
 const SEED = Number(process.env.FUZZ_SEED ?? 1313);
 /** Beyond the server's own waits (request timeout 3 s), an answer later than this is a hang. */
 const HANG_MS = 10_000;
@@ -298,7 +298,7 @@ t.test('fuzzing every route of API.md against a 3-node cluster', async (t) => {
   const elapsed = (Date.now() - started) / 1000;
 
   t.comment(
-    `sent ${sent} requests (${skipped} unsafe ones skipped, ${aborted} cut before their answer) in ${elapsed.toFixed(1)} s; revision checks ${revisionChecks}, idempotency checks ${idempotencyChecks}, API.md status checks ${expectChecks}`,
+    `sent ${sent} requests from seed ${SEED} (${skipped} unsafe ones skipped, ${aborted} cut before their answer) in ${elapsed.toFixed(1)} s; revision checks ${revisionChecks}, idempotency checks ${idempotencyChecks}, API.md status checks ${expectChecks}`,
   );
   t.comment(
     `statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}`,

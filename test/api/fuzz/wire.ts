@@ -53,6 +53,23 @@ export function encodeRequest(req: WireRequest, host: string): Buffer {
   if (req.body !== undefined && !names.has('content-length') && !names.has('transfer-encoding'))
     lines.push(`content-length: ${req.body.length}`);
   const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8');
+  // A body declared chunked is sent in chunks (two, when it has bytes), ended by the empty one.
+  if (
+    /chunked/i.test(req.headers.find(([n]) => n.toLowerCase() === 'transfer-encoding')?.[1] ?? '')
+  ) {
+    const body = req.body ?? Buffer.alloc(0);
+    const half = body.length >> 1;
+    const chunks = [body.subarray(0, half), body.subarray(half)].filter((c) => c.length > 0);
+    return Buffer.concat([
+      head,
+      ...chunks.flatMap((c) => [
+        Buffer.from(`${c.length.toString(16)}\r\n`),
+        c,
+        Buffer.from('\r\n'),
+      ]),
+      Buffer.from('0\r\n\r\n'),
+    ]);
+  }
   return req.body === undefined ? head : Buffer.concat([head, req.body]);
 }
 
