@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Permission } from '../kv/auth.js';
-import type { Command, Compare, TxnOp } from '../kv/commands.js';
+import type { AlarmCommand, Command, Compare, TxnOp } from '../kv/commands.js';
 import type {
+  AlarmResult,
   AuthDeleteResult,
   AuthEnabledResult,
   AuthRolePutResult,
@@ -180,6 +181,28 @@ export class KvService {
 
   status() {
     return this.node.status();
+  }
+
+  async alarms(signal: AbortSignal) {
+    await this.node.readBarrier({ consistency: 'linearizable', signal });
+    return { alarms: this.node.store.alarms(), revision: this.node.store.revision };
+  }
+
+  async disarmAlarms(memberId: string | undefined, opts: WriteOpts) {
+    const cmd: AlarmCommand = {
+      type: 'alarm',
+      action: 'clear',
+      alarm: 'nospace',
+      ...(memberId === undefined ? {} : { memberId }),
+    };
+    const result = await this.command<AlarmResult>(cmd, opts, 'alarm');
+    if (!result.ok) return result;
+    return {
+      ok: true as const,
+      disarmed: [...result.changed],
+      alarms: [...result.alarms],
+      revision: result.revision,
+    };
   }
 
   async members() {

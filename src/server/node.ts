@@ -60,6 +60,7 @@ import { type MemberChange, Membership, type MemberView } from './membership.js'
 import { NodeMetrics } from './metrics.js';
 import { listenErrorMessage } from './port-check.js';
 import { ProposalWaits } from './proposal-waits.js';
+import { defaultQuotaBytes, QuotaKeeper } from './quota-keeper.js';
 import { ReadBatcher } from './read-batcher.js';
 import {
   decodeNodeSnapshot,
@@ -142,6 +143,8 @@ export class RaftKvNode {
   /** Lifecycle events as log lines (event-log.ts). */
   private readonly events: NodeEventLog;
   private readonly leaseKeeper: LeaseKeeper;
+  /** The space quota: raises and clears this member's nospace alarm. */
+  readonly quota: QuotaKeeper;
   /** The graceful stop: handoff, drain (see shutdown.ts). */
   private readonly shutdown: GracefulShutdown;
   /** The smallest TTL granted (etcd's rule: 1.5 election timeouts), in seconds. */
@@ -311,6 +314,17 @@ export class RaftKvNode {
       },
       Math.max(2 * electionTimeoutMs, 1000),
     );
+    this.quota = new QuotaKeeper(
+      {
+        selfId: this.id,
+        sizeBytes: () => this.kv.sizeBytes,
+        alarms: () => this.kv.alarms(),
+        propose: (cmd) => this.write(cmd),
+        nameOf: (id) => this.members.get(id)?.name,
+        log,
+      },
+      config.quotaBytes > 0 ? config.quotaBytes : defaultQuotaBytes(),
+    );
     this.shutdown = new GracefulShutdown({
       log,
       isLeader: () => this.raw.raft.role === 'leader',
@@ -464,6 +478,7 @@ export class RaftKvNode {
       this.reads.onTick();
       this.watches.onTick(this.config.tickMs);
       this.leaseKeeper.tick();
+      this.quota.tick();
       this.maybeAutoCompact();
       this.saveDeferred();
       this.events.tick();
@@ -651,6 +666,7 @@ export class RaftKvNode {
         this.authChanged();
       }
       this.leaseKeeper.onApplied(result);
+      this.quota.onApplied(result);
       this.proposals.applied(e.index, e.term, result);
     }
     this.metrics.appliedEntries.inc(entries.length);
@@ -1228,7 +1244,14 @@ export class RaftKvNode {
   }
 
   async status() {
-    return { ...this.statusSync(), dbSizeBytes: await this.storage.sizeBytes() };
+    return {
+      ...this.statusSync(),
+      dbSizeBytes: await this.storage.sizeBytes(),
+      // The space quota (additions to API.md): the state's estimated size, the quota, active alarms.
+      stateSizeBytes: this.kv.sizeBytes,
+      quotaBytes: this.quota.quotaBytes,
+      alarms: this.kv.alarms(),
+    };
   }
 
   membersView() {
