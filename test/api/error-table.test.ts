@@ -69,6 +69,7 @@ const serverStatus: Record<ServerErrorCode, number> = {
   not_leader: 503, // internal: never proposed here, so unavailable
   invalid_request: 400,
   member_not_found: 404,
+  quota_exceeded: 507,
   cluster_version_too_old: 409,
 };
 
