@@ -271,6 +271,9 @@ export interface StatusView {
   quotaBytes: number;
   /** The active alarms, cluster-wide (an addition to API.md). */
   alarms: AlarmView[];
+  /** V8's heap in use and its limit in this process (additions to API.md). */
+  heapUsedBytes: number;
+  heapLimitBytes: number;
 }
 
 /** An active alarm: `nospace` is raised by a member whose state outgrew its space quota. */

@@ -194,6 +194,9 @@ export interface StatusResponse {
   quotaBytes?: number;
   /** The active alarms, cluster-wide. */
   alarms?: Alarm[];
+  /** V8's heap in use and its limit on this member. */
+  heapUsedBytes?: number;
+  heapLimitBytes?: number;
 }
 
 /** An active alarm: `nospace` is raised by a member whose state outgrew its space quota. */

@@ -7,10 +7,13 @@
  * the Latin-1 strings V8 stores one byte per character).
  *
  * VERSION_OVERHEAD_BYTES was measured with `npm run bench:quota` (one
- * process, 200k puts of 16 B keys and 100 B values, uncompacted): the heap
- * grew by 290–300 B per version over key + value, for the Version object, the
- * key's history and sortedKeys slots, the byRevision entry and the string
- * headers. A short estimate would let the heap run out before the alarm.
+ * process, uncompacted): the heap grew by 202 B per version over key + value
+ * for 200k puts of new 16 B keys with 100 B values (also with 1,000 B and
+ * 4,000 B values), and by 158 B when 200k puts overwrote 1,000 keys: the
+ * Version object, the key's history and sortedKeys slots, the byRevision
+ * entry and the string headers. With 200 the estimate is 1.00–1.01 × the
+ * heap grown for new keys, and over it for history (never short: a short
+ * estimate would let the heap run out before the alarm).
  */
 export const VERSION_OVERHEAD_BYTES = 200;
 /** A lease record: the object, its id string and its map entry. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import type { Permission } from '../kv/auth.js';
 import type { AlarmCommand, Command, Compare, TxnOp } from '../kv/commands.js';
 import type {
@@ -179,8 +180,18 @@ export class KvService {
     return this.node.watch(req, sink);
   }
 
-  status() {
-    return this.node.status();
+  async status() {
+    const heap = getHeapStatistics();
+    return {
+      ...(await this.node.status()),
+      // The space quota (additions to API.md): the state's estimated size, the quota, the
+      // active alarms, and the heap the state lives in.
+      stateSizeBytes: this.node.store.sizeBytes,
+      quotaBytes: this.node.quota.quotaBytes,
+      alarms: this.node.store.alarms(),
+      heapUsedBytes: heap.used_heap_size,
+      heapLimitBytes: heap.heap_size_limit,
+    };
   }
 
   async alarms(signal: AbortSignal) {

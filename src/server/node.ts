@@ -1244,14 +1244,7 @@ export class RaftKvNode {
   }
 
   async status() {
-    return {
-      ...this.statusSync(),
-      dbSizeBytes: await this.storage.sizeBytes(),
-      // The space quota (additions to API.md): the state's estimated size, the quota, active alarms.
-      stateSizeBytes: this.kv.sizeBytes,
-      quotaBytes: this.quota.quotaBytes,
-      alarms: this.kv.alarms(),
-    };
+    return { ...this.statusSync(), dbSizeBytes: await this.storage.sizeBytes() };
   }
 
   membersView() {
