@@ -1,5 +1,38 @@
-import type { Entry, NodeId } from '../../src/raft/index.js';
-import { entryIdentity, type SimNode } from './node.js';
+import type { Entry, NodeId, Role } from '../../src/raft/index.js';
+
+const decoder = new TextDecoder();
+
+/** Identity of an entry for comparisons across nodes: its term, type and payload. */
+export function entryIdentity(e: Entry): string {
+  return `${e.term}/${e.type}/${decoder.decode(e.data)}`;
+}
+
+/** The part of a node's Raft log the checkers read. */
+export interface ObservedLog {
+  readonly committed: number;
+  firstIndex(): number;
+  lastIndex(): number;
+  /** undefined when the index is compacted away or beyond the log. */
+  term(index: number): number | undefined;
+  /** Entries lo..hi-1. */
+  slice(lo: number, hi: number): Entry[];
+}
+
+/**
+ * What the safety checker needs of a node, whatever runs it (the simulator's
+ * own loop or the shipped node core): its identity, its life, how far its state
+ * machine applied, and its Raft state (undefined while crashed).
+ */
+export interface ObservedNode {
+  readonly id: NodeId;
+  /** Bumped on every restart: commit may restart from the disk's value in a new life. */
+  readonly incarnation: number;
+  /** Index the in-memory state machine has applied. */
+  readonly applied: number;
+  readonly raft:
+    | { readonly role: Role; readonly term: number; readonly log: ObservedLog }
+    | undefined;
+}
 
 /** A broken safety or liveness property; the message names it. */
 export class Violation extends Error {
@@ -39,7 +72,7 @@ export class SafetyChecker {
     return this.leaderOfTerm.size;
   }
 
-  private track(node: SimNode): NodeTrack {
+  private track(node: ObservedNode): NodeTrack {
     let t = this.tracks.get(node.id);
     if (!t) {
       t = { commit: 0, incarnation: node.incarnation, persistedCommit: 0, leaderTerms: new Set() };
@@ -53,10 +86,9 @@ export class SafetyChecker {
   }
 
   /** Called after every input to a node (message, tick, proposal). */
-  observe(node: SimNode): void {
-    const raw = node.raw;
-    if (!raw) return;
-    const r = raw.raft;
+  observe(node: ObservedNode): void {
+    const r = node.raft;
+    if (!r) return;
     const t = this.track(node);
 
     // Commit never goes backwards within a life; record what became committed.
@@ -113,7 +145,7 @@ export class SafetyChecker {
     }
   }
 
-  onPersistHardState(node: SimNode, commit: number): void {
+  onPersistHardState(node: ObservedNode, commit: number): void {
     const t = this.track(node);
     if (commit < t.persistedCommit) {
       throw new Violation(
@@ -125,7 +157,7 @@ export class SafetyChecker {
   }
 
   /** State machine safety: no two nodes apply different entries at one index; applies are contiguous. */
-  onApply(node: SimNode, e: Entry): void {
+  onApply(node: ObservedNode, e: Entry): void {
     if (e.index !== node.applied + 1) {
       throw new Violation(
         'applied-monotonic',
@@ -143,7 +175,7 @@ export class SafetyChecker {
     }
   }
 
-  onApplySnapshot(node: SimNode, index: number): void {
+  onApplySnapshot(node: ObservedNode, index: number): void {
     if (index <= node.applied) {
       throw new Violation(
         'applied-monotonic',
@@ -153,12 +185,12 @@ export class SafetyChecker {
   }
 
   /** Log matching (§5.3): if two logs hold an entry with the same index and term, they are identical up to it. */
-  checkLogMatching(nodes: readonly SimNode[]): void {
-    const live = nodes.filter((n) => n.raw);
+  checkLogMatching(nodes: readonly ObservedNode[]): void {
+    const live = nodes.filter((n) => n.raft);
     for (let i = 0; i < live.length; i++) {
       for (let j = i + 1; j < live.length; j++) {
-        const a = live[i]!.raw!.raft.log;
-        const b = live[j]!.raw!.raft.log;
+        const a = live[i]!.raft!.log;
+        const b = live[j]!.raft!.log;
         const lo = Math.max(a.firstIndex(), b.firstIndex());
         const hi = Math.min(a.lastIndex(), b.lastIndex());
         let top = hi;
