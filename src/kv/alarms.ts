@@ -24,7 +24,7 @@ function alarmId(memberId: string, alarm: AlarmType): string {
   return `${memberId}/${alarm}`;
 }
 
-/** The active alarms; the record layout is `x/<memberId>/<type>` (record-keys.ts). */
+/** The active alarms; the record layout is `q/<memberId>/<type>` (record-keys.ts). */
 export class AlarmTable {
   private readonly alarms = new Map<string, Alarm>();
 
@@ -81,7 +81,7 @@ export class AlarmTable {
       yield [alarmRecordKey(entry.memberId, entry.alarm), JSON.stringify(entry)];
   }
 
-  /** Rebuilds the table from `x/…` record values. Throws KvInvariantError on a malformed one. */
+  /** Rebuilds the table from `q/…` record values. Throws KvInvariantError on a malformed one. */
   static fromRecords(log: MutationLog, values: Iterable<Uint8Array>): AlarmTable {
     const table = new AlarmTable(log);
     for (const bytes of values) {
