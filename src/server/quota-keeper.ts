@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Alarm } from '../kv/alarms.js';
 import type { AlarmCommand } from '../kv/commands.js';
 import type { CommandResult } from '../kv/results.js';
+import type { NodeCore } from './node-core.js';
 
 /**
  * The default quota's share of the V8 heap limit (README "Space quota"): the
@@ -122,4 +123,33 @@ export class QuotaKeeper {
         this.pending = false;
       });
   }
+}
+
+/**
+ * Plugs the quota keeper into a core: every tick checks this member's state
+ * against `quotaBytes` (0: defaultQuotaBytes()), every applied alarm command
+ * is logged; proposals go through `propose` (production's write path).
+ */
+export function attachQuotaKeeper(
+  core: NodeCore,
+  options: {
+    quotaBytes: number;
+    propose: (cmd: AlarmCommand) => Promise<CommandResult>;
+    log: Logger;
+  },
+): QuotaKeeper {
+  const keeper = new QuotaKeeper(
+    {
+      selfId: core.id,
+      sizeBytes: () => core.kv.sizeBytes,
+      alarms: () => core.kv.alarms(),
+      propose: options.propose,
+      nameOf: (id) => core.members.get(id)?.name,
+      log: options.log,
+    },
+    options.quotaBytes > 0 ? options.quotaBytes : defaultQuotaBytes(),
+  );
+  core.on('tick', () => keeper.tick());
+  core.on('result', (result) => keeper.onApplied(result));
+  return keeper;
 }

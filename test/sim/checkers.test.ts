@@ -35,7 +35,7 @@ function log(terms: number[], committed: number, first = 1, payloads?: string[])
 interface FakeNode extends ObservedNode {
   incarnation: number;
   applied: number;
-  raft: { role: Role; term: number; log: ObservedLog } | undefined;
+  raft: { role: Role; term: number; log: ObservedLog; voters?: readonly string[] } | undefined;
 }
 
 function node(
@@ -194,6 +194,84 @@ t.test('commit and applied never go backwards within a life', async (t) => {
   );
   t.doesNotThrow(() =>
     d.onApplySnapshot(node('n1', 'follower', 2, log([], 0, 6), { applied: 3 }), 5),
+  );
+});
+
+t.test('commit durability: a leader commits only what a quorum of voters has synced', async (t) => {
+  const voters = ['n1', 'n2', 'n3'];
+  const durable = (terms: number[], first = 1) => ({
+    firstIndex: () => first,
+    lastIndex: () => first + terms.length - 1,
+    term: (i: number) => terms[i - first],
+  });
+  const cluster = (n1: number[], n2: number[], n3: number[]) => {
+    const leader: FakeNode & { durable: ReturnType<typeof durable> } = {
+      ...node('n1', 'leader', 2, log([1, 2, 2], 2)),
+      durable: durable(n1),
+    };
+    leader.raft = { ...leader.raft!, voters };
+    const map = new Map<string, ObservedNode>([
+      ['n1', leader],
+      ['n2', { ...node('n2', 'follower', 2, log([1, 2, 2], 2)), durable: durable(n2) }],
+      ['n3', { id: 'n3', incarnation: 1, applied: 0, raft: undefined, durable: durable(n3) }],
+    ]);
+    return { leader, map };
+  };
+  const ok = cluster([1, 2, 2], [1, 2, 2], [1]);
+  const c = new SafetyChecker();
+  c.observe(ok.leader, ok.map);
+  ok.leader.raft!.log = log([1, 2, 2], 3);
+  t.doesNotThrow(() => c.observe(ok.leader, ok.map), 'leader and n2 synced entry 3');
+
+  // n2 acknowledged, but the leader's own write of entry 3 is not synced yet.
+  const bad = cluster([1, 2], [1, 2, 2], [1]);
+  const d = new SafetyChecker();
+  d.observe(bad.leader, bad.map);
+  bad.leader.raft!.log = log([1, 2, 2], 3);
+  t.throws(
+    () => d.observe(bad.leader, bad.map),
+    { name: 'Violation', property: 'commit-durable', message: /only \[n2\]/ },
+    'the leader counted its own unsynced copy',
+  );
+  // A snapshot covers what is compacted; a crashed voter's disk still counts.
+  const snap = cluster([1, 2, 2], [2], [1, 2, 2]);
+  const map = new Map(snap.map);
+  map.set('n2', { ...snap.map.get('n2')!, durable: durable([2], 3) });
+  const e = new SafetyChecker();
+  e.observe(snap.leader, map);
+  snap.leader.raft!.log = log([1, 2, 2], 3);
+  t.doesNotThrow(() => e.observe(snap.leader, map));
+  // Without durable logs the check is skipped, not failed.
+  const f = new SafetyChecker();
+  const plain = node('n1', 'leader', 2, log([1, 2, 2], 2));
+  f.observe(plain, new Map([['n1', plain]]));
+  plain.raft!.log = log([1, 2, 2], 3);
+  t.doesNotThrow(() => f.observe(plain, new Map([['n1', plain]])));
+});
+
+t.test('membership: a log never holds two uncommitted membership changes', async (t) => {
+  const withConf = (terms: number[], confAt: number[], committed: number): ObservedLog => {
+    const l = log(terms, committed);
+    return {
+      ...l,
+      slice: (lo, hi) =>
+        l
+          .slice(lo, hi)
+          .map((e) => (confAt.includes(e.index) ? { ...e, type: 'confChange' as const } : e)),
+    };
+  };
+  const c = new SafetyChecker();
+  const n = node('n1', 'leader', 2, withConf([1, 2], [], 2));
+  c.observe(n);
+  n.raft!.log = withConf([1, 2, 2], [3], 2);
+  t.doesNotThrow(() => c.observe(n), 'one pending change');
+  n.raft!.log = withConf([1, 2, 2, 2, 2], [3, 5], 3);
+  t.doesNotThrow(() => c.observe(n), 'the first committed before the second was proposed');
+  n.raft!.log = withConf([1, 2, 2, 2, 2, 2, 2], [3, 5, 7], 4);
+  t.throws(
+    () => c.observe(n),
+    { name: 'Violation', property: 'one-conf-change-at-a-time', message: /\[5, 7\]/ },
+    'two changes past the commit index',
   );
 });
 

@@ -30,8 +30,28 @@ export interface ObservedNode {
   /** Index the in-memory state machine has applied. */
   readonly applied: number;
   readonly raft:
-    | { readonly role: Role; readonly term: number; readonly log: ObservedLog }
+    | {
+        readonly role: Role;
+        readonly term: number;
+        readonly log: ObservedLog;
+        /** The voters of the configuration the node uses (a leader commits by their quorum). */
+        readonly voters?: readonly NodeId[];
+      }
     | undefined;
+  /**
+   * The log as it is on the node's disk, synced (what survives a power loss),
+   * whether the node runs or not; optional: without it (for any voter) the
+   * commit-durability check is skipped. Indices below firstIndex() are in a
+   * synced snapshot.
+   */
+  readonly durable?: DurableLog;
+}
+
+/** The synced part of a node's log. */
+export interface DurableLog {
+  firstIndex(): number;
+  lastIndex(): number;
+  term(index: number): number | undefined;
 }
 
 /** A broken safety or liveness property; the message names it. */
@@ -52,17 +72,25 @@ interface NodeTrack {
   persistedCommit: number;
   /** Terms in which we already checked this node as leader. */
   leaderTerms: Set<number>;
+  /** The term this node was last seen leading in (this life), and what it had scanned of its log then. */
+  leading?: { term: number; scannedTo: number; confIndices: number[] };
 }
 
 /**
  * The Raft safety properties (Raft paper Figure 3), checked as the simulation
  * runs: election safety, log matching, leader completeness, state machine
- * safety, plus commit/applied monotonicity per node.
+ * safety, plus commit/applied monotonicity per node, and two rules the
+ * others rest on: a leader commits only what a quorum of voters has synced
+ * (when the nodes expose their durable logs), and a leader's log never holds
+ * two membership changes that are both uncommitted (single-server changes
+ * are safe only one at a time, dissertation §4.1).
  */
 export class SafetyChecker {
   private readonly leaderOfTerm = new Map<number, NodeId>();
   /** index → identity of the entry known committed there. */
   private readonly committed = new Map<number, string>();
+  /** The highest index known committed anywhere. */
+  private maxCommitted = 0;
   /** index → identity of the entry applied there by the first node that did. */
   private readonly applied = new Map<number, string>();
   private readonly tracks = new Map<NodeId, NodeTrack>();
@@ -81,15 +109,21 @@ export class SafetyChecker {
     if (t.incarnation !== node.incarnation) {
       t.incarnation = node.incarnation;
       t.commit = 0;
+      delete t.leading;
     }
     return t;
   }
 
-  /** Called after every input to a node (message, tick, proposal). */
-  observe(node: ObservedNode): void {
+  /**
+   * Called after every input to a node (message, tick, proposal, disk
+   * completion). `cluster` (every member, crashed ones included) lets a
+   * leader's commits be checked against its voters' durable logs.
+   */
+  observe(node: ObservedNode, cluster?: ReadonlyMap<NodeId, ObservedNode>): void {
     const r = node.raft;
     if (!r) return;
     const t = this.track(node);
+    const commitBefore = t.commit;
 
     // Commit never goes backwards within a life; record what became committed.
     const commit = r.log.committed;
@@ -104,6 +138,17 @@ export class SafetyChecker {
         for (const e of r.log.slice(from, commit + 1)) this.recordCommitted(node.id, e);
       }
       t.commit = commit;
+      this.maxCommitted = Math.max(this.maxCommitted, commit);
+    }
+
+    if (r.role !== 'leader') delete t.leading;
+    else {
+      if (t.leading?.term !== r.term) {
+        t.leading = { term: r.term, scannedTo: this.maxCommitted, confIndices: [] };
+      } else if (commit > commitBefore && cluster) {
+        this.checkCommitDurable(node, commit, cluster);
+      }
+      this.checkOneConfChange(node, t.leading);
     }
 
     if (r.role === 'leader' && !t.leaderTerms.has(r.term)) {
@@ -130,6 +175,64 @@ export class SafetyChecker {
           );
         }
       }
+    }
+  }
+
+  /**
+   * A leader that moved its commit index to `commit` in its term: a quorum of
+   * its voters must hold the entry there on disk, synced (the leader's own
+   * copy counts only once synced too). Skipped unless every voter exposes its
+   * durable log.
+   */
+  private checkCommitDurable(
+    leader: ObservedNode,
+    commit: number,
+    cluster: ReadonlyMap<NodeId, ObservedNode>,
+  ): void {
+    const r = leader.raft!;
+    const voters = r.voters;
+    if (!voters || voters.length === 0) return;
+    const term = r.log.term(commit);
+    if (term === undefined) return; // compacted already: applied, so long since durable
+    const holders: NodeId[] = [];
+    for (const id of voters) {
+      const durable = id === leader.id ? leader.durable : cluster.get(id)?.durable;
+      if (!durable) return;
+      const has = commit < durable.firstIndex() || durable.term(commit) === term;
+      if (has) holders.push(id);
+    }
+    if (holders.length <= voters.length / 2) {
+      throw new Violation(
+        'commit-durable',
+        `${leader.id} (leader of term ${r.term}) committed ${commit} (term ${term}) while only ` +
+          `[${holders.join(', ')}] of voters [${voters.join(', ')}] had it synced`,
+      );
+    }
+  }
+
+  /** At most one membership change past the highest index known committed, in a leader's log. */
+  private checkOneConfChange(
+    node: ObservedNode,
+    leading: { scannedTo: number; confIndices: number[] },
+  ): void {
+    const log = node.raft!.log;
+    // A leader's log only grows in its term: scan what is new since the last look.
+    const from = Math.max(leading.scannedTo + 1, log.firstIndex());
+    const last = log.lastIndex();
+    if (from <= last) {
+      for (const e of log.slice(from, last + 1)) {
+        if (e.type === 'confChange') leading.confIndices.push(e.index);
+      }
+    }
+    leading.scannedTo = Math.max(leading.scannedTo, last);
+    const pending = leading.confIndices.filter((i) => i > this.maxCommitted);
+    leading.confIndices = pending;
+    if (pending.length > 1) {
+      throw new Violation(
+        'one-conf-change-at-a-time',
+        `${node.id}'s log holds membership changes at [${pending.join(', ')}], none of them committed ` +
+          `(highest committed index known: ${this.maxCommitted})`,
+      );
     }
   }
 
