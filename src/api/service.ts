@@ -135,7 +135,7 @@ export interface ApiService {
   /** GET /readyz: leader known, caught up, not removed, not stopping. */
   readiness(): { ready: boolean; reason?: string };
   /** GET /livez: the process and its Raft loop run (whatever the quorum). */
-  liveness(): { live: boolean; reason?: string };
+  liveness(): { live: boolean; reason?: string; detail?: string };
   /** Why this member knows it was removed from the cluster (it then serves nothing), or undefined. */
   removed(): string | undefined;
   metrics(): Promise<{ contentType: string; body: string }>;

@@ -869,8 +869,9 @@ export class RaftKvNode {
    * by a failed disk). Independent of the leader and the quorum, so that a
    * liveness probe does not restart every member during a quorum loss.
    */
-  liveness(): { live: boolean; reason?: string } {
-    if (this.core.failed) return { live: false, reason: 'a disk write failed' };
+  liveness(): { live: boolean; reason?: string; detail?: string } {
+    const detail = this.core.failureReason;
+    if (detail !== undefined) return { live: false, reason: 'a disk write failed', detail };
     return { live: true };
   }
 
