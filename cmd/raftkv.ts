@@ -516,6 +516,8 @@ try {
       process.exit(EXIT_UPGRADE_NEEDED);
     }
     logStop(log, 'fatal', { err, exitCode: EXIT_FAILURE });
+    // A failed disk write (a full disk, a disk error) is the operator's to fix: say it on stderr too.
+    if (err instanceof StorageError) console.error(`raftkv: ${err.message}`);
     process.exit(EXIT_FAILURE);
   });
   // Removed from the cluster: nothing left to serve. Stop (answering what is in flight), then exit.
