@@ -239,9 +239,9 @@ t.test('a watch from the compaction revision replays it, deletes included', asyn
     { type: 'delete', key: 'w10/b', prev: 'b1' },
   ];
   const seen = (e: SseEvent | undefined) =>
-    (e?.data.events as { type: string; kv: { key: string }; prevKv?: { value: string } }[]).map(
-      (x) => ({ type: x.type, key: x.kv.key, prev: x.prevKv?.value }),
-    );
+    (
+      (e?.data.events ?? []) as { type: string; kv: { key: string }; prevKv?: { value: string } }[]
+    ).map((x) => ({ type: x.type, key: x.kv.key, prev: x.prevKv?.value }));
   const s = await watch(`/v1/watch/w10/?prefix=true&fromRevision=${at}&prevKv=true`);
   const [e] = await s.changes(1);
   t.equal(e?.event, 'change');
