@@ -142,6 +142,13 @@ export class KvLoad {
     const { random, hotKeys } = this.o;
     // The last value this client saw per key: CAS expects it, so some CAS succeed.
     const seen = new Map<string, string | null>();
+    // A dead or cut-off node answers at once: back off (10 ms doubling to 160 ms) while
+    // requests fail, so a downed cluster is not flooded while it restarts.
+    let failures = 0;
+    const backOff = async (answered: boolean) => {
+      failures = answered ? 0 : failures + 1;
+      if (!answered) await sleep(10 * 2 ** Math.min(failures - 1, 4));
+    };
     for (let ops = 0; this.running && ops < this.o.opsPerClientMax; ops++) {
       const n = this.next[id]!++;
       const url = this.o.url(Math.floor(random() * this.o.nodeCount));
@@ -159,10 +166,8 @@ export class KvLoad {
           this.work.reads++;
         } else if (r.kind === 'failed') finish.fail();
         else finish();
-        if (value === undefined) {
-          this.counts[r.kind === 'failed' ? 'failed' : 'unknown']++;
-          await sleep(10); // a cut-off node answers fast: do not spin
-        }
+        if (value === undefined) this.counts[r.kind === 'failed' ? 'failed' : 'unknown']++;
+        await backOff(value !== undefined);
         continue;
       }
       const own = dice >= 0.8;
@@ -217,7 +222,7 @@ export class KvLoad {
         write.result = 'failed';
         this.counts.failed++;
       } else this.counts.unknown++;
-      if (ok === undefined) await sleep(10); // a cut-off or dead node answers fast: do not spin
+      await backOff(ok !== undefined);
     }
   }
 }
