@@ -21,7 +21,6 @@ import {
   putKey,
   revisionOf,
   seededRandom,
-  sleep,
   waitUntil,
 } from './http-ops.js';
 
