@@ -34,7 +34,7 @@ const PER_FAULT: Work = { ackedWrites: 200, reads: 100 };
 /** And right after healing, before the next fault. */
 const AFTER_HEALING: Work = { ackedWrites: 30, reads: 10 };
 /** Bound on one phase: a phase that does not reach its work in time fails. */
-const PHASE_TIMEOUT_MS = 40_000;
+const PHASE_TIMEOUT_MS = 120_000;
 /** The data every member must hold, identical, at the end: hundreds of keys. */
 const COMPARED_MIN = 200;
 
@@ -84,6 +84,9 @@ async function checkConverged(
   const kvs = Array.isArray(views[0]) ? views[0] : [];
   return { revision, kvs };
 }
+
+// Phases last until their work is done: on a busy 2-core machine that has taken minutes.
+t.setTimeout(600_000);
 
 t.test(
   'clients stay linearizable and lose no acknowledged write through isolation, partitions and one-way links',
