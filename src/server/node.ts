@@ -4,24 +4,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Command } from '../kv/commands.js';
 import { encodeCommand } from '../kv/commands.js';
-import { CommandNotUnderstoodError } from '../kv/errors.js';
 import type { RevisionChange } from '../kv/mvcc/key-value.js';
 import type { CommandResult } from '../kv/results.js';
-import { isSkipped } from '../kv/results.js';
 import { KvStateMachine } from '../kv/state-machine.js';
-import {
-  type ConfChange,
-  type ConfState,
-  decodeConfChange,
-  type Entry,
-  type Message,
-  NONE,
-  RawNode,
-  type Ready,
-  SeededRandom,
-  type Snapshot,
-} from '../raft/index.js';
-import { LevelRaftStorage, type MemberRecord } from '../storage/index.js';
+import { type ConfChange, type Message, NONE } from '../raft/index.js';
+import { LevelRaftStorage } from '../storage/index.js';
 import {
   httpsServerOptions,
   logRefusedHandshakes,
@@ -30,16 +17,12 @@ import {
   undiciConnect,
 } from '../tls/index.js';
 import { type FaultFilter, HttpTransport } from '../transport/index.js';
+import { attachAutoCompaction } from './auto-compaction.js';
 import { type BackupHeader, encodeBackup } from './backup.js';
-import {
-  ClusterVersionGate,
-  UpgradeNeededError,
-  understandsServerCommand,
-} from './cluster-version.js';
+import { ClusterVersionGate } from './cluster-version.js';
 import { type NodeConfig, parseHostPort } from './config.js';
 import { initializeIfNew, kvOptions, prepareDataDir } from './data-dir-setup.js';
 import { Deadlines } from './deadlines.js';
-import { DeferredState } from './deferred-state.js';
 import { MemberRemovedError, ServerError } from './errors.js';
 import { type EventLogOptions, NodeEventLog } from './event-log.js';
 import {
@@ -51,25 +34,20 @@ import {
   forwardRoutes,
   type LeaderPeer,
 } from './forwarder.js';
-import { IndexWaiter } from './index-waiter.js';
 import { LeaderTransfers, type TransferResult } from './leader-transfer.js';
-import { LeaseKeeper } from './lease-keeper.js';
+import type { LeaseKeeper } from './lease-keeper.js';
+import { attachLeaseKeeper } from './lease-keeper-attach.js';
 import { createLogger } from './logger.js';
-import { type Member, MemberTable } from './members.js';
+import { attachAttributePublisher } from './member-attributes.js';
+import { MemberTable } from './members.js';
 import { type MemberChange, Membership, type MemberView } from './membership.js';
 import { NodeMetrics } from './metrics.js';
+import { NodeCore } from './node-core.js';
 import { listenErrorMessage } from './port-check.js';
-import { ProposalWaits } from './proposal-waits.js';
-import { ReadBatcher } from './read-batcher.js';
-import {
-  decodeNodeSnapshot,
-  decodeServerCommand,
-  encodeNodeSnapshot,
-  encodeServerCommand,
-  isServerCommand,
-  type ServerCommand,
-} from './server-commands.js';
+import { systemClock } from './ports.js';
+import { encodeServerCommand, type ServerCommand } from './server-commands.js';
 import { GracefulShutdown, type ShutdownOutcome } from './shutdown.js';
+import { attachSnapshotPolicy } from './snapshot-policy.js';
 import { VERSION } from './version.js';
 import { Watches } from './watches.js';
 
@@ -100,12 +78,6 @@ export interface NodeOptions {
   eventLog?: Pick<EventLogOptions, 'slowDiskSyncMs' | 'slowApplyMs' | 'minLineIntervalMs'>;
 }
 
-interface QueuedProposal {
-  data: Uint8Array;
-  resolve: (r: CommandResult) => void;
-  reject: (e: unknown) => void;
-}
-
 /**
  * One raftkv member: the Raft core, its LevelDB storage, the peer transport
  * and the KV state machine, driven by a tick timer and the Ready loop
@@ -123,8 +95,8 @@ export class RaftKvNode {
   /** Deadlines of requests and proposals: one shared timer, not one per request. */
   readonly deadlines = new Deadlines();
   private readonly storage: LevelRaftStorage;
-  private readonly raw: RawNode;
-  private kv: KvStateMachine;
+  /** The Ready loop, the state machine and membership (node-core.ts); the rest of this class plugs into it. */
+  private readonly core: NodeCore;
   private readonly transport: HttpTransport;
   private readonly forwarder: Forwarder;
   private readonly leaderTransfers: LeaderTransfers;
@@ -133,10 +105,6 @@ export class RaftKvNode {
   private readonly members: MemberTable;
   /** The cluster version from the member table, and the gate on proposing commands it lacks. */
   private readonly versionGate: ClusterVersionGate;
-  private readonly proposals = new ProposalWaits<CommandResult>();
-  private readonly applied: IndexWaiter;
-  private readonly revisions: IndexWaiter;
-  private readonly reads: ReadBatcher;
   private readonly watches: Watches;
   readonly metrics: NodeMetrics;
   /** Lifecycle events as log lines (event-log.ts). */
@@ -149,29 +117,10 @@ export class RaftKvNode {
   private peerServer: FastifyInstance | undefined;
   private readonly peerTls: TlsMaterial | undefined;
   private unsubscribePeerTls: (() => void) | undefined;
-  private tickTimer: NodeJS.Timeout | undefined;
-  private queued: QueuedProposal[] = [];
-  private queuedBytes = 0;
-  private proposeScheduled = false;
-  private readyScheduled = false;
-  private readyRunning = false;
-  private stopping = false;
-  private snapshotIndex: number;
-  private confState: ConfState;
   private fatal: ((err: unknown) => void) | undefined;
-  /** Why this member knows it was removed from the cluster; it serves nothing from then on. */
-  private removedReason: string | undefined;
-  /** A disk write or the Ready loop failed: the node stopped (fail-stop). */
-  private failed = false;
+  private closing = false;
   private readonly removedListeners = new Set<(reason: string) => void>();
-  private publishing = false;
-  private ticks = 0;
-  /** (time, revision) samples for --auto-compaction-retention, oldest first, one a minute. */
-  private revisionSamples: { atMs: number; revision: number }[] = [];
   private readonly authListeners = new Set<() => void>();
-  private revisionCompactionPending = false;
-  /** The commit-only hard state and applied state that ride with the next write. */
-  private readonly deferred = new DeferredState();
   peerUrl = '';
 
   private constructor(
@@ -190,32 +139,16 @@ export class RaftKvNode {
     const identity = storage.identity()!;
     this.id = identity.nodeId;
     this.clusterId = identity.clusterId;
-    this.kv = kv;
     this.members = members;
     this.versionGate = new ClusterVersionGate(members.list().map((m) => m.version));
-    this.applied = new IndexWaiter(kv.appliedIndex);
-    this.revisions = new IndexWaiter(kv.revision);
-    this.snapshotIndex = storage.snapshot().metadata.index;
-    this.confState = storage.initialState().confState;
     this.events = new NodeEventLog({
       log,
       selfId: this.id,
       nameOf: (id) => this.members.get(id)?.name,
-      voters: () => this.raw.raft.voters,
-      leadingWithoutTransfer: () =>
-        this.raw.raft.role === 'leader' && this.raw.raft.leadTransferee === NONE,
+      voters: () => this.core.raft.voters,
+      leadingWithoutTransfer: () => this.core.isLeader && this.core.raft.leadTransferee === NONE,
       electionTimeoutMs: config.tickMs * config.electionTicks,
       ...options.eventLog,
-    });
-    this.raw = new RawNode({
-      id: this.id,
-      storage,
-      applied: storage.appliedIndex(),
-      electionTicks: config.electionTicks,
-      heartbeatTicks: config.heartbeatTicks,
-      random: new SeededRandom(randomInt(0, 2 ** 31)),
-      maxSizePerMsgBytes: 1024 * 1024,
-      maxInflightMsgs: 256,
     });
     this.transport = new HttpTransport({
       nodeId: this.id,
@@ -225,18 +158,17 @@ export class RaftKvNode {
       onReachable: (to) => this.events.peers.succeeded(to),
       onSnapshotStatus: (to, ok) => {
         this.events.snapshotSent(to, ok);
-        this.raw.reportSnapshot(to, ok);
-        this.scheduleReady();
+        this.core.reportSnapshot(to, ok);
       },
       onUnreachable: (to) => {
         if (this.members.get(to)) this.events.peers.failed(to);
-        this.raw.reportUnreachable(to);
+        this.core.reportUnreachable(to);
         this.forwarder.peerLost(to);
-        if (to === this.raw.raft.leadTransferee) this.shutdown.transferTargetUnreachable();
+        if (to === this.core.raft.leadTransferee) this.shutdown.transferTargetUnreachable();
       },
       isRemoved: (id) => this.members.isRemoved(id),
       onRemoved: (by) =>
-        this.noticeRemoved(
+        this.core.markRemoved(
           `member ${this.members.get(by)?.name ?? by} refused its traffic: it was removed from the cluster`,
         ),
       ...(options.faultFilter ? { filter: options.faultFilter } : {}),
@@ -245,6 +177,24 @@ export class RaftKvNode {
         warn: (obj, msg) => log.debug(obj, msg),
         error: (obj, msg) => log.error(obj, msg),
         notice: (obj, msg) => log.warn(obj, msg),
+      },
+    });
+    this.core = new NodeCore({
+      id: this.id,
+      storage,
+      transport: this.transport,
+      clock: systemClock,
+      randomSeed: randomInt(0, 2 ** 31),
+      kv,
+      kvOptions: kvOptions(config),
+      members,
+      log,
+      config: {
+        tickMs: config.tickMs,
+        electionTicks: config.electionTicks,
+        heartbeatTicks: config.heartbeatTicks,
+        maxPendingProposals: config.maxPendingProposals,
+        maxPendingProposalBytes: config.maxPendingProposalBytes,
       },
     });
     this.forwarder = new Forwarder(
@@ -260,69 +210,129 @@ export class RaftKvNode {
       (w) => this.proposeForwarded(w),
       (err) => log.error({ err }, 'answering a forwarded write failed'),
     );
-    this.reads = new ReadBatcher(
-      this.id,
-      (ctx) => {
-        const ok = this.raw.readIndex(ctx).ok;
-        this.scheduleReady();
-        return ok;
-      },
-      (index) => this.applied.waitFor(index),
-      config.electionTicks,
-    );
-    this.watches = new Watches(() => this.kv, log);
+    this.watches = new Watches(() => this.core.kv, log);
     this.metrics = new NodeMetrics(() => this.statusSync());
     const electionTimeoutMs = config.tickMs * config.electionTicks;
     this.minLeaseTtlSeconds = Math.ceil((1.5 * electionTimeoutMs) / 1000);
     this.membership = new Membership({
-      isLeader: () => this.raw.raft.role === 'leader',
+      isLeader: () => this.core.isLeader,
       members: () => this.members.list(),
-      voters: () => this.confState.voters,
-      learners: () => this.confState.learners,
+      voters: () => this.core.confState.voters,
+      learners: () => this.core.confState.learners,
       apply: (cc, signal) => this.proposeConfChange(cc, signal),
       peerScheme: options.peerTls ? 'https:' : 'http:',
     });
     this.leaderTransfers = new LeaderTransfers(
       {
         selfId: this.id,
-        isLeader: () => this.raw.raft.role === 'leader',
-        term: () => this.raw.raft.term,
-        voters: () => this.raw.raft.voters,
+        isLeader: () => this.core.isLeader,
+        term: () => this.core.raft.term,
+        voters: () => this.core.raft.voters,
         isMember: (id) => this.members.get(id) !== undefined,
-        matchOf: (id) => this.raw.raft.progress.get(id)?.match ?? 0,
+        matchOf: (id) => this.core.raft.progress.get(id)?.match ?? 0,
         start: (to) => {
-          this.events.transferStarted(to, this.raw.raft.term);
-          const r = this.raw.transferLeadership(to);
-          this.scheduleReady();
-          return r.ok ? r : { ok: false, reason: 'reason' in r ? r.reason : undefined };
+          this.events.transferStarted(to, this.core.raft.term);
+          return this.core.transferLeadership(to);
         },
       },
       electionTimeoutMs,
     );
-    this.leaseKeeper = new LeaseKeeper(
-      {
-        now: () => performance.now(),
-        leases: () => this.kv.leases(),
-        lease: (id) => this.kv.lease(id),
-        confirmLeadership: () => this.readBarrier({ consistency: 'linearizable' }),
-        isLeader: () => this.raw.raft.role === 'leader',
-        propose: (cmd) => this.write(cmd),
-        log,
-      },
-      Math.max(2 * electionTimeoutMs, 1000),
-    );
+    this.leaseKeeper = attachLeaseKeeper(this.core, {
+      propose: (cmd) => this.write(cmd),
+      log,
+      checkpointIntervalMs: Math.max(2 * electionTimeoutMs, 1000),
+      confirmLeadership: () => this.readBarrier({ consistency: 'linearizable' }),
+    });
+    attachSnapshotPolicy(this.core, storage, {
+      snapshotCount: config.snapshotCount,
+      catchUpEntries: config.snapshotCatchUpEntries,
+      onTaken: (taken) => this.events.snapshotTaken(taken, () => this.storage.sizeBytes()),
+    });
     this.shutdown = new GracefulShutdown({
       log,
-      isLeader: () => this.raw.raft.role === 'leader',
-      hasOtherVoter: () => this.raw.raft.voters.some((id) => id !== this.id),
+      isLeader: () => this.core.isLeader,
+      hasOtherVoter: () => this.core.raft.voters.some((id) => id !== this.id),
       handOver: (signal) => this.leaderTransfers.transfer(undefined, signal),
-      pendingProposals: () => this.proposals.size + this.queued.length,
-      flushProposals: () => this.flushProposals(),
+      pendingProposals: () => this.core.pendingProposals,
+      flushProposals: () => this.core.flushProposals(),
       nameOf: (id) => this.members.get(id)?.name ?? id,
       electionTimeoutMs,
       heartbeatMs: config.tickMs * config.heartbeatTicks,
       drainLimitMs: config.requestTimeoutMs,
     });
+    attachAutoCompaction(this.core, {
+      retentionHours: config.autoCompactionRetentionHours,
+      revisions: config.autoCompactionRevisions,
+      propose: (cmd) => this.write(cmd),
+      log,
+    });
+    attachAttributePublisher(this.core, {
+      advertiseClientUrl: config.advertiseClientUrl,
+      version: VERSION,
+      propose: (cmd) => this.proposeServerCommand(cmd),
+      log,
+      retryTicks: config.electionTicks * 2,
+    });
+    this.plugIntoCore();
+  }
+
+  /** The server's modules follow the core's events. */
+  private plugIntoCore(): void {
+    const { core, events, metrics } = this;
+    core.on('tick', () => this.onTick());
+    core.on('softState', (lead, role, term) => this.onSoftState(lead, role, term));
+    core.on('result', (result, entry) => {
+      if (result.ok && result.op === 'compact' && core.kv.lastCompaction)
+        events.mvccCompacted(entry.index, core.kv.lastCompaction);
+      if (result.ok && result.op.startsWith('auth')) {
+        this.log.info({ change: result.op, ...authSubject(result) }, 'auth state changed');
+        this.authChanged();
+      }
+    });
+    core.on('entriesApplied', (ms, count) => {
+      metrics.appliedEntries.inc(count);
+      events.applied(ms, count);
+    });
+    core.on('confChangeApplied', (entry, cc, before, confState) =>
+      events.confChangeApplied(entry, cc, before, confState),
+    );
+    core.on('membersChanged', () => this.updateClusterVersion());
+    core.on('snapshotInstalled', (info) => {
+      // Watchers cannot see the revisions the snapshot jumped over: make them resume from history.
+      this.watches.resyncAll(core.kv.revision);
+      this.authChanged();
+      metrics.snapshotsInstalled.inc();
+      events.snapshotInstalled(info);
+    });
+    core.on('snapshotSending', (to, index, sizeBytes) => {
+      metrics.snapshotsSent.inc();
+      events.snapshotSending(to, index, sizeBytes);
+    });
+    core.on('diskSynced', (ms, entries) => events.diskSynced(ms, entries));
+    core.on('proposed', (count) => metrics.proposals.inc(count));
+    core.on('proposalsRefused', (count) => metrics.rejectedWrites.inc(count));
+    core.on('removed', (reason) => this.onRemovedFromCluster(reason));
+    core.on('fatal', (err) => this.fatal?.(err));
+  }
+
+  private onTick(): void {
+    this.watches.onTick(this.config.tickMs);
+    this.events.tick();
+  }
+
+  private onRemovedFromCluster(reason: string): void {
+    this.log.error(
+      { member: this.config.name, id: this.id, reason },
+      `this member (${this.config.name}) was removed from the cluster: it stops serving clients`,
+    );
+    this.watches.closeAll('removed');
+    for (const listener of [...this.removedListeners]) {
+      try {
+        listener(reason);
+      } catch (err) {
+        this.log.error({ err }, 'a removal listener threw');
+      }
+    }
   }
 
   /** Opens (or initializes) the data dir, starts the peer port and the Raft loop. */
@@ -347,7 +357,7 @@ export class RaftKvNode {
       }
       const node = new RaftKvNode(config, storage, kv, members, log, options);
       await node.listenPeer();
-      node.startLoop();
+      node.core.start();
       return node;
     } catch (err) {
       await storage.close().catch(() => {});
@@ -367,42 +377,13 @@ export class RaftKvNode {
    */
   onRemoved(handler: (reason: string) => void): () => void {
     this.removedListeners.add(handler);
-    if (this.removedReason !== undefined) handler(this.removedReason);
+    if (this.core.removed !== undefined) handler(this.core.removed);
     return () => this.removedListeners.delete(handler);
   }
 
   /** Why this member knows it was removed from the cluster, or undefined. */
   get removed(): string | undefined {
-    return this.removedReason;
-  }
-
-  private noticeRemoved(reason: string): void {
-    if (this.removedReason !== undefined || this.stopping) return;
-    this.removedReason = reason;
-    this.log.error(
-      { member: this.config.name, id: this.id, reason },
-      `this member (${this.config.name}) was removed from the cluster: it stops serving clients`,
-    );
-    // No more ticks: a removed member must not campaign (its peers refuse it anyway).
-    if (this.tickTimer) clearInterval(this.tickTimer);
-    this.tickTimer = undefined;
-    this.proposals.rejectAll(
-      new ServerError(
-        'timeout',
-        'this member was removed from the cluster before the write was applied here: outcome unknown',
-      ),
-    );
-    for (const p of this.queued) p.reject(removedError());
-    this.queued = [];
-    this.reads.rejectAll(removedError());
-    this.watches.closeAll('removed');
-    for (const listener of [...this.removedListeners]) {
-      try {
-        listener(reason);
-      } catch (err) {
-        this.log.error({ err }, 'a removal listener threw');
-      }
-    }
+    return this.core.removed;
   }
 
   private async listenPeer(): Promise<void> {
@@ -458,213 +439,27 @@ export class RaftKvNode {
     }
   }
 
-  private startLoop(): void {
-    this.tickTimer = setInterval(() => {
-      this.raw.tick();
-      this.reads.onTick();
-      this.watches.onTick(this.config.tickMs);
-      this.leaseKeeper.tick();
-      this.maybeAutoCompact();
-      this.saveDeferred();
-      this.events.tick();
-      if (++this.ticks % (this.config.electionTicks * 2) === 0 && this.raw.raft.lead !== NONE)
-        this.maybePublishAttributes();
-      this.scheduleReady();
-    }, this.config.tickMs);
-    this.scheduleReady();
-  }
-
   // ------------------------------------------------------------------ Ready loop
 
   private onPeerMessage(m: Message): void {
-    if (this.stopping) return;
+    if (this.core.stopping) return;
     this.events.peerMessage(m);
-    this.raw.step(m);
-    this.scheduleReady();
+    this.core.step(m);
   }
 
   /** Frames of the peer streams other than Raft's: forwarded writes and their answers. */
   private onPeerFrame(kind: number, payload: Buffer): void {
-    if (this.stopping) return;
+    if (this.core.stopping) return;
     if (kind === FRAME_FORWARD_WRITES) this.forwardedWrites.onWritesFrame(payload);
     else if (kind === FRAME_FORWARD_REPLIES) this.forwarder.onRepliesFrame(payload);
     else throw new Error(`unknown peer frame kind ${kind}`);
   }
 
-  private scheduleReady(): void {
-    if (this.readyScheduled || this.stopping) return;
-    this.readyScheduled = true;
-    setImmediate(() => {
-      this.readyScheduled = false;
-      void this.runReady();
-    });
-  }
-
-  private async runReady(): Promise<void> {
-    if (this.readyRunning) return;
-    this.readyRunning = true;
-    try {
-      // Bounded: a node under constant load yields to the event loop between batches.
-      for (let i = 0; i < 64 && !this.stopping && this.raw.hasReady(); i++) {
-        const rd = this.raw.ready();
-        await this.handleReady(rd);
-        this.raw.advance(rd);
-      }
-    } catch (err) {
-      this.stopping = true;
-      this.failed = true;
-      if (err instanceof CommandNotUnderstoodError) {
-        // Nothing of the entry (or after it) was applied or acknowledged: a newer member must.
-        const upgrade = new UpgradeNeededError(err);
-        this.log.fatal({ index: upgrade.index, version: VERSION }, upgrade.message);
-        this.fatal?.(upgrade);
-        return;
-      }
-      this.log.fatal({ err }, 'the Ready loop failed; stopping this node');
-      this.fatal?.(err);
-      return;
-    } finally {
-      this.readyRunning = false;
-    }
-    if (this.raw.hasReady()) this.scheduleReady();
-  }
-
-  private async handleReady(rd: Ready): Promise<void> {
-    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
-    // 1. Persist before anything that depends on it leaves this node. The applied
-    // state of earlier Readys rides along in the same batch.
-    let written: Promise<void> | undefined;
-    if (rd.snapshot) {
-      this.saveDeferred();
-      await this.installSnapshot(rd);
-    } else if (rd.mustSync) {
-      const startMs = performance.now();
-      written = this.storage
-        .persistReady(this.deferred.withHardState(rd), true, this.deferred.takeApplied(this.kv))
-        .then(() => this.events.diskSynced(performance.now() - startMs, rd.entries));
-    } else if (rd.hardState) {
-      // Only the commit index moved: nothing sent or applied depends on it being on disk
-      // (after a restart the leader tells the commit again), so it waits for the next write.
-      this.deferred.commitMoved(rd.hardState);
-    }
-    // 0. A leader's replication traffic leaves now, not at the next turn of the event
-    // loop: followers write while we do. (After starting our write, which then runs
-    // on libuv's thread pool while these frames are written.)
-    if (rd.eagerMessages.length > 0)
-      this.transport.sendNow(rd.eagerMessages.map((m) => this.withSnapshotData(m)));
-    // 3 before 2. Committed entries are on the disks of a quorum already, so they are
-    // applied (and answered) while our own write is in flight; their applied state
-    // goes with the next write.
-    if (rd.committedEntries.length > 0) {
-      const startMs = performance.now();
-      this.applyEntries(rd.committedEntries, rd.confState);
-      this.events.applied(performance.now() - startMs, rd.committedEntries.length);
-    }
-    if (written) await written;
-    // 2. Send what promises our write is durable.
-    if (rd.messages.length > 0)
-      this.transport.sendNow(rd.messages.map((m) => this.withSnapshotData(m)));
-    // 4. Reads whose index is known.
-    for (const rs of rd.readStates) this.reads.onReadState(rs);
-    await this.maybeCompact();
-  }
-
-  private onSoftState(lead: string, role: string): void {
-    this.log.debug({ lead: lead || null, role, term: this.raw.raft.term }, 'raft state changed');
-    this.events.softState(lead, role, this.raw.raft.term);
+  private onSoftState(lead: string, role: string, term: number): void {
+    this.log.debug({ lead: lead || null, role, term }, 'raft state changed');
+    this.events.softState(lead, role, term);
     this.metrics.leaderChanges.inc();
-    this.leaderTransfers.leaderChanged(lead, this.raw.raft.term);
-    if (role === 'leader') this.leaseKeeper.becomeLeader();
-    else if (this.leaseKeeper.isLeading()) this.leaseKeeper.loseLeadership();
-    if (lead !== NONE && lead !== '') this.maybePublishAttributes();
-  }
-
-  /** A 'snap' message carries the state machine as of now, with metadata to match. */
-  private withSnapshotData(m: Message): Message {
-    if (m.type !== 'snap' || !m.snapshot) return m;
-    this.metrics.snapshotsSent.inc();
-    const index = this.kv.appliedIndex;
-    const term = this.raw.raft.log.term(index) ?? m.snapshot.metadata.term;
-    const snapshot: Snapshot = {
-      metadata: { index, term, confState: this.confState },
-      data: encodeNodeSnapshot(this.kv.snapshot(), this.members.list(), this.members.removedIds()),
-    };
-    this.events.snapshotSending(m.to, index, snapshot.data.byteLength);
-    return { ...m, snapshot };
-  }
-
-  private async installSnapshot(rd: Ready): Promise<void> {
-    const snap = rd.snapshot!;
-    const startMs = performance.now();
-    const { kv: kvData, members, removed } = decodeNodeSnapshot(snap.data);
-    const restored = KvStateMachine.restore(kvData, snap.metadata.index, {
-      ...kvOptions(this.config),
-      watchHub: this.kv.watches,
-    });
-    // One atomic batch: log replaced, hard state, and the state machine with its applied index.
-    await this.storage.persistReady(rd, true, { installRecords: restored.records() });
-    this.members.addRemoved(removed);
-    await this.storage.saveMembers(members, this.members.removedIds());
-    this.kv = restored;
-    this.confState = snap.metadata.confState;
-    this.snapshotIndex = snap.metadata.index;
-    this.replaceMembers(members);
-    this.updateClusterVersion();
-    if (this.members.isRemoved(this.id))
-      this.noticeRemoved('the snapshot it installed lists it as removed');
-    this.applied.advance(restored.appliedIndex);
-    this.revisions.advance(restored.revision);
-    this.proposals.skippedTo(snap.metadata.index);
-    // Watchers cannot see the revisions the snapshot jumped over: make them resume from history.
-    this.watches.resyncAll(restored.revision);
-    this.authChanged();
-    this.metrics.snapshotsInstalled.inc();
-    this.events.snapshotInstalled({
-      from: this.raw.raft.lead,
-      index: snap.metadata.index,
-      sizeBytes: snap.data.byteLength,
-      ms: performance.now() - startMs,
-    });
-  }
-
-  private applyEntries(entries: Entry[], confState: ConfState | undefined): void {
-    let membersChanged = false;
-    for (const e of entries) {
-      if (e.type === 'confChange') {
-        membersChanged = this.applyConfChange(e) || membersChanged;
-        const noop = this.kv.apply(e.index, new Uint8Array());
-        if (!isSkipped(noop)) this.proposals.applied(e.index, e.term, noop);
-        continue;
-      }
-      if (isServerCommand(e.data)) {
-        membersChanged = this.applyServerCommand(e.index, e.data) || membersChanged;
-        const noop = this.kv.apply(e.index, new Uint8Array());
-        if (!isSkipped(noop)) this.proposals.applied(e.index, e.term, noop);
-        continue;
-      }
-      const result = this.kv.apply(e.index, e.data);
-      if (isSkipped(result)) continue;
-      if (result.ok && result.op === 'compact' && this.kv.lastCompaction)
-        this.events.mvccCompacted(e.index, this.kv.lastCompaction);
-      if (result.ok && result.op.startsWith('auth')) {
-        this.log.info({ change: result.op, ...authSubject(result) }, 'auth state changed');
-        this.authChanged();
-      }
-      this.leaseKeeper.onApplied(result);
-      this.proposals.applied(e.index, e.term, result);
-    }
-    this.metrics.appliedEntries.inc(entries.length);
-    if (confState) this.confState = confState;
-    // Reads are served from memory. The applied state is only what a restart
-    // resumes from (the log holds the rest), so it waits, unsynced, for the next
-    // log write, the next tick, a compaction or the stop.
-    this.deferred.entriesApplied(confState);
-    this.applied.advance(this.kv.appliedIndex);
-    this.revisions.advance(this.kv.revision);
-    if (membersChanged) {
-      this.inBackground(this.storage.saveMembers(this.members.list(), this.members.removedIds()));
-      this.updateClusterVersion();
-    }
+    this.leaderTransfers.leaderChanged(lead, term);
   }
 
   private updateClusterVersion(): void {
@@ -676,168 +471,13 @@ export class RaftKvNode {
       );
   }
 
-  /**
-   * Writes what waits for the next log write — the commit-only hard state and
-   * the applied state — on its own (storage keeps writes in call order).
-   */
-  private saveDeferred(): void {
-    const all = this.deferred.takeAll(this.kv);
-    if (all) this.inBackground(this.storage.persistReady(all.ready, false, all.applied));
-  }
-
-  /** A write nobody waits for; its failure stops the node like any failed disk write. */
-  private inBackground(write: Promise<unknown>): void {
-    write.catch((err) => {
-      if (this.stopping) return;
-      this.log.fatal({ err }, 'a background disk write failed; stopping this node');
-      this.stopping = true;
-      this.failed = true;
-      this.fatal?.(err);
-    });
-  }
-
-  private applyConfChange(e: Entry): boolean {
-    const cc = decodeConfChange(e.data);
-    this.events.confChangeApplied(e, cc, this.members.get(cc.nodeId), this.confState);
-    if (cc.type === 'removeNode') {
-      this.members.remove(cc.nodeId);
-      if (cc.nodeId !== this.id) this.transport.removePeer(cc.nodeId);
-      else this.noticeRemoved(`it applied its own removal (entry ${e.index})`);
-      return true;
-    }
-    if (cc.context) {
-      const member = JSON.parse(cc.context) as Member;
-      this.members.upsert(member);
-      if (member.id !== this.id && member.peerUrls[0])
-        this.transport.addPeer(member.id, member.peerUrls[0]);
-      return true;
-    }
-    return false;
-  }
-
-  private applyServerCommand(index: number, data: Uint8Array): boolean {
-    const decoded = decodeServerCommand(data, (type) => understandsServerCommand(type));
-    if (!decoded.ok) {
-      if (decoded.newer) throw new CommandNotUnderstoodError(index, decoded.error);
-      this.log.error({ index, reason: decoded.error }, 'skipped an unreadable server command');
-      return false;
-    }
-    const { cmd } = decoded;
-    this.members.setAttributes(cmd.id, cmd.clientUrls, cmd.version);
-    return true;
-  }
-
-  private replaceMembers(records: MemberRecord[]): void {
-    for (const m of this.members.list()) {
-      if (!records.some((r) => r.id === m.id)) {
-        this.members.remove(m.id);
-        this.transport.removePeer(m.id);
-      }
-    }
-    for (const r of records) {
-      this.members.upsert(r);
-      if (r.id !== this.id && r.peerUrls[0]) this.transport.addPeer(r.id, r.peerUrls[0]);
-    }
-  }
-
-  /** Snapshot + log compaction every snapshotCount applied entries, so the log stays bounded. */
-  private async maybeCompact(): Promise<void> {
-    const applied = this.kv.appliedIndex;
-    if (applied - this.snapshotIndex < this.config.snapshotCount) return;
-    const term = this.raw.raft.log.term(applied);
-    if (term === undefined) return;
-    this.saveDeferred(); // compaction drops log entries only below what storage has applied
-    const [startMs, firstBefore] = [performance.now(), this.storage.firstIndex()];
-    await this.storage.compact(applied, term, this.confState, this.config.snapshotCatchUpEntries);
-    this.snapshotIndex = applied;
-    const firstIndex = this.storage.firstIndex();
-    this.events.snapshotTaken(
-      {
-        index: applied,
-        term,
-        logEntriesRemoved: firstIndex - firstBefore,
-        firstIndex,
-        ms: performance.now() - startMs,
-      },
-      () => this.storage.sizeBytes(),
-    );
-  }
-
-  /**
-   * --auto-compaction-retention: the leader samples the revision once a minute
-   * and proposes a compaction to the newest sample older than the retention,
-   * as etcd's periodic compactor does.
-   */
-  private maybeAutoCompact(): void {
-    this.maybeCompactByRevisions();
-    const retentionMs = this.config.autoCompactionRetentionHours * 3_600_000;
-    if (retentionMs <= 0) return;
-    const now = Date.now();
-    const last = this.revisionSamples[this.revisionSamples.length - 1];
-    if (last && now - last.atMs < 60_000) return;
-    this.revisionSamples.push({ atMs: now, revision: this.kv.revision });
-    let target = 0;
-    while (this.revisionSamples.length > 0 && now - this.revisionSamples[0]!.atMs >= retentionMs) {
-      target = this.revisionSamples.shift()!.revision;
-    }
-    if (this.raw.raft.role !== 'leader' || target <= this.kv.compactRevision) return;
-    void this.write({ type: 'compact', revision: target }).catch((err) =>
-      this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'),
-    );
-  }
-
-  /**
-   * --auto-compaction-revisions N: the leader keeps between N and 2N revisions
-   * of history (etcd's revision mode), so memory stays bounded under writes.
-   */
-  private maybeCompactByRevisions(): void {
-    const keep = this.config.autoCompactionRevisions;
-    if (keep <= 0 || this.revisionCompactionPending || this.raw.raft.role !== 'leader') return;
-    const target = this.kv.revision - keep;
-    if (target - this.kv.compactRevision < keep) return;
-    this.revisionCompactionPending = true;
-    void this.write({ type: 'compact', revision: target })
-      .catch((err) =>
-        this.log.warn({ err, revision: target }, 'auto-compaction failed; will retry'),
-      )
-      .finally(() => {
-        this.revisionCompactionPending = false;
-      });
-  }
-
-  /**
-   * Members announce their client URL and raftkv version through the log, so
-   * every member's table shows them (the cluster version is computed from it).
-   */
-  private maybePublishAttributes(): void {
-    const me = this.members.get(this.id);
-    const url = this.config.advertiseClientUrl;
-    if (!me || this.publishing || this.stopping) return;
-    if (me.clientUrls.includes(url) && me.version === VERSION) return;
-    this.publishing = true;
-    const cmd: ServerCommand = {
-      type: 'memberAttributes',
-      id: this.id,
-      clientUrls: [url],
-      version: VERSION,
-    };
-    // Best effort: retried from the tick loop until it shows up in the table.
-    void this.proposeServerCommand(cmd)
-      .catch((err) =>
-        this.log.debug({ err }, 'publishing the member attributes failed; will retry'),
-      )
-      .finally(() => {
-        this.publishing = false;
-      });
-  }
-
   private async proposeServerCommand(cmd: ServerCommand): Promise<unknown> {
     const refusal = this.versionGate.refusal(cmd.type);
     if (refusal) throw refusal;
     const signal = this.deadlines.after(this.requestTimeoutMs);
     const lead = await this.waitForLeader(signal);
     if (lead === this.id)
-      return this.withDeadline(this.proposeBytes(encodeServerCommand(cmd)), signal);
+      return this.withDeadline(this.core.propose(encodeServerCommand(cmd)), signal);
     return this.forwarder.forward(
       this.leaderPeer(lead),
       { serverCmd: cmd, timeoutMs: this.requestTimeoutMs },
@@ -853,8 +493,8 @@ export class RaftKvNode {
   }
 
   private async writeHeld(cmd: Command, opts: WriteContext): Promise<CommandResult> {
-    if (this.removedReason !== undefined) throw removedError();
-    if (this.stopping)
+    if (this.core.removed !== undefined) throw removedError();
+    if (this.core.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     const refusal = this.versionGate.refusal(cmd.type);
     if (refusal) throw refusal;
@@ -872,14 +512,14 @@ export class RaftKvNode {
       );
     }
     const data = encodeCommand({ v: 1, atMs: Date.now(), cmd, ...requestContext(opts) });
-    return this.withDeadline(this.proposeBytes(data), signal);
+    return this.withDeadline(this.core.propose(data), signal);
   }
 
   private proposeForwarded(w: ForwardedWrite): Promise<CommandResult> {
     return this.shutdown.track(async () => {
       if (this.shutdown.handingOver) await this.shutdown.afterHandoff();
       // Sent before the follower heard that leadership moved away from this stopping member.
-      if (this.shutdown.shuttingDown && !this.stopping && this.raw.raft.role !== 'leader')
+      if (this.shutdown.shuttingDown && !this.core.stopping && !this.core.isLeader)
         return this.relayForwarded(w);
       return this.proposeForwardedHere(w);
     });
@@ -895,14 +535,14 @@ export class RaftKvNode {
   }
 
   private async proposeForwardedHere(w: ForwardedWrite): Promise<CommandResult> {
-    if (this.raw.raft.role !== 'leader') throw new ServerError('not_leader', 'not the leader');
+    if (!this.core.isLeader) throw new ServerError('not_leader', 'not the leader');
     // Checked again here: the forwarding member's table may be behind this one's.
     const kind = w.serverCmd?.type ?? w.cmd?.type;
     const refusal = kind === undefined ? undefined : this.versionGate.refusal(kind);
     if (refusal) throw refusal;
     if (w.serverCmd)
       return this.withDeadline(
-        this.proposeBytes(encodeServerCommand(w.serverCmd)),
+        this.core.propose(encodeServerCommand(w.serverCmd)),
         this.deadlines.after(this.requestTimeoutMs),
       );
     if (!w.cmd) throw new ServerError('invalid_request', 'nothing to propose');
@@ -910,7 +550,7 @@ export class RaftKvNode {
     // (mutual TLS when configured) is what vouches for it, and the state machine validates it.
     const data = encodeCommand({ v: 1, atMs: Date.now(), cmd: w.cmd, ...requestContext(w) });
     const timeoutMs = Math.min(Math.max(w.timeoutMs, 1), this.requestTimeoutMs);
-    return this.withDeadline(this.proposeBytes(data), this.deadlines.after(timeoutMs));
+    return this.withDeadline(this.core.propose(data), this.deadlines.after(timeoutMs));
   }
 
   /** Where to forward to the leader `lead`; 503 when its peer URL is unknown here. */
@@ -927,61 +567,12 @@ export class RaftKvNode {
   private async waitForLeader(signal: AbortSignal): Promise<string> {
     const deadline = Date.now() + this.config.tickMs * this.config.electionTicks * 3;
     for (let i = 0; i < 1000; i++) {
-      const lead = this.raw.raft.lead;
+      const lead = this.core.raft.lead;
       if (lead !== NONE) return lead;
-      if (signal.aborted || Date.now() > deadline || this.stopping) break;
+      if (signal.aborted || Date.now() > deadline || this.core.stopping) break;
       await new Promise((r) => setTimeout(r, this.config.tickMs));
     }
     throw new ServerError('unavailable', 'no leader is elected', { retryAfterSeconds: 1 });
-  }
-
-  /** Queues a proposal; all proposals of one event-loop turn go into one log append. */
-  private proposeBytes(data: Uint8Array): Promise<CommandResult> {
-    if (
-      this.proposals.size + this.queued.length >= this.config.maxPendingProposals ||
-      this.queuedBytes + data.byteLength > this.config.maxPendingProposalBytes
-    ) {
-      this.metrics.rejectedWrites.inc();
-      return Promise.reject(
-        new ServerError('too_many_requests', 'too many writes in flight', { retryAfterSeconds: 1 }),
-      );
-    }
-    return new Promise((resolve, reject) => {
-      this.queued.push({ data, resolve, reject });
-      this.queuedBytes += data.byteLength;
-      if (!this.proposeScheduled) {
-        this.proposeScheduled = true;
-        setImmediate(() => this.flushProposals());
-      }
-    });
-  }
-
-  private flushProposals(): void {
-    this.proposeScheduled = false;
-    const batch = this.queued;
-    this.queued = [];
-    this.queuedBytes = 0;
-    if (batch.length === 0) return;
-    const result = this.raw.proposeBatch(batch.map((p) => p.data));
-    if (!result.ok) {
-      // Never proposed: a definite "not applied".
-      const err =
-        result.code === 'not_leader'
-          ? new ServerError('unavailable', 'leadership changed before the write was proposed', {
-              retryAfterSeconds: 1,
-            })
-          : new ServerError('unavailable', result.reason, { retryAfterSeconds: 1 });
-      for (const p of batch) p.reject(err);
-      return;
-    }
-    const first = result.index - batch.length + 1;
-    batch.forEach((p, i) => {
-      this.proposals.register(first + i, result.term).then(p.resolve, p.reject);
-    });
-    this.metrics.proposals.inc(batch.length);
-    // This is already a turn of its own (proposals batch per turn): the append
-    // starts now rather than one more turn of the event loop later.
-    void this.runReady();
   }
 
   private withDeadline<T>(
@@ -1022,17 +613,17 @@ export class RaftKvNode {
     minRevision?: number;
     signal?: AbortSignal;
   }): Promise<void> {
-    if (this.removedReason !== undefined) throw removedError();
-    if (this.stopping)
+    if (this.core.removed !== undefined) throw removedError();
+    if (this.core.stopping)
       throw new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 });
     const signal = opts.signal ?? this.deadlines.after(this.requestTimeoutMs);
     if (opts.consistency === 'linearizable') {
       await this.waitForLeader(signal);
       this.metrics.linearizableReads.inc();
-      await this.withDeadline(this.reads.read(), signal, readTimeoutError);
+      await this.withDeadline(this.core.readIndex(), signal, readTimeoutError);
     }
-    if (opts.minRevision !== undefined && opts.minRevision > this.kv.revision) {
-      await this.withDeadline(this.revisions.waitFor(opts.minRevision), signal, readTimeoutError);
+    if (opts.minRevision !== undefined && opts.minRevision > this.core.kv.revision) {
+      await this.withDeadline(this.core.waitRevision(opts.minRevision), signal, readTimeoutError);
     }
   }
 
@@ -1059,7 +650,7 @@ export class RaftKvNode {
   }
 
   get store(): KvStateMachine {
-    return this.kv;
+    return this.core.kv;
   }
 
   watch(
@@ -1136,12 +727,12 @@ export class RaftKvNode {
       v: 1,
       clusterId: this.clusterId,
       memberId: this.id,
-      appliedIndex: this.kv.appliedIndex,
-      revision: this.kv.revision,
-      compactRevision: this.kv.compactRevision,
+      appliedIndex: this.core.kv.appliedIndex,
+      revision: this.core.kv.revision,
+      compactRevision: this.core.kv.compactRevision,
       takenAt: new Date().toISOString(),
     };
-    return { header, bytes: encodeBackup({ header, state: this.kv.snapshot() }) };
+    return { header, bytes: encodeBackup({ header, state: this.core.kv.snapshot() }) };
   }
 
   /**
@@ -1159,18 +750,8 @@ export class RaftKvNode {
     );
   }
 
-  private async proposeConfChange(cc: ConfChange, signal: AbortSignal): Promise<void> {
-    const r = this.raw.proposeConfChange(cc);
-    if (!r.ok) {
-      throw new ServerError(
-        'unavailable',
-        r.code === 'not_leader' ? 'leadership changed' : (r.reason ?? 'membership change refused'),
-        { retryAfterSeconds: 1 },
-      );
-    }
-    const applied = this.proposals.register(r.index, r.term);
-    this.scheduleReady();
-    await this.withDeadline(applied, signal);
+  private proposeConfChange(cc: ConfChange, signal: AbortSignal): Promise<void> {
+    return this.withDeadline(this.core.proposeConfChange(cc), signal);
   }
 
   private peerDeadline(): AbortSignal {
@@ -1179,7 +760,9 @@ export class RaftKvNode {
 
   private localLeaseViews(id?: string): LeaseView[] {
     const leases =
-      id === undefined ? this.kv.leases() : [this.kv.lease(id)].filter((l) => l !== undefined);
+      id === undefined
+        ? this.core.kv.leases()
+        : [this.core.kv.lease(id)].filter((l) => l !== undefined);
     return leases.map((l) => {
       const remainingMs = this.leaseKeeper.remainingMs(l.id) ?? l.remainingMs ?? l.ttlMs;
       return {
@@ -1187,13 +770,13 @@ export class RaftKvNode {
         ...(l.owner !== undefined ? { owner: l.owner } : {}),
         ttl: Math.round(l.ttlMs / 1000),
         remaining: Math.ceil(remainingMs / 1000),
-        keys: id === undefined ? [] : [...(this.kv.lease(l.id)?.keys ?? [])],
+        keys: id === undefined ? [] : [...(this.core.kv.lease(l.id)?.keys ?? [])],
       };
     });
   }
 
   private async leaseViewsForPeer(id: string | undefined): Promise<LeaseView[]> {
-    if (this.raw.raft.role !== 'leader')
+    if (!this.core.isLeader)
       throw new ServerError('unavailable', 'not the leader', { retryAfterSeconds: 1 });
     await this.readBarrier({ consistency: 'linearizable' });
     return this.localLeaseViews(id);
@@ -1202,7 +785,7 @@ export class RaftKvNode {
   // ------------------------------------------------------------------ status
 
   statusSync() {
-    const st = this.raw.status();
+    const st = this.core.status();
     const isLearner = st.learners.includes(this.id);
     const role = isLearner ? 'learner' : st.role === 'preCandidate' ? 'candidate' : st.role;
     return {
@@ -1212,9 +795,9 @@ export class RaftKvNode {
       leader: st.lead === NONE ? null : st.lead,
       term: st.term,
       commitIndex: st.commit,
-      appliedIndex: this.kv.appliedIndex,
-      revision: this.kv.revision,
-      compactRevision: this.kv.compactRevision,
+      appliedIndex: this.core.kv.appliedIndex,
+      revision: this.core.kv.revision,
+      compactRevision: this.core.kv.compactRevision,
       members: st.voters.length + st.learners.length,
       version: VERSION,
       /** The lowest version of the members (cluster-version.ts), as this member has applied it. */
@@ -1232,23 +815,25 @@ export class RaftKvNode {
   }
 
   membersView() {
-    const lead = this.raw.raft.lead;
+    const lead = this.core.raft.lead;
     return {
       leader: lead === NONE ? null : lead,
       members: this.members.list().map((m) => ({
         ...m,
         /** null until the member has published it (it then counts as the oldest compatible version). */
         version: m.version ?? null,
-        role: (this.confState.learners.includes(m.id) ? 'learner' : 'voter') as 'voter' | 'learner',
+        role: (this.core.confState.learners.includes(m.id) ? 'learner' : 'voter') as
+          | 'voter'
+          | 'learner',
       })),
     };
   }
 
   health(): { healthy: boolean; reason?: string } {
-    if (this.removedReason !== undefined) return { healthy: false, reason: 'removed' };
+    if (this.core.removed !== undefined) return { healthy: false, reason: 'removed' };
     if (this.shuttingDown) return { healthy: false, reason: 'shutting down' };
-    if (this.raw.raft.lead === NONE) return { healthy: false, reason: 'no leader' };
-    const lag = this.raw.raft.log.committed - this.kv.appliedIndex;
+    if (this.core.raft.lead === NONE) return { healthy: false, reason: 'no leader' };
+    const lag = this.core.raft.log.committed - this.core.kv.appliedIndex;
     if (lag > 1000)
       return { healthy: false, reason: `applied index is ${lag} entries behind the commit index` };
     return { healthy: true };
@@ -1263,10 +848,10 @@ export class RaftKvNode {
     ready: boolean;
     reason?: 'removed' | 'shutting_down' | 'no_leader' | 'catching_up';
   } {
-    if (this.removedReason !== undefined) return { ready: false, reason: 'removed' };
+    if (this.core.removed !== undefined) return { ready: false, reason: 'removed' };
     if (this.shuttingDown) return { ready: false, reason: 'shutting_down' };
-    if (this.raw.raft.lead === NONE) return { ready: false, reason: 'no_leader' };
-    if (this.raw.raft.log.committed - this.kv.appliedIndex > 1000)
+    if (this.core.raft.lead === NONE) return { ready: false, reason: 'no_leader' };
+    if (this.core.raft.log.committed - this.core.kv.appliedIndex > 1000)
       return { ready: false, reason: 'catching_up' };
     return { ready: true };
   }
@@ -1277,7 +862,7 @@ export class RaftKvNode {
    * liveness probe does not restart every member during a quorum loss.
    */
   liveness(): { live: boolean; reason?: string } {
-    if (this.failed) return { live: false, reason: 'a disk write failed' };
+    if (this.core.failed) return { live: false, reason: 'a disk write failed' };
     return { live: true };
   }
 
@@ -1294,7 +879,7 @@ export class RaftKvNode {
    * /readyz report it.
    */
   get shuttingDown(): boolean {
-    return this.shutdown.shuttingDown || this.stopping;
+    return this.shutdown.shuttingDown || this.core.stopping;
   }
 
   /** Aborted when a graceful stop begins (waits that may last long end then: a lock's line). */
@@ -1323,36 +908,22 @@ export class RaftKvNode {
 
   private async stopGracefully(): Promise<ShutdownOutcome | undefined> {
     // After a fatal error the loop is already stopped: close at once.
-    const outcome = this.stopping ? undefined : await this.shutdown.run();
+    const outcome = this.core.stopping ? undefined : await this.shutdown.run();
     await this.close();
     return outcome;
   }
 
   private async close(): Promise<void> {
-    if (this.stopping && !this.tickTimer) return;
-    this.stopping = true;
-    if (this.tickTimer) clearInterval(this.tickTimer);
-    this.tickTimer = undefined;
-    const unknown = new ServerError(
-      'timeout',
-      'the node shut down before the write was applied: outcome unknown',
-    );
-    this.proposals.rejectAll(unknown);
-    for (const p of this.queued)
-      p.reject(new ServerError('unavailable', 'the node is shutting down'));
-    this.queued = [];
-    this.reads.rejectAll(
-      new ServerError('unavailable', 'the node is shutting down', { retryAfterSeconds: 1 }),
-    );
+    if (this.closing) return;
+    this.closing = true;
+    await this.core.stop();
     this.watches.closeAll('shutdown');
     this.leaderTransfers.close();
-    for (let i = 0; i < 200 && this.readyRunning; i++) await new Promise((r) => setTimeout(r, 5));
-    this.saveDeferred();
     this.unsubscribePeerTls?.();
     await this.peerServer?.close().catch(() => {});
     await this.transport.close().catch(() => {});
     await this.forwarder.close();
-    await this.storage.close();
+    await this.core.close();
     this.deadlines.abortAll();
   }
 }

@@ -32,7 +32,7 @@ export interface CoreStorage extends RaftStorage {
     },
   ): Promise<void>;
   /** Records a snapshot at `index` and drops log entries before `index - keepEntries`. */
-  compact(index: number, term: number, confState: ConfState, keepEntries: number): Promise<void>;
+  compact(index: number, term: number, confState: ConfState, keepEntries: number): Promise<unknown>;
   members(): MemberRecord[];
   removedMembers(): string[];
   saveMembers(records: readonly MemberRecord[], removed?: readonly string[]): Promise<void>;

@@ -26,6 +26,8 @@ export class ReadBatcher {
     private readonly waitApplied: (index: number) => Promise<void>,
     /** Re-ask after this many ticks without an answer (the request or its answer was lost). */
     private readonly retryTicks: number,
+    /** Runs a function after the current turn (the core's clock; setImmediate by default). */
+    private readonly soon: (fn: () => void) => void = (fn) => setImmediate(fn),
   ) {}
 
   /** Resolves when a read started now may be served from local state. */
@@ -34,7 +36,7 @@ export class ReadBatcher {
       this.queued.push({ resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        this.soon(() => this.flush());
       }
     });
   }
@@ -75,7 +77,7 @@ export class ReadBatcher {
     }
     if (this.queued.length > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      this.soon(() => this.flush());
     }
   }
 

@@ -4,11 +4,30 @@
  * version byte; rarely written ones (membership, snapshot metadata, member
  * records) are JSON. Every decoder validates and throws DecodeError, which the
  * storage turns into StorageError 'corrupt' naming the record.
+ *
+ * The Raft records (log entries and everything in the raft sublevel) are
+ * sealed: [version 2][CRC-32C, 4 bytes big-endian][body], the CRC taken over
+ * the record's key and then its body, so a flipped bit, a torn value or a
+ * value under the wrong key all fail the check. Data dirs of format 1 hold the
+ * unsealed forms ([version 1][body] for binary records, bare JSON for the
+ * membership and snapshot metadata); decoders read them only when told the
+ * dir is of that format, and open() rewrites them sealed (load.ts).
  */
 import type { ConfState, Entry, EntryType, HardState, SnapshotMetadata } from '../raft/index.js';
+import { crc32c, crc32cOfIndex } from './crc32c.js';
+import { corruptError, type StorageError } from './errors.js';
+import { RAFT_KEY } from './keys.js';
 
-/** The version byte of binary records; bump it (and keep reading the old one) to change a layout. */
+/** The version byte of unsealed binary records (format 1 data dirs, and the applied index's body). */
 export const RECORD_VERSION = 1;
+/** The version byte of sealed records: a checksum follows it. */
+export const SEALED_VERSION = 2;
+const SEAL_HEADER_BYTES = 5;
+
+/** Whether a decoder accepts the unsealed forms of a format 1 data dir. */
+export interface DecodeOptions {
+  legacy?: boolean;
+}
 
 export class DecodeError extends Error {
   constructor(message: string) {
@@ -49,8 +68,10 @@ function assertUint(n: number, what: string): void {
 
 /** Reads a binary record front to back; every read is bounds-checked. */
 class Reader {
-  private pos = 0;
-  constructor(private readonly buf: Uint8Array) {}
+  constructor(
+    private readonly buf: Uint8Array,
+    private pos = 0,
+  ) {}
 
   byte(what: string): number {
     if (this.pos >= this.buf.byteLength) throw new DecodeError(`truncated before ${what}`);
@@ -72,11 +93,6 @@ class Reader {
     throw new DecodeError(`${what} is out of range`);
   }
 
-  version(what: string): void {
-    const v = this.byte(`${what} version`);
-    if (v !== RECORD_VERSION) throw new DecodeError(`unknown ${what} version ${v}`);
-  }
-
   /** The remaining bytes, copied so that the record does not pin LevelDB's read buffer. */
   rest(): Uint8Array {
     const out = new Uint8Array(this.buf.subarray(this.pos));
@@ -89,22 +105,81 @@ class Reader {
   }
 }
 
-/** [version][type][term varint][data]: the index is the key, so it is not repeated. */
-export function encodeEntry(entry: Entry): Uint8Array {
-  assertUint(entry.term, 'entry term');
-  const code = ENTRY_TYPE_CODE[entry.type];
-  if (code === undefined) throw new RangeError(`unknown entry type ${String(entry.type)}`);
-  const buf = new Uint8Array(2 + varintSizeBytes(entry.term) + entry.data.byteLength);
-  buf[0] = RECORD_VERSION;
-  buf[1] = code;
-  const pos = writeVarint(buf, 2, entry.term);
-  buf.set(entry.data, pos);
+/** Writes the seal header of `buf`, whose body starts at SEAL_HEADER_BYTES; `seed`: the key's CRC. */
+function seal(buf: Uint8Array, seed: number): Uint8Array {
+  const crc = crc32c(buf, seed, SEAL_HEADER_BYTES);
+  buf[0] = SEALED_VERSION;
+  buf[1] = crc >>> 24;
+  buf[2] = (crc >>> 16) & 0xff;
+  buf[3] = (crc >>> 8) & 0xff;
+  buf[4] = crc & 0xff;
   return buf;
 }
 
-export function decodeEntry(index: number, bytes: Uint8Array): Entry {
-  const r = new Reader(bytes);
-  r.version('entry');
+/** A Reader over the body of a sealed record, after checking its checksum. */
+function unseal(bytes: Uint8Array, seed: number, what: string): Reader {
+  if (bytes.byteLength < SEAL_HEADER_BYTES)
+    throw new DecodeError(`truncated before ${what} checksum`);
+  const stored = ((bytes[1]! << 24) | (bytes[2]! << 16) | (bytes[3]! << 8) | bytes[4]!) >>> 0;
+  const actual = crc32c(bytes, seed, SEAL_HEADER_BYTES);
+  if (stored !== actual) {
+    throw new DecodeError(
+      `checksum mismatch (stored ${hex32(stored)}, computed ${hex32(actual)} over ${bytes.byteLength} bytes)`,
+    );
+  }
+  return new Reader(bytes, SEAL_HEADER_BYTES);
+}
+
+function hex32(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+/**
+ * The Reader of a record's body: sealed records are checked; the unsealed form
+ * (`legacyVersion` byte first, or `legacyJson` text) only with `legacy`.
+ */
+function openRecord(
+  bytes: Uint8Array,
+  seed: () => number,
+  what: string,
+  opts: DecodeOptions,
+  legacy: { version: number } | 'json',
+): Reader {
+  const first = bytes[0];
+  if (first === SEALED_VERSION) return unseal(bytes, seed(), what);
+  if (opts.legacy) {
+    if (legacy === 'json') return new Reader(bytes);
+    if (first === legacy.version) return new Reader(bytes, 1);
+  }
+  if (first === undefined) throw new DecodeError(`truncated before ${what} version`);
+  // JSON records of format 1 start with '{'; say so rather than "version 123".
+  const shown = legacy === 'json' && first === 0x7b ? 'unsealed JSON' : `version ${first}`;
+  throw new DecodeError(`unknown ${what} ${shown}`);
+}
+
+/**
+ * A log entry as stored: sealed, [2][CRC][type][term varint][data]. The index
+ * is the key, so it is not repeated, but the CRC covers it.
+ */
+export function encodeEntry(entry: Entry): Uint8Array {
+  assertUint(entry.index, 'entry index');
+  assertUint(entry.term, 'entry term');
+  const code = ENTRY_TYPE_CODE[entry.type];
+  if (code === undefined) throw new RangeError(`unknown entry type ${String(entry.type)}`);
+  const buf = new Uint8Array(
+    SEAL_HEADER_BYTES + 1 + varintSizeBytes(entry.term) + entry.data.byteLength,
+  );
+  buf[SEAL_HEADER_BYTES] = code;
+  const pos = writeVarint(buf, SEAL_HEADER_BYTES + 1, entry.term);
+  buf.set(entry.data, pos);
+  return seal(buf, crc32cOfIndex(entry.index));
+}
+
+/** The entry stored under log index `index`; throws DecodeError. */
+export function decodeEntry(index: number, bytes: Uint8Array, opts: DecodeOptions = {}): Entry {
+  const r = openRecord(bytes, () => crc32cOfIndex(index), 'entry', opts, {
+    version: RECORD_VERSION,
+  });
   const code = r.byte('entry type');
   const type = ENTRY_TYPE_BY_CODE[code];
   if (type === undefined) throw new DecodeError(`unknown entry type ${code}`);
@@ -112,41 +187,74 @@ export function decodeEntry(index: number, bytes: Uint8Array): Entry {
   return { term, index, type, data: r.rest() };
 }
 
-/** [version][term varint][commit varint][vote UTF-8]. */
+/**
+ * The entry stored under log index `index` in the data dir `dataDir` (for
+ * stores other than LevelDB, any name of where it lives): throws
+ * StorageError 'corrupt' naming the log sublevel and the index.
+ */
+export function decodeStoredEntry(index: number, bytes: Uint8Array, dataDir: string): Entry {
+  try {
+    return decodeEntry(index, bytes);
+  } catch (err) {
+    throw corruptRecord(dataDir, `log entry ${index}`, err);
+  }
+}
+
+/** A DecodeError of the record `what` as StorageError 'corrupt'; other errors unchanged. */
+export function corruptRecord(dataDir: string, what: string, err: unknown): StorageError | unknown {
+  if (err instanceof DecodeError) return corruptError(dataDir, `${what}: ${err.message}`, err);
+  return err;
+}
+
+// The CRC seed of a raft sublevel record is the CRC of its key, computed once per key:
+// these records go with every Ready.
+const SEEDS = new Map<string, number>();
+function seedOf(key: string): number {
+  let seed = SEEDS.get(key);
+  if (seed === undefined) {
+    seed = crc32c(utf8Encoder.encode(key));
+    SEEDS.set(key, seed);
+  }
+  return seed;
+}
+
+/** [2][CRC][term varint][commit varint][vote UTF-8]. */
 export function encodeHardState(hs: HardState): Uint8Array {
   assertUint(hs.term, 'hard state term');
   assertUint(hs.commit, 'hard state commit');
   const vote = utf8Encoder.encode(hs.vote);
   const buf = new Uint8Array(
-    1 + varintSizeBytes(hs.term) + varintSizeBytes(hs.commit) + vote.byteLength,
+    SEAL_HEADER_BYTES + varintSizeBytes(hs.term) + varintSizeBytes(hs.commit) + vote.byteLength,
   );
-  buf[0] = RECORD_VERSION;
-  let pos = writeVarint(buf, 1, hs.term);
+  let pos = writeVarint(buf, SEAL_HEADER_BYTES, hs.term);
   pos = writeVarint(buf, pos, hs.commit);
   buf.set(vote, pos);
-  return buf;
+  return seal(buf, seedOf(RAFT_KEY.hardState));
 }
 
-export function decodeHardState(bytes: Uint8Array): HardState {
-  const r = new Reader(bytes);
-  r.version('hard state');
+export function decodeHardState(bytes: Uint8Array, opts: DecodeOptions = {}): HardState {
+  const r = openRecord(bytes, () => seedOf(RAFT_KEY.hardState), 'hard state', opts, {
+    version: RECORD_VERSION,
+  });
   const term = r.varint('hard state term');
   const commit = r.varint('hard state commit');
   return { term, vote: decodeText(r.rest(), 'hard state vote'), commit };
 }
 
-/** [version][index varint]: the applied index. */
-export function encodeIndex(index: number): Uint8Array {
+/** [2][CRC][index varint]: the applied index, or the index of a snapshot being installed. */
+export function encodeIndex(index: number, key: string = RAFT_KEY.applied): Uint8Array {
   assertUint(index, 'index');
-  const buf = new Uint8Array(1 + varintSizeBytes(index));
-  buf[0] = RECORD_VERSION;
-  writeVarint(buf, 1, index);
-  return buf;
+  const buf = new Uint8Array(SEAL_HEADER_BYTES + varintSizeBytes(index));
+  writeVarint(buf, SEAL_HEADER_BYTES, index);
+  return seal(buf, seedOf(key));
 }
 
-export function decodeIndex(bytes: Uint8Array): number {
-  const r = new Reader(bytes);
-  r.version('index');
+export function decodeIndex(
+  bytes: Uint8Array,
+  opts: DecodeOptions = {},
+  key: string = RAFT_KEY.applied,
+): number {
+  const r = openRecord(bytes, () => seedOf(key), 'index', opts, { version: RECORD_VERSION });
   const index = r.varint('index');
   r.end('index');
   return index;
@@ -158,42 +266,55 @@ export interface LogPosition {
   term: number;
 }
 
+/** [2][CRC][index varint][term varint], under raft key logStart. */
 export function encodeLogPosition(pos: LogPosition): Uint8Array {
   assertUint(pos.index, 'log position index');
   assertUint(pos.term, 'log position term');
-  const buf = new Uint8Array(1 + varintSizeBytes(pos.index) + varintSizeBytes(pos.term));
-  buf[0] = RECORD_VERSION;
-  writeVarint(buf, writeVarint(buf, 1, pos.index), pos.term);
-  return buf;
+  const buf = new Uint8Array(
+    SEAL_HEADER_BYTES + varintSizeBytes(pos.index) + varintSizeBytes(pos.term),
+  );
+  writeVarint(buf, writeVarint(buf, SEAL_HEADER_BYTES, pos.index), pos.term);
+  return seal(buf, seedOf(RAFT_KEY.logStart));
 }
 
-export function decodeLogPosition(bytes: Uint8Array): LogPosition {
-  const r = new Reader(bytes);
-  r.version('log position');
+export function decodeLogPosition(bytes: Uint8Array, opts: DecodeOptions = {}): LogPosition {
+  const r = openRecord(bytes, () => seedOf(RAFT_KEY.logStart), 'log position', opts, {
+    version: RECORD_VERSION,
+  });
   const index = r.varint('log position index');
   const term = r.varint('log position term');
   r.end('log position');
   return { index, term };
 }
 
+/** [2][CRC][JSON], under raft key confState. */
 export function encodeConfState(cs: ConfState): Uint8Array {
-  return encodeJson({ voters: cs.voters, learners: cs.learners });
+  return sealJson({ voters: cs.voters, learners: cs.learners }, RAFT_KEY.confState);
 }
 
-export function decodeConfState(bytes: Uint8Array): ConfState {
-  return confStateFrom(decodeJson(bytes, 'conf state'), 'conf state');
+export function decodeConfState(bytes: Uint8Array, opts: DecodeOptions = {}): ConfState {
+  const r = openRecord(bytes, () => seedOf(RAFT_KEY.confState), 'conf state', opts, 'json');
+  return confStateFrom(decodeJson(r.rest(), 'conf state'), 'conf state');
 }
 
+/** [2][CRC][JSON], under raft key snapshot. */
 export function encodeSnapshotMetadata(meta: SnapshotMetadata): Uint8Array {
-  return encodeJson({
-    index: meta.index,
-    term: meta.term,
-    confState: { voters: meta.confState.voters, learners: meta.confState.learners },
-  });
+  return sealJson(
+    {
+      index: meta.index,
+      term: meta.term,
+      confState: { voters: meta.confState.voters, learners: meta.confState.learners },
+    },
+    RAFT_KEY.snapshot,
+  );
 }
 
-export function decodeSnapshotMetadata(bytes: Uint8Array): SnapshotMetadata {
-  const v = decodeJson(bytes, 'snapshot metadata');
+export function decodeSnapshotMetadata(
+  bytes: Uint8Array,
+  opts: DecodeOptions = {},
+): SnapshotMetadata {
+  const r = openRecord(bytes, () => seedOf(RAFT_KEY.snapshot), 'snapshot metadata', opts, 'json');
+  const v = decodeJson(r.rest(), 'snapshot metadata');
   if (!isObject(v)) throw new DecodeError('snapshot metadata is not an object');
   return {
     index: uintFrom(v.index, 'snapshot index'),
@@ -298,6 +419,13 @@ export function decodeRemovedMembers(bytes: Uint8Array): string[] {
 
 function encodeJson(value: unknown): Uint8Array {
   return utf8Encoder.encode(JSON.stringify(value));
+}
+
+function sealJson(value: unknown, key: string): Uint8Array {
+  const json = encodeJson(value);
+  const buf = new Uint8Array(SEAL_HEADER_BYTES + json.byteLength);
+  buf.set(json, SEAL_HEADER_BYTES);
+  return seal(buf, seedOf(key));
 }
 
 function decodeJson(bytes: Uint8Array, what: string): unknown {

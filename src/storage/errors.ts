@@ -32,12 +32,13 @@ export class StorageError extends Error {
   }
 }
 
-// Only what this version can do: membership changes over HTTP do not exist yet, and
-// `raftkv restore` founds a new cluster (it does not bring one member back).
+// What brings a member with a damaged or incomplete data dir back (README "Storage and
+// durability"): its data is replicated, so it is re-added empty and catches up from the others.
 const REJOIN_ADVICE =
-  'restore the directory from a copy taken while this member was stopped; the other members ' +
-  'keep serving meanwhile as long as a majority of them is healthy. If no healthy majority is ' +
-  'left, found a new cluster from a backup (GET /v1/snapshot, kvctl snapshot) with `raftkv restore`';
+  'remove this member and add it back with an empty data dir (kvctl member remove <id>, then ' +
+  'kvctl member add and start it with --join on a new --data-dir); the other members keep ' +
+  'serving meanwhile as long as a majority of them is healthy. If no healthy majority is ' +
+  'left, restore from a backup (GET /v1/snapshot, kvctl snapshot) with `raftkv restore`';
 
 export function corruptError(dataDir: string, what: string, cause?: unknown): StorageError {
   return new StorageError(

@@ -1,4 +1,11 @@
-export { type CreatedWith, cloneMember, type MemberRecord } from './codec.js';
+export {
+  type CreatedWith,
+  cloneMember,
+  decodeStoredEntry,
+  encodeEntry,
+  type MemberRecord,
+} from './codec.js';
+export { crc32c } from './crc32c.js';
 export { StorageError, type StorageErrorCode } from './errors.js';
 export {
   type AppliedWrite,

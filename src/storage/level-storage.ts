@@ -410,7 +410,7 @@ export class LevelRaftStorage implements RaftStorage {
         if (!chunked) {
           chunked = true;
           const marker = this.db.batch();
-          marker.put(RAFT_KEY.installing, encodeIndex(appliedIndex), r);
+          marker.put(RAFT_KEY.installing, encodeIndex(appliedIndex, RAFT_KEY.installing), r);
           await this.writeBatch(marker, true, 'installing a snapshot');
         }
         await this.writeBatch(batch, false, 'installing a snapshot');

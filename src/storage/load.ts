@@ -6,10 +6,11 @@
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { Level } from 'level';
-import type { Entry, HardState, SnapshotMetadata } from '../raft/index.js';
+import type { ConfState, Entry, HardState, SnapshotMetadata } from '../raft/index.js';
 import {
   type CreatedWith,
   DecodeError,
+  type DecodeOptions,
   decodeConfState,
   decodeCreatedWith,
   decodeEntry,
@@ -20,6 +21,13 @@ import {
   decodeRemovedMembers,
   decodeSnapshotMetadata,
   decodeText,
+  encodeConfState,
+  encodeEntry,
+  encodeHardState,
+  encodeIndex,
+  encodeLogPosition,
+  encodeSnapshotMetadata,
+  encodeText,
   type LogPosition,
   type MemberRecord,
 } from './codec.js';
@@ -35,9 +43,14 @@ import {
 } from './errors.js';
 import { encodeLogKey, META_KEY, maybeDecodeLogKey, RAFT_KEY, SUBLEVEL } from './keys.js';
 import { LogCache } from './log-cache.js';
+import { SublevelKeys } from './sublevel-keys.js';
 
-/** The on-disk format this binary writes, and the newest it reads. */
-export const FORMAT_VERSION = 1;
+/**
+ * The on-disk format this binary writes, and the newest it reads. Format 2
+ * seals the Raft records with a checksum (codec.ts); open() rewrites a format 1
+ * dir's Raft records sealed and sets its format to 2, in one synced batch.
+ */
+export const FORMAT_VERSION = 2;
 
 /** Who this data dir belongs to; written once by initialize(). */
 export interface StorageIdentity {
@@ -179,7 +192,7 @@ async function requiredRecord<T>(
 ): Promise<T> {
   const bytes = await level.get(key);
   if (bytes === undefined) throw corruptError(dir, `the ${name} record ${key} is missing`);
-  return decodeRecord(dir, `${name} record ${key}`, () => decode(bytes));
+  return decodeRecord(dir, `sublevel ${name}, record ${key}`, () => decode(bytes));
 }
 
 /** Reads and validates everything the storage keeps in memory. */
@@ -194,20 +207,29 @@ export async function loadState(dir: string, db: Db, sub: Sublevels): Promise<Lo
       removedMembers: new Set(),
     };
   }
+  // Format 1 wrote the Raft records unsealed; format 2 only sealed (a version byte flipped to 1
+  // must not pass as an unchecked record).
+  const opts: DecodeOptions = { legacy: identity.formatVersion < 2 };
   const installing = await sub.raft.get(RAFT_KEY.installing);
   if (installing !== undefined) {
-    const at = decodeRecord(dir, 'installing marker', () => decodeIndex(installing));
+    const at = decodeRecord(dir, 'sublevel raft, record installing', () =>
+      decodeIndex(installing, opts, RAFT_KEY.installing),
+    );
     throw installIncompleteError(dir, `the snapshot at index ${at} was written only in part`);
   }
-  const raftRecord = <T>(key: string, decode: (bytes: Uint8Array) => T) =>
-    requiredRecord(dir, sub.raft, 'raft', key, decode);
+  const raftRecord = <T>(key: string, decode: (bytes: Uint8Array, o: DecodeOptions) => T) =>
+    requiredRecord(dir, sub.raft, 'raft', key, (bytes) => decode(bytes, opts));
   const hs = await raftRecord(RAFT_KEY.hardState, decodeHardState);
   const confState = await raftRecord(RAFT_KEY.confState, decodeConfState);
   const snap = await raftRecord(RAFT_KEY.snapshot, decodeSnapshotMetadata);
   const start = await raftRecord(RAFT_KEY.logStart, decodeLogPosition);
-  const appliedIndex = await raftRecord(RAFT_KEY.applied, decodeIndex);
-  const entries = await readLog(dir, sub, start);
+  const appliedIndex = await raftRecord(RAFT_KEY.applied, (b, o) => decodeIndex(b, o));
+  const entries = await readLog(dir, sub, start, opts);
   checkConsistency(dir, { hs, snap, start, entries, appliedIndex });
+  if (identity.formatVersion < FORMAT_VERSION) {
+    await upgradeInPlace(dir, db, sub, { hs, confState, snap, start, entries, appliedIndex });
+    identity.formatVersion = FORMAT_VERSION;
+  }
 
   const members = new Map<string, MemberRecord>();
   for await (const [id, value] of sub.members.iterator()) {
@@ -275,7 +297,12 @@ export async function readIdentity(
  * (Raft §5.3). Entries at or below the start are left over from a compaction
  * that stopped between moving the start and deleting them: not read.
  */
-async function readLog(dir: string, sub: Sublevels, start: LogPosition): Promise<Entry[]> {
+async function readLog(
+  dir: string,
+  sub: Sublevels,
+  start: LogPosition,
+  opts: DecodeOptions,
+): Promise<Entry[]> {
   const entries: Entry[] = [];
   let prevTerm = start.term;
   for await (const [key, value] of sub.log.iterator({ gt: encodeLogKey(start.index) })) {
@@ -288,7 +315,9 @@ async function readLog(dir: string, sub: Sublevels, start: LogPosition): Promise
     if (index > expected) {
       throw corruptError(dir, `the log has a gap: entry ${expected} is missing, next is ${index}`);
     }
-    const entry = decodeRecord(dir, `log entry ${index}`, () => decodeEntry(index, value));
+    const entry = decodeRecord(dir, `sublevel log, entry ${index}`, () =>
+      decodeEntry(index, value, opts),
+    );
     if (entry.term < prevTerm) {
       throw corruptError(dir, `log entry ${index} has term ${entry.term} below ${prevTerm}`);
     }
@@ -296,6 +325,45 @@ async function readLog(dir: string, sub: Sublevels, start: LogPosition): Promise
     entries.push(entry);
   }
   return entries;
+}
+
+/**
+ * Rewrites a format 1 dir's Raft records (the raft sublevel and every stored
+ * log entry, all already validated) sealed, and sets the format to 2: one
+ * synced batch, so a crash leaves the dir entirely in one format. The log is
+ * bounded by compaction, so this is at most a few MB.
+ */
+async function upgradeInPlace(
+  dir: string,
+  db: Db,
+  sub: Sublevels,
+  s: {
+    hs: HardState;
+    confState: ConfState;
+    snap: SnapshotMetadata;
+    start: LogPosition;
+    entries: Entry[];
+    appliedIndex: number;
+  },
+): Promise<void> {
+  const raft = new SublevelKeys(sub.raft);
+  const log = new SublevelKeys(sub.log);
+  const batch = db.batch();
+  batch.put(raft.ofText(RAFT_KEY.hardState), encodeHardState(s.hs));
+  batch.put(raft.ofText(RAFT_KEY.confState), encodeConfState(s.confState));
+  batch.put(raft.ofText(RAFT_KEY.snapshot), encodeSnapshotMetadata(s.snap));
+  batch.put(raft.ofText(RAFT_KEY.logStart), encodeLogPosition(s.start));
+  batch.put(raft.ofText(RAFT_KEY.applied), encodeIndex(s.appliedIndex));
+  for (const e of s.entries) batch.put(log.ofBytes(encodeLogKey(e.index)), encodeEntry(e));
+  batch.put(
+    new SublevelKeys(sub.meta).ofText(META_KEY.formatVersion),
+    encodeText(String(FORMAT_VERSION)),
+  );
+  try {
+    await batch.write({ sync: true });
+  } catch (err) {
+    throw ioError(dir, `upgrading the data dir to format ${FORMAT_VERSION}`, err);
+  }
 }
 
 /** The records must agree with each other, as the write path keeps them. */

@@ -72,7 +72,9 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 
 /** Proposes raw entry bytes, as a newer leader's log would carry them (a private path). */
 function proposeRaw(node: RaftKvNode, data: Uint8Array): Promise<unknown> {
-  return (node as unknown as { proposeBytes(d: Uint8Array): Promise<unknown> }).proposeBytes(data);
+  return (node as unknown as { core: { propose(d: Uint8Array): Promise<unknown> } }).core.propose(
+    data,
+  );
 }
 
 t.test('status and members show the versions; sync is refused below 0.2.0', async (t) => {

@@ -1,5 +1,58 @@
-import type { Entry, NodeId } from '../../src/raft/index.js';
-import { entryIdentity, type SimNode } from './node.js';
+import type { Entry, NodeId, Role } from '../../src/raft/index.js';
+
+const decoder = new TextDecoder();
+
+/** Identity of an entry for comparisons across nodes: its term, type and payload. */
+export function entryIdentity(e: Entry): string {
+  return `${e.term}/${e.type}/${decoder.decode(e.data)}`;
+}
+
+/** The part of a node's Raft log the checkers read. */
+export interface ObservedLog {
+  readonly committed: number;
+  firstIndex(): number;
+  lastIndex(): number;
+  /** undefined when the index is compacted away or beyond the log. */
+  term(index: number): number | undefined;
+  /** Entries lo..hi-1. */
+  slice(lo: number, hi: number): Entry[];
+}
+
+/**
+ * What the safety checker needs of a node, whatever runs it (the simulator's
+ * own loop or the shipped node core): its identity, its life, how far its state
+ * machine applied, and its Raft state (undefined while crashed).
+ */
+export interface ObservedNode {
+  readonly id: NodeId;
+  /** Bumped on every restart: commit may restart from the disk's value in a new life. */
+  readonly incarnation: number;
+  /** Index the in-memory state machine has applied. */
+  readonly applied: number;
+  readonly raft:
+    | {
+        readonly role: Role;
+        readonly term: number;
+        readonly log: ObservedLog;
+        /** The voters of the configuration the node uses (a leader commits by their quorum). */
+        readonly voters?: readonly NodeId[];
+      }
+    | undefined;
+  /**
+   * The log as it is on the node's disk, synced (what survives a power loss),
+   * whether the node runs or not; optional: without it (for any voter) the
+   * commit-durability check is skipped. Indices below firstIndex() are in a
+   * synced snapshot.
+   */
+  readonly durable?: DurableLog;
+}
+
+/** The synced part of a node's log. */
+export interface DurableLog {
+  firstIndex(): number;
+  lastIndex(): number;
+  term(index: number): number | undefined;
+}
 
 /** A broken safety or liveness property; the message names it. */
 export class Violation extends Error {
@@ -19,17 +72,25 @@ interface NodeTrack {
   persistedCommit: number;
   /** Terms in which we already checked this node as leader. */
   leaderTerms: Set<number>;
+  /** The term this node was last seen leading in (this life), and what it had scanned of its log then. */
+  leading?: { term: number; scannedTo: number; confIndices: number[] };
 }
 
 /**
  * The Raft safety properties (Raft paper Figure 3), checked as the simulation
  * runs: election safety, log matching, leader completeness, state machine
- * safety, plus commit/applied monotonicity per node.
+ * safety, plus commit/applied monotonicity per node, and two rules the
+ * others rest on: a leader commits only what a quorum of voters has synced
+ * (when the nodes expose their durable logs), and a leader's log never holds
+ * two membership changes that are both uncommitted (single-server changes
+ * are safe only one at a time, dissertation §4.1).
  */
 export class SafetyChecker {
   private readonly leaderOfTerm = new Map<number, NodeId>();
   /** index → identity of the entry known committed there. */
   private readonly committed = new Map<number, string>();
+  /** The highest index known committed anywhere. */
+  private maxCommitted = 0;
   /** index → identity of the entry applied there by the first node that did. */
   private readonly applied = new Map<number, string>();
   private readonly tracks = new Map<NodeId, NodeTrack>();
@@ -39,7 +100,7 @@ export class SafetyChecker {
     return this.leaderOfTerm.size;
   }
 
-  private track(node: SimNode): NodeTrack {
+  private track(node: ObservedNode): NodeTrack {
     let t = this.tracks.get(node.id);
     if (!t) {
       t = { commit: 0, incarnation: node.incarnation, persistedCommit: 0, leaderTerms: new Set() };
@@ -48,16 +109,21 @@ export class SafetyChecker {
     if (t.incarnation !== node.incarnation) {
       t.incarnation = node.incarnation;
       t.commit = 0;
+      delete t.leading;
     }
     return t;
   }
 
-  /** Called after every input to a node (message, tick, proposal). */
-  observe(node: SimNode): void {
-    const raw = node.raw;
-    if (!raw) return;
-    const r = raw.raft;
+  /**
+   * Called after every input to a node (message, tick, proposal, disk
+   * completion). `cluster` (every member, crashed ones included) lets a
+   * leader's commits be checked against its voters' durable logs.
+   */
+  observe(node: ObservedNode, cluster?: ReadonlyMap<NodeId, ObservedNode>): void {
+    const r = node.raft;
+    if (!r) return;
     const t = this.track(node);
+    const commitBefore = t.commit;
 
     // Commit never goes backwards within a life; record what became committed.
     const commit = r.log.committed;
@@ -72,6 +138,17 @@ export class SafetyChecker {
         for (const e of r.log.slice(from, commit + 1)) this.recordCommitted(node.id, e);
       }
       t.commit = commit;
+      this.maxCommitted = Math.max(this.maxCommitted, commit);
+    }
+
+    if (r.role !== 'leader') delete t.leading;
+    else {
+      if (t.leading?.term !== r.term) {
+        t.leading = { term: r.term, scannedTo: this.maxCommitted, confIndices: [] };
+      } else if (commit > commitBefore && cluster) {
+        this.checkCommitDurable(node, commit, cluster);
+      }
+      this.checkOneConfChange(node, t.leading);
     }
 
     if (r.role === 'leader' && !t.leaderTerms.has(r.term)) {
@@ -101,6 +178,64 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * A leader that moved its commit index to `commit` in its term: a quorum of
+   * its voters must hold the entry there on disk, synced (the leader's own
+   * copy counts only once synced too). Skipped unless every voter exposes its
+   * durable log.
+   */
+  private checkCommitDurable(
+    leader: ObservedNode,
+    commit: number,
+    cluster: ReadonlyMap<NodeId, ObservedNode>,
+  ): void {
+    const r = leader.raft!;
+    const voters = r.voters;
+    if (!voters || voters.length === 0) return;
+    const term = r.log.term(commit);
+    if (term === undefined) return; // compacted already: applied, so long since durable
+    const holders: NodeId[] = [];
+    for (const id of voters) {
+      const durable = id === leader.id ? leader.durable : cluster.get(id)?.durable;
+      if (!durable) return;
+      const has = commit < durable.firstIndex() || durable.term(commit) === term;
+      if (has) holders.push(id);
+    }
+    if (holders.length <= voters.length / 2) {
+      throw new Violation(
+        'commit-durable',
+        `${leader.id} (leader of term ${r.term}) committed ${commit} (term ${term}) while only ` +
+          `[${holders.join(', ')}] of voters [${voters.join(', ')}] had it synced`,
+      );
+    }
+  }
+
+  /** At most one membership change past the highest index known committed, in a leader's log. */
+  private checkOneConfChange(
+    node: ObservedNode,
+    leading: { scannedTo: number; confIndices: number[] },
+  ): void {
+    const log = node.raft!.log;
+    // A leader's log only grows in its term: scan what is new since the last look.
+    const from = Math.max(leading.scannedTo + 1, log.firstIndex());
+    const last = log.lastIndex();
+    if (from <= last) {
+      for (const e of log.slice(from, last + 1)) {
+        if (e.type === 'confChange') leading.confIndices.push(e.index);
+      }
+    }
+    leading.scannedTo = Math.max(leading.scannedTo, last);
+    const pending = leading.confIndices.filter((i) => i > this.maxCommitted);
+    leading.confIndices = pending;
+    if (pending.length > 1) {
+      throw new Violation(
+        'one-conf-change-at-a-time',
+        `${node.id}'s log holds membership changes at [${pending.join(', ')}], none of them committed ` +
+          `(highest committed index known: ${this.maxCommitted})`,
+      );
+    }
+  }
+
   private recordCommitted(nodeId: NodeId, e: Entry): void {
     const identity = entryIdentity(e);
     const known = this.committed.get(e.index);
@@ -113,7 +248,7 @@ export class SafetyChecker {
     }
   }
 
-  onPersistHardState(node: SimNode, commit: number): void {
+  onPersistHardState(node: ObservedNode, commit: number): void {
     const t = this.track(node);
     if (commit < t.persistedCommit) {
       throw new Violation(
@@ -125,7 +260,7 @@ export class SafetyChecker {
   }
 
   /** State machine safety: no two nodes apply different entries at one index; applies are contiguous. */
-  onApply(node: SimNode, e: Entry): void {
+  onApply(node: ObservedNode, e: Entry): void {
     if (e.index !== node.applied + 1) {
       throw new Violation(
         'applied-monotonic',
@@ -143,7 +278,7 @@ export class SafetyChecker {
     }
   }
 
-  onApplySnapshot(node: SimNode, index: number): void {
+  onApplySnapshot(node: ObservedNode, index: number): void {
     if (index <= node.applied) {
       throw new Violation(
         'applied-monotonic',
@@ -153,12 +288,12 @@ export class SafetyChecker {
   }
 
   /** Log matching (§5.3): if two logs hold an entry with the same index and term, they are identical up to it. */
-  checkLogMatching(nodes: readonly SimNode[]): void {
-    const live = nodes.filter((n) => n.raw);
+  checkLogMatching(nodes: readonly ObservedNode[]): void {
+    const live = nodes.filter((n) => n.raft);
     for (let i = 0; i < live.length; i++) {
       for (let j = i + 1; j < live.length; j++) {
-        const a = live[i]!.raw!.raft.log;
-        const b = live[j]!.raw!.raft.log;
+        const a = live[i]!.raft!.log;
+        const b = live[j]!.raft!.log;
         const lo = Math.max(a.firstIndex(), b.firstIndex());
         const hi = Math.min(a.lastIndex(), b.lastIndex());
         let top = hi;

@@ -29,11 +29,6 @@ export function decodeCommand(data: Uint8Array): PutCommand | undefined {
   return JSON.parse(decoder.decode(data)) as PutCommand;
 }
 
-/** Identity of an entry for comparisons across nodes: its term and payload. */
-export function entryIdentity(e: Entry): string {
-  return `${e.term}/${e.type}/${decoder.decode(e.data)}`;
-}
-
 export interface RaftTuning {
   electionTicks: number;
   heartbeatTicks: number;
@@ -109,6 +104,11 @@ export class SimNode {
       confState: { voters: [], learners: [] },
     };
     return new SimNode(id, disk, tuning, seed);
+  }
+
+  /** The Raft state the safety checker observes (SimNode is an ObservedNode). */
+  get raft(): RawNode['raft'] | undefined {
+    return this.raw?.raft;
   }
 
   get alive(): boolean {

@@ -9,6 +9,7 @@ import { Level } from 'level';
 import t, { type Test } from 'tap';
 import { NONE } from '../../src/raft/index.js';
 import { encodeEntry, encodeHardState, encodeIndex, encodeText } from '../../src/storage/codec.js';
+import { crc32c, crc32cOfIndex } from '../../src/storage/crc32c.js';
 import { LevelRaftStorage, StorageError } from '../../src/storage/index.js';
 import { encodeLogKey, META_KEY, RAFT_KEY, SUBLEVEL } from '../../src/storage/keys.js';
 import { ent, ents, IDENTITY, tempDir } from './helpers.js';
@@ -41,6 +42,21 @@ function logSub(db: RawDb) {
   });
 }
 
+/** A sealed record (codec.ts) under raft key `key` with `body`, its checksum right. */
+function resealed(key: string, body: number[]): Uint8Array {
+  return seal(Uint8Array.of(2, 0, 0, 0, 0, ...body), crc32c(encodeText(key)));
+}
+
+/** A sealed log entry record at `index` with `body` (type, term, data), its checksum right. */
+function resealedEntry(index: number, body: Uint8Array): Uint8Array {
+  return seal(Uint8Array.of(2, 0, 0, 0, 0, ...body), crc32cOfIndex(index));
+}
+
+function seal(buf: Uint8Array, seed: number): Uint8Array {
+  new DataView(buf.buffer).setUint32(1, crc32c(buf, seed, 5));
+  return buf;
+}
+
 /** A healthy data dir: entries 2..6 (term 1, 2 from index 5), commit 4, applied 3. */
 async function healthyDir(t: Test): Promise<string> {
   const dir = await tempDir(t);
@@ -68,17 +84,17 @@ const CORRUPTIONS: { name: string; damage: (db: RawDb) => Promise<void>; message
   {
     name: 'an entry with an unknown version byte',
     damage: (db) => logSub(db).put(encodeLogKey(4), Uint8Array.of(9, 0, 1)),
-    message: /log entry 4: unknown entry version 9/,
+    message: /sublevel log, entry 4: unknown entry version 9/,
   },
   {
     name: 'a truncated entry',
-    damage: (db) => logSub(db).put(encodeLogKey(4), Uint8Array.of(1)),
-    message: /log entry 4: truncated before entry type/,
+    damage: (db) => logSub(db).put(encodeLogKey(4), Uint8Array.of(2, 0)),
+    message: /sublevel log, entry 4: truncated before entry checksum/,
   },
   {
     name: 'an entry of unknown type',
-    damage: (db) => logSub(db).put(encodeLogKey(3), Uint8Array.of(1, 7, 1)),
-    message: /log entry 3: unknown entry type 7/,
+    damage: (db) => logSub(db).put(encodeLogKey(3), resealedEntry(3, Uint8Array.of(7, 1))),
+    message: /sublevel log, entry 3: unknown entry type 7/,
   },
   {
     name: 'a gap in the log',
@@ -110,9 +126,15 @@ const CORRUPTIONS: { name: string; damage: (db: RawDb) => Promise<void>; message
     message: /applied index 5 is beyond the commit index 4/,
   },
   {
-    name: 'an undecodable hard state',
-    damage: (db) => sub(db, SUBLEVEL.raft).put(RAFT_KEY.hardState, Uint8Array.of(1, 0xff)),
-    message: /raft record hardState: truncated before hard state term/,
+    name: 'an undecodable hard state (its checksum right)',
+    damage: (db) =>
+      sub(db, SUBLEVEL.raft).put(RAFT_KEY.hardState, resealed(RAFT_KEY.hardState, [0xff])),
+    message: /sublevel raft, record hardState: truncated before hard state term/,
+  },
+  {
+    name: 'a hard state in the unchecked form of format 1',
+    damage: (db) => sub(db, SUBLEVEL.raft).put(RAFT_KEY.hardState, Uint8Array.of(1, 2, 4)),
+    message: /sublevel raft, record hardState: unknown hard state version 1/,
   },
   {
     name: 'a missing identity record',
@@ -139,7 +161,7 @@ for (const c of CORRUPTIONS) {
     t.type(err, StorageError);
     t.match(err, { code: 'corrupt', dataDir: dir, message: c.message });
     t.match(err, {
-      message: /restore the directory from a copy taken while this member was stopped/,
+      message: /remove this member and add it back with an empty data dir \(kvctl member remove/,
     });
   });
 }
@@ -206,13 +228,15 @@ t.test('format_too_new: written by a newer raftkv', async (t) => {
   const err = await LevelRaftStorage.open(dir).catch((e: unknown) => e);
   t.match(err, {
     code: 'format_too_new',
-    message: `data dir ${dir} holds raftkv format 3 but this binary reads up to 1: upgrade raftkv, or point --data-dir elsewhere`,
+    message: `data dir ${dir} holds raftkv format 3 but this binary reads up to 2: upgrade raftkv, or point --data-dir elsewhere`,
   });
 });
 
 t.test('install_incomplete: the installing marker is present', async (t) => {
   const dir = await healthyDir(t);
-  await withRawDb(dir, (db) => sub(db, SUBLEVEL.raft).put(RAFT_KEY.installing, encodeIndex(4)));
+  await withRawDb(dir, (db) =>
+    sub(db, SUBLEVEL.raft).put(RAFT_KEY.installing, encodeIndex(4, RAFT_KEY.installing)),
+  );
   await t.rejects(LevelRaftStorage.open(dir), {
     code: 'install_incomplete',
     message: /snapshot at index 4 was written only in part/,

@@ -40,7 +40,7 @@ t.test('a new data dir has no identity until initialize()', async (t) => {
   await t.rejects(storage.persistReady({ entries: [ent(1, 1)] }, true), { code: 'invariant' });
   await storage.initialize(IDENTITY, undefined);
   const ident = storage.identity();
-  t.match(ident, { formatVersion: 1, ...IDENTITY, createdAt: String });
+  t.match(ident, { formatVersion: 2, ...IDENTITY, createdAt: String });
   t.equal(storage.appliedIndex(), 0);
   await t.rejects(storage.initialize(IDENTITY, ['n1']), { code: 'invariant' });
   storage = await reopen(t, storage);
@@ -161,7 +161,7 @@ t.test('replaceKv in chunks: a large state, and a crash in between is reported',
   await again.close();
   await t.rejects(LevelRaftStorage.open(again.dataDir), {
     code: 'install_incomplete',
-    message: /snapshot at index 9 was written only in part.*restore the directory from a copy/,
+    message: /snapshot at index 9 was written only in part.*add it back with an empty data dir/,
   });
 });
 
