@@ -351,7 +351,7 @@ t.test('stopping a node, or SIGTERM to raftkv, ends its open watch streams promp
   await waitUntil(
     'raftkv to lead',
     async () => ((await status(url))?.role === 'leader' ? true : undefined),
-    15_000,
+    45_000, // starting under tsx on a busy 2-core machine has taken over 15 s
   );
   const stream = await fetch(`${url}${WATCH_PATH}`, { signal: watchAbort.signal });
   t.equal(stream.status, 200, 'the watch on the process is open');
