@@ -137,6 +137,7 @@ export class NodeCore {
   private stopTicks: (() => void) | undefined;
   private stoppingNow = false;
   private failedNow = false;
+  private failure: unknown;
   private removedReason: string | undefined;
 
   constructor(deps: NodeCoreDeps) {
@@ -244,6 +245,12 @@ export class NodeCore {
   /** A disk write or the Ready loop failed: the core stopped (fail-stop). */
   get failed(): boolean {
     return this.failedNow;
+  }
+
+  /** What stopped the core when it failed (a failed disk write, an entry it cannot apply). */
+  get failureReason(): string | undefined {
+    if (!this.failedNow) return undefined;
+    return this.failure instanceof Error ? this.failure.message : String(this.failure);
   }
 
   /** Why this member knows it was removed from the cluster, or undefined. */
@@ -623,13 +630,16 @@ export class NodeCore {
   private fail(err: unknown, message: string): void {
     this.stoppingNow = true;
     this.failedNow = true;
+    this.failure = err;
     this.stopTicks?.();
     this.stopTicks = undefined;
     if (err instanceof UpgradeNeededError) {
       // Nothing of the entry (or after it) was applied or acknowledged: a newer member must.
       this.log.fatal({ index: err.index, version: VERSION }, err.message);
     } else {
-      this.log.fatal({ err }, message);
+      // errno (ENOSPC, EIO, …) as a field, so log searches find disk-full stops by field.
+      const errno = (err as { errno?: unknown } | null)?.errno;
+      this.log.fatal({ err, ...(typeof errno === 'string' ? { errno } : {}) }, message);
     }
     const unknown = new ServerError('timeout', 'this member stopped: outcome unknown');
     this.proposals.rejectAll(unknown);

@@ -3,7 +3,7 @@ import type { Entry, Role } from '../../src/raft/index.js';
 import type { KvInput, KvOutput, Operation } from '../support/linearizability.js';
 import { checkDurability } from './checkers/durability.js';
 import { LeaseSafetyChecker } from './checkers/lease-safety.js';
-import { checkKvHistory, pruneKvHistory } from './checkers/linearizability.js';
+import { checkInWriteOrder, checkKvHistory, pruneKvHistory } from './checkers/linearizability.js';
 import { type ObservedLog, type ObservedNode, SafetyChecker, Violation } from './invariants.js';
 import { checkRegisterReads } from './read-check.js';
 
@@ -321,6 +321,93 @@ t.test('checkKvHistory: ok, illegal (naming the key) and unknown after a retry',
   const both = [...tangled, put('y', '1', 200, 201), get('y', null, 202, 203)];
   t.equal(checkKvHistory(both, { maxSteps: 5, retryFactor: 2 }).outcome, 'illegal');
 });
+
+t.test(
+  'checkInWriteOrder decides a key exactly once the log order of writes is known',
+  async (t) => {
+    const order = new Map([
+      ['1', 10],
+      ['2', 11],
+      ['3', 12],
+    ]);
+    // Concurrent writes; reads agree with the log order 1, 2, 3.
+    const ok = [
+      put('a', '2', 0, 10),
+      put('a', '1', 0, 10),
+      put('a', '3', 0, 10),
+      get('a', '1', 1, 2),
+      get('a', '3', 11, 12),
+    ];
+    t.same(checkInWriteOrder(ok, order), { outcome: 'ok' });
+    const stale = [put('a', '1', 0, 1), put('a', '2', 2, 3), get('a', '1', 4, 5)];
+    t.match(
+      checkInWriteOrder(stale, order),
+      { outcome: 'illegal', info: /real time/ },
+      'a stale read',
+    );
+    const backwards = [
+      put('a', '1', 0, 9),
+      put('a', '2', 0, 9),
+      get('a', '2', 1, 2),
+      get('a', '1', 3, 4),
+    ];
+    t.match(
+      checkInWriteOrder(backwards, order),
+      { outcome: 'illegal' },
+      'reads going back in the log',
+    );
+    t.match(checkInWriteOrder([get('a', '9', 0, 1)], order), {
+      outcome: 'illegal',
+      info: /no write/,
+    });
+    t.match(checkInWriteOrder([put('a', '7', 0, 1)], order), {
+      outcome: 'illegal',
+      info: /not in the log/,
+    });
+    const casOp = (expected: string | null, value: string, call: number, ret: number): KvOp => ({
+      clientId: call,
+      input: { op: 'cas', key: 'a', expected, value },
+      call,
+      ret,
+      output: { op: 'cas', ok: true },
+    });
+    t.same(checkInWriteOrder([put('a', '1', 0, 1), casOp('1', '2', 2, 3)], order), {
+      outcome: 'ok',
+    });
+    t.match(checkInWriteOrder([put('a', '1', 0, 1), casOp(null, '2', 2, 3)], order), {
+      outcome: 'illegal',
+      info: /CAS/,
+    });
+    const del: KvOp = {
+      clientId: 1,
+      input: { op: 'delete', key: 'a' },
+      call: 0,
+      ret: 1,
+      output: { op: 'delete', deleted: false },
+    };
+    t.match(checkInWriteOrder([del], order), { outcome: 'not-applicable' });
+    // An unknown-outcome write that never reached the log is left out.
+    t.same(checkInWriteOrder([put('a', '8', 0), get('a', null, 1, 2)], order), { outcome: 'ok' });
+  },
+);
+
+t.test(
+  'checkKvHistory decides a key the search gave up on in log order, when given it',
+  async (t) => {
+    const tangled: KvOp[] = [];
+    const order = new Map<string, number>();
+    for (let i = 0; i < 12; i++) {
+      tangled.push(put('k', `w${i}`, 0, 100));
+      order.set(`w${i}`, i + 1);
+    }
+    tangled.push(get('k', 'w3', 101, 102), get('k', 'w4', 103, 104), get('k', 'w3', 105, 106));
+    const bad = checkKvHistory(tangled, { maxSteps: 5, retryFactor: 2, writeOrder: order });
+    t.match(bad, { outcome: 'illegal', illegal: { key: 'k' }, decidedInWriteOrder: ['k'] });
+    const fine = [...tangled.slice(0, 12), get('k', 'w11', 101, 102), get('k', 'w11', 103, 104)];
+    const good = checkKvHistory(fine, { maxSteps: 5, retryFactor: 1, writeOrder: order });
+    t.match(good, { outcome: 'ok', unknownKeys: [], decidedInWriteOrder: ['k'] });
+  },
+);
 
 t.test('pruneKvHistory drops only what cannot matter', async (t) => {
   const history = [

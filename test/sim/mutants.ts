@@ -40,10 +40,10 @@ export interface Mutant {
 export const MUTANTS: Mutant[] = [
   {
     id: 'follower-commit-past-new',
-    what: "a follower commits up to the leader's commit index past the last entry the append brought (min(leaderCommit, lastNewIndex) dropped), so it commits a stale tail",
+    what: "a follower commits up to the leader's commit index, not min(leaderCommit, lastNewIndex)",
     file: 'src/raft/log.ts',
     find: 'this.commitTo(Math.min(committed, lastNewIndex));',
-    replace: 'this.commitTo(Math.min(committed, this.lastIndex()));',
+    replace: 'this.commitTo(committed);',
   },
   {
     id: 'leader-self-ack-before-fsync',
@@ -80,6 +80,43 @@ export const MUTANTS: Mutant[] = [
     file: 'src/raft/raft.ts',
     find: 'if (this.voters.length === 1 && this.isVoter(this.id)) {',
     replace: 'if (true) {',
+  },
+  {
+    id: 'core-send-before-persist',
+    what: "the node core sends a Ready's messages (votes, append acknowledgements) before its hard state and entries are synced",
+    file: 'src/server/node-core.ts',
+    find: '    if (written) await written;\n    // 2. Send what promises our write is durable.\n    if (rd.messages.length > 0)\n      this.transport.sendNow(rd.messages.map((m) => this.withSnapshotData(m)));\n',
+    replace:
+      '    // 2. Send what promises our write is durable.\n    if (rd.messages.length > 0)\n      this.transport.sendNow(rd.messages.map((m) => this.withSnapshotData(m)));\n    if (written) await written;\n',
+  },
+  {
+    id: 'core-read-before-apply',
+    what: 'the node core serves a read once its read index is confirmed, without waiting until the state machine applied up to it',
+    file: 'src/server/node-core.ts',
+    find: '      (index) => this.appliedWaits.waitFor(index),',
+    replace: '      () => Promise.resolve(),',
+  },
+  {
+    id: 'core-compact-unapplied',
+    what: 'compaction records its snapshot at the commit index, dropping entries the state machine has not applied yet',
+    file: 'src/server/node-core.ts',
+    find: '    const index = this.kvState.appliedIndex;\n    const term = this.raw.raft.log.term(index);',
+    replace:
+      '    const index = this.raw.raft.log.committed;\n    const term = this.raw.raft.log.term(index);',
+  },
+  {
+    id: 'lease-revoke-unconditional',
+    what: 'the lease keeper revokes an expired lease unconditionally, so a keepalive committed just before the revoke loses',
+    file: 'src/server/lease-keeper.ts',
+    find: '            ...(renewedAtMs !== undefined ? { ifRenewedAtMs: renewedAtMs } : {}),\n',
+    replace: '',
+  },
+  {
+    id: 'lease-revoke-unconfirmed',
+    what: 'the lease keeper revokes without first confirming with a quorum that it still leads',
+    file: 'src/server/lease-keeper.ts',
+    find: '      await this.deps.confirmLeadership();\n',
+    replace: '',
   },
 ];
 

@@ -80,7 +80,11 @@ export function clusterRoutes(service: ApiService) {
     app.get('/livez', { config: { access: 'public' } }, async (_req, reply) => {
       const l = service.liveness();
       if (l.live) return { status: 'ok' };
-      return reply.code(503).send({ status: 'failed', reason: l.reason ?? 'unknown' });
+      return reply.code(503).send({
+        status: 'failed',
+        reason: l.reason ?? 'unknown',
+        ...(l.detail !== undefined ? { detail: l.detail } : {}),
+      });
     });
     app.get('/readyz', { config: { access: 'public' } }, async (_req, reply) => {
       const r = service.readiness();

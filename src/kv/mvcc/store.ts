@@ -9,6 +9,7 @@ import {
   type GetResult,
   type RangeResult,
 } from '../results.js';
+import { versionBytes } from '../state-size.js';
 import {
   type KeyFilter,
   type KeyValue,
@@ -97,6 +98,8 @@ export class MvccStore {
   private readonly keysByLease = new Map<string, Set<string>>();
   private currentRevision = 0;
   private compactedRevision = 0;
+  /** The running size estimate of every version held (state-size.ts), for the space quota. */
+  private versionBytesTotal = 0;
   /** Set between beginWrite() and endWrite(). */
   private write: { revision: number; sub: number; events: WatchEvent[] } | null = null;
 
@@ -110,6 +113,11 @@ export class MvccStore {
   /** Reads before this revision fail with `compacted`; 0 = never compacted. */
   get compactRevision(): number {
     return this.compactedRevision;
+  }
+
+  /** Estimated heap bytes of the history held (state-size.ts): the same on every replica. */
+  get sizeBytes(): number {
+    return this.versionBytesTotal;
   }
 
   /** Keys with any uncompacted history (live or deleted). */
@@ -305,6 +313,7 @@ export class MvccStore {
       for (let i = 0; i < dropCount; i++) {
         const version = history[i]!;
         this.log.del(versionRecordKey(version.revision, version.sub));
+        this.versionBytesTotal -= versionBytes(key, version.value, version.lease);
       }
       counts.versionsRemoved += dropCount;
       if (dropCount === history.length) {
@@ -377,6 +386,7 @@ export class MvccStore {
    * `loading`: the records are already persisted, and fromVersions() indexes the keys at the end.
    */
   private append(key: string, version: Version, prevLease: string | null, loading = false): void {
+    this.versionBytesTotal += versionBytes(key, version.value, version.lease);
     const entry = this.histories.get(key);
     if (entry === undefined) {
       this.histories.set(key, version);
