@@ -8,8 +8,8 @@ import type { NodeCore } from './node-core.js';
 /**
  * The default quota's share of the V8 heap limit (README "Space quota"): the
  * state lives in the heap, and besides it the heap must hold a snapshot being
- * encoded (every record's JSON text at once: measured 1.0–1.5 × the state
- * with `npm run bench:quota`, before its garbage is collected), the proposals
+ * encoded (every record's JSON text at once: measured up to 1.5 × the state
+ * live with `npm run bench:quota`, plus its garbage), the proposals
  * and replication queues in flight, and Node's and fastify's own few tens of
  * MB. 0.3 leaves 70 % of the heap for those: heap ≥ 3.3 × quota.
  */
