@@ -1,11 +1,14 @@
+import type { IncomingMessage } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { AuthError } from '../server/auth.js';
 import { ServerError } from '../server/errors.js';
 import { installAccessControl } from './access.js';
 import { ClientConnections } from './client-connections.js';
 import { ApiError, sendError, statusOfCode, wireCode } from './errors.js';
+import { alarmRoutes } from './routes/alarms.js';
 import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { electionRoutes } from './routes/elections.js';
@@ -46,6 +49,10 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
         verbose: true,
       },
     },
+    // Each route checks its own path parameters (lease ids and user names up to 128 characters,
+    // lock and election names up to 256, each up to 12 bytes percent-encoded): the router's
+    // default limit of 100 refused longer ones as a malformed URL before any route saw them.
+    routerOptions: { maxParamLength: 16 * 1024 },
     schemaErrorFormatter: (errors, dataVar) =>
       new Error(validationMessage(errors as SchemaError[], dataVar)),
     // Requests that still arrive while the server closes get API.md's 503 (see the onRequest hook).
@@ -57,6 +64,11 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
     // Errors of the HTTP parser itself (before there is a request): API.md's body too.
     clientErrorHandler: onClientError,
   });
+
+  // Node hands a CONNECT request to 'connect' listeners and, with none, closes the connection
+  // without a word: answer it like any unknown route instead. (An Upgrade request with no
+  // 'upgrade' listener is served as an ordinary request.)
+  app.server.on('connect', refuseConnect);
 
   // JSON bodies only; an empty body on a route that takes none is fine.
   app.removeAllContentTypeParsers();
@@ -125,6 +137,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(electionRoutes(service));
   app.register(clusterRoutes(service));
   app.register(syncRoutes(service));
+  app.register(alarmRoutes(service));
   return app;
 }
 
@@ -154,6 +167,26 @@ export function replyWithError(reply: FastifyReply, err: unknown): FastifyReply 
   }
   reply.log.error({ err }, 'unexpected error');
   return reply.code(500).send({ error: { code: 'internal', message: 'internal error' } });
+}
+
+/** A CONNECT request: no route serves one (API.md's 404 `not_found` body), then close. */
+function refuseConnect(req: IncomingMessage, socket: Duplex): void {
+  const path = (req.url ?? '').split('?')[0];
+  const body = JSON.stringify({
+    error: {
+      code: 'not_found',
+      message: `no route ${req.method} ${path} (this API tunnels nothing)`,
+    },
+  });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${statusOfCode.not_found} Not Found\r\n` +
+        `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `connection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.end();
+  socket.on('error', () => {});
 }
 
 /**
