@@ -96,6 +96,9 @@ function statusFields(s: StatusResponse): string {
     ['compactRevision', s.compactRevision],
     ['members', s.members],
     ['dbSizeBytes', s.dbSizeBytes],
+    ['stateSizeBytes', s.stateSizeBytes],
+    ['quotaBytes', s.quotaBytes],
+    ['alarms', s.alarms?.map((a) => `${a.alarm}:${a.memberId}`).join(',') || 'none'],
     ['version', s.version],
   ]);
 }
@@ -633,6 +636,49 @@ function buildProgram(): Command {
               ['revision', res.revision],
               ['compactRevision', res.compactRevision],
             ]),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  const alarm = program
+    .command('alarm')
+    .description("list and disarm the cluster's alarms (nospace: the space quota is exceeded)");
+
+  alarm
+    .command('list')
+    .description('list the active alarms (exit 0 also when there are none)')
+    .action((_o, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.alarms();
+        if (format === 'json') printJson(res);
+        else if (res.alarms.length === 0) print('no active alarms');
+        else
+          print(
+            table(
+              ['MEMBER-ID', 'ALARM'],
+              res.alarms.map((a) => [a.memberId, a.alarm]),
+            ),
+          );
+        return EXIT_OK;
+      }),
+    );
+
+  alarm
+    .command('disarm')
+    .description(
+      "clear the nospace alarms (every member's, or one with --member); a member still over its quota raises it again",
+    )
+    .option('--member <member-id>', "only this member's alarm")
+    .action((o: { member?: string }, cmd: Command) =>
+      run(cmd, async (client, format) => {
+        const res = await client.disarmAlarms(o.member === undefined ? {} : { memberId: o.member });
+        if (format === 'json') printJson(res);
+        else
+          print(
+            res.disarmed.length === 0
+              ? 'no alarm to disarm'
+              : `disarmed ${res.disarmed.map((a) => `${a.alarm} of ${a.memberId}`).join(', ')}`,
           );
         return EXIT_OK;
       }),

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 /**
  * raftkv — the server. Parses flags (each also an environment variable
  * RAFTKV_<FLAG>), starts one node, stops gracefully on SIGTERM/SIGINT.
@@ -17,7 +21,14 @@ import {
   EXIT_REMOVED,
   EXIT_UPGRADE_NEEDED,
 } from '../src/server/exit-codes.js';
-import { DEFAULT_HEAP_GROWING_PERCENT, setHeapGrowingPercent } from '../src/server/heap-tuning.js';
+import {
+  cgroupMemoryLimit,
+  DEFAULT_HEAP_GROWING_PERCENT,
+  type HeapPlan,
+  parseByteSize,
+  planHeap,
+  setHeapGrowingPercent,
+} from '../src/server/heap-tuning.js';
 import { createLogger, LOG_FORMATS } from '../src/server/logger.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
@@ -50,6 +61,14 @@ const intArg = (flag: string) => (value: string) => {
   if (!Number.isSafeInteger(n) || n < 0)
     throw new InvalidArgumentError(`${flag} must be a non-negative integer, got "${value}"`);
   return n;
+};
+
+const byteSizeArg = (flag: string) => (value: string) => {
+  try {
+    return parseByteSize(value, flag);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 };
 
 const positiveIntArg = (flag: string) => (value: string) => {
@@ -266,6 +285,24 @@ program
   )
   .addOption(
     flag(
+      '--quota-bytes <size>',
+      'space quota: over it this member raises the nospace alarm and writes that grow the state get 507 (bytes, or with a unit: 512MiB, 2GiB; default: 30 % of the heap limit)',
+      'QUOTA_BYTES',
+      undefined,
+      byteSizeArg('--quota-bytes'),
+    ),
+  )
+  .addOption(
+    flag(
+      '--memory-limit <size>',
+      "memory this process may use: it sizes V8's heap to 75 % of it, re-executing itself once if needed (default: the cgroup's or machine's memory, which only ever lowers V8's default)",
+      'MEMORY_LIMIT',
+      undefined,
+      byteSizeArg('--memory-limit'),
+    ),
+  )
+  .addOption(
+    flag(
       '--heap-growing-percent <n>',
       "V8 old-generation headroom over the live heap before a major GC, % (0 = V8's default)",
       'HEAP_GROWING_PERCENT',
@@ -375,6 +412,7 @@ try {
     maxValueBytes: o.maxValueBytes,
     maxTxnOps: o.maxTxnOps,
     maxPendingProposals: o.maxPendingProposals,
+    quotaBytes: o.quotaBytes ?? 0,
     logLevel: o.logLevel,
     logFormat: o.logFormat,
     clientCertFile: o.clientCertFile,
@@ -398,6 +436,33 @@ const log = createLogger({
   format: o.logFormat,
   ...(restoring ? { destination: process.stderr } : {}),
 });
+
+// The heap: V8's old-space limit is fixed at startup, so a process whose limit is not the one
+// its memory calls for runs itself again, once, with --max-old-space-size (heap-tuning.ts).
+const HEAP_CHILD_ENV = 'RAFTKV_HEAP_CHILD';
+if (process.env[HEAP_CHILD_ENV] === '1') {
+  // The parent forwards signals; if it dies (SIGKILL) this one must not outlive it holding the
+  // data dir's lock: the IPC channel closes, and the process exits at once.
+  process.on('disconnect', () => process.exit(EXIT_FAILURE));
+  process.channel?.unref();
+} else if (!restoring) {
+  const plan: HeapPlan = planHeap({
+    memoryLimitBytes: o.memoryLimit,
+    cgroupLimitBytes: cgroupMemoryLimit((path) => {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        return undefined;
+      }
+    }),
+    totalMemoryBytes: totalmem(),
+    heapSizeLimitBytes: getHeapStatistics().heap_size_limit,
+    execArgv: process.execArgv,
+    nodeOptions: process.env.NODE_OPTIONS,
+  });
+  if (plan.reexec) await runWithHeap(plan);
+  log.debug({ heap: plan }, `heap: ${plan.reason}`);
+}
 
 // --discovery-srv: on a first start, the founders from DNS stand for --initial-cluster
 // (for a restore too, which founds a cluster the same way).
@@ -451,6 +516,8 @@ try {
       process.exit(EXIT_UPGRADE_NEEDED);
     }
     logStop(log, 'fatal', { err, exitCode: EXIT_FAILURE });
+    // A failed disk write (a full disk, a disk error) is the operator's to fix: say it on stderr too.
+    if (err instanceof StorageError) console.error(`raftkv: ${err.message}`);
     process.exit(EXIT_FAILURE);
   });
   // Removed from the cluster: nothing left to serve. Stop (answering what is in flight), then exit.
@@ -508,4 +575,39 @@ try {
   console.error(`raftkv: ${known ? '' : 'failed to start: '}${(err as Error).message ?? err}`);
   if (!known && (o.logLevel === 'debug' || o.logLevel === 'trace')) console.error(err);
   process.exit(err instanceof MemberRemovedError ? EXIT_REMOVED : EXIT_FAILURE);
+}
+
+/** Runs this command again with the planned old space; exits with its exit code. */
+async function runWithHeap(plan: HeapPlan): Promise<never> {
+  log.info(
+    {
+      event: 'heap_sized',
+      memoryBytes: plan.memoryBytes,
+      source: plan.source,
+      maxOldSpaceSizeMiB: plan.oldSpaceMiB,
+    },
+    `sizing the heap from ${plan.source} (${plan.memoryBytes} bytes): running again with --max-old-space-size=${plan.oldSpaceMiB}`,
+  );
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, `--max-old-space-size=${plan.oldSpaceMiB}`, ...process.argv.slice(1)],
+    {
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, [HEAP_CHILD_ENV]: '1' },
+    },
+  );
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
+    process.on(signal, () => child.kill(signal));
+  return new Promise<never>(() => {
+    child.on('exit', (code, signal) => {
+      if (code !== null) process.exit(code);
+      // Killed by a signal: die of the same one, so the caller sees what the child saw.
+      process.removeAllListeners(signal ?? 'SIGTERM');
+      process.kill(process.pid, signal ?? 'SIGTERM');
+    });
+    child.on('error', (err) => {
+      console.error(`raftkv: could not run again with a sized heap: ${err.message}`);
+      process.exit(EXIT_FAILURE);
+    });
+  });
 }

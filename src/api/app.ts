@@ -8,6 +8,7 @@ import { ServerError } from '../server/errors.js';
 import { installAccessControl } from './access.js';
 import { ClientConnections } from './client-connections.js';
 import { ApiError, sendError, statusOfCode, wireCode } from './errors.js';
+import { alarmRoutes } from './routes/alarms.js';
 import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { electionRoutes } from './routes/elections.js';
@@ -136,6 +137,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(electionRoutes(service));
   app.register(clusterRoutes(service));
   app.register(syncRoutes(service));
+  app.register(alarmRoutes(service));
   return app;
 }
 

@@ -15,9 +15,6 @@ type ApiStatus = 400 | 401 | 403 | 404 | 409 | 410 | 413 | 429 | 503 | 504 | 507
  * compiler in wireCode() below, the one place they cross into HTTP: a code
  * added there that is neither in this table nor mapped explicitly fails to
  * compile instead of answering 500.
- *
- * Not here yet: `quota_exceeded` (507), which nothing produces until the space
- * quota is built; add it with the code that raises it.
  */
 export const statusOfCode = {
   /** Malformed or invalid request (body, query, path, header); never applied. */
@@ -62,6 +59,8 @@ export const statusOfCode = {
   unavailable: 503,
   /** Proposed, but no answer in time: the outcome is unknown. */
   timeout: 504,
+  /** A nospace alarm is active (the space quota): writes that grow the state are not applied. */
+  quota_exceeded: 507,
 } as const satisfies Record<string, ApiStatus>;
 
 /** A code the client API may answer with; anything else is a compile error at sendError. */

@@ -106,6 +106,15 @@ export interface ApiService {
   ): Promise<{ ok: true; revision: number } | { ok: false; code: KvErrorCode; message: string }>;
 
   status(): Promise<StatusView>;
+  /** GET /v1/alarms: the active alarms, after a linearizable read barrier. */
+  alarms(signal: AbortSignal): Promise<{ alarms: AlarmView[]; revision: number }>;
+  /** POST /v1/alarms/disarm: clears nospace alarms (of one member, or all); returns those cleared. */
+  disarmAlarms(
+    memberId: string | undefined,
+    opts: WriteOptions,
+  ): Promise<
+    { ok: true; disarmed: AlarmView[]; alarms: AlarmView[]; revision: number } | ErrorResult
+  >;
   members(): Promise<MembersView>;
   /** A backup of the state machine after a linearizable read barrier (GET /v1/snapshot). */
   backup(
@@ -256,6 +265,21 @@ export interface StatusView {
   version: string;
   /** The lowest of the members' versions: what the cluster may use (an addition to API.md). */
   clusterVersion: string;
+  /** The replicated state's estimated heap size, which the space quota compares (an addition). */
+  stateSizeBytes: number;
+  /** This member's space quota (--quota-bytes, or its default from the heap; an addition). */
+  quotaBytes: number;
+  /** The active alarms, cluster-wide (an addition to API.md). */
+  alarms: AlarmView[];
+  /** V8's heap in use and its limit in this process (additions to API.md). */
+  heapUsedBytes: number;
+  heapLimitBytes: number;
+}
+
+/** An active alarm: `nospace` is raised by a member whose state outgrew its space quota. */
+export interface AlarmView {
+  memberId: string;
+  alarm: 'nospace';
 }
 
 export interface MemberView {

@@ -6,10 +6,12 @@ import { encodeKey, queryString } from './paths.js';
 import type { ClientTlsOptions } from './tls.js';
 import { type CallSpec, Transport } from './transport.js';
 import type {
+  AlarmsResponse,
   CampaignOptions,
   CompactResponse,
   DeleteOptions,
   DeleteResponse,
+  DisarmResponse,
   ElectionLeader,
   EndpointOptions,
   GetResponse,
@@ -220,6 +222,20 @@ export class Client {
    */
   async sync(options: WriteOptions = {}): Promise<{ revision: number }> {
     return this.write<{ revision: number }>('POST', '/v1/sync', {}, options);
+  }
+
+  /** The active alarms (GET /v1/alarms; root's when auth is on). */
+  async alarms(options: { signal?: AbortSignal } = {}): Promise<AlarmsResponse> {
+    return this.read<AlarmsResponse>('/v1/alarms', options, {});
+  }
+
+  /**
+   * Clears the nospace alarms, of `memberId` or of every member (POST
+   * /v1/alarms/disarm). A member still over its quota raises its alarm again.
+   */
+  async disarmAlarms(options: WriteOptions & { memberId?: string } = {}): Promise<DisarmResponse> {
+    const body = options.memberId === undefined ? {} : { memberId: options.memberId };
+    return this.write<DisarmResponse>('POST', '/v1/alarms/disarm', body, options);
   }
 
   /** Drops history before `revision`. */

@@ -188,6 +188,34 @@ export interface StatusResponse {
   version: string;
   /** The lowest raftkv version among the members: what the cluster may use. */
   clusterVersion: string;
+  /** The replicated state's estimated heap size, which the space quota compares. */
+  stateSizeBytes?: number;
+  /** This member's space quota. */
+  quotaBytes?: number;
+  /** The active alarms, cluster-wide. */
+  alarms?: Alarm[];
+  /** V8's heap in use and its limit on this member. */
+  heapUsedBytes?: number;
+  heapLimitBytes?: number;
+}
+
+/** An active alarm: `nospace` is raised by a member whose state outgrew its space quota. */
+export interface Alarm {
+  memberId: string;
+  alarm: 'nospace';
+}
+
+export interface AlarmsResponse {
+  alarms: Alarm[];
+  revision: number;
+}
+
+export interface DisarmResponse {
+  /** The alarms this call cleared. */
+  disarmed: Alarm[];
+  /** The alarms still active after it. */
+  alarms: Alarm[];
+  revision: number;
 }
 
 export interface Member {

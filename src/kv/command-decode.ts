@@ -1,3 +1,4 @@
+import { ALARM_MEMBER_ID, ALARM_TYPES, type AlarmType } from './alarms.js';
 import { AUTH_ACCESSES, AUTH_NAME_PATTERN, AUTH_RESOURCES, type Permission } from './auth.js';
 import type {
   Command,
@@ -212,6 +213,24 @@ function parseCommand(cmd: Record<string, unknown>): Command {
       return { type: 'authDisable' };
     case 'sync':
       return { type: 'sync' };
+    case 'alarm': {
+      if (cmd.action !== 'raise' && cmd.action !== 'clear')
+        throw new Malformed(`unknown alarm action ${String(cmd.action)}`);
+      if (!ALARM_TYPES.includes(cmd.alarm as AlarmType))
+        throw new Malformed(`unknown alarm ${String(cmd.alarm)}`);
+      const memberId = cmd.memberId;
+      if (
+        memberId !== undefined &&
+        (typeof memberId !== 'string' || !ALARM_MEMBER_ID.test(memberId))
+      )
+        throw new Malformed('memberId must be 1 to 128 printable ASCII characters without "/"');
+      if (memberId === undefined && cmd.action === 'raise')
+        throw new Malformed('raising an alarm needs the memberId');
+      return withOptional(
+        { type: 'alarm', action: cmd.action, alarm: cmd.alarm as AlarmType },
+        { memberId },
+      );
+    }
     default:
       if (typeof cmd.type === 'string') throw new Newer(`command type ${JSON.stringify(cmd.type)}`);
       throw new Malformed(`unknown command type ${JSON.stringify(cmd.type)}`);

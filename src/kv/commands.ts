@@ -1,3 +1,4 @@
+import type { AlarmType } from './alarms.js';
 import type { Permission } from './auth.js';
 import { utf8Encode } from './text.js';
 
@@ -39,6 +40,7 @@ export type Command =
   | LeaseKeepAliveCommand
   | LeaseCheckpointCommand
   | SyncCommand
+  | AlarmCommand
   | AuthCommand;
 
 /** Changes of the auth state (API.md "Security"); the API lets only root propose them. */
@@ -202,6 +204,19 @@ export interface LeaseCheckpointCommand {
  */
 export interface SyncCommand {
   readonly type: 'sync';
+}
+
+/**
+ * Raises or clears an alarm (alarms.ts). A member raises `nospace` for itself
+ * when its state outgrows its quota and clears it once back under; an
+ * operator's disarm clears without memberId (every member's) or one member's.
+ */
+export interface AlarmCommand {
+  readonly type: 'alarm';
+  readonly action: 'raise' | 'clear';
+  readonly alarm: AlarmType;
+  /** Required to raise; absent in a clear means every member's alarm of this type. */
+  readonly memberId?: string;
 }
 
 export function encodeCommand(envelope: CommandEnvelope): Uint8Array {

@@ -2,6 +2,7 @@ import { assert } from './errors.js';
 import type { MutationLog } from './mutations.js';
 import { dedupRecordKey } from './record-keys.js';
 import type { CommandResult } from './results.js';
+import { DEDUP_OVERHEAD_BYTES } from './state-size.js';
 import { utf8Decode } from './text.js';
 
 /** Must be the same on every replica: they decide what is forgotten. */
@@ -45,6 +46,8 @@ export function dedupKeyOf(idempotencyKey: string, user: string | undefined): st
 export class DedupTable {
   private readonly entries = new Map<string, DedupEntry>();
   private seq = 0;
+  /** Estimated heap bytes of the remembered results (state-size.ts), for the space quota. */
+  private bytes = 0;
 
   constructor(
     private readonly log: MutationLog,
@@ -55,6 +58,10 @@ export class DedupTable {
 
   get size(): number {
     return this.entries.size;
+  }
+
+  get sizeBytes(): number {
+    return this.bytes;
   }
 
   /** Sequence number of the next remembered result (persisted in the meta record). */
@@ -91,7 +98,9 @@ export class DedupTable {
       result,
     };
     this.entries.set(idempotencyKey, entry);
-    this.log.put(dedupRecordKey(idempotencyKey), encodeEntry(entry));
+    const text = encodeEntry(entry);
+    this.bytes += entryBytes(idempotencyKey, text);
+    this.log.put(dedupRecordKey(idempotencyKey), text);
     for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.options.entriesMax) break;
       this.forget(oldest);
@@ -123,15 +132,23 @@ export class DedupTable {
     for (const [key, entry] of entries) {
       assert(entry.seq < nextSeq, 'dedup: entry newer than the persisted sequence');
       table.entries.set(key, entry);
+      table.bytes += entryBytes(key, encodeEntry(entry));
     }
     table.seq = nextSeq;
     return table;
   }
 
   private forget(idempotencyKey: string): void {
+    const entry = this.entries.get(idempotencyKey);
+    if (entry !== undefined) this.bytes -= entryBytes(idempotencyKey, encodeEntry(entry));
     this.entries.delete(idempotencyKey);
     this.log.del(dedupRecordKey(idempotencyKey));
   }
+}
+
+/** The same for an entry remembered here or loaded: its JSON text is the same. */
+function entryBytes(idempotencyKey: string, text: string): number {
+  return idempotencyKey.length + text.length + DEDUP_OVERHEAD_BYTES;
 }
 
 function encodeEntry(entry: DedupEntry): string {

@@ -13,6 +13,7 @@ export type KvErrorCode =
   | 'role_not_found'
   | 'unauthenticated' // a request without credentials that applied after auth was enabled
   | 'permission_denied' // the request's user lacks the permission (checked again at apply)
+  | 'quota_exceeded' // a nospace alarm is active: commands that grow the state are refused
   | 'compacted' // the requested revision is before the compaction point
   | 'future_revision'; // the requested revision is after the current one
 

@@ -2,6 +2,7 @@
  * src/kv: the replicated, deterministic key-value state machine (MVCC store,
  * txns, leases, dedup, watches). Pure: no I/O, timers, clock or randomness.
  */
+export { ALARM_TYPES, type Alarm, type AlarmType } from './alarms.js';
 export {
   type AccessNeed,
   AUTH_ACCESSES,
@@ -17,6 +18,7 @@ export {
 } from './auth.js';
 export { type DecodeResult, decodeCommand } from './command-decode.js';
 export type {
+  AlarmCommand,
   AuthCommand,
   Command,
   CommandEnvelope,
@@ -52,6 +54,7 @@ export {
   VERSION_RECORD_PREFIX,
 } from './record-keys.js';
 export type {
+  AlarmResult,
   ApplyResult,
   AuthResult,
   ChangesResult,

@@ -12,6 +12,7 @@ import { hex } from './text.js';
  *   d/<idempotencyKey>            one remembered command result (user-scoped: <user>\0<key>)
  *   a/meta                        auth: enabled flag, auth revision, token-signing key
  *   a/u/<name>                    one user;  a/r/<name>  one role
+ *   q/<memberId>/<type>           one active alarm (alarms.ts; q for quota)
  */
 export const META_RECORD_KEY = 'm/meta';
 export const VERSION_RECORD_PREFIX = 'k/';
@@ -20,6 +21,7 @@ export const DEDUP_RECORD_PREFIX = 'd/';
 export const AUTH_META_RECORD_KEY = 'a/meta';
 export const AUTH_USER_RECORD_PREFIX = 'a/u/';
 export const AUTH_ROLE_RECORD_PREFIX = 'a/r/';
+export const ALARM_RECORD_PREFIX = 'q/';
 
 export function versionRecordKey(revision: number, sub: number): string {
   return `${VERSION_RECORD_PREFIX}${hex(revision, 16)}/${hex(sub, 8)}`;
@@ -47,4 +49,8 @@ export function authUserRecordKey(name: string): string {
 
 export function authRoleRecordKey(name: string): string {
   return AUTH_ROLE_RECORD_PREFIX + name;
+}
+
+export function alarmRecordKey(memberId: string, alarm: string): string {
+  return `${ALARM_RECORD_PREFIX}${memberId}/${alarm}`;
 }

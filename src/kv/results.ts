@@ -1,3 +1,4 @@
+import type { Alarm } from './alarms.js';
 import type { AuthRole } from './auth.js';
 import type { KvErrorCode } from './errors.js';
 import type { KeyValue, RevisionChange } from './mvcc/key-value.js';
@@ -143,6 +144,16 @@ export interface SyncResult {
   readonly revision: number;
 }
 
+/** An alarm raised or cleared: what changed, and every alarm active after the command. */
+export interface AlarmResult {
+  readonly ok: true;
+  readonly op: 'alarm';
+  readonly revision: number;
+  /** The alarms this command raised or cleared (empty: it changed nothing). */
+  readonly changed: readonly Alarm[];
+  readonly alarms: readonly Alarm[];
+}
+
 export type CommandResult =
   | PutResult
   | DeleteResult
@@ -154,6 +165,7 @@ export type CommandResult =
   | LeaseCheckpointResult
   | NoopResult
   | SyncResult
+  | AlarmResult
   | AuthResult
   | ErrorResult;
 

@@ -1,7 +1,9 @@
 import { accessNeedsOf } from './access-needs.js';
+import { type Alarm, AlarmTable } from './alarms.js';
 import { type AuthRole, AuthTable, type AuthUser, ROOT_ROLE, ROOT_USER } from './auth.js';
 import { decodeCommand } from './command-decode.js';
 import {
+  type AlarmCommand,
   type AuthCommand,
   type Command,
   type CompactCommand,
@@ -31,6 +33,7 @@ import {
 import type { StoredVersion } from './mvcc/stored-version.js';
 import { decodeVersionRecord, encodeVersionRecord } from './mvcc/version-record.js';
 import {
+  ALARM_RECORD_PREFIX,
   AUTH_META_RECORD_KEY,
   AUTH_ROLE_RECORD_PREFIX,
   AUTH_USER_RECORD_PREFIX,
@@ -53,6 +56,7 @@ import {
   type TxnOpResult,
 } from './results.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-codec.js';
+import { LEASE_BYTES, RECORD_OVERHEAD_BYTES } from './state-size.js';
 import { utf8Decode, utf8Encode } from './text.js';
 import { branchConflict, compareHolds } from './txn.js';
 import { WatchHub } from './watch-hub.js';
@@ -122,6 +126,9 @@ export class KvStateMachine {
   private leaseTable: LeaseTable;
   private dedup: DedupTable;
   private authTable: AuthTable;
+  private alarmTable: AlarmTable;
+  /** The auth records' share of sizeBytes, recounted when auth changes (rarely). */
+  private authBytes = 0;
   private applied = 0;
   private clock = 0;
   /** The meta record as last persisted, to write it only when it changes. */
@@ -141,6 +148,7 @@ export class KvStateMachine {
     this.leaseTable = new LeaseTable(this.log);
     this.dedup = new DedupTable(this.log, this.dedupOptions);
     this.authTable = new AuthTable(this.log);
+    this.alarmTable = new AlarmTable(this.log);
     this.persistedMeta = JSON.stringify(this.meta());
   }
 
@@ -165,6 +173,26 @@ export class KvStateMachine {
   /** What the last MVCC compaction applied by this instance removed; undefined if none. */
   get lastCompaction(): CompactionReport | undefined {
     return this.compaction;
+  }
+
+  /**
+   * The estimated heap bytes of the replicated state (state-size.ts): history,
+   * leases, remembered results, auth and alarms. A running sum kept on apply,
+   * equal on every replica at the same applied index; the space quota compares it.
+   */
+  get sizeBytes(): number {
+    return (
+      this.store.sizeBytes +
+      this.leaseTable.size * LEASE_BYTES +
+      this.dedup.sizeBytes +
+      this.authBytes +
+      this.alarmTable.size * RECORD_OVERHEAD_BYTES
+    );
+  }
+
+  /** The active alarms, ordered by member id. */
+  alarms(): Alarm[] {
+    return this.alarmTable.all();
   }
 
   stats(): KvStats {
@@ -217,7 +245,7 @@ export class KvStateMachine {
     } else {
       // A user's command is checked again against the auth state at this entry: the API
       // checked an earlier state, and permissions may have been taken away since.
-      const refusal =
+      let refusal =
         user !== undefined
           ? this.refusal(user, cmd)
           : anonymous && this.authTable.enabled
@@ -227,6 +255,7 @@ export class KvStateMachine {
               )
             : undefined;
       // A refusal applied nothing: it is not remembered, so a retry once permitted can apply.
+      refusal ??= this.quotaRefusal(cmd);
       result = refusal ?? this.execute(cmd);
       if (dedupKey !== undefined && refusal === undefined)
         this.dedup.remember(dedupKey, this.clock, requestDigest, result);
@@ -268,6 +297,26 @@ export class KvStateMachine {
     return undefined;
   }
 
+  /**
+   * quota_exceeded while a nospace alarm is active, for the commands that grow
+   * the state (etcd's rule): puts, txns with a put in either branch, lease
+   * grants. Reads, deletes, compaction, lease revokes and keepalives, auth and
+   * alarms go on, so space can be freed and the alarm cleared.
+   */
+  private quotaRefusal(cmd: Command): ErrorResult | undefined {
+    if (!this.alarmTable.any('nospace') || !growsState(cmd)) return undefined;
+    const members = this.alarmTable
+      .all()
+      .filter((a) => a.alarm === 'nospace')
+      .map((a) => a.memberId);
+    return this.error(
+      'quota_exceeded',
+      `the space quota is exceeded (alarm nospace of member ${members.join(', ')}): writes that ` +
+        'grow the state are refused until space is freed (delete keys, compact, revoke leases); ' +
+        'nothing was applied',
+    );
+  }
+
   private execute(cmd: Command): CommandResult {
     const exceeded = exceededLimit(cmd, this.limits);
     if (exceeded !== undefined) return this.error('too_large', exceeded);
@@ -290,9 +339,39 @@ export class KvStateMachine {
         return this.leaseCheckpoint(cmd);
       case 'sync':
         return { ok: true, op: 'sync', revision: this.store.revision };
-      default:
-        return this.applyAuth(cmd);
+      case 'alarm':
+        return this.alarm(cmd);
+      default: {
+        const result = this.applyAuth(cmd);
+        this.authBytes = this.countAuthBytes();
+        return result;
+      }
     }
+  }
+
+  private alarm(cmd: AlarmCommand): CommandResult {
+    let changed: Alarm[];
+    if (cmd.action === 'raise') {
+      // The decoder makes sure a raise names its member.
+      const memberId = cmd.memberId as string;
+      changed = this.alarmTable.raise(memberId, cmd.alarm) ? [{ memberId, alarm: cmd.alarm }] : [];
+    } else {
+      changed = this.alarmTable.clear(cmd.alarm, cmd.memberId);
+    }
+    return {
+      ok: true,
+      op: 'alarm',
+      revision: this.store.revision,
+      changed,
+      alarms: this.alarmTable.all(),
+    };
+  }
+
+  private countAuthBytes(): number {
+    let bytes = 0;
+    for (const [key, text] of this.authTable.records())
+      bytes += key.length + text.length + RECORD_OVERHEAD_BYTES;
+    return bytes;
   }
 
   /** Users, roles and the enabled flag. The API checks that the proposer is root. */
@@ -568,7 +647,8 @@ export class KvStateMachine {
       | 'user_not_found'
       | 'role_not_found'
       | 'permission_denied'
-      | 'unauthenticated',
+      | 'unauthenticated'
+      | 'quota_exceeded',
     message: string,
   ) {
     return errorResult(code, message, this.store.revision);
@@ -654,6 +734,7 @@ export class KvStateMachine {
     yield* this.leaseTable.records();
     yield* this.dedup.records();
     yield* this.authTable.records();
+    yield* this.alarmTable.records();
   }
 
   /**
@@ -687,6 +768,7 @@ export class KvStateMachine {
     let authMeta: Uint8Array | undefined;
     const authUsers: Uint8Array[] = [];
     const authRoles: Uint8Array[] = [];
+    const alarmValues: Uint8Array[] = [];
     for (const [key, value] of records) {
       if (key === META_RECORD_KEY) {
         meta = decodeMeta(value);
@@ -704,6 +786,8 @@ export class KvStateMachine {
         authUsers.push(value);
       } else if (key.startsWith(AUTH_ROLE_RECORD_PREFIX)) {
         authRoles.push(value);
+      } else if (key.startsWith(ALARM_RECORD_PREFIX)) {
+        alarmValues.push(value);
       } else {
         throw new KvInvariantError(`load: unknown record ${JSON.stringify(key)}`);
       }
@@ -723,6 +807,8 @@ export class KvStateMachine {
       meta.dedupSeq,
     );
     machine.authTable = AuthTable.fromRecords(machine.log, authMeta, authUsers, authRoles);
+    machine.authBytes = machine.countAuthBytes();
+    machine.alarmTable = AlarmTable.fromRecords(machine.log, alarmValues);
     for (const leaseId of machine.store.attachedLeases()) {
       assert(machine.leaseTable.has(leaseId), `load: keys attached to missing lease ${leaseId}`);
     }
@@ -746,6 +832,19 @@ export class KvStateMachine {
     if (meta === this.persistedMeta) return;
     this.persistedMeta = meta;
     this.log.put(META_RECORD_KEY, meta);
+  }
+}
+
+/** Whether a command can add to the state (what a nospace alarm refuses). */
+function growsState(cmd: Command): boolean {
+  switch (cmd.type) {
+    case 'put':
+    case 'leaseGrant':
+      return true;
+    case 'txn':
+      return cmd.success.some((op) => op.op === 'put') || cmd.failure.some((op) => op.op === 'put');
+    default:
+      return false;
   }
 }
 

@@ -51,6 +51,8 @@ export const COMMAND_INTRODUCED_IN: Readonly<
   authDisable: '0.1.0',
   memberAttributes: '0.1.0',
   sync: '0.2.0',
+  // Added before 0.1.0 shipped (every 0.1.0 build knows it): the space quota's alarm.
+  alarm: '0.1.0',
 };
 
 const SERVER_COMMAND_TYPES: ReadonlySet<string> = new Set<ServerCommand['type']>([

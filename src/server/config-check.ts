@@ -89,6 +89,7 @@ export function checkConfig(config: NodeConfig, advertisePeerUrlGiven: boolean):
   atLeast(config.maxTxnOps, 1, '--max-txn-ops');
   atLeast(config.maxPendingProposals, 1, '--max-pending-proposals');
   atLeast(config.maxPendingProposalBytes, 1, 'maxPendingProposalBytes');
+  atLeast(config.quotaBytes, 0, '--quota-bytes');
   return checkOwnEntry(config, peer, advertisePeerUrlGiven);
 }
 

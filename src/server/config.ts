@@ -34,6 +34,11 @@ export interface NodeConfig {
   maxPendingProposals: number;
   /** Bytes of proposals waiting before new writes get 429. */
   maxPendingProposalBytes: number;
+  /**
+   * The space quota (README "Space quota"): state size in bytes above which this
+   * member raises the nospace alarm. 0 = a share of the heap the node runs with.
+   */
+  quotaBytes: number;
   /** Lifetime of the tokens POST /v1/auth/token issues. */
   authTokenTtlSeconds: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -81,6 +86,7 @@ export const defaultConfig: Omit<NodeConfig, 'initialCluster'> = {
   maxTxnOps: 128,
   maxPendingProposals: 10_000,
   maxPendingProposalBytes: 64 * 1024 * 1024,
+  quotaBytes: 0,
   authTokenTtlSeconds: 300,
   logLevel: 'info',
   logFormat: 'json',

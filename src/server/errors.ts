@@ -10,6 +10,7 @@ export type ServerErrorCode =
   | 'not_leader' // the caller should forward to the leader
   | 'invalid_request'
   | 'member_not_found'
+  | 'quota_exceeded' // a nospace alarm refused a write that grows the state (507, nothing applied)
   | 'cluster_version_too_old'; // a command the cluster version does not have yet (never proposed)
 
 export class ServerError extends Error {

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { getHeapStatistics } from 'node:v8';
 import type { Permission } from '../kv/auth.js';
-import type { Command, Compare, TxnOp } from '../kv/commands.js';
+import type { AlarmCommand, Command, Compare, TxnOp } from '../kv/commands.js';
 import type {
+  AlarmResult,
   AuthDeleteResult,
   AuthEnabledResult,
   AuthRolePutResult,
@@ -178,8 +180,40 @@ export class KvService {
     return this.node.watch(req, sink);
   }
 
-  status() {
-    return this.node.status();
+  async status() {
+    const heap = getHeapStatistics();
+    return {
+      ...(await this.node.status()),
+      // The space quota (additions to API.md): the state's estimated size, the quota, the
+      // active alarms, and the heap the state lives in.
+      stateSizeBytes: this.node.store.sizeBytes,
+      quotaBytes: this.node.quota.quotaBytes,
+      alarms: this.node.store.alarms(),
+      heapUsedBytes: heap.used_heap_size,
+      heapLimitBytes: heap.heap_size_limit,
+    };
+  }
+
+  async alarms(signal: AbortSignal) {
+    await this.node.readBarrier({ consistency: 'linearizable', signal });
+    return { alarms: this.node.store.alarms(), revision: this.node.store.revision };
+  }
+
+  async disarmAlarms(memberId: string | undefined, opts: WriteOpts) {
+    const cmd: AlarmCommand = {
+      type: 'alarm',
+      action: 'clear',
+      alarm: 'nospace',
+      ...(memberId === undefined ? {} : { memberId }),
+    };
+    const result = await this.command<AlarmResult>(cmd, opts, 'alarm');
+    if (!result.ok) return result;
+    return {
+      ok: true as const,
+      disarmed: [...result.changed],
+      alarms: [...result.alarms],
+      revision: result.revision,
+    };
   }
 
   async members() {

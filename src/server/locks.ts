@@ -44,6 +44,7 @@ export class KeyQueue {
     if (!joined.ok) {
       if (joined.code === 'lease_not_found')
         return { ok: false, code: 'lease_not_found', message: joined.message };
+      if (joined.code === 'quota_exceeded') throw new ServerError('quota_exceeded', joined.message);
       throw new ServerError('invalid_request', joined.message);
     }
     if (joined.op !== 'txn')

@@ -45,6 +45,7 @@ import { NodeMetrics } from './metrics.js';
 import { NodeCore } from './node-core.js';
 import { listenErrorMessage } from './port-check.js';
 import { systemClock } from './ports.js';
+import { attachQuotaKeeper, type QuotaKeeper } from './quota-keeper.js';
 import { encodeServerCommand, type ServerCommand } from './server-commands.js';
 import { GracefulShutdown, type ShutdownOutcome } from './shutdown.js';
 import { attachSnapshotPolicy } from './snapshot-policy.js';
@@ -110,6 +111,8 @@ export class RaftKvNode {
   /** Lifecycle events as log lines (event-log.ts). */
   private readonly events: NodeEventLog;
   private readonly leaseKeeper: LeaseKeeper;
+  /** The space quota: raises and clears this member's nospace alarm (quota-keeper.ts). */
+  readonly quota: QuotaKeeper;
   /** The graceful stop: handoff, drain (see shutdown.ts). */
   private readonly shutdown: GracefulShutdown;
   /** The smallest TTL granted (etcd's rule: 1.5 election timeouts), in seconds. */
@@ -259,6 +262,11 @@ export class RaftKvNode {
       electionTimeoutMs,
       heartbeatMs: config.tickMs * config.heartbeatTicks,
       drainLimitMs: config.requestTimeoutMs,
+    });
+    this.quota = attachQuotaKeeper(this.core, {
+      quotaBytes: config.quotaBytes,
+      propose: (cmd) => this.write(cmd),
+      log,
     });
     attachAutoCompaction(this.core, {
       retentionHours: config.autoCompactionRetentionHours,

@@ -60,7 +60,7 @@ export class Watches {
       done: false,
     };
     const cancel = () => this.finish(stream);
-    if (start <= kv.compactRevision) {
+    if (start < kv.compactRevision) {
       queueMicrotask(() => {
         sink.compacted(kv.compactRevision);
         this.finish(stream);

@@ -90,14 +90,72 @@ export function lockedError(dataDir: string, cause: unknown): StorageError {
   );
 }
 
-export function ioError(dataDir: string, doing: string, cause: unknown): StorageError {
-  return new StorageError(
-    'io',
-    dataDir,
-    `${doing} in data dir ${dataDir} failed (${errorDetail(cause)}): check that the disk is not full, ` +
-      'that the directory is writable by this user, and restart the node',
-    cause,
-  );
+/** The failures of the file system that get advice of their own (see ioError). */
+export type IoErrno = 'ENOSPC' | 'EDQUOT' | 'EIO' | 'EROFS' | 'EACCES' | 'EPERM';
+
+// LevelDB reports the C library's strerror text, not the errno name.
+const ERRNO_TEXT: readonly [IoErrno, RegExp][] = [
+  ['ENOSPC', /No space left on device/i],
+  ['EDQUOT', /Disk quota exceeded/i],
+  ['EIO', /Input\/output error/i],
+  ['EROFS', /Read-only file system/i],
+  ['EACCES', /Permission denied/i],
+  ['EPERM', /Operation not permitted/i],
+];
+
+/** Which failure of the file system `err` (or one of its causes) is, if a known one. */
+export function ioErrno(err: unknown): IoErrno | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; depth++, e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const known = ERRNO_TEXT.find(([name]) => name === code);
+    if (known) return known[0];
+  }
+  const detail = errorDetail(err);
+  return ERRNO_TEXT.find(([, text]) => text.test(detail))?.[0];
+}
+
+/** A StorageError 'io' whose `errno` says which failure of the file system it was, if known. */
+export class StorageIoError extends StorageError {
+  readonly errno: IoErrno | undefined;
+
+  constructor(dataDir: string, message: string, errno: IoErrno | undefined, cause: unknown) {
+    super('io', dataDir, message, cause);
+    this.errno = errno;
+  }
+}
+
+/**
+ * A read or write of the data dir failed. A full disk (or quota) and a disk
+ * error are said plainly, with what to do; a member whose write failed stops
+ * (fail-stop), so the message also says why it does.
+ */
+export function ioError(dataDir: string, doing: string, cause: unknown): StorageIoError {
+  const errno = ioErrno(cause);
+  const failed = `${doing} in data dir ${dataDir} failed (${errorDetail(cause)})`;
+  const stops = 'the member stops so that it never acknowledges a write it could not store';
+  let message: string;
+  if (errno === 'ENOSPC' || errno === 'EDQUOT') {
+    message =
+      `disk full: ${failed}: free space in ${dataDir} (or raise the quota), or move the data ` +
+      `dir to a larger disk, then start the member again; ${stops}`;
+  } else if (errno === 'EIO') {
+    message =
+      `disk error: ${failed}: check the disk (the kernel log, dmesg; SMART); if it is failing, ` +
+      `remove this member and add it back with an empty data dir on another disk; ${stops}`;
+  } else if (errno === 'EROFS') {
+    message =
+      `read-only file system: ${failed}: the file system under ${dataDir} is mounted read-only ` +
+      `(the kernel may have remounted it after disk errors: check dmesg); ${stops}`;
+  } else if (errno === 'EACCES' || errno === 'EPERM') {
+    message =
+      `permission denied: ${failed}: make ${dataDir} and its files writable by the user ` +
+      'raftkv runs as, then start the member again';
+  } else {
+    message =
+      `${failed}: check that the disk is not full, that the directory is writable by this ` +
+      'user, and restart the node';
+  }
+  return new StorageIoError(dataDir, message, errno, cause);
 }
 
 /** The messages of an error and its causes: level wraps the LevelDB status in `cause`. */

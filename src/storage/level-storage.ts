@@ -116,6 +116,12 @@ export class LevelRaftStorage implements RaftStorage {
   private removedMemberIds: Set<string>;
   /** The last queued write; the next one starts after it settles. */
   private writeTail: Promise<unknown> = Promise.resolve();
+  /**
+   * The first failed disk write. Every later write is refused with it
+   * (fail-stop, as etcd does): after a failed write or fsync nobody knows what
+   * of it reached the disk, and LevelDB itself refuses writes after one anyway.
+   */
+  private failure: StorageError | undefined;
   private closed = false;
 
   private constructor(
@@ -499,7 +505,7 @@ export class LevelRaftStorage implements RaftStorage {
         try {
           await this.sub.log.clear({ lte: encodeLogKey(compactIndex) });
         } catch (err) {
-          throw ioError(this.dataDir, 'compacting the log', err);
+          throw this.writeFailed('compacting the log', err);
         }
       }
       this.cache.createSnapshot(snapshotIndex, meta.confState);
@@ -577,7 +583,10 @@ export class LevelRaftStorage implements RaftStorage {
     await this.db.close();
   }
 
-  /** Runs writes one at a time in call order; a failed write does not block the next. */
+  /**
+   * Runs writes one at a time in call order. A refused write (a failed check)
+   * does not block the next; a failed disk write fails every write after it.
+   */
   private serialize<T>(write: () => Promise<T>, needsIdentity = true): Promise<T> {
     if (this.closed) {
       return Promise.reject(new RaftError('invariant', 'storage used after close()'));
@@ -586,7 +595,8 @@ export class LevelRaftStorage implements RaftStorage {
     if (needsIdentity && this.ident === undefined) {
       return Promise.reject(new RaftError('invariant', 'initialize() the storage before writing'));
     }
-    const run = this.writeTail.then(write, write);
+    const guarded = () => (this.failure ? Promise.reject(this.failure) : write());
+    const run = this.writeTail.then(guarded, guarded);
     this.writeTail = run.catch(() => undefined);
     return run;
   }
@@ -595,8 +605,20 @@ export class LevelRaftStorage implements RaftStorage {
     try {
       await batch.write({ sync });
     } catch (err) {
-      throw ioError(this.dataDir, doing, err);
+      throw this.writeFailed(doing, err);
     }
+  }
+
+  /** Records the first failed disk write (see `failure`) and returns the error to throw. */
+  private writeFailed(doing: string, err: unknown): StorageError {
+    const failure = ioError(this.dataDir, doing, err);
+    this.failure ??= failure;
+    return failure;
+  }
+
+  /** The failed disk write that stopped this storage, if one did. */
+  writeFailure(): StorageError | undefined {
+    return this.failure;
   }
 
   /** The state machine may only reflect committed entries (`commit`: the one written with it). */

@@ -223,6 +223,51 @@ t.test('a start below the compaction point: compacted event, then the stream end
   t.equal(live!.data.revision, d.body.revision, 'a start after the compaction point works');
 });
 
+t.test('a watch from the compaction revision replays it, deletes included', async (t) => {
+  const app = n.app;
+  // API.md: POST /v1/compact {"revision": N} drops the history BEFORE N.
+  await put('w10/a', 'a1');
+  await put('w10/b', 'b1');
+  const d = await del('w10/', '?prefix=true');
+  t.equal(d.body.deleted, 2);
+  const at = d.body.revision as number;
+  const compact = await inject(app, 'POST', '/v1/compact', { body: { revision: at } });
+  t.equal(compact.status, 200);
+
+  const expected = [
+    { type: 'delete', key: 'w10/a', prev: 'a1' },
+    { type: 'delete', key: 'w10/b', prev: 'b1' },
+  ];
+  const seen = (e: SseEvent | undefined) =>
+    (
+      (e?.data.events ?? []) as { type: string; kv: { key: string }; prevKv?: { value: string } }[]
+    ).map((x) => ({ type: x.type, key: x.kv.key, prev: x.prevKv?.value }));
+  const s = await watch(`/v1/watch/w10/?prefix=true&fromRevision=${at}&prevKv=true`);
+  const [e] = await s.changes(1);
+  t.equal(e?.event, 'change');
+  t.equal(e?.data.revision, at, `revision ${at} replayed`);
+  t.strictSame(seen(e), expected, 'both deletes, with the values they deleted');
+
+  const resumed = await watch('/v1/watch/w10/?prefix=true&prevKv=true', {
+    'last-event-id': String(at - 1),
+  });
+  const [r] = await resumed.changes(1);
+  t.strictSame([r?.data.revision, seen(r)], [at, expected], 'Last-Event-ID N−1 resumes at N');
+
+  const one = await watch(`/v1/watch/w10/a?fromRevision=${at}`);
+  const [o] = await one.changes(1);
+  t.strictSame([o?.data.revision, o?.data.events[0].type], [at, 'delete'], 'one key too');
+
+  const atN = await inject(app, 'GET', kvPath('w10/a', `?revision=${at}`));
+  assertError(t, atN, 404, 'key_not_found', 'a read at N sees the key deleted');
+  const range = await inject(app, 'GET', `/v1/kv?prefix=w10/&revision=${at}`);
+  t.strictSame([range.status, range.body.kvs], [200, []], 'a range at N works');
+  const before = await inject(app, 'GET', kvPath('w10/a', `?revision=${at - 1}`));
+  assertError(t, before, 410, 'compacted', 'a read at N−1 is compacted');
+  const old = await watch(`/v1/watch/w10/?prefix=true&fromRevision=${at - 1}`);
+  t.equal((await old.next())?.event, 'compacted', 'a watch from N−1 is compacted');
+});
+
 t.test('a client that goes away releases its watch on the server', async (t) => {
   const watchers = () => n.cluster.nodes[0]!.node.store.stats().watchers;
   const before = watchers();

@@ -42,8 +42,10 @@ export type Outcome =
 export const CLIENT_TIMEOUT_MS = 5_000;
 
 function errorCode(err: unknown): string {
-  const e = err as { name?: string; code?: string; cause?: { code?: string; name?: string } };
-  return e.cause?.code ?? e.code ?? e.cause?.name ?? e.name ?? 'error';
+  const e = err as { name?: unknown; code?: unknown; cause?: { code?: unknown; name?: unknown } };
+  // The first string: a client-side timeout is a DOMException whose `code` is the number 23.
+  const found = [e.cause?.code, e.code, e.cause?.name, e.name].find((c) => typeof c === 'string');
+  return (found as string | undefined) ?? 'error';
 }
 
 /** One request, classified. `status` is 0 when no HTTP answer arrived. */

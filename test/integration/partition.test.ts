@@ -2,37 +2,41 @@
  * Network partitions through the transports' fault filters, on an in-process
  * 3-node cluster over real HTTP: concurrent clients keep reading, writing and
  * compare-and-swapping while the leader is isolated, a minority is cut off and
- * a link fails one way; afterwards no acknowledged write is missing, every
- * node holds the same data, and the client history is linearizable.
+ * a link fails one way, each fault kept on until hundreds of writes were
+ * acknowledged and reads answered; afterwards no acknowledged write is
+ * missing, every node holds the same data (the hundreds of keys the clients
+ * wrote), and the client history is linearizable. Runs with
+ * `npm run test:lifecycle` (about a minute here).
  */
 import t, { type Test } from 'tap';
 import type { FaultFilter } from '../../src/transport/index.js';
-import {
-  checkLinearizable,
-  HistoryRecorder,
-  type KvInput,
-  type KvOutput,
-  kvModel,
-} from '../support/linearizability.js';
+import { assertLinearizable, KvLoad, type Work, type Write } from './fault-load.js';
 import { startCluster, type TestCluster } from './helpers.js';
 import {
   call,
-  casTxn,
   getKey,
+  type Kv,
   kvValue,
   mapLimit,
-  type Outcome,
   putKey,
   revisionOf,
   seededRandom,
-  sleep,
   waitUntil,
 } from './http-ops.js';
 
-const KEYS = ['part/a', 'part/b', 'part/c'];
-const CLIENTS = 4;
+const PREFIX = 'part/';
+const HOT_KEYS = Array.from({ length: 6 }, (_, i) => `${PREFIX}hot${i}`);
+const CLIENTS = 12;
 /** Hard cap on operations per client, whatever the timing. */
-const OPS_PER_CLIENT_MAX = 2_000;
+const OPS_PER_CLIENT_MAX = 5_000;
+/** The work each fault phase must see done while the fault is on. */
+const PER_FAULT: Work = { ackedWrites: 200, reads: 100 };
+/** And right after healing, before the next fault. */
+const AFTER_HEALING: Work = { ackedWrites: 30, reads: 10 };
+/** Bound on one phase: a phase that does not reach its work in time fails. */
+const PHASE_TIMEOUT_MS = 120_000;
+/** The data every member must hold, identical, at the end: hundreds of keys. */
+const COMPARED_MIN = 200;
 
 const nodeIds = (c: TestCluster) => c.nodes.map((s) => s!.node.id);
 /** Filters act on the sender's side: a rule must be on every node's filter to cut a link both ways. */
@@ -41,28 +45,17 @@ const everyFilter = (c: TestCluster, rule: (f: FaultFilter) => unknown) => {
 };
 const healAll = (c: TestCluster) => everyFilter(c, (f) => f.heal());
 
-interface Write {
-  key: string;
-  value: string;
-  result: 'acked' | 'unknown' | 'failed';
-  revision?: number;
-}
-
-/** The value a get outcome observed: a string, null for key_not_found, undefined if it observed nothing. */
-function observedValue(r: Outcome): string | null | undefined {
-  if (r.kind === 'ok' && r.status === 200) return r.body.kv!.value;
-  if (r.kind === 'failed' && r.status === 404 && r.body?.error?.code === 'key_not_found')
-    return null;
-  return undefined;
-}
-
-/** Waits until every node has applied the same index, then compares their data. */
+/**
+ * Waits until every node has applied the same index and revision, then reads
+ * `prefix` from each with a serializable read (its own copy, no leader
+ * involved) and compares them. Returns the revision and what n1 holds.
+ */
 async function checkConverged(
   t: Test,
   c: TestCluster,
   what: string,
   prefix: string,
-): Promise<number> {
+): Promise<{ revision: number; kvs: Kv[] }> {
   const revision = await waitUntil(
     `${what}: every node at the same applied index and revision`,
     () => {
@@ -79,102 +72,41 @@ async function checkConverged(
   );
   const ranges = await Promise.all(
     c.nodes.map((_, i) =>
-      call(c.url(i), `/v1/kv?prefix=${encodeURIComponent(prefix)}&consistency=serializable`),
+      call(
+        c.url(i),
+        `/v1/kv?prefix=${encodeURIComponent(prefix)}&consistency=serializable&minRevision=${revision}`,
+      ),
     ),
   );
-  const views = ranges.map((r) => (r.kind === 'ok' ? r.body.kvs : r));
+  const views = ranges.map((r) => (r.kind === 'ok' ? (r.body.kvs ?? []) : r));
   for (let i = 1; i < views.length; i++)
     t.same(views[i], views[0], `${what}: n${i + 1} holds the same keys and values as n1`);
-  return revision;
+  const kvs = Array.isArray(views[0]) ? views[0] : [];
+  return { revision, kvs };
 }
+
+// Phases last until their work is done: on a busy 2-core machine that has taken minutes.
+t.setTimeout(600_000);
 
 t.test(
   'clients stay linearizable and lose no acknowledged write through isolation, partitions and one-way links',
   async (t) => {
     const seed = Number(process.env.RAFTKV_TEST_SEED ?? Date.now() % 1_000_000);
     t.comment(`seed ${seed} (replay with RAFTKV_TEST_SEED=${seed})`);
-    const random = seededRandom(seed);
     const c = await startCluster(3);
     t.teardown(() => c.close());
     await c.waitForLeader(20_000);
     const ids = nodeIds(c);
 
-    const recorder = new HistoryRecorder<KvInput, KvOutput>();
-    const writes: Write[] = [];
-    const counts = { get: 0, put: 0, cas: 0, failed: 0, unknown: 0 };
-    /** How each kind of request was answered, e.g. "put 504 timeout": for the log. */
-    const answers = new Map<string, number>();
-    const tally = (op: string, r: Outcome) => {
-      const code = r.kind === 'ok' ? '' : r.kind === 'failed' ? r.detail : r.detail;
-      const label = `${op} ${r.kind === 'ok' ? r.status : code.split(' ').slice(0, 2).join(' ')}`;
-      answers.set(label, (answers.get(label) ?? 0) + 1);
-    };
-    let running = true;
-
-    const client = async (id: number) => {
-      // The last value this client saw per key: CAS expects it, so some CAS succeed.
-      const seen = new Map<string, string | null>();
-      for (let n = 0; running && n < OPS_PER_CLIENT_MAX; n++) {
-        const url = c.url(Math.floor(random() * 3));
-        const key = KEYS[Math.floor(random() * KEYS.length)]!;
-        const dice = random();
-        if (dice < 0.4) {
-          counts.get++;
-          const finish = recorder.begin(id, { op: 'get', key });
-          const r = await getKey(url, key);
-          tally('get', r);
-          const value = observedValue(r);
-          if (value !== undefined) {
-            finish({ op: 'get', value });
-            seen.set(key, value);
-          } else if (r.kind === 'failed') finish.fail();
-          else finish();
-          if (value === undefined) counts[r.kind === 'failed' ? 'failed' : 'unknown']++;
-          continue;
-        }
-        const value = `c${id}-${n}`;
-        const write: Write = { key, value, result: 'unknown' };
-        writes.push(write);
-        let r: Outcome;
-        let ok: boolean | undefined;
-        if (dice < 0.7) {
-          counts.put++;
-          const finish = recorder.begin(id, { op: 'put', key, value });
-          r = await putKey(url, key, value);
-          ok = r.kind === 'ok' ? true : undefined;
-          if (ok) finish({ op: 'put' });
-          else if (r.kind === 'failed') finish.fail();
-          else finish();
-        } else {
-          counts.cas++;
-          const expected = seen.get(key) ?? null;
-          const finish = recorder.begin(id, { op: 'cas', key, expected, value });
-          // Half as PUT with prevValue, half as a txn with a value compare.
-          if (expected !== null && random() < 0.5) {
-            r = await putKey(url, key, value, { prevValue: expected });
-            if (r.kind === 'ok') ok = r.status === 200;
-          } else {
-            r = await casTxn(url, key, expected, value);
-            if (r.kind === 'ok') ok = r.body.succeeded === true;
-          }
-          if (ok !== undefined) finish({ op: 'cas', ok });
-          else if (r.kind === 'failed') finish.fail();
-          else finish();
-        }
-        tally(dice < 0.7 ? 'put' : 'cas', r);
-        if (ok === true) {
-          write.result = 'acked';
-          write.revision = r.kind === 'ok' ? r.body.revision : undefined;
-          seen.set(key, value);
-        } else if (ok === false) {
-          write.result = 'failed'; // the guard was false: nothing was written
-        } else if (r.kind === 'failed') {
-          write.result = 'failed';
-          counts.failed++;
-        } else counts.unknown++;
-        if (ok === undefined) await sleep(10); // a cut-off node answers fast: do not spin
-      }
-    };
+    const load = new KvLoad({
+      url: (i) => c.url(i),
+      nodeCount: 3,
+      random: seededRandom(seed),
+      clients: CLIENTS,
+      hotKeys: HOT_KEYS,
+      ownPrefix: `${PREFIX}own/`,
+      opsPerClientMax: OPS_PER_CLIENT_MAX,
+    });
 
     // Election safety (Raft §5.2), sampled every 10 ms: at most one leader per term.
     const leaderOfTerm = new Map<number, Set<string>>();
@@ -188,59 +120,87 @@ t.test(
       }
     }, 10);
     const started = Date.now();
-    const clients = Array.from({ length: CLIENTS }, (_, i) => client(i));
     const faults: string[] = [];
+    /** Keeps a fault on until its phase has done PER_FAULT work, then heals and lets the cluster recover. */
+    const underFault = async (what: string, apply: () => void) => {
+      const since = load.done();
+      apply();
+      faults.push(what);
+      try {
+        await load.untilWork(t, `during ${what}`, since, PER_FAULT, PHASE_TIMEOUT_MS);
+      } finally {
+        healAll(c);
+      }
+      await load.untilWork(
+        t,
+        `after healing ${what}`,
+        load.done(),
+        AFTER_HEALING,
+        PHASE_TIMEOUT_MS,
+      );
+    };
+    load.start();
     try {
-      await sleep(700);
+      await load.untilWork(t, 'before the faults', load.done(), AFTER_HEALING, PHASE_TIMEOUT_MS);
       // 1. Isolate the leader.
       const l1 = await c.waitForLeader(20_000);
-      everyFilter(c, (f) => f.isolate(ids[l1]!));
-      faults.push(`isolate leader n${l1 + 1}`);
-      await sleep(2_000);
-      healAll(c);
-      await sleep(700);
+      await underFault(`isolate leader n${l1 + 1}`, () =>
+        everyFilter(c, (f) => f.isolate(ids[l1]!)),
+      );
       // 2. A minority partition: one follower cut off from the other two.
       const l2 = await c.waitForLeader(20_000);
       const f2 = (l2 + 1) % 3;
-      everyFilter(c, (f) =>
-        f.partition(
-          [ids[f2]!],
-          ids.filter((_, i) => i !== f2),
+      await underFault(`partition n${f2 + 1} | rest (leader n${l2 + 1})`, () =>
+        everyFilter(c, (f) =>
+          f.partition(
+            [ids[f2]!],
+            ids.filter((_, i) => i !== f2),
+          ),
         ),
       );
-      faults.push(`partition n${f2 + 1} | rest (leader n${l2 + 1})`);
-      await sleep(1_500);
-      healAll(c);
-      await sleep(700);
       // 3. A one-way link failure: the leader cannot reach one follower, which still reaches it.
       const l3 = await c.waitForLeader(20_000);
       const f3 = (l3 + 2) % 3;
-      everyFilter(c, (f) => f.oneWay(ids[l3]!, ids[f3]!));
-      faults.push(`one-way n${l3 + 1} -> n${f3 + 1} cut (leader n${l3 + 1})`);
-      await sleep(1_500);
-      healAll(c);
-      await sleep(700);
+      await underFault(`one-way n${l3 + 1} -> n${f3 + 1} cut (leader n${l3 + 1})`, () =>
+        everyFilter(c, (f) => f.oneWay(ids[l3]!, ids[f3]!)),
+      );
     } finally {
-      running = false;
       healAll(c);
-      await Promise.all(clients);
+      await load.stop();
       clearInterval(sampler);
     }
     const twoLeaders = [...leaderOfTerm].filter(([, set]) => set.size > 1);
     t.same(twoLeaders, [], `one leader per term (terms ${[...leaderOfTerm.keys()].join(', ')})`);
     t.comment(`faults: ${faults.join('; ')}`);
-    t.comment(
-      `${Date.now() - started} ms of load: ${counts.get} gets, ${counts.put} puts, ${counts.cas} CAS; ` +
-        `${counts.failed} definitely failed, ${counts.unknown} unknown outcomes`,
-    );
-    t.comment(`answers: ${[...answers].map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+    t.comment(`${Date.now() - started} ms of load: ${load.summary()}`);
 
     await c.waitForLeader(20_000);
-    const revision = await checkConverged(t, c, 'after healing', 'iso/');
+    const { revision, kvs } = await checkConverged(t, c, 'after healing', PREFIX);
+    t.ok(
+      kvs.length >= COMPARED_MIN,
+      `the compared data is the test's own: ${kvs.length} keys under ${PREFIX} (at least ${COMPARED_MIN})`,
+    );
+    const writes = load.writes;
+    const acked = load.acked();
+
+    // What the nodes agree on is what the clients wrote: each key's value is one that was
+    // sent and not refused, and every acknowledged fresh key is there with its value.
+    const held = new Map(kvs.map((kv) => [kv.key, kv]));
+    const sent = new Map(writes.map((w) => [`${w.key}\0${w.value}`, w]));
+    const strangers = kvs.filter((kv) => {
+      const w = sent.get(`${kv.key}\0${kv.value}`);
+      return !w || w.result === 'failed';
+    });
+    t.same(strangers.slice(0, 20), [], 'every key holds a value a client sent and was not refused');
+    const ownMissing = acked
+      .filter((w) => w.key.startsWith(`${PREFIX}own/`))
+      .filter(
+        (w) => held.get(w.key)?.value !== w.value || held.get(w.key)?.modRevision !== w.revision,
+      )
+      .map((w) => `${w.key}=${w.value}@${w.revision}`);
+    t.same(ownMissing.slice(0, 20), [], 'every acknowledged fresh key is held by every node');
 
     // Every acknowledged write is in every node's history at its revision.
-    const acked = writes.filter((w) => w.result === 'acked');
-    t.ok(acked.length > 10, `${acked.length} writes were acknowledged`);
     const missing: string[] = [];
     await mapLimit(
       acked.flatMap((w) => [0, 1, 2].map((i) => ({ w, i }))),
@@ -256,10 +216,14 @@ t.test(
           missing.push(`n${i + 1}: ${w.key}=${w.value}@${w.revision}: ${JSON.stringify(r)}`);
       },
     );
-    t.same(missing.slice(0, 20), [], 'every acknowledged write is in every node at its revision');
+    t.same(
+      missing.slice(0, 20),
+      [],
+      `every acknowledged write (${acked.length}) is in every node at its revision`,
+    );
 
-    // The latest value of each key is its latest acknowledged write or a later attempt.
-    for (const key of KEYS) {
+    // The latest value of each hot key is its latest acknowledged write or a later attempt.
+    for (const key of HOT_KEYS) {
       const r = await getKey(c.url(0), key);
       const latest = acked
         .filter((w) => w.key === key)
@@ -267,20 +231,10 @@ t.test(
       if (!latest) continue;
       const kv = r.kind === 'ok' ? r.body.kv : undefined;
       t.ok(kv && kv.modRevision >= latest.revision!, `${key} is at or after its last acked write`);
-      const origin = writes.find((w) => w.key === key && w.value === kv?.value);
-      t.ok(origin && origin.result !== 'failed', `${key} holds a value that may have been applied`);
     }
 
-    // The whole history, checked per key.
-    const history = recorder.operations();
-    const checkStarted = Date.now();
-    const result = checkLinearizable(kvModel, history);
-    t.comment(
-      `linearizability: ${history.length} operations, ${result.outcome} in ${Date.now() - checkStarted} ms`,
-    );
-    if (result.outcome === 'unknown')
-      t.comment(`checker gave up (not a failure): ${result.reason}`);
-    t.not(result.outcome, 'illegal', result.outcome === 'illegal' ? result.info : 'linearizable');
+    // The whole history, checked per key; a checker that gives up fails the test.
+    assertLinearizable(t, load, 'linearizability');
   },
 );
 
@@ -369,6 +323,11 @@ t.test(
       const r = await getKey(c.url(fresh), 'iso/refused');
       t.equal(r.status, 404, 'a write answered 503 was not applied');
     }
-    await checkConverged(t, c, 'after healing', 'iso/');
+    const { kvs } = await checkConverged(t, c, 'after healing', 'iso/');
+    t.same(
+      kvs.map((kv) => `${kv.key}=${kv.value}`),
+      ['iso/after=v1', 'iso/after2=v2', 'iso/before=v0', 'iso/forwarded=v3'],
+      'the compared data is the writes this test made',
+    );
   },
 );

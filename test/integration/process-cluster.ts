@@ -215,12 +215,22 @@ export class ProcessCluster {
     private readonly extraArgs: string[],
     /** With RAFTKV_TEST_PEER_TLS=1: the certificates of the peer links (see peer-tls.ts). */
     readonly peerCerts?: string,
+    /** What each member runs: cmd/raftkv.ts under tsx unless a bundle is given. */
+    private readonly script?: string,
   ) {
     this.names = clientPorts.map((_, i) => `n${i + 1}`);
     this.procs = this.names.map(() => undefined);
   }
 
-  static async create(n: number, extraArgs: string[] = []): Promise<ProcessCluster> {
+  /**
+   * `options.script`: a bundled raftkv (test/support/raftkv-bundle.ts) for tests
+   * that restart members often: it starts without compiling the sources again.
+   */
+  static async create(
+    n: number,
+    extraArgs: string[] = [],
+    options: { script?: string } = {},
+  ): Promise<ProcessCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'raftkv-proc-'));
     const clientPorts: number[] = [];
     const peerPorts: number[] = [];
@@ -230,7 +240,7 @@ export class ProcessCluster {
     }
     const names = clientPorts.map((_, i) => `n${i + 1}`);
     const certs = PEER_TLS ? await makePeerCerts(dir, names) : undefined;
-    return new ProcessCluster(dir, clientPorts, peerPorts, extraArgs, certs);
+    return new ProcessCluster(dir, clientPorts, peerPorts, extraArgs, certs, options.script);
   }
 
   url(i: number): string {
@@ -266,7 +276,10 @@ export class ProcessCluster {
   /** Starts node i (its data dir is kept across restarts) and waits until it answers /v1/status. */
   async start(i: number, readyTimeoutMs = 30_000): Promise<RaftkvProcess> {
     if (this.procs[i]?.running) throw new Error(`${this.names[i]} is already running`);
-    const proc = new RaftkvProcess(this.args(i), { env: cleanEnv({ coverage: false }) });
+    const proc = new RaftkvProcess(this.args(i), {
+      env: cleanEnv({ coverage: false }),
+      ...(this.script !== undefined ? { script: this.script } : {}),
+    });
     this.procs[i] = proc;
     this.history.push({ name: this.names[i]!, proc });
     const ready = await waitUntil(

@@ -34,6 +34,8 @@ const IN_KEYS = ['wf/a', 'wf/b', 'wf/c', 'wf/d'];
 const OUT_KEYS = ['wf', 'wg/a', 'other'];
 /** Hard cap on writes, whatever the timing. */
 const WRITES_MAX = 3_000;
+/** The watched stream must carry at least this many acknowledged changes (the load runs on until it has them). */
+const WATCHED_WRITES_MIN = 100;
 
 interface Effect {
   type: 'put' | 'delete';
@@ -135,6 +137,15 @@ async function failover(t: Test, scenario: Scenario): Promise<void> {
     }
   };
   const writers = [writer(0), writer(1), writer(2)];
+  /** Acknowledged writes that changed a watched key. */
+  const ackedWatched = () =>
+    writes.filter(
+      (w) =>
+        w.result === 'acked' &&
+        w.effects.some(
+          (e) => e.key.startsWith(PREFIX) && (e.type === 'put' || (w.deleted ?? 0) > 0),
+        ),
+    ).length;
   const log: string[] = [];
   let endRevision = 0;
   let gaveUp = false;
@@ -192,6 +203,12 @@ async function failover(t: Test, scenario: Scenario): Promise<void> {
       await c.waitForLeader(20_000);
       await sleep(500);
     }
+    // The load runs on until the stream has carried real work: a count, not a time.
+    await waitUntil(
+      `${WATCHED_WRITES_MIN} acknowledged writes to watched keys`,
+      () => (ackedWatched() >= WATCHED_WRITES_MIN ? true : undefined),
+      60_000,
+    ).catch(() => undefined);
   } finally {
     writing = false;
     for (const f of c.filters) f.heal();
@@ -270,6 +287,10 @@ async function failover(t: Test, scenario: Scenario): Promise<void> {
     }
   }
   t.same(problems.slice(0, 20), [], 'every change matches the write that produced it');
+  t.ok(
+    ackedInPrefix >= WATCHED_WRITES_MIN,
+    `${ackedInPrefix} acknowledged changes of the watched prefix (at least ${WATCHED_WRITES_MIN})`,
+  );
   t.comment(
     `${writes.length} writes (${writes.filter((w) => w.result === 'acked').length} acked, ` +
       `${ackedInPrefix} acked changes of the prefix), ${watched.length} changes watched ` +
@@ -330,7 +351,7 @@ t.test('stopping a node, or SIGTERM to raftkv, ends its open watch streams promp
   await waitUntil(
     'raftkv to lead',
     async () => ((await status(url))?.role === 'leader' ? true : undefined),
-    15_000,
+    45_000, // starting under tsx on a busy 2-core machine has taken over 15 s
   );
   const stream = await fetch(`${url}${WATCH_PATH}`, { signal: watchAbort.signal });
   t.equal(stream.status, 200, 'the watch on the process is open');

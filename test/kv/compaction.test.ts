@@ -52,8 +52,12 @@ t.test('compaction keeps the latest version at or before its revision', (t) => {
   const before = f.sm.stats().keysWithHistory;
   f.apply({ type: 'compact', revision: 7 });
   t.equal(before, 3);
-  t.equal(f.sm.stats().keysWithHistory, 2, 'c (deleted at 7) is gone from the index');
+  t.equal(f.sm.stats().keysWithHistory, 3, 'c, deleted at 7, stays for a replay of 7');
   t.strictSame([valueAt(f, 'a', 7), valueAt(f, 'b', 7), valueAt(f, 'c', 7)], ['a3', 'b1', null]);
+  f.put('d', 'd1');
+  f.apply({ type: 'compact', revision: 8 });
+  t.equal(f.sm.stats().keysWithHistory, 3, 'the next compaction drops c (deleted at 7)');
+  t.equal(valueAt(f, 'c', 8), null);
   t.end();
 });
 
@@ -78,7 +82,7 @@ t.test('compact errors', (t) => {
 t.test('watch history before the compaction point is gone', (t) => {
   const f = history();
   f.apply({ type: 'compact', revision: 4 });
-  t.match(f.sm.changes(4, { key: '', prefix: true }), {
+  t.match(f.sm.changes(3, { key: '', prefix: true }), {
     ok: false,
     code: 'compacted',
     compactRevision: 4,
@@ -99,6 +103,70 @@ t.test('watch history before the compaction point is gone', (t) => {
     upTo.ok && upTo.changes.map((c) => c.revision),
     [5, 6],
     'toRevision bounds a replay',
+  );
+  t.end();
+});
+
+/** What a replay from `from` shows: [revision, type, key, value, prevKv's value] per event. */
+function replay(f: Feeder, from: number, key = '', prefix = true) {
+  const r = f.sm.changes(from, { key, prefix });
+  if (!r.ok) return r.code;
+  return r.changes.flatMap((c) =>
+    c.events.map((e) => [c.revision, e.type, e.kv.key, e.kv.value, e.prevKv?.value]),
+  );
+}
+
+t.test('a watch from the compaction revision replays that revision, deletes included', (t) => {
+  // API.md: POST /v1/compact {"revision": N} drops history BEFORE N.
+  const f = history();
+  const uncompacted = [replay(f, 3), replay(f, 7), replay(f, 3, 'a', false)];
+  f.apply({ type: 'compact', revision: 3 });
+  t.strictSame(
+    replay(f, 3),
+    [
+      [3, 'delete', 'a', '', 'a2'],
+      [4, 'put', 'b', 'b1', undefined],
+      [5, 'put', 'a', 'a3', undefined],
+      [6, 'put', 'c', 'c1', undefined],
+      [7, 'delete', 'c', '', 'c1'],
+    ],
+    "revision 3's delete of a, with the value it deleted",
+  );
+  t.strictSame(replay(f, 3), uncompacted[0], 'the same replay as before the compaction');
+  t.strictSame(replay(f, 3, 'a', false), uncompacted[2], 'one key too');
+  t.equal(replay(f, 2), 'compacted', 'the revision before it is gone');
+  t.equal(valueAt(f, 'a', 3), null, 'a read at 3 sees a deleted');
+  t.equal(valueAt(f, 'a', 2), 'compacted');
+
+  // Compacting at the last revision keeps its delete and what it deleted, until the next compaction.
+  f.apply({ type: 'compact', revision: 7 });
+  t.strictSame(replay(f, 7), uncompacted[1], 'a watch from 7 still sees c deleted');
+  t.strictSame(replay(f, 7, 'c', false), [[7, 'delete', 'c', '', 'c1']]);
+  t.equal(replay(f, 6), 'compacted');
+  t.strictSame(f.sm.range({ revision: 7 }), f.sm.range({}), 'a read at 7 is the current state');
+  f.put('a', 'a4');
+  f.apply({ type: 'compact', revision: 8 });
+  t.strictSame(replay(f, 8), [[8, 'put', 'a', 'a4', 'a3']], 'prevKv across the compaction');
+  t.equal(replay(f, 7), 'compacted', 'the next compaction drops revision 7');
+  t.equal(f.sm.stats().keysWithHistory, 2, 'and c, deleted at 7, with it');
+  t.end();
+});
+
+t.test('a prefix delete at the compaction revision replays whole', (t) => {
+  const f = new Feeder();
+  for (const key of ['p/a', 'p/b', 'p/c']) f.put(key, `${key}1`);
+  f.apply({ type: 'delete', key: 'p/', prefix: true });
+  const deletedAt = f.sm.revision;
+  const before = replay(f, deletedAt);
+  f.apply({ type: 'compact', revision: deletedAt });
+  t.strictSame(replay(f, deletedAt), before);
+  t.strictSame(
+    (replay(f, deletedAt) as unknown[][]).map((e) => [e[1], e[2], e[4]]),
+    [
+      ['delete', 'p/a', 'p/a1'],
+      ['delete', 'p/b', 'p/b1'],
+      ['delete', 'p/c', 'p/c1'],
+    ],
   );
   t.end();
 });
@@ -158,7 +226,8 @@ t.test(
   (t) => {
     // Keys overwritten across several compactions, a txn writing two keys in one
     // revision, and a delete: what is left below compactRevision is one version per
-    // key, which a reload or a restore must not index as replayable history.
+    // key (and the values the compaction revision replaced), which a reload or a
+    // restore must not index as replayable history.
     const f = new Feeder();
     const disk = new RecordStore();
     const step = (cmd: Parameters<Feeder['apply']>[0]) => {
@@ -179,16 +248,20 @@ t.test(
       step({ type: 'compact', revision: f.sm.revision - 2 });
     }
     step({ type: 'delete', key: 'p/b' });
+    // Compacted at the delete: its tombstone and the value it deleted stay for a replay.
+    step({ type: 'compact', revision: f.sm.revision });
     const copies = [
       new Feeder(KvStateMachine.load(disk.records, f.sm.appliedIndex)),
       new Feeder(KvStateMachine.restore(f.sm.snapshot(), f.sm.appliedIndex)),
     ];
     const all = { key: '', prefix: true };
     for (const copy of [f, ...copies]) {
-      t.match(copy.sm.changes(f.sm.compactRevision, all), { ok: false, code: 'compacted' });
+      t.match(copy.sm.changes(f.sm.compactRevision - 1, all), { ok: false, code: 'compacted' });
       t.equal(copy.sm.stats().keysWithHistory, 4);
     }
     const observe = (x: Feeder) => [
+      x.sm.changes(x.sm.compactRevision, all),
+      x.sm.changes(x.sm.compactRevision, { key: 'p/a', prefix: false }),
       x.sm.changes(x.sm.compactRevision + 1, all),
       x.sm.changes(x.sm.compactRevision + 1, { key: 'p/a', prefix: false }),
       x.sm.range({ revision: x.sm.compactRevision }),

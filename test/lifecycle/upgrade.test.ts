@@ -23,6 +23,8 @@ import { raftkvBundle } from '../support/raftkv-bundle.js';
 const OLD = '0.1.0';
 const NEW = '0.2.0';
 const WRITERS = 4;
+/** Each member's upgrade (SIGTERM, start at the new version, and after) must see this many acknowledged writes. */
+const WRITES_PER_UPGRADE = 200;
 
 /** Starts member i of `cluster` running `script`, on its data dir, and waits until it serves. */
 async function startAs(cluster: ProcessCluster, i: number, script: string): Promise<RaftkvProcess> {
@@ -133,6 +135,15 @@ t.test('a rolling upgrade from 0.1.0 to 0.2.0 under load', async (t) => {
       await startAs(cluster, i, newBuild);
       restartMs.push(Date.now() - startMs);
       versions[name] = NEW;
+      const upgraded = await waitUntil(
+        `${WRITES_PER_UPGRADE} writes acknowledged across ${name}'s upgrade`,
+        () => (acked.size - before >= WRITES_PER_UPGRADE ? acked.size - before : undefined),
+        60_000,
+      ).catch(() => acked.size - before);
+      t.ok(
+        upgraded >= WRITES_PER_UPGRADE,
+        `${upgraded} writes acknowledged across ${name}'s upgrade (at least ${WRITES_PER_UPGRADE})`,
+      );
       const last = i === all.length - 1;
       const views = await waitForVersions(cluster, all, versions, last ? NEW : OLD);
       t.ok(views, `${name} runs ${NEW}; every member sees it; cluster version ${last ? NEW : OLD}`);
@@ -160,8 +171,12 @@ t.test('a rolling upgrade from 0.1.0 to 0.2.0 under load', async (t) => {
         }
       }
     }
+    const ackedBeforeSync = acked.size; // each acknowledged put is a revision of its own
     const synced = await client.sync();
-    t.ok(synced.revision > 0, 'and through the client library');
+    t.ok(
+      synced.revision >= ackedBeforeSync,
+      'and through the client library, at a revision that covers every acknowledged put',
+    );
     const moreThan = acked.size + 50;
     await waitUntil(
       'writes to flow at 0.2.0',

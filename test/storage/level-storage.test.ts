@@ -270,29 +270,118 @@ t.test('sizeBytes counts the files of the database', async (t) => {
   t.ok((await storage.sizeBytes()) >= before + 100_000);
 });
 
-t.test('a failed write leaves the cache untouched', async (t) => {
-  const { storage } = await openFresh(t);
-  await storage.persistReady({ entries: ents(2, 4, () => 1) }, false);
-  const before = observe(storage);
-  // Inject a write failure below the storage: every batch write rejects.
+/**
+ * A test-only wrapper below the storage: the next `times` batch writes of `storage`'s
+ * database reject with `error`; the ones after them go to the disk again.
+ */
+function failWrites(storage: LevelRaftStorage, error: Error, times = Infinity): void {
   const db = (storage as unknown as { db: { batch(): { write(): Promise<void> } } }).db;
   const batch = db.batch.bind(db);
+  let left = times;
   db.batch = () => {
     const b = batch();
-    b.write = () => Promise.reject(new Error('No space left on device'));
+    if (left-- > 0) b.write = () => Promise.reject(error);
     return b;
   };
-  await t.rejects(
-    storage.persistReady(
+}
+
+/** LevelDB's error for a write into a full file system (its code and strerror text). */
+function levelDiskFull(dir: string): Error {
+  return Object.assign(new Error(`IO error: ${dir}/000003.log: No space left on device`), {
+    code: 'LEVEL_IO_ERROR',
+  });
+}
+
+t.test(
+  'a failed write stops the storage: nothing of it or after it reaches the core',
+  async (t) => {
+    let { dir, storage } = await openFresh(t);
+    await storage.persistReady({ entries: ents(2, 4, () => 1) }, true);
+    await storage.persistApplied(1, undefined, [{ type: 'put', key: 'k', value: bytes('v1') }]);
+    const before = observe(storage);
+    // One failed write, then the disk has room again: the writes behind it must still be refused.
+    failWrites(storage, levelDiskFull(dir), 1);
+    // The failing write and the ones queued behind it, as the node issues them without waiting.
+    const failing = storage.persistReady(
       { entries: [ent(3, 2), ent(4, 2), ent(5, 2)], hardState: { term: 2, vote: 'n1', commit: 1 } },
       true,
-    ),
-    { code: 'io', message: /No space left on device.*disk is not full/ },
-  );
-  t.same(observe(storage), before);
-  db.batch = batch;
-  await storage.persistReady({ entries: [ent(5, 1)] }, true);
-  t.equal(storage.lastIndex(), 5, 'later writes proceed');
+    );
+    const queued = [
+      storage.persistReady(
+        { entries: [ent(6, 2)], hardState: { term: 2, vote: 'n1', commit: 5 } },
+        true,
+      ),
+      storage.persistApplied(1, undefined, [{ type: 'put', key: 'k', value: bytes('v2') }]),
+      storage.saveMembers([{ id: 'n9', name: 'n9', peerUrls: [], clientUrls: [] }]),
+      storage.compact(1, 1, { voters: ['n1', 'n2', 'n3'], learners: [] }, 0).then(() => undefined),
+    ];
+    const diskFull = {
+      code: 'io',
+      errno: 'ENOSPC',
+      dataDir: dir,
+      message: new RegExp(
+        `^disk full: persisting log entries and hard state in data dir ${dir} failed \\(IO error: .*No space left on device\\): free space in ${dir}.*; the member stops so that it never acknowledges a write it could not store$`,
+      ),
+    };
+    await t.rejects(failing, diskFull, 'the failed write rejects, saying the disk is full');
+    const results = await Promise.allSettled(queued);
+    t.same(
+      results.map((r) => r.status),
+      ['rejected', 'rejected', 'rejected', 'rejected'],
+      'every write queued after it is refused',
+    );
+    for (const r of results)
+      if (r.status === 'rejected') t.match(r.reason, diskFull, 'with the same error');
+    t.same(observe(storage), before, 'the core sees the log and hard state of before');
+    t.equal(storage.appliedIndex(), 1);
+    t.same(storage.members(), [], 'no member record');
+    t.match(storage.writeFailure(), diskFull);
+    await t.rejects(
+      storage.persistReady({ entries: [ent(5, 1)] }, true),
+      diskFull,
+      'and later ones',
+    );
+
+    // A restart finds exactly what was written before the failure.
+    storage = await reopen(t, storage);
+    t.same(observe(storage), before, 'after a restart: the state before the failed write');
+    const kv = [];
+    for await (const [k, v] of storage.kvRecords()) kv.push([k, new TextDecoder().decode(v)]);
+    t.same(kv, [['k', 'v1']]);
+    t.equal(storage.writeFailure(), undefined, 'a new start writes again');
+    await storage.persistReady({ entries: [ent(5, 1)] }, true);
+    t.equal(storage.lastIndex(), 5);
+  },
+);
+
+t.test('disk errors other than a full disk say what they are', async (t) => {
+  const cases: [string, Error, RegExp][] = [
+    [
+      'EIO',
+      new Error('IO error: /d/000005.log: Input/output error'),
+      /^disk error: .*check the disk/,
+    ],
+    [
+      'EROFS',
+      new Error('IO error: /d/000005.log: Read-only file system'),
+      /^read-only file system: /,
+    ],
+    [
+      'EACCES',
+      Object.assign(new Error("EACCES: permission denied, open '/d/x'"), { code: 'EACCES' }),
+      /^permission denied: .*writable by the user raftkv runs as/,
+    ],
+    ['EDQUOT', new Error('IO error: /d/000005.log: Disk quota exceeded'), /^disk full: /],
+  ];
+  for (const [errno, cause, message] of cases) {
+    const { storage } = await openFresh(t);
+    failWrites(storage, cause);
+    await t.rejects(storage.persistReady({ entries: [ent(2, 1)] }, true), {
+      code: 'io',
+      errno,
+      message,
+    });
+  }
 });
 
 t.test('writes after close are refused', async (t) => {

@@ -9,6 +9,7 @@ import {
   type GetResult,
   type RangeResult,
 } from '../results.js';
+import { versionBytes } from '../state-size.js';
 import {
   type KeyFilter,
   type KeyValue,
@@ -68,10 +69,11 @@ export interface CompactionCounts {
  *   revision, including tombstones (etcd's key index with generations,
  *   flattened: a tombstone ends a generation); a lone version is held
  *   without an array (see History).
- * - byRevision: each uncompacted revision (compactRevision, revision] → the
- *   key it wrote (or the keys, in sub order, when it wrote several); this is
- *   what watches replay and what compaction walks. Compacted revisions have
- *   no entry: nothing replays or compacts them again.
+ * - byRevision: each revision [compactRevision, revision] → the key it wrote
+ *   (or the keys, in sub order, when it wrote several); this is what watches
+ *   replay and what compaction walks. The compaction revision itself stays
+ *   replayable (API.md: history BEFORE it is dropped, so a watch from it
+ *   replays its changes, deletes included); revisions before it have no entry.
  *
  * Memory: history stays in memory until compaction, so each version costs
  * what it must and little more: one flat Version (no key, no KeyValue
@@ -82,11 +84,12 @@ export interface CompactionCounts {
  * - sortedKeys: every key with any history, for ordered range scans (a key
  *   deleted but not yet compacted stays, so past revisions can be read).
  *
- * Invariants: compactRevision ≤ revision; versions with revision ≤
- * compactRevision are only each key's latest one ≤ compactRevision, and never
- * a tombstone; byRevision has an entry for exactly the revisions in
- * (compactRevision, revision] that kept a version; keysByLease holds exactly
- * the live keys with a lease.
+ * Invariants: compactRevision ≤ revision; versions with revision <
+ * compactRevision are only each key's latest one ≤ compactRevision, never a
+ * tombstone, and, for a key that revision compactRevision changed, the live
+ * version it replaced (the replay's prevKv); byRevision has an entry for
+ * exactly the revisions in [compactRevision, revision] that kept a version;
+ * keysByLease holds exactly the live keys with a lease.
  */
 export class MvccStore {
   private readonly histories = new Map<string, History>();
@@ -95,6 +98,8 @@ export class MvccStore {
   private readonly keysByLease = new Map<string, Set<string>>();
   private currentRevision = 0;
   private compactedRevision = 0;
+  /** The running size estimate of every version held (state-size.ts), for the space quota. */
+  private versionBytesTotal = 0;
   /** Set between beginWrite() and endWrite(). */
   private write: { revision: number; sub: number; events: WatchEvent[] } | null = null;
 
@@ -108,6 +113,11 @@ export class MvccStore {
   /** Reads before this revision fail with `compacted`; 0 = never compacted. */
   get compactRevision(): number {
     return this.compactedRevision;
+  }
+
+  /** Estimated heap bytes of the history held (state-size.ts): the same on every replica. */
+  get sizeBytes(): number {
+    return this.versionBytesTotal;
   }
 
   /** Keys with any uncompacted history (live or deleted). */
@@ -163,7 +173,7 @@ export class MvccStore {
   /**
    * What revisions fromRevision..toRevision (default: the current one) changed
    * under `filter`, one entry per revision that touched it. Fails with
-   * `compacted` if fromRevision ≤ compactRevision: that revision's tombstones
+   * `compacted` if fromRevision < compactRevision: that revision's tombstones
    * and overwritten versions are gone. A watcher registered on the WatchHub
    * before calling this (synchronously) sees every later revision exactly once.
    */
@@ -176,7 +186,7 @@ export class MvccStore {
       );
     }
     const from = Math.max(fromRevision, 1); // revision 0 is the empty store: it changed nothing
-    if (from <= this.compactedRevision) return this.compactedError(fromRevision);
+    if (from < this.compactedRevision) return this.compactedError(fromRevision);
     const to = Math.min(toRevision ?? this.currentRevision, this.currentRevision);
     const changes: RevisionChange[] = [];
     if (!filter.prefix) {
@@ -270,10 +280,13 @@ export class MvccStore {
   }
 
   /**
-   * Drops history before `revision`, keeping each key's latest version ≤
-   * revision unless it is a tombstone. Only keys written after the previous
-   * compaction can have anything to drop, so the cost is proportional to the
-   * history compacted, not to the store size.
+   * Drops history before `revision`: keeps each key's latest version ≤
+   * revision unless it is a tombstone older than `revision`, and keeps what a
+   * replay of `revision` itself needs (its tombstones, and the live versions
+   * its changes replaced, for prevKv) until the next compaction. Only keys
+   * written since the previous compaction revision (included) can have
+   * anything to drop, so the cost is proportional to the history compacted,
+   * not to the store size.
    */
   compact(revision: number): CompactionCounts {
     assert(this.write === null, 'mvcc: compact during a write');
@@ -281,24 +294,26 @@ export class MvccStore {
       revision > this.compactedRevision && revision <= this.currentRevision,
       `mvcc: compact(${revision}) outside (${this.compactedRevision}, ${this.currentRevision}]`,
     );
-    // Revisions up to `revision` leave byRevision (see its invariant); the keys
-    // they wrote are the only ones that can have versions to drop.
+    // Revisions before `revision` leave byRevision (see its invariant); the keys
+    // written from the previous compaction revision to this one are the only
+    // ones that can have versions to drop.
     const touched = new Set<string>();
     const counts = { versionsRemoved: 0, keysRemoved: 0 };
-    for (let r = this.compactedRevision + 1; r <= revision; r++) {
+    for (let r = this.compactedRevision; r <= revision; r++) {
       const keys = this.byRevision.get(r);
       if (keys === undefined) continue;
       for (const key of keysOf(keys)) touched.add(key);
-      this.byRevision.delete(r);
+      if (r < revision) this.byRevision.delete(r);
     }
     for (const key of touched) {
       const entry = this.histories.get(key)!;
       const history = versionsOf(entry);
       const keep = indexAtRevision(history, revision);
-      const dropCount = history[keep]!.value === null ? keep + 1 : keep;
+      const dropCount = firstKept(history, keep, revision);
       for (let i = 0; i < dropCount; i++) {
         const version = history[i]!;
         this.log.del(versionRecordKey(version.revision, version.sub));
+        this.versionBytesTotal -= versionBytes(key, version.value, version.lease);
       }
       counts.versionsRemoved += dropCount;
       if (dropCount === history.length) {
@@ -339,7 +354,7 @@ export class MvccStore {
     compactRevision: number,
   ): MvccStore {
     const store = new MvccStore(log);
-    // Set first: append() indexes only uncompacted revisions in byRevision.
+    // Set first: append() indexes only revisions from the compaction revision on in byRevision.
     store.compactedRevision = compactRevision;
     versions.sort((a, b) => a.revision - b.revision || a.sub - b.sub);
     for (const stored of versions) {
@@ -371,6 +386,7 @@ export class MvccStore {
    * `loading`: the records are already persisted, and fromVersions() indexes the keys at the end.
    */
   private append(key: string, version: Version, prevLease: string | null, loading = false): void {
+    this.versionBytesTotal += versionBytes(key, version.value, version.lease);
     const entry = this.histories.get(key);
     if (entry === undefined) {
       this.histories.set(key, version);
@@ -386,7 +402,7 @@ export class MvccStore {
       if (history.length < HISTORY_COPY_MAX) this.histories.set(key, history.concat(version));
       else (entry as Version[]).push(version);
     }
-    if (version.revision > this.compactedRevision) {
+    if (version.revision >= this.compactedRevision) {
       const atRevision = this.byRevision.get(version.revision);
       if (atRevision === undefined) this.byRevision.set(version.revision, key);
       else if (typeof atRevision === 'string')
@@ -475,6 +491,19 @@ function versionsOf(history: History): readonly Version[] {
 function kvOf(key: string, history: History, revision: number): KeyValue | null {
   if (Array.isArray(history)) return kvAtRevision(key, history, revision);
   return history.revision <= revision && history.value !== null ? history.kv(key) : null;
+}
+
+/**
+ * How many of a key's oldest versions a compaction at `revision` drops, given
+ * `keep`, the index of its latest version ≤ revision: a version changed AT
+ * `revision` stays with the live version it replaced (a replay from
+ * `revision` shows it as prevKv); an older one stays unless it is a tombstone.
+ */
+function firstKept(history: readonly Version[], keep: number, revision: number): number {
+  const version = history[keep]!;
+  if (version.revision < revision) return version.value === null ? keep + 1 : keep;
+  const replaced = history[keep - 1];
+  return replaced !== undefined && replaced.value !== null ? keep - 1 : keep;
 }
 
 /** The keys of a byRevision entry, in sub order. */

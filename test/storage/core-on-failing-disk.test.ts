@@ -1,0 +1,116 @@
+/**
+ * The node core (src/server/node-core.ts) over a real LevelRaftStorage whose
+ * disk fails under it (a test-only wrapper makes one batch write reject as
+ * LevelDB does on a full disk): the write that needed it is never
+ * acknowledged, the core stops, nothing of it is applied, and the data dir
+ * holds exactly what was acknowledged before.
+ */
+import pino from 'pino';
+import t from 'tap';
+import { encodeCommand } from '../../src/kv/commands.js';
+import { KvStateMachine } from '../../src/kv/state-machine.js';
+import { MemberTable } from '../../src/server/members.js';
+import { NodeCore } from '../../src/server/node-core.js';
+import type { CoreClock } from '../../src/server/ports.js';
+import { LevelRaftStorage } from '../../src/storage/index.js';
+import { openFresh } from './helpers.js';
+
+/** The next `times` batch writes of `storage`'s database reject with `error`. */
+function failWrites(storage: LevelRaftStorage, error: Error, times: number): void {
+  const db = (storage as unknown as { db: { batch(): { write(): Promise<void> } } }).db;
+  const batch = db.batch.bind(db);
+  let left = times;
+  db.batch = () => {
+    const b = batch();
+    if (left-- > 0) b.write = () => Promise.reject(error);
+    return b;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const put = (key: string, value: string) =>
+  encodeCommand({ v: 1, atMs: 1_700_000_000_000, cmd: { type: 'put', key, value } });
+
+t.test(
+  'a full disk under the core: no acknowledgement, fail-stop, the dir as acknowledged',
+  async (t) => {
+    const { dir, storage } = await openFresh(t, ['n1']);
+    const ticks: (() => void)[] = [];
+    const clock: CoreClock = {
+      now: () => 0,
+      wallNow: () => 1_700_000_000_000,
+      every: (_ms, fn) => {
+        ticks.push(fn);
+        return () => ticks.splice(ticks.indexOf(fn), 1);
+      },
+      after: () => () => {},
+      soon: (fn) => setImmediate(fn),
+    };
+    const core = new NodeCore({
+      id: 'n1',
+      storage,
+      transport: { sendNow: () => {}, addPeer: () => {}, removePeer: () => {} },
+      clock,
+      randomSeed: 7,
+      kv: KvStateMachine.load([], storage.appliedIndex()),
+      kvOptions: {},
+      members: new MemberTable(),
+      log: pino({ level: 'silent' }),
+      config: {
+        tickMs: 10,
+        electionTicks: 10,
+        heartbeatTicks: 1,
+        maxPendingProposals: 100,
+        maxPendingProposalBytes: 1 << 20,
+      },
+    });
+    const fatal: unknown[] = [];
+    core.on('fatal', (err) => fatal.push(err));
+    core.start();
+    for (let i = 0; i < 200 && !core.isLeader; i++) {
+      for (const tick of ticks) tick();
+      await sleep(5);
+    }
+    t.ok(core.isLeader, 'the single member leads');
+
+    const acked: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await core.propose(put(`k${i}`, `v${i}`));
+      if (r.ok) acked.push(`k${i}`);
+    }
+    t.equal(acked.length, 20, 'writes on a healthy disk are acknowledged');
+    const lastBefore = storage.lastIndex();
+
+    failWrites(
+      storage,
+      Object.assign(new Error(`IO error: ${dir}/000003.log: No space left on device`), {
+        code: 'LEVEL_IO_ERROR',
+      }),
+      1,
+    );
+    const failing = core.propose(put('lost', 'never stored'));
+    const after = core.propose(put('later', 'after the failure'));
+    const [r1, r2] = await Promise.allSettled([failing, after]);
+    t.equal(r1.status, 'rejected', 'the write whose entry could not be stored is not acknowledged');
+    t.equal(r2.status, 'rejected', 'nor the one after it');
+    t.ok(core.failed, 'the core stopped (fail-stop)');
+    t.equal(fatal.length, 1, 'and said why, once');
+    t.match(core.failureReason, /^disk full: .*No space left on device.*free space in/);
+    t.match(storage.writeFailure(), { code: 'io', errno: 'ENOSPC' });
+    t.equal(core.kv.get('lost').ok && core.kv.get('lost').kv, null, 'nothing of it was applied');
+    t.equal(storage.lastIndex(), lastBefore, 'the log the core sees ends where it did');
+    await core.stop().catch(() => undefined);
+    await storage.close();
+
+    const again = await LevelRaftStorage.open(dir);
+    t.teardown(() => again.close());
+    t.equal(again.lastIndex(), lastBefore, 'after a restart, the log holds what was acknowledged');
+    const keys: string[] = [];
+    for (const e of again.entries(again.firstIndex(), again.lastIndex() + 1)) {
+      const text = new TextDecoder().decode(e.data);
+      for (const k of ['k19', 'lost', 'later']) if (text.includes(`"${k}"`)) keys.push(k);
+    }
+    t.same(keys, ['k19'], 'the last acknowledged write is there, neither refused one');
+  },
+);
