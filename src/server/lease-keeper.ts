@@ -16,6 +16,22 @@ export interface LeaseKeeperDeps {
   log: Logger;
 }
 
+/**
+ * The clock-rate bound leases are kept under: every member's monotonic clock
+ * runs at a rate within ±1 % of true time (quartz is specified at ±0.01 %;
+ * the simulator draws rates across this whole range). A lease's TTL is
+ * promised on any honest clock: from the acknowledged keepalive, a client
+ * whose clock runs slow by the bound still measures at least the TTL before
+ * the revoke. So the leader, whose own clock may run fast by the bound, waits
+ * TTL × (1 + b) / (1 − b) on its clock (about 2 % more) before revoking.
+ */
+export const CLOCK_RATE_BOUND = 0.01;
+
+export interface LeaseKeeperOptions {
+  /** Defaults to CLOCK_RATE_BOUND; 0 for tests that model perfect clocks. */
+  clockRateBound?: number;
+}
+
 /** Most leases per revoke or checkpoint round, so one round stays a small proposal. */
 const MAX_LEASES_PER_ROUND = 1000;
 
@@ -30,6 +46,9 @@ const MAX_LEASES_PER_ROUND = 1000;
  * 3. The leader checkpoints every lease's remaining TTL through the log every
  *    `checkpointIntervalMs`, so each leader change extends a lease by at most
  *    about that interval plus the election time.
+ * 4. Deadlines are stretched for clock-rate differences (CLOCK_RATE_BOUND):
+ *    `stretch` local ms per TTL ms. What is reported or checkpointed is in
+ *    TTL ms (divided back), so every leader applies the stretch once.
  */
 export class LeaseKeeper {
   private deadlines = new Map<string, number>();
@@ -39,11 +58,19 @@ export class LeaseKeeper {
   private revoking = false;
   private checkpointing = false;
   private lastCheckpointAt = 0;
+  /** Local ms the leader waits per ms of TTL. */
+  private readonly stretch: number;
 
   constructor(
     private readonly deps: LeaseKeeperDeps,
     private readonly checkpointIntervalMs: number,
-  ) {}
+    options: LeaseKeeperOptions = {},
+  ) {
+    const bound = options.clockRateBound ?? CLOCK_RATE_BOUND;
+    if (!(bound >= 0 && bound < 0.5))
+      throw new RangeError(`clock rate bound ${bound} out of range`);
+    this.stretch = (1 + bound) / (1 - bound);
+  }
 
   /** Rule 1: deadlines restart at the election. */
   becomeLeader(): void {
@@ -53,7 +80,7 @@ export class LeaseKeeper {
     this.deadlines = new Map();
     this.renewals = new Map();
     for (const lease of this.deps.leases()) {
-      this.deadlines.set(lease.id, now + (lease.remainingMs ?? lease.ttlMs));
+      this.deadlines.set(lease.id, now + (lease.remainingMs ?? lease.ttlMs) * this.stretch);
       this.renewals.set(lease.id, lease.lastRenewedAtMs);
     }
   }
@@ -69,7 +96,7 @@ export class LeaseKeeper {
     if (!result.ok || !this.leading) return;
     const now = this.deps.now();
     if (result.op === 'leaseGrant' || result.op === 'leaseKeepAlive') {
-      this.deadlines.set(result.id, now + result.ttlMs);
+      this.deadlines.set(result.id, now + result.ttlMs * this.stretch);
       const renewedAtMs = this.deps.lease(result.id)?.lastRenewedAtMs;
       if (renewedAtMs !== undefined) this.renewals.set(result.id, renewedAtMs);
     } else if (result.op === 'leaseRevoke') {
@@ -78,11 +105,16 @@ export class LeaseKeeper {
     }
   }
 
-  /** The TTL left on the leader's clock, for lookups; undefined if not leading or unknown. */
+  /** The TTL left (in TTL ms), for lookups; undefined if not leading or unknown. */
   remainingMs(id: string): number | undefined {
     if (!this.leading) return undefined;
     const deadline = this.deadlines.get(id);
-    return deadline === undefined ? undefined : Math.max(0, deadline - this.deps.now());
+    return deadline === undefined ? undefined : this.ttlLeft(deadline, this.deps.now());
+  }
+
+  /** Local ms to a deadline, back in TTL ms (rounded to µs, so 100 stays 100). */
+  private ttlLeft(deadline: number, now: number): number {
+    return Math.max(0, Math.round(((deadline - now) / this.stretch) * 1000) / 1000);
   }
 
   isLeading(): boolean {
@@ -140,7 +172,7 @@ export class LeaseKeeper {
         const renewedAtMs = this.renewals.get(id);
         return {
           id,
-          remainingMs: Math.max(0, Math.ceil(d - now)),
+          remainingMs: Math.ceil(this.ttlLeft(d, now)),
           ...(renewedAtMs !== undefined ? { renewedAtMs } : {}),
         };
       })

@@ -54,6 +54,8 @@ class Sim {
     readonly intervalMs: number,
     readonly tickMs: number,
     public autoCommit = true,
+    /** Perfect clocks by default: the margin for clock rates has its own test. */
+    clockRateBound = 0,
   ) {
     this.nodes = Array.from({ length: n }, (_, i) => {
       const node: SimNode = {
@@ -79,6 +81,7 @@ class Sim {
           log,
         },
         intervalMs,
+        { clockRateBound },
       );
       return node;
     });
@@ -186,6 +189,37 @@ class Sim {
     );
   }
 }
+
+t.test(
+  'under the clock-rate bound the leader waits TTL × (1 + b) / (1 − b) on its clock',
+  async (t) => {
+    const sim = new Sim(3, 10_000, 1, true, 0.01);
+    sim.elect(0);
+    await sim.client({ type: 'leaseGrant', id: 'a', ttlMs: 1000 });
+    t.equal(sim.nodes[0]!.keeper.remainingMs('a'), 1000, 'lookups report the TTL itself');
+    const stretched = (1000 * 1.01) / 0.99; // 1020.2 ms
+    while (sim.revokes().length === 0 && sim.t < 2000) await sim.tick();
+    t.equal(sim.revokes()[0]?.at, Math.ceil(stretched), 'revoked at the first tick past 1020.2 ms');
+    // A client whose clock runs 1 % slow measures the lease: never shorter than its TTL.
+    t.ok(sim.revokes()[0]!.at * 0.99 >= 1000 * 1.01 - 1e-9);
+  },
+);
+
+t.test('a checkpoint records TTL ms, so a new leader applies the margin once', async (t) => {
+  const sim = new Sim(3, 100, 10, true, 0.01);
+  sim.elect(0);
+  await sim.client({ type: 'leaseGrant', id: 'a', ttlMs: 1000 });
+  await sim.ticks(10); // t = 100: a checkpoint
+  const remaining = sim.sm.lease('a')!.remainingMs!;
+  t.ok(Math.abs(remaining - (1000 - 100 / (1.01 / 0.99))) <= 1, `checkpointed ${remaining}`);
+  sim.stepDown();
+  sim.elect(1);
+  t.equal(
+    sim.nodes[1]!.keeper.remainingMs('a'),
+    remaining,
+    'the new leader reports the checkpointed TTL',
+  );
+});
 
 t.test('no revoke is proposed before confirmLeadership resolves', async (t) => {
   const sim = new Sim(3, 10_000, 10);

@@ -1,57 +1,113 @@
 import type { Message, NodeId, SeededRandom } from '../../src/raft/index.js';
+import type { NodeClock, SimScheduler } from './clock.js';
 
-interface InFlight {
-  deliverAt: number;
-  seq: number;
-  message: Message;
+/** Where the network hands messages over, and who tells senders how a snapshot went. */
+export interface NetworkEndpoints {
+  /** The receiving process's clock, or undefined when it is down (the message is lost). */
+  clockOf(id: NodeId): NodeClock | undefined;
+  /** Delivers into the receiver (its core's step()). */
+  deliver(m: Message): void;
+  /** Tells the sender how a snapshot it sent went (the transport's reportSnapshot). */
+  snapshotStatus(from: NodeId, to: NodeId, ok: boolean): void;
+}
+
+export interface NetworkStats {
+  sent: number;
+  delivered: number;
+  dropped: number;
+  duplicated: number;
+  snapshotsSent: number;
 }
 
 /**
- * A simulated network: every message gets a random delay (so messages are
- * reordered), may be dropped or duplicated, and is lost when a partition blocks
- * its link at send or delivery time. Time is counted in delivery rounds.
+ * A simulated network in virtual milliseconds: every message gets a random
+ * delay (so messages are reordered), may be dropped or duplicated, and is lost
+ * when a partition blocks its link at send or at delivery time, or when the
+ * receiver is down. A message to a paused process waits for it (the kernel
+ * buffers it). Snapshot messages report back to the sender whether they
+ * arrived, as the HTTP transport does after streaming one.
  */
 export class SimNetwork {
   dropRate = 0;
   duplicateRate = 0;
-  maxDelayRounds = 1;
+  minDelayMs = 1;
+  maxDelayMs = 10;
   /** Directed links that lose every message: "from>to". */
   private readonly blocked = new Set<string>();
-  private inFlight: InFlight[] = [];
-  private seq = 0;
-  private readonly rng: SeededRandom;
+  readonly stats: NetworkStats = {
+    sent: 0,
+    delivered: 0,
+    dropped: 0,
+    duplicated: 0,
+    snapshotsSent: 0,
+  };
 
-  constructor(rng: SeededRandom) {
-    this.rng = rng;
-  }
+  constructor(
+    private readonly scheduler: SimScheduler,
+    private readonly rng: SeededRandom,
+    private readonly endpoints: NetworkEndpoints,
+  ) {}
 
-  send(message: Message, now: number): void {
-    if (this.isBlocked(message.from, message.to)) return;
-    if (this.dropRate > 0 && this.rng.nextFloat() < this.dropRate) return;
+  send(message: Message): void {
+    this.stats.sent++;
+    if (message.type === 'snap') this.stats.snapshotsSent++;
+    if (this.isBlocked(message.from, message.to)) {
+      this.lost(message);
+      return;
+    }
+    if (this.dropRate > 0 && this.rng.nextFloat() < this.dropRate) {
+      this.lost(message);
+      return;
+    }
     // Receivers must not share objects with the sender, as over a real wire.
-    this.enqueue(structuredClone(message), now);
-    if (this.duplicateRate > 0 && this.rng.nextFloat() < this.duplicateRate) {
-      this.enqueue(structuredClone(message), now);
+    this.enqueue(structuredClone(message));
+    if (
+      message.type !== 'snap' &&
+      this.duplicateRate > 0 &&
+      this.rng.nextFloat() < this.duplicateRate
+    ) {
+      this.stats.duplicated++;
+      this.enqueue(structuredClone(message));
     }
   }
 
-  private enqueue(message: Message, now: number): void {
-    const deliverAt = now + 1 + this.rng.nextInt(this.maxDelayRounds);
-    this.inFlight.push({ deliverAt, seq: this.seq++, message });
+  private lost(m: Message): void {
+    this.stats.dropped++;
+    if (m.type === 'snap') this.report(m, false);
   }
 
-  /** Messages due by `now`, in a random order, minus those a partition now blocks. */
-  takeDue(now: number): Message[] {
-    const due: InFlight[] = [];
-    const later: InFlight[] = [];
-    for (const f of this.inFlight) (f.deliverAt <= now ? due : later).push(f);
-    this.inFlight = later;
-    // Fisher–Yates with the seeded source: deterministic reordering.
-    for (let i = due.length - 1; i > 0; i--) {
-      const j = this.rng.nextInt(i + 1);
-      [due[i], due[j]] = [due[j]!, due[i]!];
+  private report(m: Message, ok: boolean): void {
+    const sender = this.endpoints.clockOf(m.from);
+    if (!sender) return;
+    // The sender learns after a round trip's worth of time.
+    sender.afterTrue(this.delay(), () => this.endpoints.snapshotStatus(m.from, m.to, ok));
+  }
+
+  private delay(): number {
+    return this.minDelayMs + this.rng.nextFloat() * Math.max(0, this.maxDelayMs - this.minDelayMs);
+  }
+
+  private enqueue(m: Message): void {
+    const receiver = this.endpoints.clockOf(m.to);
+    if (!receiver) {
+      this.lost(m);
+      return;
     }
-    return due.map((f) => f.message).filter((m) => !this.isBlocked(m.from, m.to));
+    this.scheduler.after(this.delay(), () => {
+      // Lost to a partition, or to a receiver that died (or restarted: a new clock) meanwhile.
+      if (
+        this.isBlocked(m.from, m.to) ||
+        receiver.killed ||
+        this.endpoints.clockOf(m.to) !== receiver
+      )
+        return this.lost(m);
+      if (m.type === 'snap') this.report(m, true);
+      // In the receiver's process: a paused one takes it when resumed.
+      receiver.afterTrue(0, () => {
+        this.stats.delivered++;
+        this.endpoints.deliver(m);
+      });
+    });
   }
 
   isBlocked(from: NodeId, to: NodeId): boolean {
@@ -80,12 +136,8 @@ export class SimNetwork {
     return [...this.blocked].sort();
   }
 
-  /** Drops everything in flight to a node (its process died with the sockets). */
-  dropTo(id: NodeId): void {
-    this.inFlight = this.inFlight.filter((f) => f.message.to !== id);
-  }
-
-  inFlightCount(): number {
-    return this.inFlight.length;
+  /** Scheduler events still queued (deliveries and timers). */
+  pending(): number {
+    return this.scheduler.pendingEvents();
   }
 }
