@@ -1240,6 +1240,36 @@ export const ROUTES: RouteSpec[] = [
     kind: 'write',
     dedup: false,
   },
+  // Space quota and alarms (an addition to API.md)
+  {
+    route: 'GET /v1/alarms',
+    method: 'GET',
+    path: fixedPath('/v1/alarms'),
+    query: { params: {}, strict: true },
+    kind: 'read',
+    dedup: false,
+    validStatuses: [200],
+  },
+  {
+    route: 'POST /v1/alarms/disarm',
+    method: 'POST',
+    path: fixedPath('/v1/alarms/disarm'),
+    query: { params: {}, strict: true },
+    body: body(
+      { memberId: 'string', alarm: 'string' },
+      [],
+      {
+        memberId: fc.oneof(
+          fromState((s, i) => pick(s.memberIds, i, 'x')),
+          str(fc.constantFrom('00000000000000aa', 'nobody')),
+        ),
+        alarm: str(fc.constant('nospace')),
+      },
+      ['memberId', 'alarm'],
+    ),
+    kind: 'write',
+    dedup: true,
+  },
   // Security (authentication stays off: `root` is never created, so enable is always refused)
   {
     route: 'GET /v1/auth/status',
