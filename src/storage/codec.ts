@@ -135,8 +135,9 @@ function hex32(n: number): string {
 }
 
 /**
- * The Reader of a record's body: sealed records are checked; the unsealed form
- * (`legacyVersion` byte first, or `legacyJson` text) only with `legacy`.
+ * The Reader of a record's body: a sealed record after its checksum is
+ * checked; the unsealed form of format 1 (`legacy`: its version byte first,
+ * or bare JSON) only when `opts.legacy` says the dir is of that format.
  */
 function openRecord(
   bytes: Uint8Array,
@@ -196,7 +197,7 @@ export function decodeStoredEntry(index: number, bytes: Uint8Array, dataDir: str
   try {
     return decodeEntry(index, bytes);
   } catch (err) {
-    throw corruptRecord(dataDir, `log entry ${index}`, err);
+    throw corruptRecord(dataDir, `sublevel log, entry ${index}`, err);
   }
 }
 

@@ -165,7 +165,7 @@ t.test(
     );
     t.ok(core.failed, 'the core stopped (fail-stop)');
     t.equal(fatal.length, 1, 'and said why');
-  t.match(core.failureReason, /ENOSPC/, 'the failure is kept for /livez');
+    t.match(core.failureReason, /ENOSPC/, 'the failure is kept for /livez');
     t.equal(storedValue(core, 'k'), null, 'nothing was applied');
     await t.rejects(core.readIndex(), { code: 'unavailable' }, 'reads are refused from then on');
     await core.stop();

@@ -223,6 +223,8 @@ export interface SimResult {
   seconds: number;
   /** Last lines of output, for errors. */
   tail: string;
+  /** The violation's message (first line), when there is one. */
+  detail?: string;
 }
 
 /** Reads the cli's verdict from its output and exit code. */
@@ -231,10 +233,20 @@ export function parseSimOutput(
   code: number | null,
   runs: number,
 ): Omit<SimResult, 'seconds'> {
-  const tail = output.trim().split('\n').slice(-12).join('\n');
+  const lines = output.trim().split('\n');
+  const tail = lines.slice(-12).join('\n');
+  // The cli prints the schedule, then the error's message.
+  const at = lines.findIndex((line) => line.startsWith('schedule:'));
+  const detail = at >= 0 ? lines[at + 1]?.slice(0, 400) : undefined;
   const violation = /VIOLATION of (\S+) after (\d+) run/.exec(output);
   if (code === 1 && violation) {
-    return { kind: 'caught', property: violation[1]!, runs: Number(violation[2]), tail };
+    return {
+      kind: 'caught',
+      property: violation[1]!,
+      runs: Number(violation[2]),
+      tail,
+      ...(detail ? { detail } : {}),
+    };
   }
   if (code === 0 && new RegExp(`^${runs} runs, 0 violations`, 'm').test(output)) {
     return { kind: 'survived', runs, tail };
@@ -340,6 +352,7 @@ async function main(): Promise<void> {
         const r = await runSim(dir, nodes, opts.runs, opts.seed, opts.timeoutS);
         byNodes.set(nodes, r);
         console.log(`  ${m.id} @${nodes}: ${cell(r)} in ${r.seconds.toFixed(1)} s`);
+        if (r.detail) console.log(`    ${r.detail}`);
         if (r.kind === 'error') console.log(`    ${r.tail.replaceAll('\n', '\n    ')}`);
       }
     } finally {
@@ -363,6 +376,7 @@ async function main(): Promise<void> {
       console.log(
         `  baseline (no mutant) @${nodes}: ${r.kind === 'survived' ? `passes ${most} runs` : cell(r)} in ${r.seconds.toFixed(1)} s`,
       );
+      if (r.detail) console.log(`    ${r.detail}`);
     }
   } finally {
     rmSync(baseDir, { recursive: true, force: true });

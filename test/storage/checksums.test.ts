@@ -99,7 +99,7 @@ t.test('every single-bit flip of an entry record is refused, naming the index', 
     () => decodeStoredEntry(76, sealed, '/data/n1'),
     {
       code: 'corrupt',
-      message: /data dir \/data\/n1 is damaged \(log entry 76: checksum mismatch/,
+      message: /data dir \/data\/n1 is damaged \(sublevel log, entry 76: checksum mismatch/,
     },
     'decodeStoredEntry says which entry',
   );
