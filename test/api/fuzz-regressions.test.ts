@@ -45,6 +45,8 @@ t.test('a CONNECT request is answered 404 not_found, not dropped without a word'
           mutation: [],
           dedup: false,
           waitMs: 0,
+          publicRoute: false,
+          reachesAuth: false,
         },
         reply,
       ),

@@ -45,6 +45,14 @@ export interface FuzzRequest {
   waitMs: number;
   /** A lock acquire or campaign: a refusal may still have queued and left the line (revision moves). */
   queues?: boolean;
+  /** The route needs no credentials (API.md: health, metrics, auth status, token, probes). */
+  publicRoute: boolean;
+  /**
+   * The request reaches its route's credential check: the route and method exist, the
+   * path, query and headers pass the HTTP parser and the router. With authentication on,
+   * missing or wrong credentials then get 401 whatever else is wrong (the body is read later).
+   */
+  reachesAuth: boolean;
 }
 
 /** What the fuzzer learned from earlier answers, for requests that name existing things. */
@@ -1232,6 +1240,36 @@ export const ROUTES: RouteSpec[] = [
     kind: 'write',
     dedup: false,
   },
+  // Space quota and alarms (an addition to API.md)
+  {
+    route: 'GET /v1/alarms',
+    method: 'GET',
+    path: fixedPath('/v1/alarms'),
+    query: { params: {}, strict: true },
+    kind: 'read',
+    dedup: false,
+    validStatuses: [200],
+  },
+  {
+    route: 'POST /v1/alarms/disarm',
+    method: 'POST',
+    path: fixedPath('/v1/alarms/disarm'),
+    query: { params: {}, strict: true },
+    body: body(
+      { memberId: 'string', alarm: 'string' },
+      [],
+      {
+        memberId: fc.oneof(
+          fromState((s, i) => pick(s.memberIds, i, 'x')),
+          str(fc.constantFrom('00000000000000aa', 'nobody')),
+        ),
+        alarm: str(fc.constant('nospace')),
+      },
+      ['memberId', 'alarm'],
+    ),
+    kind: 'write',
+    dedup: true,
+  },
   // Security (authentication stays off: `root` is never created, so enable is always refused)
   {
     route: 'GET /v1/auth/status',
@@ -1420,6 +1458,8 @@ const unknownRoute: fc.Arbitrary<Builder> = fc
     mutation: ['unknown route'],
     dedup: false,
     waitMs: 0,
+    publicRoute: false,
+    reachesAuth: false,
     ...(target.startsWith('/v1/watch') ? { dropAfterMs: 50 } : {}),
   }));
 
@@ -1496,6 +1536,12 @@ function routeArb(spec: RouteSpec): fc.Arbitrary<Builder> {
         mutation,
         dedup: spec.dedup,
         waitMs: spec.waitMs ? spec.waitMs(parsedBody) : 0,
+        publicRoute: PUBLIC_ROUTES.has(spec.route),
+        reachesAuth:
+          methodOk &&
+          path.valid &&
+          g.query.validity !== 'unknown' &&
+          (g.headers.validity === 'valid' || g.headers.validity === 'dedupInvalid'),
       };
       if (bodyChoice?.text !== undefined) req.body = Buffer.from(bodyChoice.text, 'utf8');
       if (expect) req.expect = expect;
@@ -1521,6 +1567,15 @@ function tryParse(text: string): unknown {
 
 /** Every route of API.md (each as likely as the others) and unknown ones. */
 export const requestArb: fc.Arbitrary<Builder> = fc.oneof(...ROUTES.map(routeArb), unknownRoute);
+
+const PUBLIC_ROUTES = new Set([
+  'GET /health',
+  'GET /livez',
+  'GET /readyz',
+  'GET /metrics',
+  'GET /v1/auth/status',
+  'POST /v1/auth/token',
+]);
 
 export const ROUTE_NAMES = [...ROUTES.map((r) => r.route), 'unknown route'];
 
@@ -1594,7 +1649,12 @@ export function isSafe(req: FuzzRequest, s: FuzzState): boolean {
     if (path.endsWith('/promote'))
       for (const id of s.learnerIds) if (decodedTarget.includes(id)) return false;
   }
-  if (path.startsWith('/v1/auth/users') && method === 'PUT' && /root/i.test(decodedTarget))
+  // Root stays as it is: with authentication on, the test reads through it.
+  if (
+    path.startsWith('/v1/auth/users') &&
+    (method === 'PUT' || method === 'DELETE') &&
+    /root/i.test(decodedTarget)
+  )
     return false;
   return true;
 }
