@@ -312,7 +312,12 @@ async function fuzzPhase(t: Test, state: FuzzState, opts: PhaseOptions): Promise
       }
 
       // Idempotency-Keys: the same key on another write is refused; on the same write, the first answer again.
-      if (req.dedup && req.idempotencyKey && reply.status !== 0) {
+      if (
+        req.dedup &&
+        req.route.startsWith(`${req.method} `) &&
+        req.idempotencyKey &&
+        reply.status !== 0
+      ) {
         const first = idempotency.get(`${user} ${req.idempotencyKey}`);
         const fp = fingerprint(req);
         if (first && first.fingerprint !== fp && reply.status >= 200 && reply.status < 300) {
@@ -464,10 +469,20 @@ async function issueTokens(): Promise<void> {
 
 /** Follows authentication as the fuzzer turned it on or off; new tokens after an enable. */
 async function followAuth(): Promise<void> {
-  const on = (await call('GET', '/v1/auth/status')).body.enabled === true;
-  // Enabling again replaces the signing key: tokens from before stop working, by design.
-  if (on && testAuthorization !== undefined) await issueTokens();
-  auth.on = on;
+  // A cut enable or disable may still be on its way: ask until the answers agree.
+  for (let attempt = 0; ; attempt++) {
+    const on = (await call('GET', '/v1/auth/status')).body.enabled === true;
+    auth.on = on;
+    if (!on || testAuthorization === undefined) return;
+    try {
+      // Enabling again replaces the signing key: tokens from before stop working, by design.
+      await issueTokens();
+      return;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(200);
+    }
+  }
 }
 
 /**
