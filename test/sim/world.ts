@@ -959,7 +959,7 @@ export class SimWorld {
    * at its apply, after the send). With `leaseFromAck` at the acknowledgement itself, which no
    * server can honour when the answer is delayed: a keepalive proposed by a leader that is then
    * paused or deposed is answered when that member applies it, long after the new leader
-   * started the deadline (the soak found a lease 6 % short measured that way).
+   * started the deadline.
    */
   private leaseClock(sentAt: number): number {
     return this.options.leaseFromAck ? this.scheduler.now() : sentAt;
