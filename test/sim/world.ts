@@ -962,7 +962,7 @@ export class SimWorld {
       (r) => {
         if (!r.ok) return;
         this.stats.leaseGrants++;
-        this.leaseChecker.granted(id, ttlMs, this.scheduler.now());
+        this.guard(() => this.leaseChecker.granted(id, ttlMs, this.scheduler.now()));
         const track: LeaseTrack = {
           id,
           ttlMs,
@@ -999,7 +999,9 @@ export class SimWorld {
           (r) => {
             if (!r.ok) return;
             this.stats.leaseRenewals++;
-            this.leaseChecker.keepaliveAcked(track.id, this.scheduler.now(), track.ttlMs);
+            this.guard(() =>
+              this.leaseChecker.keepaliveAcked(track.id, this.scheduler.now(), track.ttlMs),
+            );
           },
           () => {},
           () => {},
