@@ -78,7 +78,12 @@ async function call(
 }
 
 async function revisionNow(): Promise<number> {
-  const r = await call('GET', '/v1/kv?limit=1');
+  let r = await call('GET', '/v1/kv?limit=1');
+  // A cut enable may have applied since (a new signing key), or the token expired: renew it.
+  if (r.status === 401 && testAuthorization !== undefined) {
+    await followAuth();
+    r = await call('GET', '/v1/kv?limit=1');
+  }
   if (r.status !== 200) throw new Error(`revision read: ${r.status} ${r.text}`);
   return r.body.revision as number;
 }
@@ -259,7 +264,7 @@ async function fuzzPhase(t: Test, state: FuzzState, opts: PhaseOptions): Promise
   await fc.assert(
     fc.asyncProperty(requestArb, opts.credentials, async (build, credential) => {
       const req = build(state);
-      const user = withCredential(req, credential);
+      const user = await withCredential(req, credential);
       if (!isSafe(req, state)) {
         skipped++;
         return;
@@ -295,11 +300,8 @@ async function fuzzPhase(t: Test, state: FuzzState, opts: PhaseOptions): Promise
       learn(state, req, reply);
       // Whether authentication is on now (an enable or disable we cut may still have applied).
       if (req.route === 'POST /v1/auth/enable' || req.route === 'POST /v1/auth/disable') {
-        if (reply.status === 0) await settledRevision(req.waitMs);
-        const on = (await call('GET', '/v1/auth/status')).body.enabled === true;
-        // Enabling again replaces the signing key: tokens from before stop working, by design.
-        if (on && !auth.on && testAuthorization !== undefined) await issueTokens();
-        auth.on = on;
+        if (reply.status === 0) await sleep(300);
+        await followAuth();
       }
 
       // A client that gave up: the server may still apply it, or leave a lock's line, a little later.
@@ -310,7 +312,12 @@ async function fuzzPhase(t: Test, state: FuzzState, opts: PhaseOptions): Promise
       }
 
       // Idempotency-Keys: the same key on another write is refused; on the same write, the first answer again.
-      if (req.dedup && req.idempotencyKey && reply.status !== 0) {
+      if (
+        req.dedup &&
+        req.route.startsWith(`${req.method} `) &&
+        req.idempotencyKey &&
+        reply.status !== 0
+      ) {
         const first = idempotency.get(`${user} ${req.idempotencyKey}`);
         const fp = fingerprint(req);
         if (first && first.fingerprint !== fp && reply.status >= 200 && reply.status < 300) {
@@ -421,6 +428,7 @@ const tokens = { root: '', carol: '' };
 const auth = { on: false };
 /** The test's own requests (revision reads, checks) carry root's token once authentication is on. */
 let testAuthorization: string | undefined;
+let tokensIssuedAt = 0;
 
 const basic = (name: string, password: string) =>
   `Basic ${Buffer.from(`${name}:${password}`).toString('base64')}`;
@@ -456,6 +464,25 @@ async function issueTokens(): Promise<void> {
     tokens[who === 'root' ? 'root' : 'carol'] = r.body.token;
   }
   testAuthorization = `Bearer ${tokens.root}`;
+  tokensIssuedAt = Date.now();
+}
+
+/** Follows authentication as the fuzzer turned it on or off; new tokens after an enable. */
+async function followAuth(): Promise<void> {
+  // A cut enable or disable may still be on its way: ask until the answers agree.
+  for (let attempt = 0; ; attempt++) {
+    const on = (await call('GET', '/v1/auth/status')).body.enabled === true;
+    auth.on = on;
+    if (!on || testAuthorization === undefined) return;
+    try {
+      // Enabling again replaces the signing key: tokens from before stop working, by design.
+      await issueTokens();
+      return;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(200);
+    }
+  }
 }
 
 /**
@@ -463,9 +490,11 @@ async function issueTokens(): Promise<void> {
  * credentials on a route that needs some are 401 whatever else is wrong with the request;
  * the limited user may get 403 anywhere. Returns whose request it is (for Idempotency-Keys).
  */
-function withCredential(req: FuzzRequest, make: () => Credential): string {
+async function withCredential(req: FuzzRequest, make: () => Credential): Promise<string> {
   // Once root exists, enabling authentication is possible: no fixed answer.
   if (testAuthorization !== undefined && req.route === 'POST /v1/auth/enable') delete req.expect;
+  // Tokens last 5 minutes: renew them well before, for long runs.
+  if (auth.on && Date.now() - tokensIssuedAt > 60_000) await issueTokens();
   const credential = make();
   const own = req.headers.some(([n]) => n.toLowerCase() === 'authorization');
   if (!own && credential.header !== undefined)

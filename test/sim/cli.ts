@@ -1,6 +1,7 @@
 /**
  * npm run sim -- [--seed S] [--runs N] [--nodes 3|5] [--events MIN-MAX] [--path P] [--no-shrink]
  * npm run sim -- --long [--minutes M] [--every N] [--nodes 3|5] [--seed S]
+ * --lease-from-ack: check the lease promise from the keepalive's answer, not its sending
  *
  * Quick mode runs N seeded fault schedules and prints the stats. Long mode
  * (a soak) runs batches of N schedules with fresh seeds until stopped (Ctrl-C)
@@ -23,6 +24,7 @@ interface Options {
   path?: string;
   shrink: boolean;
   long: boolean;
+  leaseFromAck: boolean;
   minutes: number;
   every: number;
 }
@@ -32,7 +34,7 @@ function parseArgs(argv: string[]): Options {
   const flags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--no-shrink' || a === '--long') flags.add(a);
+    if (a === '--no-shrink' || a === '--long' || a === '--lease-from-ack') flags.add(a);
     else if (a.startsWith('--') && i + 1 < argv.length) args.set(a.slice(2), argv[++i]!);
     else usage(`unexpected argument ${a}`);
   }
@@ -68,6 +70,7 @@ function parseArgs(argv: string[]): Options {
     maxEvents: maxEvents!,
     shrink: !flags.has('--no-shrink') && !long,
     long,
+    leaseFromAck: flags.has('--lease-from-ack'),
     minutes: int('minutes', 0),
     every: int('every', 20),
     ...(path ? { path } : {}),
@@ -92,7 +95,10 @@ async function batch(seed: number, runs: number, path?: string): Promise<boolean
   const batchTotals: SimStats = emptyStats();
   const result = await fc.check(
     fc.asyncProperty(scheduleArbitrary(opts.minEvents, opts.maxEvents), async (schedule) => {
-      const { stats } = await runSchedule(schedule, { nodes: opts.nodes });
+      const { stats } = await runSchedule(schedule, {
+        nodes: opts.nodes,
+        leaseFromAck: opts.leaseFromAck,
+      });
       addStats(batchTotals, stats);
     }),
     { seed, numRuns: runs, ...(path ? { path } : {}), endOnFailure: !opts.shrink },
@@ -114,7 +120,7 @@ async function batch(seed: number, runs: number, path?: string): Promise<boolean
       ? ` --events ${opts.minEvents}-${opts.maxEvents}`
       : '';
   console.log(
-    `replay: npm run sim -- --seed ${result.seed} --path ${result.counterexamplePath} --nodes ${opts.nodes}${events} --runs 1 --no-shrink`,
+    `replay: npm run sim -- --seed ${result.seed} --path ${result.counterexamplePath} --nodes ${opts.nodes}${events} --runs 1 --no-shrink${opts.leaseFromAck ? ' --lease-from-ack' : ''}`,
   );
   return false;
 }

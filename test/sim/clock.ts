@@ -209,7 +209,9 @@ export class NodeClock implements CoreClock {
   }
 
   wallNow(): number {
-    return Math.floor(WALL_EPOCH_MS + this.wallSkewMs + this.now());
+    // Wall clocks agree with true time within the skew (NTP), whatever the monotonic origin.
+    const elapsed = (this.scheduler.now() - this.startTrueMs) * this.rate;
+    return Math.floor(WALL_EPOCH_MS + this.wallSkewMs + this.startTrueMs + elapsed);
   }
 
   /** True-time delay for `localMs` of this clock. */

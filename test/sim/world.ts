@@ -32,6 +32,8 @@ export interface SimOptions {
   spareNodes?: number;
   /** Virtual ms allowed after healing for a leader to commit and serve reads. */
   livenessMs?: number;
+  /** Check the lease promise from the keepalive's acknowledgement instead of its sending. */
+  leaseFromAck?: boolean;
 }
 
 export interface SimStats {
@@ -231,6 +233,7 @@ export class SimWorld {
       nodes: options.nodes,
       spareNodes: options.spareNodes ?? 2,
       livenessMs: options.livenessMs ?? 60_000,
+      leaseFromAck: options.leaseFromAck ?? false,
     };
     this.rng = new SeededRandom(this.world.seed);
     this.network = new SimNetwork(this.scheduler, new SeededRandom(this.world.seed ^ 0x5bd1e995), {
@@ -950,19 +953,32 @@ export class SimWorld {
 
   // ---------------------------------------------------------------- leases
 
+  /**
+   * Where a client's lease time starts: by default when it SENT the grant or keepalive that
+   * was acknowledged (as Chubby's and etcd's clients can rely on: the leader's deadline starts
+   * at its apply, after the send). With `leaseFromAck` at the acknowledgement itself, which no
+   * server can honour when the answer is delayed: a keepalive proposed by a leader that is then
+   * paused or deposed is answered when that member applies it, long after the new leader
+   * started the deadline.
+   */
+  private leaseClock(sentAt: number): number {
+    return this.options.leaseFromAck ? this.scheduler.now() : sentAt;
+  }
+
   private leaseOp(): Promise<void> | undefined {
     const m = this.writeTarget();
     if (!m) return undefined;
     const id = `L${++this.opSeq}`;
     const ttlMs = this.world.minTtlMs * (1 + this.rng.nextInt(3));
     const keepFor = this.rng.nextInt(3) * ttlMs * (1 + this.rng.nextInt(3));
+    const sentAt = this.scheduler.now();
     return this.propose(
       m,
       { type: 'leaseGrant', id, ttlMs },
       (r) => {
         if (!r.ok) return;
         this.stats.leaseGrants++;
-        this.guard(() => this.leaseChecker.granted(id, ttlMs, this.scheduler.now()));
+        this.guard(() => this.leaseChecker.granted(id, ttlMs, this.leaseClock(sentAt)));
         const track: LeaseTrack = {
           id,
           ttlMs,
@@ -992,6 +1008,7 @@ export class SimWorld {
     this.scheduler.after(track.ttlMs / 3, () => {
       if (!this.clientsOn || track.revoked || this.scheduler.now() > track.keepUntil) return;
       const m = this.writeTarget();
+      const sentAt = this.scheduler.now();
       if (m) {
         this.propose(
           m,
@@ -1000,7 +1017,7 @@ export class SimWorld {
             if (!r.ok) return;
             this.stats.leaseRenewals++;
             this.guard(() =>
-              this.leaseChecker.keepaliveAcked(track.id, this.scheduler.now(), track.ttlMs),
+              this.leaseChecker.keepaliveAcked(track.id, this.leaseClock(sentAt), track.ttlMs),
             );
           },
           () => {},
