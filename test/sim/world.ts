@@ -981,7 +981,7 @@ export class SimWorld {
       (r) => {
         if (!r.ok) return;
         this.stats.leaseGrants++;
-        this.leaseChecker.granted(id, ttlMs, this.leaseClock(sentAt));
+        this.guard(() => this.leaseChecker.granted(id, ttlMs, this.leaseClock(sentAt)));
         const track: LeaseTrack = {
           id,
           ttlMs,
@@ -1019,7 +1019,9 @@ export class SimWorld {
           (r) => {
             if (!r.ok) return;
             this.stats.leaseRenewals++;
-            this.leaseChecker.keepaliveAcked(track.id, this.leaseClock(sentAt), track.ttlMs);
+            this.guard(() =>
+              this.leaseChecker.keepaliveAcked(track.id, this.leaseClock(sentAt), track.ttlMs),
+            );
           },
           () => {},
           () => {},
