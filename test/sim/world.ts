@@ -374,8 +374,11 @@ export class SimWorld {
       }
     });
     core.on('result', (result, entry) => this.onResult(m, core, result, entry));
+    let stopped = false;
     core.on('fatal', (err) => {
-      if (!mine()) return;
+      // Only the first stop counts: work queued behind a failed write may fail after it.
+      if (!mine() || stopped) return;
+      stopped = true;
       this.note(`${m.id} stopped: ${String(err).slice(0, 160)}`);
       const storageFault = err instanceof StorageError;
       if (storageFault && (err as StorageError).code === 'corrupt')
