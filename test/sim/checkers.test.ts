@@ -135,6 +135,20 @@ t.test('leader completeness: a new leader must hold every committed entry', asyn
     () => f.observe(node('n2', 'leader', 3, log([2, 3], 3, 3))),
     'snapshot covers 1–2',
   );
+  // Raft's property is about terms, not real time: a candidate of term 2 that was paused with
+  // its votes in hand may win term 2 after the leader of term 3 committed entry 3.
+  const g = new SafetyChecker();
+  g.observe(node('n1', 'leader', 3, log([1, 1, 3], 3)));
+  t.doesNotThrow(
+    () => g.observe(node('n2', 'leader', 2, log([1, 1, 2], 2))),
+    'a lower-term leader need not hold what a higher term committed',
+  );
+  rejects(
+    t,
+    'leader-completeness',
+    () => g.observe(node('n3', 'leader', 4, log([1, 1, 2], 2))),
+    'a higher-term leader must',
+  );
 });
 
 t.test(

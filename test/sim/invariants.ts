@@ -89,6 +89,15 @@ export class SafetyChecker {
   private readonly leaderOfTerm = new Map<number, NodeId>();
   /** index → identity of the entry known committed there. */
   private readonly committed = new Map<number, string>();
+  /**
+   * index → the lowest term in which a member was seen with the entry committed:
+   * the term it was committed in (the leader that committed it is observed at
+   * once). Raft's leader completeness is about these terms, not real time: a
+   * candidate of term T paused with its votes in hand may win term T after a
+   * leader of a higher term committed more; it must hold only what was
+   * committed in terms below T.
+   */
+  private readonly committedInTerm = new Map<number, number>();
   /** The highest index known committed anywhere. */
   private maxCommitted = 0;
   /** index → identity of the entry applied there by the first node that did. */
@@ -135,7 +144,7 @@ export class SafetyChecker {
     if (commit > t.commit) {
       const from = Math.max(t.commit + 1, r.log.firstIndex());
       if (from <= commit) {
-        for (const e of r.log.slice(from, commit + 1)) this.recordCommitted(node.id, e);
+        for (const e of r.log.slice(from, commit + 1)) this.recordCommitted(node.id, e, r.term);
       }
       t.commit = commit;
       this.maxCommitted = Math.max(this.maxCommitted, commit);
@@ -162,10 +171,11 @@ export class SafetyChecker {
         );
       }
       this.leaderOfTerm.set(r.term, node.id);
-      // Leader completeness: a new leader holds every entry committed before it was elected.
+      // Leader completeness: a new leader holds every entry committed in an earlier term.
       const first = r.log.firstIndex();
       for (const [index, identity] of this.committed) {
         if (index < first) continue; // covered by its snapshot; state machine safety checks those
+        if ((this.committedInTerm.get(index) ?? 0) >= r.term) continue;
         const term = r.log.term(index);
         const ents = term === undefined ? [] : r.log.slice(index, index + 1);
         if (ents.length === 0 || entryIdentity(ents[0]!) !== identity) {
@@ -236,8 +246,10 @@ export class SafetyChecker {
     }
   }
 
-  private recordCommitted(nodeId: NodeId, e: Entry): void {
+  private recordCommitted(nodeId: NodeId, e: Entry, term: number): void {
     const identity = entryIdentity(e);
+    const inTerm = this.committedInTerm.get(e.index);
+    if (inTerm === undefined || term < inTerm) this.committedInTerm.set(e.index, term);
     const known = this.committed.get(e.index);
     if (known === undefined) this.committed.set(e.index, identity);
     else if (known !== identity) {
