@@ -407,7 +407,8 @@ export class NodeCore {
         const rd = this.raw.ready();
         await this.handleReady(rd);
         this.raw.advance(rd);
-        for (const hook of this.readyHooks) await hook();
+        // A background write may have failed meanwhile: nothing more is written then.
+        for (const hook of this.readyHooks) if (!this.stoppingNow) await hook();
       }
     } catch (err) {
       this.fail(
@@ -610,6 +611,7 @@ export class NodeCore {
    * applied entry is not known here.
    */
   async compact(keepEntries: number): Promise<{ index: number; term: number } | undefined> {
+    if (this.stoppingNow) return undefined;
     const index = this.kvState.appliedIndex;
     const term = this.raw.raft.log.term(index);
     if (term === undefined) return undefined;
