@@ -10,6 +10,8 @@ import { MAX_CLOCK_RATE, MIN_CLOCK_RATE } from './clock.js';
 export type SimEvent = (
   | { kind: 'partition'; shape: PartitionShape; node: number; mask: number }
   | { kind: 'heal' }
+  /** Leader churn: isolate whoever leads, again and again (stale uncommitted tails, Figure 8). */
+  | { kind: 'flap'; times: number; gapMs: number }
   | { kind: 'loss'; dropRate: number; duplicateRate: number }
   /** SIGKILL: the page cache survives. */
   | { kind: 'crash'; node: number; leader: boolean }
@@ -127,6 +129,15 @@ export const eventArbitrary: fc.Arbitrary<SimEvent> = fc.oneof(
     }),
   },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('heal' as const), afterMs }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('flap' as const),
+      times: fc.integer({ min: 2, max: 6 }),
+      gapMs: fc.integer({ min: 300, max: 1500 }),
+      afterMs,
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({

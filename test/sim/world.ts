@@ -530,6 +530,15 @@ export class SimWorld {
       case 'heal':
         this.network.heal();
         break;
+      case 'flap':
+        // Whoever leads is cut off, again and again, leaving uncommitted tails behind.
+        for (let i = 0; i < event.times; i++) {
+          this.partition('isolateLeader', i, 0);
+          this.stats.partitions++;
+          await this.runFor(event.gapMs);
+        }
+        this.network.heal();
+        break;
       case 'loss':
         this.network.dropRate = event.dropRate;
         this.network.duplicateRate = event.duplicateRate;
