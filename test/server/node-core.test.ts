@@ -4,15 +4,12 @@
  * the log entry holding it was synced; a failed write stops the core
  * (fail-stop) without acknowledging anything that depended on it.
  */
-import pino from 'pino';
 import t from 'tap';
-import { encodeCommand } from '../../src/kv/commands.js';
-import { KvStateMachine } from '../../src/kv/state-machine.js';
-import { MemoryRaftStorage, type Message } from '../../src/raft/index.js';
-import { MemberTable } from '../../src/server/members.js';
-import { NodeCore } from '../../src/server/node-core.js';
-import type { CoreClock, CoreStorage } from '../../src/server/ports.js';
+import { MemoryRaftStorage } from '../../src/raft/index.js';
+import type { NodeCore } from '../../src/server/node-core.js';
+import type { CoreStorage } from '../../src/server/ports.js';
 import type { PersistableReady } from '../../src/storage/index.js';
+import { manualClock, oneMemberCore, putCommand } from '../support/one-member-core.js';
 
 /** A held disk write: the test decides when (and whether) it completes. */
 interface HeldWrite {
@@ -59,27 +56,6 @@ function heldStorage() {
   return { storage, held };
 }
 
-/** Time the test moves by hand: ticks on demand, `soon` on the real event loop. */
-function manualClock() {
-  const ticks: (() => void)[] = [];
-  const clock: CoreClock = {
-    now: () => 0,
-    wallNow: () => 1_700_000_000_000,
-    every: (_ms, fn) => {
-      ticks.push(fn);
-      return () => ticks.splice(ticks.indexOf(fn), 1);
-    },
-    after: () => () => {},
-    soon: (fn) => setImmediate(fn),
-  };
-  return {
-    clock,
-    tick: () => {
-      for (const fn of ticks) fn();
-    },
-  };
-}
-
 const turn = () => new Promise((r) => setImmediate(r));
 
 /** The value of `key` in the core's state machine, or null. */
@@ -88,30 +64,10 @@ function storedValue(core: NodeCore, key: string): string | null {
   return r.ok ? (r.kv?.value ?? null) : null;
 }
 
-async function oneMemberCore() {
+async function startedCore() {
   const { storage, held } = heldStorage();
   const { clock, tick } = manualClock();
-  const sent: Message[] = [];
-  const core = new NodeCore({
-    id: 'n1',
-    storage,
-    transport: { sendNow: (ms) => sent.push(...ms), addPeer: () => {}, removePeer: () => {} },
-    clock,
-    randomSeed: 7,
-    kv: KvStateMachine.load([], 1),
-    kvOptions: {},
-    members: new MemberTable(),
-    log: pino({ level: 'silent' }),
-    config: {
-      tickMs: 10,
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      maxPendingProposals: 100,
-      maxPendingProposalBytes: 1 << 20,
-    },
-  });
-  const fatal: unknown[] = [];
-  core.on('fatal', (err) => fatal.push(err));
+  const { core, fatal } = oneMemberCore(storage, clock);
   core.start();
   // Elect itself: ticks until it campaigns, then let each held write through.
   for (let i = 0; i < 40 && !core.isLeader; i++) {
@@ -123,11 +79,10 @@ async function oneMemberCore() {
   return { core, held, fatal };
 }
 
-const put = (key: string, value: string) =>
-  encodeCommand({ v: 1, atMs: 1_700_000_000_000, cmd: { type: 'put', key, value } });
+const put = putCommand;
 
 t.test('a write is acknowledged only after its log entry was synced', async (t) => {
-  const { core, held } = await oneMemberCore();
+  const { core, held } = await startedCore();
   t.ok(core.isLeader, 'the single member leads');
   while (held.length > 0) held.shift()!.finish();
   let acked = false;
@@ -151,7 +106,7 @@ t.test('a write is acknowledged only after its log entry was synced', async (t) 
 t.test(
   'a failed disk write stops the core without acknowledging what depended on it',
   async (t) => {
-    const { core, held, fatal } = await oneMemberCore();
+    const { core, held, fatal } = await startedCore();
     while (held.length > 0) held.shift()!.finish();
     const write = core.propose(put('k', 'v'));
     for (let i = 0; i < 5; i++) await turn();

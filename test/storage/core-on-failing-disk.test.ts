@@ -5,14 +5,9 @@
  * acknowledged, the core stops, nothing of it is applied, and the data dir
  * holds exactly what was acknowledged before.
  */
-import pino from 'pino';
 import t from 'tap';
-import { encodeCommand } from '../../src/kv/commands.js';
-import { KvStateMachine } from '../../src/kv/state-machine.js';
-import { MemberTable } from '../../src/server/members.js';
-import { NodeCore } from '../../src/server/node-core.js';
-import type { CoreClock } from '../../src/server/ports.js';
 import { LevelRaftStorage } from '../../src/storage/index.js';
+import { manualClock, oneMemberCore, putCommand } from '../support/one-member-core.js';
 import { openFresh } from './helpers.js';
 
 /** The next `times` batch writes of `storage`'s database reject with `error`. */
@@ -29,47 +24,17 @@ function failWrites(storage: LevelRaftStorage, error: Error, times: number): voi
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const put = (key: string, value: string) =>
-  encodeCommand({ v: 1, atMs: 1_700_000_000_000, cmd: { type: 'put', key, value } });
+const put = putCommand;
 
 t.test(
   'a full disk under the core: no acknowledgement, fail-stop, the dir as acknowledged',
   async (t) => {
     const { dir, storage } = await openFresh(t, ['n1']);
-    const ticks: (() => void)[] = [];
-    const clock: CoreClock = {
-      now: () => 0,
-      wallNow: () => 1_700_000_000_000,
-      every: (_ms, fn) => {
-        ticks.push(fn);
-        return () => ticks.splice(ticks.indexOf(fn), 1);
-      },
-      after: () => () => {},
-      soon: (fn) => setImmediate(fn),
-    };
-    const core = new NodeCore({
-      id: 'n1',
-      storage,
-      transport: { sendNow: () => {}, addPeer: () => {}, removePeer: () => {} },
-      clock,
-      randomSeed: 7,
-      kv: KvStateMachine.load([], storage.appliedIndex()),
-      kvOptions: {},
-      members: new MemberTable(),
-      log: pino({ level: 'silent' }),
-      config: {
-        tickMs: 10,
-        electionTicks: 10,
-        heartbeatTicks: 1,
-        maxPendingProposals: 100,
-        maxPendingProposalBytes: 1 << 20,
-      },
-    });
-    const fatal: unknown[] = [];
-    core.on('fatal', (err) => fatal.push(err));
+    const { clock, tick } = manualClock();
+    const { core, fatal } = oneMemberCore(storage, clock);
     core.start();
     for (let i = 0; i < 200 && !core.isLeader; i++) {
-      for (const tick of ticks) tick();
+      tick();
       await sleep(5);
     }
     t.ok(core.isLeader, 'the single member leads');
