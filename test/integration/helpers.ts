@@ -15,14 +15,35 @@ import {
   peerTlsConfig,
 } from './peer-tls.js';
 
-/** A free TCP port on 127.0.0.1 (the kernel picks it; we release it right away). */
+/**
+ * A free TCP port on 127.0.0.1, released right away for a node to take. Drawn
+ * at random below Linux's ephemeral range (32768–60999): a port the kernel
+ * hands out for listen(0) can be taken meanwhile as the local port of another
+ * test's outgoing connection, which made members fail to start with "address
+ * in use" now and then.
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+  return listenOn(0);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return listenOn(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+function listenOn(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
+    srv.listen(port, '127.0.0.1', () => {
+      const actual = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(actual));
     });
   });
 }
