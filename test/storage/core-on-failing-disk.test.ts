@@ -8,19 +8,7 @@
 import t from 'tap';
 import { LevelRaftStorage } from '../../src/storage/index.js';
 import { manualClock, oneMemberCore, putCommand } from '../support/one-member-core.js';
-import { openFresh } from './helpers.js';
-
-/** The next `times` batch writes of `storage`'s database reject with `error`. */
-function failWrites(storage: LevelRaftStorage, error: Error, times: number): void {
-  const db = (storage as unknown as { db: { batch(): { write(): Promise<void> } } }).db;
-  const batch = db.batch.bind(db);
-  let left = times;
-  db.batch = () => {
-    const b = batch();
-    if (left-- > 0) b.write = () => Promise.reject(error);
-    return b;
-  };
-}
+import { failWrites, openFresh } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -71,3 +71,18 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
     clearTimeout(timer);
   }
 }
+
+/**
+ * A test-only wrapper below the storage: the next `times` batch writes of `storage`'s
+ * database reject with `error`; the ones after them go to the disk again.
+ */
+export function failWrites(storage: LevelRaftStorage, error: Error, times = Infinity): void {
+  const db = (storage as unknown as { db: { batch(): { write(): Promise<void> } } }).db;
+  const batch = db.batch.bind(db);
+  let left = times;
+  db.batch = () => {
+    const b = batch();
+    if (left-- > 0) b.write = () => Promise.reject(error);
+    return b;
+  };
+}

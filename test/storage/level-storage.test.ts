@@ -6,7 +6,7 @@ import {
   LevelRaftStorage,
   type LevelStorageOptions,
 } from '../../src/storage/index.js';
-import { ent, ents, IDENTITY, observe, openFresh, tempDir } from './helpers.js';
+import { ent, ents, failWrites, IDENTITY, observe, openFresh, tempDir } from './helpers.js';
 
 const encoder = new TextEncoder();
 const bytes = (s: string) => encoder.encode(s);
@@ -269,21 +269,6 @@ t.test('sizeBytes counts the files of the database', async (t) => {
   await storage.persistReady({ entries: [ent(2, 1, 'x'.repeat(100_000))] }, false);
   t.ok((await storage.sizeBytes()) >= before + 100_000);
 });
-
-/**
- * A test-only wrapper below the storage: the next `times` batch writes of `storage`'s
- * database reject with `error`; the ones after them go to the disk again.
- */
-function failWrites(storage: LevelRaftStorage, error: Error, times = Infinity): void {
-  const db = (storage as unknown as { db: { batch(): { write(): Promise<void> } } }).db;
-  const batch = db.batch.bind(db);
-  let left = times;
-  db.batch = () => {
-    const b = batch();
-    if (left-- > 0) b.write = () => Promise.reject(error);
-    return b;
-  };
-}
 
 /** LevelDB's error for a write into a full file system (its code and strerror text). */
 function levelDiskFull(dir: string): Error {
