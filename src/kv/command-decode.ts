@@ -158,6 +158,9 @@ function parseCommand(cmd: Record<string, unknown>): Command {
       return {
         type: 'leaseRevoke',
         id: leaseId(cmd.id),
+        ...(cmd.ifRenewedAtIndex !== undefined
+          ? { ifRenewedAtIndex: count(cmd.ifRenewedAtIndex, 'ifRenewedAtIndex') }
+          : {}),
         ...(cmd.ifRenewedAtMs !== undefined
           ? { ifRenewedAtMs: count(cmd.ifRenewedAtMs, 'ifRenewedAtMs') }
           : {}),
@@ -172,6 +175,9 @@ function parseCommand(cmd: Record<string, unknown>): Command {
           return {
             id: leaseId(entry.id),
             remainingMs: count(entry.remainingMs, 'remainingMs'),
+            ...(entry.renewedAtIndex !== undefined
+              ? { renewedAtIndex: count(entry.renewedAtIndex, 'renewedAtIndex') }
+              : {}),
             ...(entry.renewedAtMs !== undefined
               ? { renewedAtMs: count(entry.renewedAtMs, 'renewedAtMs') }
               : {}),

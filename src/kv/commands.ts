@@ -170,14 +170,21 @@ export interface LeaseRevokeCommand {
   readonly type: 'leaseRevoke';
   readonly id: string;
   /**
-   * An expiry decided by the leader: revoke only if the lease was not renewed
-   * since the renewal (its atMs) that expiry was computed from. A keepalive
-   * ordered before this entry in the log then wins (compare_failed).
+   * An expiry decided by the leader: revoke only if the lease's last renewal
+   * (LeaseState.renewedAtIndex) is still the one that expiry was computed
+   * from. A keepalive ordered before this entry in the log then wins
+   * (compare_failed).
+   */
+  readonly ifRenewedAtIndex?: number;
+  /**
+   * The same condition by the renewal's time, as builds before
+   * `ifRenewedAtIndex` wrote it: still honoured when their log entries are
+   * replayed, never proposed (two renewals can share a time).
    */
   readonly ifRenewedAtMs?: number;
 }
 
-/** Restarts the TTL: records lastRenewedAtMs and clears any checkpoint. */
+/** Restarts the TTL: records lastRenewedAtMs and renewedAtIndex and clears any checkpoint. */
 export interface LeaseKeepAliveCommand {
   readonly type: 'leaseKeepAlive';
   readonly id: string;
@@ -190,10 +197,15 @@ export interface LeaseKeepAliveCommand {
  */
 export interface LeaseCheckpointCommand {
   readonly type: 'leaseCheckpoint';
-  /** `renewedAtMs`: the renewal the remaining TTL was computed from; a later renewal makes the entry void. */
+  /**
+   * `renewedAtIndex`: the renewal the remaining TTL was computed from; a later
+   * renewal makes the entry void. `renewedAtMs`: the same by time, only in
+   * entries written by earlier builds (see LeaseRevokeCommand).
+   */
   readonly leases: readonly {
     readonly id: string;
     readonly remainingMs: number;
+    readonly renewedAtIndex?: number;
     readonly renewedAtMs?: number;
   }[];
 }

@@ -20,6 +20,13 @@ export interface LeaseState {
   readonly grantedAtMs: number;
   /** Grant or last keepalive. */
   readonly lastRenewedAtMs: number;
+  /**
+   * The log index of the grant or last keepalive: what names a renewal. Times
+   * cannot: the state machine clock stands still while a leader with a slower
+   * wall clock proposes, so two renewals may share one time. 0 in records
+   * written before this field existed.
+   */
+  readonly renewedAtIndex: number;
   /** TTL left at the last checkpoint since the last renewal, or null. */
   readonly remainingMs: number | null;
   readonly checkpointedAtMs: number | null;
@@ -55,13 +62,14 @@ export class LeaseTable {
     return [...this.leases.values()].sort((a, b) => compareKeys(a.id, b.id));
   }
 
-  grant(id: string, ttlMs: number, nowMs: number, owner?: string): LeaseState {
+  grant(id: string, ttlMs: number, nowMs: number, index: number, owner?: string): LeaseState {
     assert(!this.leases.has(id), `lease ${id} granted twice`);
     return this.set({
       id,
       ttlMs,
       grantedAtMs: nowMs,
       lastRenewedAtMs: nowMs,
+      renewedAtIndex: index,
       remainingMs: null,
       checkpointedAtMs: null,
       ...(owner === undefined ? {} : { owner }),
@@ -69,12 +77,13 @@ export class LeaseTable {
   }
 
   /** A keepalive: the TTL restarts now, and any checkpoint is obsolete. */
-  renew(id: string, nowMs: number): LeaseState | undefined {
+  renew(id: string, nowMs: number, index: number): LeaseState | undefined {
     const lease = this.leases.get(id);
     if (lease === undefined) return undefined;
     return this.set({
       ...lease,
       lastRenewedAtMs: nowMs,
+      renewedAtIndex: index,
       remainingMs: null,
       checkpointedAtMs: null,
     });
@@ -113,12 +122,22 @@ export class LeaseTable {
 }
 
 function encodeLease(lease: LeaseState): string {
-  const { id, ttlMs, grantedAtMs, lastRenewedAtMs, remainingMs, checkpointedAtMs, owner } = lease;
+  const {
+    id,
+    ttlMs,
+    grantedAtMs,
+    lastRenewedAtMs,
+    renewedAtIndex,
+    remainingMs,
+    checkpointedAtMs,
+    owner,
+  } = lease;
   return JSON.stringify({
     id,
     ttlMs,
     grantedAtMs,
     lastRenewedAtMs,
+    renewedAtIndex,
     remainingMs,
     checkpointedAtMs,
     owner,
@@ -126,12 +145,16 @@ function encodeLease(lease: LeaseState): string {
 }
 
 function decodeLease(bytes: Uint8Array): LeaseState {
-  const lease = JSON.parse(utf8Decode(bytes)) as LeaseState;
+  const raw = JSON.parse(utf8Decode(bytes)) as Omit<LeaseState, 'renewedAtIndex'> & {
+    renewedAtIndex?: number;
+  };
+  const lease: LeaseState = { ...raw, renewedAtIndex: raw.renewedAtIndex ?? 0 };
   assert(
     typeof lease.id === 'string' &&
       typeof lease.ttlMs === 'number' &&
       typeof lease.grantedAtMs === 'number' &&
       typeof lease.lastRenewedAtMs === 'number' &&
+      Number.isSafeInteger(lease.renewedAtIndex) &&
       (lease.remainingMs === null || typeof lease.remainingMs === 'number') &&
       (lease.checkpointedAtMs === null || typeof lease.checkpointedAtMs === 'number') &&
       (lease.owner === undefined || typeof lease.owner === 'string'),

@@ -569,7 +569,7 @@ export class KvStateMachine {
   private leaseGrant(cmd: LeaseGrantCommand): CommandResult {
     if (this.leaseTable.has(cmd.id))
       return this.error('invalid_request', `lease ${cmd.id} already exists`);
-    this.leaseTable.grant(cmd.id, cmd.ttlMs, this.clock, cmd.owner);
+    this.leaseTable.grant(cmd.id, cmd.ttlMs, this.clock, this.applied, cmd.owner);
     return {
       ok: true,
       op: 'leaseGrant',
@@ -582,7 +582,10 @@ export class KvStateMachine {
   private leaseRevoke(cmd: LeaseRevokeCommand): CommandResult {
     const lease = this.leaseTable.get(cmd.id);
     if (lease === undefined) return this.error('lease_not_found', `lease ${cmd.id} not found`);
-    if (cmd.ifRenewedAtMs !== undefined && lease.lastRenewedAtMs !== cmd.ifRenewedAtMs) {
+    if (
+      (cmd.ifRenewedAtIndex !== undefined && lease.renewedAtIndex !== cmd.ifRenewedAtIndex) ||
+      (cmd.ifRenewedAtMs !== undefined && lease.lastRenewedAtMs !== cmd.ifRenewedAtMs)
+    ) {
       return this.error(
         'compare_failed',
         `lease ${cmd.id} was renewed after its expiry was decided`,
@@ -595,7 +598,7 @@ export class KvStateMachine {
   }
 
   private leaseKeepAlive(cmd: LeaseKeepAliveCommand): CommandResult {
-    const lease = this.leaseTable.renew(cmd.id, this.clock);
+    const lease = this.leaseTable.renew(cmd.id, this.clock, this.applied);
     if (lease === undefined) return this.error('lease_not_found', `lease ${cmd.id} not found`);
     return {
       ok: true,
@@ -608,10 +611,11 @@ export class KvStateMachine {
 
   private leaseCheckpoint(cmd: LeaseCheckpointCommand): CommandResult {
     let updated = 0;
-    for (const { id, remainingMs, renewedAtMs } of cmd.leases) {
+    for (const { id, remainingMs, renewedAtIndex, renewedAtMs } of cmd.leases) {
       // A keepalive ordered before this checkpoint makes its remaining TTL obsolete.
-      if (renewedAtMs !== undefined && this.leaseTable.get(id)?.lastRenewedAtMs !== renewedAtMs)
-        continue;
+      const lease = this.leaseTable.get(id);
+      if (renewedAtIndex !== undefined && lease?.renewedAtIndex !== renewedAtIndex) continue;
+      if (renewedAtMs !== undefined && lease?.lastRenewedAtMs !== renewedAtMs) continue;
       if (this.leaseTable.checkpoint(id, remainingMs, this.clock)) updated++;
     }
     return { ok: true, op: 'leaseCheckpoint', revision: this.store.revision, updated };

@@ -52,7 +52,7 @@ const MAX_LEASES_PER_ROUND = 1000;
  */
 export class LeaseKeeper {
   private deadlines = new Map<string, number>();
-  /** For each lease: the renewal (lastRenewedAtMs) its deadline was computed from. */
+  /** For each lease: the renewal (its renewedAtIndex) its deadline was computed from. */
   private renewals = new Map<string, number>();
   private leading = false;
   private revoking = false;
@@ -81,7 +81,7 @@ export class LeaseKeeper {
     this.renewals = new Map();
     for (const lease of this.deps.leases()) {
       this.deadlines.set(lease.id, now + (lease.remainingMs ?? lease.ttlMs) * this.stretch);
-      this.renewals.set(lease.id, lease.lastRenewedAtMs);
+      this.renewals.set(lease.id, lease.renewedAtIndex);
     }
   }
 
@@ -97,8 +97,8 @@ export class LeaseKeeper {
     const now = this.deps.now();
     if (result.op === 'leaseGrant' || result.op === 'leaseKeepAlive') {
       this.deadlines.set(result.id, now + result.ttlMs * this.stretch);
-      const renewedAtMs = this.deps.lease(result.id)?.lastRenewedAtMs;
-      if (renewedAtMs !== undefined) this.renewals.set(result.id, renewedAtMs);
+      const renewedAtIndex = this.deps.lease(result.id)?.renewedAtIndex;
+      if (renewedAtIndex !== undefined) this.renewals.set(result.id, renewedAtIndex);
     } else if (result.op === 'leaseRevoke') {
       this.deadlines.delete(result.id);
       this.renewals.delete(result.id);
@@ -145,13 +145,13 @@ export class LeaseKeeper {
       for (const id of ids) {
         const deadline = this.deadlines.get(id);
         if (deadline === undefined || deadline > now) continue; // renewed meanwhile
-        const renewedAtMs = this.renewals.get(id);
+        const renewedAtIndex = this.renewals.get(id);
         try {
           // Conditional: a keepalive committed before this entry (even if not yet applied here) wins.
           await this.deps.propose({
             type: 'leaseRevoke',
             id,
-            ...(renewedAtMs !== undefined ? { ifRenewedAtMs: renewedAtMs } : {}),
+            ...(renewedAtIndex !== undefined ? { ifRenewedAtIndex: renewedAtIndex } : {}),
           });
         } catch (err) {
           this.deps.log.warn({ err, lease: id }, 'revoking an expired lease failed; will retry');
@@ -169,11 +169,11 @@ export class LeaseKeeper {
     const now = this.deps.now();
     const leases = [...this.deadlines]
       .map(([id, d]) => {
-        const renewedAtMs = this.renewals.get(id);
+        const renewedAtIndex = this.renewals.get(id);
         return {
           id,
           remainingMs: Math.ceil(this.ttlLeft(d, now)),
-          ...(renewedAtMs !== undefined ? { renewedAtMs } : {}),
+          ...(renewedAtIndex !== undefined ? { renewedAtIndex } : {}),
         };
       })
       .slice(0, MAX_LEASES_PER_ROUND * 10);

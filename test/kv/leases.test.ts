@@ -1,6 +1,8 @@
 /** Leases as replicated state: attach, detach, revoke in one revision, keepalive, checkpoints. */
 import t from 'tap';
 import type { RevisionChange } from '../../src/kv/index.js';
+import { LeaseTable } from '../../src/kv/leases.js';
+import { MutationLog } from '../../src/kv/mutations.js';
 import { expectOk, Feeder } from './helpers.js';
 
 function withLease(): Feeder {
@@ -24,6 +26,7 @@ t.test('grant records the lease without a revision', (t) => {
     ttlMs: 5_000,
     grantedAtMs: 42,
     lastRenewedAtMs: 42,
+    renewedAtIndex: 1,
     remainingMs: null,
     checkpointedAtMs: null,
     keys: [],
@@ -145,6 +148,87 @@ t.test('keepalive restarts the TTL; checkpoints record the remaining time', (t) 
   // A keepalive proposed with a lagging clock still renews at the state machine time.
   f.apply({ type: 'leaseKeepAlive', id: 'L' }, { atMs: 10 });
   t.match(f.sm.lease('L'), { lastRenewedAtMs: 6_000 });
+  t.end();
+});
+
+t.test(
+  'a renewal is named by its log index: with the clock standing still, a revoke or checkpoint computed before a keepalive is void',
+  (t) => {
+    const f = new Feeder();
+    f.nowMs = 5_000;
+    f.apply({ type: 'leaseGrant', id: 'L', ttlMs: 10_000 });
+    const granted = f.sm.lease('L')!.renewedAtIndex;
+    t.equal(granted, f.index, 'the grant is the first renewal');
+    // A new leader whose wall clock is behind proposes: the state machine clock does not move.
+    f.apply({ type: 'leaseKeepAlive', id: 'L' }, { atMs: 10 });
+    const renewed = f.sm.lease('L')!;
+    t.equal(renewed.lastRenewedAtMs, 5_000, 'same time as the grant');
+    t.equal(renewed.renewedAtIndex, f.index, 'but a new renewal');
+    t.match(
+      f.apply({
+        type: 'leaseCheckpoint',
+        leases: [{ id: 'L', remainingMs: 1, renewedAtIndex: granted }],
+      }),
+      { ok: true, updated: 0 },
+      'a checkpoint computed from the grant is void',
+    );
+    t.match(f.sm.lease('L'), { remainingMs: null });
+    t.match(
+      f.apply({ type: 'leaseRevoke', id: 'L', ifRenewedAtIndex: granted }),
+      { ok: false, code: 'compare_failed' },
+      'an expiry computed from the grant loses to the keepalive',
+    );
+    t.ok(f.sm.lease('L'), 'the lease lives');
+    t.match(
+      f.apply({
+        type: 'leaseCheckpoint',
+        leases: [{ id: 'L', remainingMs: 7, renewedAtIndex: renewed.renewedAtIndex }],
+      }),
+      { ok: true, updated: 1 },
+    );
+    t.match(
+      f.apply({ type: 'leaseRevoke', id: 'L', ifRenewedAtIndex: renewed.renewedAtIndex }),
+      { ok: true, op: 'leaseRevoke' },
+      'an expiry computed from the last renewal revokes',
+    );
+    t.end();
+  },
+);
+
+t.test('a lease record written before renewedAtIndex existed reads as renewal 0', (t) => {
+  const old = {
+    id: 'L',
+    ttlMs: 5,
+    grantedAtMs: 1,
+    lastRenewedAtMs: 2,
+    remainingMs: null,
+    checkpointedAtMs: null,
+  };
+  const table = LeaseTable.fromRecords(new MutationLog(false), [
+    new TextEncoder().encode(JSON.stringify(old)),
+  ]);
+  t.strictSame(table.get('L'), { ...old, renewedAtIndex: 0 });
+  t.end();
+});
+
+t.test('entries written by earlier builds still compare renewals by time', (t) => {
+  const f = new Feeder();
+  f.nowMs = 1_000;
+  f.apply({ type: 'leaseGrant', id: 'L', ttlMs: 10_000 });
+  f.nowMs = 2_000;
+  f.apply({ type: 'leaseKeepAlive', id: 'L' });
+  t.match(
+    f.apply({ type: 'leaseCheckpoint', leases: [{ id: 'L', remainingMs: 1, renewedAtMs: 1_000 }] }),
+    { ok: true, updated: 0 },
+  );
+  t.match(f.apply({ type: 'leaseRevoke', id: 'L', ifRenewedAtMs: 1_000 }), {
+    ok: false,
+    code: 'compare_failed',
+  });
+  t.match(f.apply({ type: 'leaseRevoke', id: 'L', ifRenewedAtMs: 2_000 }), {
+    ok: true,
+    op: 'leaseRevoke',
+  });
   t.end();
 });
 
