@@ -68,6 +68,21 @@ export const MUTANTS: Mutant[] = [
     replace: 'if (canVote) {',
   },
   {
+    id: 'vote-not-persisted',
+    what: 'a vote is not part of the persisted hard state, so a member that restarts may vote twice in one term',
+    file: 'src/raft/raft.ts',
+    find: 'return { term: this.term, vote: this.vote, commit: this.log.committed };',
+    replace: 'return { term: this.term, vote: NONE, commit: this.log.committed };',
+  },
+  {
+    id: 'follower-keeps-conflicting',
+    what: "a follower keeps its own entries where the leader's conflict, appending only past its last index",
+    file: 'src/raft/log.ts',
+    find: 'this.append(ents.slice(conflictIndex - (index + 1)));',
+    replace:
+      'this.append(ents.slice(Math.max(conflictIndex, this.lastIndex() + 1) - (index + 1)));',
+  },
+  {
     id: 'commit-previous-term-by-count',
     what: "the leader commits a previous term's entry by counting replicas (Figure 8)",
     file: 'src/raft/log.ts',
@@ -108,7 +123,7 @@ export const MUTANTS: Mutant[] = [
     id: 'lease-revoke-unconditional',
     what: 'the lease keeper revokes an expired lease unconditionally, so a keepalive committed just before the revoke loses',
     file: 'src/server/lease-keeper.ts',
-    find: '            ...(renewedAtMs !== undefined ? { ifRenewedAtMs: renewedAtMs } : {}),\n',
+    find: '            ...(renewedAtIndex !== undefined ? { ifRenewedAtIndex: renewedAtIndex } : {}),\n',
     replace: '',
   },
   {

@@ -58,6 +58,14 @@ export interface World {
   opsPerSecond: number;
   /** Lease TTLs drawn from [minTtlMs, 3 × minTtlMs]. */
   minTtlMs: number;
+  /**
+   * Each boot's wall clock is off true time by up to ± this: NTP's usual ±1 s,
+   * or a member whose NTP failed (±30 s, far more than any TTL). Wall clocks
+   * stamp entries (the state machine clock); lease expiry must not depend on them.
+   */
+  wallSkewMaxMs: number;
+  /** Share of leases whose client renews at 0.9–1.05 × TTL instead of TTL / 3: keepalives racing the expiry. */
+  lateRenewalShare: number;
 }
 
 export interface Schedule {
@@ -97,6 +105,8 @@ export const worldArbitrary: fc.Arbitrary<World> = fc.record({
   catchUpEntries: fc.integer({ min: 0, max: 20 }),
   opsPerSecond: fc.constantFrom(20, 50, 100, 200),
   minTtlMs: fc.constantFrom(1000, 2000, 4000),
+  wallSkewMaxMs: fc.constantFrom(1000, 1000, 30_000),
+  lateRenewalShare: fc.constantFrom(0, 0.25, 0.5),
 });
 
 const node = fc.integer({ min: 0, max: 7 });

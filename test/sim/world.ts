@@ -184,6 +184,8 @@ class SimMember implements ObservedNode {
 interface LeaseTrack {
   id: string;
   ttlMs: number;
+  /** Late renewers cut it close: their keepalives race the leader's expiry. */
+  late: boolean;
   /** True time until which the client keeps it alive. */
   keepUntil: number;
   revoked: boolean;
@@ -304,7 +306,7 @@ export class SimWorld {
     const clock = new NodeClock(this.scheduler, {
       rate: m.rate,
       startLocalMs: this.rng.nextInt(1_000_000),
-      wallSkewMs: this.rng.nextInt(2000) - 1000,
+      wallSkewMs: this.rng.nextInt(2 * this.world.wallSkewMaxMs) - this.world.wallSkewMaxMs,
     });
     let storage: SimStorage;
     try {
@@ -994,6 +996,7 @@ export class SimWorld {
         const track: LeaseTrack = {
           id,
           ttlMs,
+          late: this.rng.nextFloat() < this.world.lateRenewalShare,
           keepUntil: this.scheduler.now() + keepFor,
           revoked: false,
         };
@@ -1015,9 +1018,13 @@ export class SimWorld {
     );
   }
 
-  /** The client renews every TTL / 3 until it lets the lease go (or it is revoked). */
+  /**
+   * The client renews every TTL / 3 (a late one every 0.9–1.05 × TTL, racing the
+   * expiry) until it lets the lease go (or it is revoked).
+   */
   private keepAlive(track: LeaseTrack): void {
-    this.scheduler.after(track.ttlMs / 3, () => {
+    const every = track.late ? track.ttlMs * (0.9 + 0.15 * this.rng.nextFloat()) : track.ttlMs / 3;
+    this.scheduler.after(every, () => {
       if (!this.clientsOn || track.revoked || this.scheduler.now() > track.keepUntil) return;
       const m = this.writeTarget();
       const sentAt = this.scheduler.now();
