@@ -127,6 +127,13 @@ export const MUTANTS: Mutant[] = [
     replace: '',
   },
   {
+    id: 'lease-renewal-by-time',
+    what: 'a lease renewal is named by its time, not its log index: keepalives stamped while the state machine clock stands still look alike, so an expiry decided before one of them still revokes',
+    file: 'src/kv/leases.ts',
+    find: '      renewedAtIndex: index,\n      remainingMs: null,\n      checkpointedAtMs: null,\n    });',
+    replace: '      renewedAtIndex: nowMs,\n      remainingMs: null,\n      checkpointedAtMs: null,\n    });',
+  },
+  {
     id: 'lease-revoke-unconfirmed',
     what: 'the lease keeper revokes without first confirming with a quorum that it still leads',
     file: 'src/server/lease-keeper.ts',
