@@ -12,11 +12,15 @@
  * unsealed forms ([version 1][body] for binary records, bare JSON for the
  * membership and snapshot metadata); decoders read them only when told the
  * dir is of that format, and open() rewrites them sealed (load.ts).
+ *
+ * The kv sublevel's records (format 3) are sealed the same way, seeded with the
+ * CRC of the key's UTF-8: [2][CRC][the state machine's bytes]. Formats 1 and 2
+ * stored the state machine's bytes bare; open() re-seals them (load.ts).
  */
 import type { ConfState, Entry, EntryType, HardState, SnapshotMetadata } from '../raft/index.js';
-import { crc32c, crc32cOfIndex } from './crc32c.js';
+import { crc32c, crc32cOfIndex, crc32cOfText } from './crc32c.js';
 import { corruptError, type StorageError } from './errors.js';
-import { RAFT_KEY } from './keys.js';
+import { META_KEY, RAFT_KEY } from './keys.js';
 
 /** The version byte of unsealed binary records (format 1 data dirs, and the applied index's body). */
 export const RECORD_VERSION = 1;
@@ -156,6 +160,44 @@ function openRecord(
   // JSON records of format 1 start with '{'; say so rather than "version 123".
   const shown = legacy === 'json' && first === 0x7b ? 'unsealed JSON' : `version ${first}`;
   throw new DecodeError(`unknown ${what} ${shown}`);
+}
+
+/**
+ * A kv sublevel record as stored: [2][CRC][value], the CRC over the key's
+ * UTF-8 and then `value`, so a record under another key fails the check too.
+ */
+export function sealKvValue(key: string, value: Uint8Array): Uint8Array {
+  // allocUnsafe slices a shared pool: every applied put passes here.
+  const buf = Buffer.allocUnsafe(SEAL_HEADER_BYTES + value.byteLength);
+  buf.set(value, SEAL_HEADER_BYTES);
+  return seal(buf, crc32cOfText(key));
+}
+
+/** The value sealed under `key`, a view of `bytes` (no copy); throws DecodeError. */
+export function unsealKvValue(key: string, bytes: Uint8Array): Uint8Array {
+  const first = bytes[0];
+  if (first === undefined) throw new DecodeError('truncated before record version');
+  if (first !== SEALED_VERSION) throw new DecodeError(`unknown record version ${first}`);
+  unseal(bytes, crc32cOfText(key), 'record');
+  return new Uint8Array(
+    bytes.buffer,
+    bytes.byteOffset + SEAL_HEADER_BYTES,
+    bytes.byteLength - SEAL_HEADER_BYTES,
+  );
+}
+
+/**
+ * A kv sublevel key as an error message shows it: quoted, escaped (keys are
+ * the state machine's and may hold any character), at most 80 characters.
+ */
+export function showKvKey(key: string): string {
+  const maxChars = 80;
+  const cut = key.length > maxChars ? key.slice(0, maxChars) : key;
+  const quoted = JSON.stringify(cut).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return key.length > maxChars ? `${quoted}… (${key.length} characters)` : quoted;
 }
 
 /**
@@ -322,6 +364,21 @@ export function decodeSnapshotMetadata(
     term: uintFrom(v.term, 'snapshot term'),
     confState: confStateFrom(v.confState, 'snapshot conf state'),
   };
+}
+
+/** [2][CRC][JSON {"through": key | null}], under meta key kvResealedThrough (keys.ts). */
+export function encodeKvResealedThrough(through: string | undefined): Uint8Array {
+  return sealJson({ through: through ?? null }, META_KEY.kvResealedThrough);
+}
+
+/** The last kv key re-sealed so far, undefined when none is yet; throws DecodeError. */
+export function decodeKvResealedThrough(bytes: Uint8Array): string | undefined {
+  const seed = () => seedOf(META_KEY.kvResealedThrough);
+  const r = openRecord(bytes, seed, 'upgrade marker', {}, 'json');
+  const v = decodeJson(r.rest(), 'upgrade marker');
+  if (!isObject(v) || (v.through !== null && typeof v.through !== 'string'))
+    throw new DecodeError('upgrade marker is not {"through": key | null}');
+  return v.through ?? undefined;
 }
 
 /** The application's record of a member: how to reach it. Raft knows only the id. */

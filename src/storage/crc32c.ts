@@ -55,3 +55,20 @@ export function crc32cOfIndex(index: number, seed = 0): number {
   }
   return ~c >>> 0;
 }
+
+const textEncoder = new TextEncoder();
+
+/**
+ * The CRC-32C of `text` as UTF-8, without encoding it first when it is ASCII
+ * (every key the state machine writes): a kv record's seed, computed on every put.
+ */
+export function crc32cOfText(text: string, seed = 0): number {
+  const t = TABLES;
+  let c = ~seed;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0x80) return crc32c(textEncoder.encode(text.slice(i)), ~c >>> 0);
+    c = t[(c ^ code) & 0xff]! ^ (c >>> 8);
+  }
+  return ~c >>> 0;
+}

@@ -11,8 +11,9 @@
  *   !raft!applied                     → applied index of the kv sublevel
  *   !raft!installing                  → present only while replaceKv writes in chunks
  *   !meta!formatVersion|clusterId|nodeId|nodeName|createdAt → UTF-8 text
+ *   !meta!kvResealedThrough          → present only while open() re-seals a format 1/2 dir's kv records
  *   !members!<member id>              → JSON {name, peerUrls, clientUrls}
- *   !kv!<key>                         → opaque bytes of the KV state machine
+ *   !kv!<key>                         → the KV state machine's bytes, sealed (codec.ts)
  */
 
 export const SUBLEVEL = {
@@ -41,6 +42,11 @@ export const META_KEY = {
   createdWith: 'createdWith',
   /** Ids of members removed from the cluster (never reused): their traffic is refused. */
   removedMembers: 'removedMembers',
+  /**
+   * While open() upgrades a dir to format 3: the last kv key re-sealed so far
+   * (sealed JSON {"through": key | null}); the kv records after it are still bare.
+   */
+  kvResealedThrough: 'kvResealedThrough',
 } as const;
 
 export const LOG_KEY_BYTES = 8;

@@ -17,6 +17,7 @@ import {
 import {
   type CreatedWith,
   cloneMember,
+  corruptRecord,
   encodeConfState,
   encodeCreatedWith,
   encodeEntry,
@@ -29,6 +30,9 @@ import {
   encodeText,
   type LogPosition,
   type MemberRecord,
+  sealKvValue,
+  showKvKey,
+  unsealKvValue,
 } from './codec.js';
 import { ioError, StorageError } from './errors.js';
 import { encodeLogKey, META_KEY, RAFT_KEY } from './keys.js';
@@ -41,6 +45,7 @@ import {
   openSublevels,
   type StorageIdentity,
   type Sublevels,
+  type UpgradeOptions,
 } from './load.js';
 import type { LogCache } from './log-cache.js';
 import { SublevelKeys } from './sublevel-keys.js';
@@ -63,7 +68,7 @@ export interface AppliedWrite {
   readonly kvMutations: readonly KvMutation[];
 }
 
-export interface LevelStorageOptions {
+export interface LevelStorageOptions extends UpgradeOptions {
   /**
    * replaceKv writes at most this many bytes per batch; a larger state is
    * written in chunks between an 'installing' marker and its removal.
@@ -157,7 +162,7 @@ export class LevelRaftStorage implements RaftStorage {
     const db = await openDatabase(dir);
     const sub = openSublevels(db);
     try {
-      const state = await loadState(dir, db, sub);
+      const state = await loadState(dir, db, sub, options);
       return new LevelRaftStorage(dir, db, sub, state, options);
     } catch (err) {
       await db.close().catch(() => undefined);
@@ -331,7 +336,7 @@ export class LevelRaftStorage implements RaftStorage {
           await batch.close();
           throw ioError(this.dataDir, 'reading the kv state', err);
         }
-        for (const [key, value] of installRecords) batch.put(key, value, kv);
+        for (const [key, value] of installRecords) batch.put(key, sealKvValue(key, value), kv);
         batch.put(RAFT_KEY.applied, encodeIndex(snap.index), r);
       }
       if (applied) this.addApplied(batch, applied);
@@ -378,7 +383,7 @@ export class LevelRaftStorage implements RaftStorage {
   private addApplied(batch: Batch, applied: AppliedWrite): void {
     const { kv, raft } = this.keys;
     for (const m of applied.kvMutations) {
-      if (m.type === 'put') batch.put(kv.ofText(m.key), m.value);
+      if (m.type === 'put') batch.put(kv.ofText(m.key), sealKvValue(m.key, m.value));
       else batch.del(kv.ofText(m.key));
     }
     batch.put(raft.ofText(RAFT_KEY.applied), encodeIndex(applied.appliedIndex));
@@ -437,7 +442,7 @@ export class LevelRaftStorage implements RaftStorage {
         }
         // Errors of the caller's records (a broken snapshot stream) pass through as they are.
         for await (const [key, value] of records) {
-          batch.put(key, value, kv);
+          batch.put(key, sealKvValue(key, value), kv);
           await add(key.length + value.byteLength);
         }
       } catch (err) {
@@ -514,14 +519,25 @@ export class LevelRaftStorage implements RaftStorage {
     });
   }
 
-  /** The kv sublevel in key order, to rebuild the state machine on start. */
+  /**
+   * The kv sublevel in key order, each value checked against its checksum
+   * and handed out bare (as the state machine wrote it). A mismatch throws
+   * StorageError 'corrupt' naming the key: the record is never handed out, so
+   * never applied nor sent. Read to rebuild the state machine on start.
+   */
   async *kvRecords(): AsyncGenerator<[string, Uint8Array]> {
     try {
       for await (const [key, value] of this.sub.kv.iterator()) {
-        // A plain Uint8Array view rather than LevelDB's Buffer: same bytes, predictable equality.
-        yield [key, new Uint8Array(value.buffer, value.byteOffset, value.byteLength)];
+        let bare: Uint8Array;
+        try {
+          bare = unsealKvValue(key, value);
+        } catch (err) {
+          throw corruptRecord(this.dataDir, `sublevel kv, key ${showKvKey(key)}`, err);
+        }
+        yield [key, bare];
       }
     } catch (err) {
+      if (err instanceof StorageError) throw err;
       throw ioError(this.dataDir, 'reading the key-value state', err);
     }
   }

@@ -16,6 +16,7 @@ import {
   decodeEntry,
   decodeHardState,
   decodeIndex,
+  decodeKvResealedThrough,
   decodeLogPosition,
   decodeMember,
   decodeRemovedMembers,
@@ -25,11 +26,13 @@ import {
   encodeEntry,
   encodeHardState,
   encodeIndex,
+  encodeKvResealedThrough,
   encodeLogPosition,
   encodeSnapshotMetadata,
   encodeText,
   type LogPosition,
   type MemberRecord,
+  sealKvValue,
 } from './codec.js';
 import {
   corruptError,
@@ -47,10 +50,25 @@ import { SublevelKeys } from './sublevel-keys.js';
 
 /**
  * The on-disk format this binary writes, and the newest it reads. Format 2
- * seals the Raft records with a checksum (codec.ts); open() rewrites a format 1
- * dir's Raft records sealed and sets its format to 2, in one synced batch.
+ * sealed the Raft records with a checksum (codec.ts); format 3 seals the kv
+ * sublevel's records too. open() upgrades a dir of format 1 or 2 in place
+ * (upgradeInPlace).
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
+
+/** How open() upgrades an older data dir. */
+export interface UpgradeOptions {
+  /** Bytes of kv records re-sealed per synced batch (default 4 MiB). */
+  kvResealBatchMaxBytes?: number;
+  /**
+   * Called after each synced batch of the re-sealing, with the number of
+   * records sealed by this open so far. Tests throw here to stop the upgrade
+   * half way, as a crash would.
+   */
+  onKvResealBatch?: (resealedRecords: number) => void;
+}
+
+const DEFAULT_KV_RESEAL_BATCH_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Who this data dir belongs to; written once by initialize(). */
 export interface StorageIdentity {
@@ -195,8 +213,13 @@ async function requiredRecord<T>(
   return decodeRecord(dir, `sublevel ${name}, record ${key}`, () => decode(bytes));
 }
 
-/** Reads and validates everything the storage keeps in memory. */
-export async function loadState(dir: string, db: Db, sub: Sublevels): Promise<LoadedState> {
+/** Reads and validates everything the storage keeps in memory, upgrading an older dir first. */
+export async function loadState(
+  dir: string,
+  db: Db,
+  sub: Sublevels,
+  upgrade: UpgradeOptions = {},
+): Promise<LoadedState> {
   const identity = await readIdentity(dir, db, sub);
   if (identity === undefined) {
     return {
@@ -227,8 +250,18 @@ export async function loadState(dir: string, db: Db, sub: Sublevels): Promise<Lo
   const entries = await readLog(dir, sub, start, opts);
   checkConsistency(dir, { hs, snap, start, entries, appliedIndex });
   if (identity.formatVersion < FORMAT_VERSION) {
-    await upgradeInPlace(dir, db, sub, { hs, confState, snap, start, entries, appliedIndex });
+    const raftRecords = opts.legacy ? { hs, confState, snap, start, entries, appliedIndex } : {};
+    await upgradeInPlace(dir, db, sub, { from: 'start', ...raftRecords }, upgrade);
     identity.formatVersion = FORMAT_VERSION;
+  } else {
+    const marker = await sub.meta.get(META_KEY.kvResealedThrough);
+    if (marker !== undefined) {
+      // An upgrade that stopped half way: the records up to `through` are sealed.
+      const through = decodeRecord(dir, `sublevel meta, record ${META_KEY.kvResealedThrough}`, () =>
+        decodeKvResealedThrough(marker),
+      );
+      await upgradeInPlace(dir, db, sub, { from: { through } }, upgrade);
+    }
   }
 
   const members = new Map<string, MemberRecord>();
@@ -328,43 +361,105 @@ async function readLog(
 }
 
 /**
- * Rewrites a format 1 dir's Raft records (the raft sublevel and every stored
- * log entry, all already validated) sealed, and sets the format to 2: one
- * synced batch, so a crash leaves the dir entirely in one format. The log is
- * bounded by compaction, so this is at most a few MB.
+ * Brings a dir of format 1 or 2 to format 3 (`from: 'start'`), or finishes
+ * an upgrade that stopped after the kv key `through` (`from: { through }`):
+ * 1. The first batch sets the format to 3 and writes the marker
+ *    kvResealedThrough; for a format 1 dir it also rewrites the Raft records
+ *    (`hs` … `appliedIndex`, already validated) sealed. The log is bounded by
+ *    compaction, so that part is at most a few MB.
+ * 2. The kv records, bare before format 3, are re-sealed in key order in
+ *    synced batches of about kvResealBatchMaxBytes (the state can be larger
+ *    than one batch should be), each batch moving the marker to its last key.
+ * 3. The last batch deletes the marker.
+ * Why the format goes to 3 in the first batch rather than the last: a binary
+ * of format 2 must refuse a half re-sealed dir ("format too new") instead of
+ * taking its sealed records for bare ones. Why a marker rather than telling a
+ * sealed record from a bare one by its bytes: a bare value may start with any
+ * byte, so a guess could seal a record twice or leave one bare. Each batch is
+ * atomic, so after a crash the marker names exactly the last sealed key and
+ * the next open() resumes after it.
  */
 async function upgradeInPlace(
   dir: string,
   db: Db,
   sub: Sublevels,
   s: {
-    hs: HardState;
-    confState: ConfState;
-    snap: SnapshotMetadata;
-    start: LogPosition;
-    entries: Entry[];
-    appliedIndex: number;
+    from: 'start' | { through: string | undefined };
+    hs?: HardState;
+    confState?: ConfState;
+    snap?: SnapshotMetadata;
+    start?: LogPosition;
+    entries?: Entry[];
+    appliedIndex?: number;
   },
+  options: UpgradeOptions,
 ): Promise<void> {
-  const raft = new SublevelKeys(sub.raft);
-  const log = new SublevelKeys(sub.log);
-  const batch = db.batch();
-  batch.put(raft.ofText(RAFT_KEY.hardState), encodeHardState(s.hs));
-  batch.put(raft.ofText(RAFT_KEY.confState), encodeConfState(s.confState));
-  batch.put(raft.ofText(RAFT_KEY.snapshot), encodeSnapshotMetadata(s.snap));
-  batch.put(raft.ofText(RAFT_KEY.logStart), encodeLogPosition(s.start));
-  batch.put(raft.ofText(RAFT_KEY.applied), encodeIndex(s.appliedIndex));
-  for (const e of s.entries) batch.put(log.ofBytes(encodeLogKey(e.index)), encodeEntry(e));
-  batch.put(
-    new SublevelKeys(sub.meta).ofText(META_KEY.formatVersion),
-    encodeText(String(FORMAT_VERSION)),
-  );
+  const doing = `upgrading the data dir to format ${FORMAT_VERSION}`;
+  const maxBytes = options.kvResealBatchMaxBytes ?? DEFAULT_KV_RESEAL_BATCH_MAX_BYTES;
+  const kvOpts = { sublevel: sub.kv };
+  const meta = new SublevelKeys(sub.meta);
+  let batch = db.batch();
+  if (s.from === 'start') {
+    if (s.hs && s.confState && s.snap && s.start && s.entries && s.appliedIndex !== undefined) {
+      const raft = new SublevelKeys(sub.raft);
+      const log = new SublevelKeys(sub.log);
+      batch.put(raft.ofText(RAFT_KEY.hardState), encodeHardState(s.hs));
+      batch.put(raft.ofText(RAFT_KEY.confState), encodeConfState(s.confState));
+      batch.put(raft.ofText(RAFT_KEY.snapshot), encodeSnapshotMetadata(s.snap));
+      batch.put(raft.ofText(RAFT_KEY.logStart), encodeLogPosition(s.start));
+      batch.put(raft.ofText(RAFT_KEY.applied), encodeIndex(s.appliedIndex));
+      for (const e of s.entries) batch.put(log.ofBytes(encodeLogKey(e.index)), encodeEntry(e));
+    }
+    batch.put(meta.ofText(META_KEY.formatVersion), encodeText(String(FORMAT_VERSION)));
+  }
+  let through = s.from === 'start' ? undefined : s.from.through;
+  let resealed = 0;
+  let pendingBytes = 0;
+  let batchOpen = true;
+  const write = async (last: boolean): Promise<void> => {
+    const markerKey = meta.ofText(META_KEY.kvResealedThrough);
+    if (last) batch.del(markerKey);
+    else batch.put(markerKey, encodeKvResealedThrough(through));
+    batchOpen = false;
+    try {
+      await batch.write({ sync: true });
+    } catch (err) {
+      throw ioError(dir, doing, err);
+    }
+    options.onKvResealBatch?.(resealed);
+  };
+  // The iterator reads a snapshot of the sublevel: the batches written meanwhile do not disturb it.
+  const bare = sub.kv.iterator(through === undefined ? {} : { gt: through });
   try {
-    await batch.write({ sync: true });
-  } catch (err) {
-    throw ioError(dir, `upgrading the data dir to format ${FORMAT_VERSION}`, err);
+    for (;;) {
+      let record: [string, Uint8Array] | undefined;
+      try {
+        record = await bare.next();
+      } catch (err) {
+        throw ioError(dir, `${doing}: reading the kv records`, err);
+      }
+      if (record === undefined) break;
+      const [key, value] = record;
+      batch.put(key, sealKvValue(key, value), kvOpts);
+      through = key;
+      resealed++;
+      pendingBytes += key.length + value.byteLength + RESEAL_OVERHEAD_BYTES;
+      if (pendingBytes >= maxBytes) {
+        await write(false);
+        batch = db.batch();
+        batchOpen = true;
+        pendingBytes = 0;
+      }
+    }
+    await write(true);
+  } finally {
+    if (batchOpen) await batch.close();
+    await bare.close();
   }
 }
+
+/** Per-record bytes assumed, beyond key and value, when sizing the re-sealing's batches. */
+const RESEAL_OVERHEAD_BYTES = 16;
 
 /** The records must agree with each other, as the write path keeps them. */
 function checkConsistency(

@@ -218,7 +218,7 @@ t.test('a format 1 data dir (no checksums) opens, and is rewritten sealed', asyn
   t.same(rawBefore, { format: '1', firstByte: 1 }, 'the fixture is of format 1, unsealed');
 
   const s = await LevelRaftStorage.open(dir);
-  t.match(s.identity(), { formatVersion: 2, clusterId: 'cluster-f1', nodeId: 'n1' });
+  t.match(s.identity(), { formatVersion: 3, clusterId: 'cluster-f1', nodeId: 'n1' });
   t.equal(s.firstIndex(), 26);
   t.equal(s.lastIndex(), 40);
   t.equal(s.term(25), 3, 'the log start keeps its term');
@@ -245,10 +245,15 @@ t.test('a format 1 data dir (no checksums) opens, and is rewritten sealed', asyn
     for await (const v of logSub(db).values()) firstBytes.push(v[0]!);
     const raft: Record<string, number> = {};
     for await (const [k, v] of textSub(db, SUBLEVEL.raft).iterator()) raft[k] = v[0]!;
+    const kv: Record<string, number> = {};
+    for await (const [k, v] of textSub(db, SUBLEVEL.kv).iterator()) kv[k] = v[0]!;
     const format = await textSub(db, SUBLEVEL.meta).get(META_KEY.formatVersion);
-    return { firstBytes, raft, format: new TextDecoder().decode(format) };
+    const marker = await textSub(db, SUBLEVEL.meta).get(META_KEY.kvResealedThrough);
+    return { firstBytes, raft, kv, marker, format: new TextDecoder().decode(format) };
   });
-  t.equal(rawAfter.format, '2', 'upgraded in place to format 2');
+  t.equal(rawAfter.format, '3', 'upgraded in place to format 3');
+  t.same(rawAfter.kv, { k1: 2, k2: 2 }, 'and the kv records are sealed (format 1 → 3)');
+  t.equal(rawAfter.marker, undefined, 'the upgrade finished: no marker left');
   t.equal(rawAfter.firstBytes.length, 16, 'entries 26..41 stored');
   t.ok(
     rawAfter.firstBytes.every((b) => b === 2),

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { NONE } from '../../src/raft/index.js';
 import { encodeEntry, encodeHardState, encodeIndex, encodeText } from '../../src/storage/codec.js';
 import { crc32c, crc32cOfIndex } from '../../src/storage/crc32c.js';
-import { LevelRaftStorage, StorageError } from '../../src/storage/index.js';
+import { FORMAT_VERSION, LevelRaftStorage, StorageError } from '../../src/storage/index.js';
 import { encodeLogKey, META_KEY, RAFT_KEY, SUBLEVEL } from '../../src/storage/keys.js';
 import { ent, ents, IDENTITY, tempDir } from './helpers.js';
 
@@ -224,11 +224,14 @@ t.test('foreign: a LevelDB database that raftkv did not write', async (t) => {
 
 t.test('format_too_new: written by a newer raftkv', async (t) => {
   const dir = await healthyDir(t);
-  await withRawDb(dir, (db) => sub(db, SUBLEVEL.meta).put(META_KEY.formatVersion, encodeText('3')));
+  const newer = FORMAT_VERSION + 1;
+  await withRawDb(dir, (db) =>
+    sub(db, SUBLEVEL.meta).put(META_KEY.formatVersion, encodeText(String(newer))),
+  );
   const err = await LevelRaftStorage.open(dir).catch((e: unknown) => e);
   t.match(err, {
     code: 'format_too_new',
-    message: `data dir ${dir} holds raftkv format 3 but this binary reads up to 2: upgrade raftkv, or point --data-dir elsewhere`,
+    message: `data dir ${dir} holds raftkv format ${newer} but this binary reads up to ${FORMAT_VERSION}: upgrade raftkv, or point --data-dir elsewhere`,
   });
 });
 
