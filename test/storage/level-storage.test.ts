@@ -2,6 +2,7 @@
 import t, { type Test } from 'tap';
 import { type ConfState, NONE } from '../../src/raft/index.js';
 import {
+  FORMAT_VERSION,
   type KvMutation,
   LevelRaftStorage,
   type LevelStorageOptions,
@@ -40,7 +41,8 @@ t.test('a new data dir has no identity until initialize()', async (t) => {
   await t.rejects(storage.persistReady({ entries: [ent(1, 1)] }, true), { code: 'invariant' });
   await storage.initialize(IDENTITY, undefined);
   const ident = storage.identity();
-  t.match(ident, { formatVersion: 2, ...IDENTITY, createdAt: String });
+  t.match(ident, { formatVersion: FORMAT_VERSION, ...IDENTITY, createdAt: String });
+  t.equal(FORMAT_VERSION, 3, 'format 3: kv records sealed too');
   t.equal(storage.appliedIndex(), 0);
   await t.rejects(storage.initialize(IDENTITY, ['n1']), { code: 'invariant' });
   storage = await reopen(t, storage);
