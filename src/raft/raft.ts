@@ -97,6 +97,12 @@ export class Raft {
   /** Leader: the member leadership is being handed to, or NONE. */
   leadTransferee: NodeId = NONE;
   /**
+   * Ticks left before a leader that applied its own removal hands over (0:
+   * not removed). Until then it keeps sending heartbeats, which carry the
+   * commit index of its removal, and takes no proposals.
+   */
+  private removedHandOverTicks = 0;
+  /**
    * Leader: index of the latest conf change proposed; none may be proposed while
    * it is not applied. Set to lastIndex at election so that a conf change waits
    * for the leader's first entry of its term to be applied (dissertation §4.1 bug fix).
@@ -170,6 +176,7 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTicks = this.electionTicks + this.random.nextInt(this.electionTicks);
     this.leadTransferee = NONE;
+    this.removedHandOverTicks = 0;
     this.votes.clear();
     this.pendingConfIndex = 0;
     this.reads = new ReadOnlyQueue();
@@ -234,6 +241,10 @@ export class Raft {
   }
 
   private tickHeartbeat(): void {
+    if (this.removedHandOverTicks > 0 && --this.removedHandOverTicks === 0) {
+      this.handOverAndStepDown();
+      return;
+    }
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.electionElapsed >= this.electionTicks) {
@@ -758,6 +769,13 @@ export class Raft {
     if (this.leadTransferee !== NONE) {
       return { ok: false, code: 'proposal_dropped', reason: 'leadership transfer in progress' };
     }
+    if (this.removedHandOverTicks > 0) {
+      return {
+        ok: false,
+        code: 'proposal_dropped',
+        reason: 'this leader was removed from the cluster and is handing over',
+      };
+    }
     return undefined;
   }
 
@@ -851,18 +869,15 @@ export class Raft {
     this.setConfState(next);
     if (this.role !== 'leader') return next;
     if (!this.isVoter(this.id)) {
-      // A removed (or demoted) leader hands over to the most caught-up voter and steps down.
-      let best: NodeId = NONE;
-      let bestMatch = -1;
-      for (const id of this.voters) {
-        const match = this.progress.get(id)?.match ?? 0;
-        if (match > bestMatch) {
-          best = id;
-          bestMatch = match;
-        }
+      // A removed (or demoted) leader lingers for an election timeout before it hands over:
+      // a voter that never hears that its removal committed keeps counting the old
+      // configuration, and if that voter holds the longest log, no one can win an election
+      // (it needs the members that left; the others cannot outvote its log). Its heartbeats
+      // carry the commit index; the broadcast below tells every voter at once.
+      if (this.removedHandOverTicks === 0) {
+        this.removedHandOverTicks = this.electionTicks;
+        this.bcastAppend();
       }
-      if (best !== NONE && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
-      this.becomeFollower(this.term, NONE);
       return next;
     }
     if (this.leadTransferee !== NONE && !this.isVoter(this.leadTransferee))
@@ -874,6 +889,21 @@ export class Raft {
         if (id !== this.id && pr.match === 0) this.sendAppend(id);
     this.maybeConfirmReads();
     return next;
+  }
+
+  /** A removed leader hands over to the most caught-up voter and steps down. */
+  private handOverAndStepDown(): void {
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const id of this.voters) {
+      const match = this.progress.get(id)?.match ?? 0;
+      if (match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    if (best !== NONE && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+    this.becomeFollower(this.term, NONE);
   }
 
   applyConfChangeEntry(entry: Entry): ConfState {

@@ -139,6 +139,8 @@ export class NodeCore {
   private failedNow = false;
   private failure: unknown;
   private removedReason: string | undefined;
+  /** Applied its own removal as leader: removed once Raft has handed over. */
+  private removedWhileLeading: string | undefined;
 
   constructor(deps: NodeCoreDeps) {
     this.id = deps.id;
@@ -407,6 +409,9 @@ export class NodeCore {
         const rd = this.raw.ready();
         await this.handleReady(rd);
         this.raw.advance(rd);
+        // Removed as leader: once Raft handed over (its TimeoutNow is sent above), stop.
+        if (this.removedWhileLeading !== undefined && this.raw.raft.role !== 'leader')
+          this.markRemoved(this.removedWhileLeading);
         // A background write may have failed meanwhile: nothing more is written then.
         for (const hook of this.readyHooks) if (!this.stoppingNow) await hook();
       }
@@ -557,6 +562,10 @@ export class NodeCore {
     if (cc.type === 'removeNode') {
       this.members.remove(cc.nodeId);
       if (cc.nodeId !== this.id) this.transport.removePeer(cc.nodeId);
+      else if (this.raw.raft.role === 'leader')
+        // Raft keeps it leading for an election timeout so every voter learns the removal
+        // committed (raft.ts, handOverAndStepDown); it is removed once it steps down.
+        this.removedWhileLeading = `it applied its own removal (entry ${e.index})`;
       else this.markRemoved(`it applied its own removal (entry ${e.index})`);
       return true;
     }

@@ -127,7 +127,14 @@ t.test('a removed leader steps down and the others elect a new leader (§4.2.2)'
   net.propose('n1', 'a');
   net.stabilize();
   change(net, 'n1', { type: 'removeNode', nodeId: 'n1' });
-  t.not(net.role('n1'), 'leader', 'n1 stepped down once the change was applied');
+  t.equal(net.role('n1'), 'leader', 'n1 lingers as leader after applying its removal');
+  t.match(
+    net.propose('n1', 'late'),
+    { ok: false, code: 'proposal_dropped' },
+    'but takes no proposals',
+  );
+  net.tickUntil(['n1'], () => net.role('n1') !== 'leader', 2 * E);
+  t.not(net.role('n1'), 'leader', 'n1 stepped down within an election timeout');
   net.tickUntil(net.ids(), () => net.leader() !== undefined);
   const leader = net.leader()!;
   t.ok(['n2', 'n3'].includes(leader), `${leader} leads`);
@@ -148,6 +155,43 @@ t.test('a removed leader steps down and the others elect a new leader (§4.2.2)'
   t.equal(net.role('n1'), 'follower');
   t.end();
 });
+
+t.test(
+  'a removed leader lingers until its heartbeats told every voter the removal committed, so the most caught-up voter can win',
+  (t) => {
+    // Voters n1..n4 led by n1; n2 is down for good.
+    const net = new Network(4);
+    net.elect('n1');
+    net.propose('n1', 'a');
+    net.stabilize();
+    net.crash('n2');
+    // n1 removes itself; the change reaches n3 and n4.
+    const removal = net.node('n1').proposeConfChange({ type: 'removeNode', nodeId: 'n1' });
+    t.ok(removal.ok);
+    net.process('n1');
+    net.deliverWhere((m) => m.type === 'app' && m.from === 'n1');
+    // One more entry reaches only n4: n4 now holds the longest log.
+    const x = net.propose('n1', 'x');
+    t.ok(x.ok);
+    net.discard((m) => m.to === 'n3');
+    net.deliverWhere((m) => m.type === 'app' && m.to === 'n4');
+    // The acknowledgements commit the removal; what tells n4 so is lost, n3 hears it.
+    const lostToN4 = net.drop((m) => m.from === 'n1' && m.to === 'n4' && m.type === 'app');
+    net.deliverAll();
+    t.ok(removal.ok && net.commit('n3') >= removal.index, 'n3 knows the removal committed');
+    t.ok(removal.ok && net.commit('n4') < removal.index, 'n4 does not');
+    net.removeRule(lostToN4);
+    // n1 has applied its own removal. Its heartbeats over the next election timeout reach n4.
+    net.tickUntil(['n1'], () => net.role('n1') !== 'leader', 2 * E);
+    t.ok(removal.ok && net.commit('n4') >= removal.index, 'the heartbeats told n4');
+    net.crash('n1'); // a removed member's process stops
+    net.tickUntil(['n3', 'n4'], () => net.leader() !== undefined);
+    const leader = net.leader()!;
+    t.ok(['n3', 'n4'].includes(leader), `${leader} leads the new configuration`);
+    t.same(net.node(leader).status().voters, ['n2', 'n3', 'n4']);
+    t.end();
+  },
+);
 
 t.test('only one membership change may be pending at a time (§4.1)', (t) => {
   const net = new Network(3);

@@ -108,6 +108,43 @@ t.test('log matching: logs agreeing at (index, term) must agree before it', asyn
   t.doesNotThrow(() => c.checkLogMatching([bad[0]!, crashed]));
 });
 
+t.test(
+  'log completeness: a log with entries of a later term must hold what was committed before them',
+  async (t) => {
+    // n1 leads term 2 and commits entries 1–3 (3 is of term 2).
+    const c = new SafetyChecker();
+    c.observe(node('n1', 'leader', 2, log([1, 2, 2], 3)));
+    t.doesNotThrow(
+      () => c.observe(node('n2', 'follower', 3, log([1, 2, 2, 3], 1))),
+      'holds entry 3 under its term-3 entry',
+    );
+    t.doesNotThrow(
+      () => c.observe(node('n3', 'follower', 2, log([1, 2, 2, 9].slice(0, 2), 1))),
+      'a shorter log is only behind',
+    );
+    t.doesNotThrow(
+      () => c.observe(node('n4', 'follower', 2, log([1, 1, 1], 1))),
+      'a stale tail of older terms will be overwritten',
+    );
+    rejects(
+      t,
+      'log-completeness',
+      () => c.observe(node('n5', 'follower', 3, log([1, 2, 3, 3], 1))),
+      'a term-3 entry at 3 where term 2 committed another',
+    );
+    // The entry itself checked, not just its term.
+    const d = new SafetyChecker();
+    d.observe(node('n1', 'leader', 2, log([1, 2, 2], 3)));
+    rejects(
+      t,
+      'log-completeness',
+      () =>
+        d.observe(node('n2', 'follower', 3, log([1, 2, 2, 3], 1, 1, ['e1t1', 'e2t2', 'x', 'y']))),
+      'same term, another entry',
+    );
+  },
+);
+
 t.test('leader completeness: a new leader must hold every committed entry', async (t) => {
   const c = new SafetyChecker();
   c.observe(node('n1', 'leader', 2, log([1, 2, 2], 3)));

@@ -78,8 +78,8 @@ interface NodeTrack {
 
 /**
  * The Raft safety properties (Raft paper Figure 3), checked as the simulation
- * runs: election safety, log matching, leader completeness, state machine
- * safety, plus commit/applied monotonicity per node, and two rules the
+ * runs: election safety, log matching, leader completeness (and its
+ * consequence for every log), state machine safety, plus commit/applied monotonicity per node, and two rules the
  * others rest on: a leader commits only what a quorum of voters has synced
  * (when the nodes expose their durable logs), and a leader's log never holds
  * two membership changes that are both uncommitted (single-server changes
@@ -184,6 +184,36 @@ export class SafetyChecker {
             `${node.id} became leader of term ${r.term} without committed entry ${index} (${identity})`,
           );
         }
+      }
+    }
+    this.checkLogCompleteness(node);
+  }
+
+  /**
+   * Leader completeness carried to every log: an entry committed in term c is
+   * held by every leader of a later term, so by log matching any log with an
+   * entry of a term above c at or after its index holds it too. A log whose
+   * last term is above c and that holds another entry there (or none) can only
+   * have come from a leader that lacked a committed entry — caught here even
+   * when that leader never becomes visible (e.g. when the wrong commit leaves
+   * the cluster unable to elect anyone). Entries up to the node's own commit
+   * are committed-entry-changed's business.
+   */
+  private checkLogCompleteness(node: ObservedNode): void {
+    const log = node.raft!.log;
+    const last = log.lastIndex();
+    const lastTerm = log.term(last) ?? 0;
+    const hi = Math.min(last, this.maxCommitted);
+    for (let index = Math.max(log.committed + 1, log.firstIndex()); index <= hi; index++) {
+      const identity = this.committed.get(index);
+      const inTerm = this.committedInTerm.get(index);
+      if (identity === undefined || inTerm === undefined || inTerm >= lastTerm) continue;
+      const ents = log.slice(index, index + 1);
+      if (ents.length === 0 || entryIdentity(ents[0]!) !== identity) {
+        throw new Violation(
+          'log-completeness',
+          `${node.id} holds entries of term ${lastTerm} after ${index} but not ${identity}, committed there in term ${inTerm}`,
+        );
       }
     }
   }

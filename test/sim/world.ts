@@ -1130,9 +1130,13 @@ export class SimWorld {
     }
     if (!finalReads || finalReads.size < KEYS.length || !finalState) {
       const states = [...this.members.values()]
-        .map(
-          (m) => `${m.id}=${m.status}${m.core ? `/${m.core.raft.role}@${m.core.raft.term}` : ''}`,
-        )
+        .map((m) => {
+          if (!m.core) return `${m.id}=${m.status}`;
+          const r = m.core.raft;
+          const last = r.log.lastIndex();
+          // Enough to tell a stalled election (logs, voters) from a stalled commit.
+          return `${m.id}=${m.status}/${r.role}@${r.term} log ${last}@${r.log.term(last)} commit ${r.log.committed} voters [${r.voters.join(',')}]`;
+        })
         .join(' ');
       throw new Violation(
         'liveness',
