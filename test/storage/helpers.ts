@@ -1,9 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Level } from 'level';
 import type { Test } from 'tap';
 import type { Entry, EntryType, RaftStorage } from '../../src/raft/index.js';
 import { LevelRaftStorage, type LevelStorageOptions } from '../../src/storage/index.js';
+import { META_KEY, SUBLEVEL } from '../../src/storage/keys.js';
 
 const encoder = new TextEncoder();
 
@@ -85,4 +87,34 @@ export function failWrites(storage: LevelRaftStorage, error: Error, times = Infi
     if (left-- > 0) b.write = () => Promise.reject(error);
     return b;
   };
+}
+
+/**
+ * A data dir of format 2 holding `records` as its kv sublevel: an initialized
+ * dir whose kv records are written bare and whose format record says 2. The
+ * two formats differ in nothing else (format 3 only seals the kv records).
+ */
+export async function format2DirWith(
+  t: Test,
+  records: Iterable<readonly [string, Uint8Array]>,
+): Promise<string> {
+  const dir = await tempDir(t);
+  const s = await LevelRaftStorage.open(dir);
+  await s.initialize(IDENTITY, ['n1']);
+  await s.close();
+  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+  await db.open();
+  try {
+    const text = { keyEncoding: 'utf8', valueEncoding: 'view' } as const;
+    const kv = { sublevel: db.sublevel<string, Uint8Array>(SUBLEVEL.kv, text) };
+    const batch = db.batch();
+    for (const [key, value] of records) batch.put(key, value, kv);
+    await batch.write();
+    await db
+      .sublevel<string, Uint8Array>(SUBLEVEL.meta, text)
+      .put(META_KEY.formatVersion, encoder.encode('2'));
+  } finally {
+    await db.close();
+  }
+  return dir;
 }

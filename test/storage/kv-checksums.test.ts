@@ -22,7 +22,7 @@ import {
 import { crc32c, crc32cOfText } from '../../src/storage/crc32c.js';
 import { LevelRaftStorage, type LevelStorageOptions } from '../../src/storage/index.js';
 import { META_KEY, SUBLEVEL } from '../../src/storage/keys.js';
-import { IDENTITY, tempDir } from './helpers.js';
+import { format2DirWith, IDENTITY, tempDir } from './helpers.js';
 
 type RawDb = Level<Uint8Array, Uint8Array>;
 
@@ -397,25 +397,12 @@ t.test('an upgrade stopped after any batch finishes on the next open', async (t)
 });
 
 t.test('a large format 2 state is re-sealed in bounded batches', async (t) => {
-  // A format 2 dir differs from format 3 only in its bare kv records and its format record.
-  const dir = await tempDir(t);
-  const s = await LevelRaftStorage.open(dir);
-  await s.initialize(IDENTITY, ['n1']);
-  await s.close();
   const count = 5_000;
   const value = (i: number) => encoder.encode(`{"n":${i},"pad":"${'p'.repeat(i % 300)}"}`);
   const keyOf = (i: number) => `k/${i.toString(16).padStart(16, '0')}/00000000`;
-  let totalBytes = 0;
-  await withRawDb(dir, async (db) => {
-    const kv = { sublevel: textSub(db, SUBLEVEL.kv) };
-    const batch = db.batch();
-    for (let i = 0; i < count; i++) {
-      batch.put(keyOf(i), value(i), kv);
-      totalBytes += keyOf(i).length + value(i).byteLength;
-    }
-    await batch.write();
-    await textSub(db, SUBLEVEL.meta).put(META_KEY.formatVersion, encoder.encode('2'));
-  });
+  const records = Array.from({ length: count }, (_, i) => [keyOf(i), value(i)] as const);
+  const totalBytes = records.reduce((n, [k, v]) => n + k.length + v.byteLength, 0);
+  const dir = await format2DirWith(t, records);
   const maxBytes = 64 * 1024;
   const counts: number[] = [];
   const o = await LevelRaftStorage.open(dir, {
@@ -431,10 +418,10 @@ t.test('a large format 2 state is re-sealed in bounded batches', async (t) => {
     perBatch.every((n) => n <= Math.ceil(maxBytes / 59)),
     `at most ${Math.max(...perBatch)} records per batch`,
   );
-  const records = await collect(o);
-  t.equal(records.length, count);
+  const read = await collect(o);
+  t.equal(read.length, count);
   let same = 0;
-  for (const [k, v] of records) {
+  for (const [k, v] of read) {
     const i = Number.parseInt(k.slice(2, 18), 16);
     if (k === keyOf(i) && decoder.decode(v) === decoder.decode(value(i))) same++;
   }
