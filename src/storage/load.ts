@@ -250,8 +250,14 @@ export async function loadState(
   const entries = await readLog(dir, sub, start, opts);
   checkConsistency(dir, { hs, snap, start, entries, appliedIndex });
   if (identity.formatVersion < FORMAT_VERSION) {
-    const raftRecords = opts.legacy ? { hs, confState, snap, start, entries, appliedIndex } : {};
-    await upgradeInPlace(dir, db, sub, { from: 'start', ...raftRecords }, upgrade);
+    const raft: RaftRecords = { hs, confState, snap, start, entries, appliedIndex };
+    await upgradeInPlace(
+      dir,
+      db,
+      sub,
+      { from: 'start', resealRaft: opts.legacy ? raft : undefined },
+      upgrade,
+    );
     identity.formatVersion = FORMAT_VERSION;
   } else {
     const marker = await sub.meta.get(META_KEY.kvResealedThrough);
@@ -260,7 +266,7 @@ export async function loadState(
       const through = decodeRecord(dir, `sublevel meta, record ${META_KEY.kvResealedThrough}`, () =>
         decodeKvResealedThrough(marker),
       );
-      await upgradeInPlace(dir, db, sub, { from: { through } }, upgrade);
+      await upgradeInPlace(dir, db, sub, { from: { through }, resealRaft: undefined }, upgrade);
     }
   }
 
@@ -360,12 +366,22 @@ async function readLog(
   return entries;
 }
 
+/** The raft sublevel's records and the stored log, as loadState() read and validated them. */
+interface RaftRecords {
+  hs: HardState;
+  confState: ConfState;
+  snap: SnapshotMetadata;
+  start: LogPosition;
+  entries: Entry[];
+  appliedIndex: number;
+}
+
 /**
  * Brings a dir of format 1 or 2 to format 3 (`from: 'start'`), or finishes
  * an upgrade that stopped after the kv key `through` (`from: { through }`):
  * 1. The first batch sets the format to 3 and writes the marker
  *    kvResealedThrough; for a format 1 dir it also rewrites the Raft records
- *    (`hs` … `appliedIndex`, already validated) sealed. The log is bounded by
+ *    sealed (`resealRaft`, already validated). The log is bounded by
  *    compaction, so that part is at most a few MB.
  * 2. The kv records, bare before format 3, are re-sealed in key order in
  *    synced batches of about kvResealBatchMaxBytes (the state can be larger
@@ -383,15 +399,7 @@ async function upgradeInPlace(
   dir: string,
   db: Db,
   sub: Sublevels,
-  s: {
-    from: 'start' | { through: string | undefined };
-    hs?: HardState;
-    confState?: ConfState;
-    snap?: SnapshotMetadata;
-    start?: LogPosition;
-    entries?: Entry[];
-    appliedIndex?: number;
-  },
+  s: { from: 'start' | { through: string | undefined }; resealRaft: RaftRecords | undefined },
   options: UpgradeOptions,
 ): Promise<void> {
   const doing = `upgrading the data dir to format ${FORMAT_VERSION}`;
@@ -400,15 +408,16 @@ async function upgradeInPlace(
   const meta = new SublevelKeys(sub.meta);
   let batch = db.batch();
   if (s.from === 'start') {
-    if (s.hs && s.confState && s.snap && s.start && s.entries && s.appliedIndex !== undefined) {
+    const r = s.resealRaft;
+    if (r) {
       const raft = new SublevelKeys(sub.raft);
       const log = new SublevelKeys(sub.log);
-      batch.put(raft.ofText(RAFT_KEY.hardState), encodeHardState(s.hs));
-      batch.put(raft.ofText(RAFT_KEY.confState), encodeConfState(s.confState));
-      batch.put(raft.ofText(RAFT_KEY.snapshot), encodeSnapshotMetadata(s.snap));
-      batch.put(raft.ofText(RAFT_KEY.logStart), encodeLogPosition(s.start));
-      batch.put(raft.ofText(RAFT_KEY.applied), encodeIndex(s.appliedIndex));
-      for (const e of s.entries) batch.put(log.ofBytes(encodeLogKey(e.index)), encodeEntry(e));
+      batch.put(raft.ofText(RAFT_KEY.hardState), encodeHardState(r.hs));
+      batch.put(raft.ofText(RAFT_KEY.confState), encodeConfState(r.confState));
+      batch.put(raft.ofText(RAFT_KEY.snapshot), encodeSnapshotMetadata(r.snap));
+      batch.put(raft.ofText(RAFT_KEY.logStart), encodeLogPosition(r.start));
+      batch.put(raft.ofText(RAFT_KEY.applied), encodeIndex(r.appliedIndex));
+      for (const e of r.entries) batch.put(log.ofBytes(encodeLogKey(e.index)), encodeEntry(e));
     }
     batch.put(meta.ofText(META_KEY.formatVersion), encodeText(String(FORMAT_VERSION)));
   }
