@@ -292,6 +292,30 @@ t.test('commit durability: a leader commits only what a quorum of voters has syn
   e.observe(snap.leader, map);
   snap.leader.raft!.log = log([1, 2, 2], 3);
   t.doesNotThrow(() => e.observe(snap.leader, map));
+  // One event may commit under the voters before it and apply a change (n4 promoted):
+  // a quorum of the voters before is enough then; of neither, it is not.
+  const grow = cluster([1, 2, 2], [1, 2, 2], [1]);
+  const g = new SafetyChecker();
+  const withN4 = new Map(grow.map);
+  withN4.set('n4', { ...node('n4', 'follower', 2, log([1], 1)), durable: durable([1]) });
+  g.observe(grow.leader, withN4);
+  grow.leader.raft = { ...grow.leader.raft!, voters: [...voters, 'n4'], log: log([1, 2, 2], 3) };
+  t.doesNotThrow(() => g.observe(grow.leader, withN4), '2 of the 3 voters before the change');
+  const neither = cluster([1, 2], [1, 2, 2], [1]);
+  const h = new SafetyChecker();
+  const alsoN4 = new Map(neither.map);
+  alsoN4.set('n4', { ...node('n4', 'follower', 2, log([1], 1)), durable: durable([1]) });
+  h.observe(neither.leader, alsoN4);
+  neither.leader.raft = {
+    ...neither.leader.raft!,
+    voters: [...voters, 'n4'],
+    log: log([1, 2, 2], 3),
+  };
+  t.throws(
+    () => h.observe(neither.leader, alsoN4),
+    { name: 'Violation', property: 'commit-durable' },
+    'a quorum of neither the voters before nor after',
+  );
   // Without durable logs the check is skipped, not failed.
   const f = new SafetyChecker();
   const plain = node('n1', 'leader', 2, log([1, 2, 2], 2));

@@ -74,6 +74,8 @@ interface NodeTrack {
   leaderTerms: Set<number>;
   /** The term this node was last seen leading in (this life), and what it had scanned of its log then. */
   leading?: { term: number; scannedTo: number; confIndices: number[] };
+  /** Its voters at the previous observation (a conf change may apply within one event). */
+  voters?: readonly NodeId[];
 }
 
 /**
@@ -155,7 +157,7 @@ export class SafetyChecker {
       if (t.leading?.term !== r.term) {
         t.leading = { term: r.term, scannedTo: this.maxCommitted, confIndices: [] };
       } else if (commit > commitBefore && cluster) {
-        this.checkCommitDurable(node, commit, cluster);
+        this.checkCommitDurable(node, commit, cluster, t.voters);
       }
       this.checkOneConfChange(node, t.leading);
     }
@@ -187,6 +189,7 @@ export class SafetyChecker {
       }
     }
     this.checkLogCompleteness(node);
+    t.voters = r.voters;
   }
 
   /**
@@ -222,32 +225,42 @@ export class SafetyChecker {
    * A leader that moved its commit index to `commit` in its term: a quorum of
    * its voters must hold the entry there on disk, synced (the leader's own
    * copy counts only once synced too). Skipped unless every voter exposes its
-   * durable log.
+   * durable log. Membership takes effect when applied, and one event may both
+   * commit (under the voters before it) and apply a change: a quorum of either
+   * the voters now or those at the previous observation will do.
    */
   private checkCommitDurable(
     leader: ObservedNode,
     commit: number,
     cluster: ReadonlyMap<NodeId, ObservedNode>,
+    votersBefore: readonly NodeId[] | undefined,
   ): void {
     const r = leader.raft!;
     const voters = r.voters;
     if (!voters || voters.length === 0) return;
     const term = r.log.term(commit);
     if (term === undefined) return; // compacted already: applied, so long since durable
-    const holders: NodeId[] = [];
-    for (const id of voters) {
-      const durable = id === leader.id ? leader.durable : cluster.get(id)?.durable;
-      if (!durable) return;
-      const has = commit < durable.firstIndex() || durable.term(commit) === term;
-      if (has) holders.push(id);
+    const holdersOf = (set: readonly NodeId[]): NodeId[] | undefined => {
+      const holders: NodeId[] = [];
+      for (const id of set) {
+        const durable = id === leader.id ? leader.durable : cluster.get(id)?.durable;
+        if (!durable) return undefined;
+        const has = commit < durable.firstIndex() || durable.term(commit) === term;
+        if (has) holders.push(id);
+      }
+      return holders;
+    };
+    const holders = holdersOf(voters);
+    if (!holders || holders.length > voters.length / 2) return;
+    if (votersBefore && votersBefore.join() !== voters.join()) {
+      const before = holdersOf(votersBefore);
+      if (!before || before.length > votersBefore.length / 2) return;
     }
-    if (holders.length <= voters.length / 2) {
-      throw new Violation(
-        'commit-durable',
-        `${leader.id} (leader of term ${r.term}) committed ${commit} (term ${term}) while only ` +
-          `[${holders.join(', ')}] of voters [${voters.join(', ')}] had it synced`,
-      );
-    }
+    throw new Violation(
+      'commit-durable',
+      `${leader.id} (leader of term ${r.term}) committed ${commit} (term ${term}) while only ` +
+        `[${holders.join(', ')}] of voters [${voters.join(', ')}] had it synced`,
+    );
   }
 
   /** At most one membership change past the highest index known committed, in a leader's log. */
