@@ -29,7 +29,8 @@ const BATCH_MAX_BYTES = 8 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const keyOf = (i: number) => `k/${i.toString(16).padStart(16, '0')}/00000000`;
-const valueOf = (i: number) => encoder.encode(`{"key":"app/${i}","value":"${'v'.repeat(i % 90)}"}`);
+const recordValue = (i: number) =>
+  encoder.encode(`{"key":"app/${i}","value":"${'v'.repeat(i % 90)}"}`);
 
 /** Runs the writer until it has reported `killAfter` batches, then SIGKILLs it; the last count. */
 async function upgradeUntilKilled(t: import('tap').Test, dir: string, killAfter: number) {
@@ -97,7 +98,7 @@ async function inspect(dir: string) {
 t.test('an upgrade killed half way resumes, and no record is lost or sealed twice', async (t) => {
   const dir = await format2DirWith(
     t,
-    Array.from({ length: RECORDS }, (_, i) => [keyOf(i), valueOf(i)] as const),
+    Array.from({ length: RECORDS }, (_, i) => [keyOf(i), recordValue(i)] as const),
   );
   const rng = new SeededRandom(SEED);
   let sealedBefore = 0;
@@ -127,7 +128,7 @@ t.test('an upgrade killed half way resumes, and no record is lost or sealed twic
   let count = 0;
   for await (const [k, v] of s.kvRecords()) {
     const i = count++;
-    if (k === keyOf(i) && decoder.decode(v) === decoder.decode(valueOf(i))) same++;
+    if (k === keyOf(i) && decoder.decode(v) === decoder.decode(recordValue(i))) same++;
   }
   t.equal(count, RECORDS, 'every record is there');
   t.equal(same, RECORDS, 'each as it was: none sealed twice, none lost');
