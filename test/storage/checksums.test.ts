@@ -5,16 +5,14 @@
  * naming the sublevel and the index or key, and saying what to do; a data
  * dir written before checksums (format 1) still opens and is rewritten sealed.
  */
-import { cp, readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readdir } from 'node:fs/promises';
 import { Level } from 'level';
 import t, { type Test } from 'tap';
 import { DecodeError, decodeEntry, encodeEntry } from '../../src/storage/codec.js';
 import { crc32c, crc32cOfIndex } from '../../src/storage/crc32c.js';
 import { decodeStoredEntry, LevelRaftStorage, StorageError } from '../../src/storage/index.js';
 import { encodeLogKey, META_KEY, RAFT_KEY, SUBLEVEL } from '../../src/storage/keys.js';
-import { ent, ents, IDENTITY, tempDir } from './helpers.js';
+import { ent, ents, fixtureDir, IDENTITY, tempDir } from './helpers.js';
 
 type RawDb = Level<Uint8Array, Uint8Array>;
 
@@ -196,17 +194,13 @@ for (const d of DAMAGES) {
   });
 }
 
-const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'format-1');
-
 /**
  * test/storage/fixtures/format-1 was written by the storage code before checksums (main at
  * 329c276): cluster-f1, member n1 of n1..n3; entries 2..40 (term 2 to 19, then 3), compacted
  * at snapshot 30 keeping 5 (log start 25); commit 38, applied 35; kv k1=v1, k2=v2.
  */
-async function format1Dir(t: Test): Promise<string> {
-  const dir = await tempDir(t);
-  await cp(FIXTURE, dir, { recursive: true });
-  return dir;
+function format1Dir(t: Test): Promise<string> {
+  return fixtureDir(t, 'format-1');
 }
 
 t.test('a format 1 data dir (no checksums) opens, and is rewritten sealed', async (t) => {

@@ -1,6 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
 import type { Test } from 'tap';
 import type { Entry, EntryType, RaftStorage } from '../../src/raft/index.js';
@@ -116,5 +117,14 @@ export async function format2DirWith(
   } finally {
     await db.close();
   }
+  return dir;
+}
+
+/** A fresh copy of test/storage/fixtures/<name> (a data dir written by an older format) in a temp dir. */
+export async function fixtureDir(t: Test, name: string): Promise<string> {
+  const dir = await tempDir(t);
+  await cp(path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', name), dir, {
+    recursive: true,
+  });
   return dir;
 }

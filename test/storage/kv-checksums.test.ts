@@ -6,7 +6,7 @@
  * any of it; a format 2 dir (bare kv records) is re-sealed at open in bounded
  * batches, and an upgrade stopped half way finishes on the next open.
  */
-import { cp, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
@@ -22,7 +22,7 @@ import {
 import { crc32c, crc32cOfText } from '../../src/storage/crc32c.js';
 import { LevelRaftStorage, type LevelStorageOptions } from '../../src/storage/index.js';
 import { META_KEY, SUBLEVEL } from '../../src/storage/keys.js';
-import { format2DirWith, IDENTITY, tempDir } from './helpers.js';
+import { fixtureDir, format2DirWith, IDENTITY, tempDir } from './helpers.js';
 
 type RawDb = Level<Uint8Array, Uint8Array>;
 
@@ -285,18 +285,14 @@ for (const d of DAMAGES) {
   });
 }
 
-const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'format-2');
-
 /**
  * test/storage/fixtures/format-2 was written by a one-member node of main at 9285c49 (format 2,
  * kv records bare): puts config/a (twice) and config/b, config/b deleted, a lease fixture-lease
  * with svc/web-1, idem/x put with Idempotency-Key fixture-idem-1, auth user alice, a key
  * unicode/ключ ✓; applied index 12. format-2.state.json holds what its kv sublevel held then.
  */
-async function format2Dir(t: Test): Promise<string> {
-  const dir = await tempDir(t);
-  await cp(FIXTURE, dir, { recursive: true });
-  return dir;
+function format2Dir(t: Test): Promise<string> {
+  return fixtureDir(t, 'format-2');
 }
 
 interface FixtureState {
@@ -306,7 +302,12 @@ interface FixtureState {
 }
 
 async function fixtureState(): Promise<FixtureState> {
-  return JSON.parse(await readFile(`${FIXTURE}.state.json`, 'utf8')) as FixtureState;
+  const file = path.join(
+    path.dirname(fileURLToPath(import.meta.url)),
+    'fixtures',
+    'format-2.state.json',
+  );
+  return JSON.parse(await readFile(file, 'utf8')) as FixtureState;
 }
 
 async function rawMeta(dir: string) {
