@@ -1,5 +1,11 @@
 import t from 'tap';
-import { MAX_CLOCK_RATE, MIN_CLOCK_RATE, NodeClock, SimScheduler } from './clock.js';
+import {
+  interleaveBySource,
+  MAX_CLOCK_RATE,
+  MIN_CLOCK_RATE,
+  NodeClock,
+  SimScheduler,
+} from './clock.js';
 
 t.test(
   'events run in (time, sequence) order, and microtasks they start finish before the next',
@@ -73,6 +79,41 @@ t.test(
     c.kill();
     await s.runUntil(1000);
     t.equal(seen.length, 2, 'a killed process runs none of its callbacks');
+  },
+);
+
+t.test(
+  'a resumed process takes what it held in any order across sources, in order within each',
+  async (t) => {
+    const s = new SimScheduler();
+    const c = new NodeClock(s, { rate: 1 });
+    const seen: string[] = [];
+    c.pause();
+    for (let i = 0; i < 3; i++) {
+      c.afterTrue(10 * i, () => seen.push(`peer${i}`), 'peer:n2');
+      c.afterTrue(10 * i + 5, () => seen.push(`req${i}`), `client:${i}`);
+    }
+    await s.runUntil(100);
+    // Always take the last open source: the client requests overtake the peer's messages.
+    c.resume((n) => n - 1);
+    await s.runUntil(100);
+    t.same(seen, ['req2', 'req1', 'req0', 'peer0', 'peer1', 'peer2']);
+
+    const orders = new Set<string>();
+    for (let seed = 0; seed < 50; seed++) {
+      let x = seed;
+      const out = interleaveBySource(
+        ['a1', 'b1', 'a2', 'c1', 'b2'].map((name) => ({ name, source: name[0] })),
+        (n) => {
+          x = (x * 7 + 3) % 101;
+          return x % n;
+        },
+      ).map((e) => e.name);
+      t.ok(out.indexOf('a1') < out.indexOf('a2') && out.indexOf('b1') < out.indexOf('b2'));
+      t.equal(out.length, 5);
+      orders.add(out.join());
+    }
+    t.ok(orders.size > 1, 'more than one interleaving is drawn');
   },
 );
 

@@ -23,6 +23,12 @@ interface Timer {
   fn: () => void;
   /** The process it runs in; none for the world's own events (network, disk hardware). */
   owner: NodeClock | undefined;
+  /**
+   * Where it comes from (one peer's connection, one client's request); none for the
+   * process's own timers. A resumed process keeps each source's order, not the order
+   * across sources.
+   */
+  source: string | undefined;
   cancelled: boolean;
 }
 
@@ -76,6 +82,28 @@ function before(a: Timer, b: Timer): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
+/** A random interleaving of `timers` that keeps the order of the timers of each source. */
+export function interleaveBySource<T extends { source: string | undefined }>(
+  timers: readonly T[],
+  pick: (n: number) => number,
+): T[] {
+  const queues = new Map<string | undefined, T[]>();
+  for (const t of timers) {
+    const q = queues.get(t.source);
+    if (q) q.push(t);
+    else queues.set(t.source, [t]);
+  }
+  const open = [...queues.values()];
+  const out: T[] = [];
+  while (open.length > 0) {
+    const i = pick(open.length);
+    const q = open[i]!;
+    out.push(q.shift()!);
+    if (q.length === 0) open.splice(i, 1);
+  }
+  return out;
+}
+
 /** Lets every promise chain started by the last event run to completion (nothing does real I/O). */
 export function drainMicrotasks(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -100,12 +128,13 @@ export class SimScheduler {
   }
 
   /** Schedules `fn` at true time `at` (not before now); returns a cancel function. */
-  at(at: number, fn: () => void, owner?: NodeClock): () => void {
+  at(at: number, fn: () => void, owner?: NodeClock, source?: string): () => void {
     const timer: Timer = {
       at: Math.max(at, this.nowMs),
       seq: this.seq++,
       fn,
       owner,
+      source,
       cancelled: false,
     };
     this.heap.push(timer);
@@ -114,8 +143,8 @@ export class SimScheduler {
     };
   }
 
-  after(delayMs: number, fn: () => void, owner?: NodeClock): () => void {
-    return this.at(this.nowMs + delayMs, fn, owner);
+  after(delayMs: number, fn: () => void, owner?: NodeClock, source?: string): () => void {
+    return this.at(this.nowMs + delayMs, fn, owner, source);
   }
 
   /**
@@ -157,7 +186,7 @@ export class SimScheduler {
     return true;
   }
 
-  /** Re-queues held callbacks at the current time, in their original order. */
+  /** Re-queues held callbacks at the current time, in the given order. */
   requeue(timers: Timer[]): void {
     for (const t of timers) {
       t.at = this.nowMs;
@@ -256,21 +285,30 @@ export class NodeClock implements CoreClock {
     this.scheduler.after(0, fn, this);
   }
 
-  /** Schedules `fn` after `ms` of TRUE time in this process (a disk completion, a delivery). */
-  afterTrue(ms: number, fn: () => void): () => void {
-    return this.scheduler.after(ms, fn, this);
+  /**
+   * Schedules `fn` after `ms` of TRUE time in this process (a disk completion, a delivery,
+   * a client's request); `source` names the connection it came in on.
+   */
+  afterTrue(ms: number, fn: () => void, source?: string): () => void {
+    return this.scheduler.after(ms, fn, this, source);
   }
 
   pause(): void {
     if (!this.killed) this.paused = true;
   }
 
-  resume(): void {
+  /**
+   * Runs what came due while paused. A real process finds its sockets all readable at
+   * once and reads them in whatever order its event loop polls them, so only each
+   * source's own order is kept: `pick(n)` (a seeded random index below n) chooses
+   * which source goes next. Without it, everything runs in arrival order.
+   */
+  resume(pick?: (n: number) => number): void {
     if (!this.paused) return;
     this.paused = false;
     const held = this.held;
     this.held = [];
-    this.scheduler.requeue(held);
+    this.scheduler.requeue(pick ? interleaveBySource(held, pick) : held);
   }
 
   /** The process is gone: nothing it scheduled will ever run. */

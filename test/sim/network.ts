@@ -103,10 +103,14 @@ export class SimNetwork {
         return this.lost(m);
       if (m.type === 'snap') this.report(m, true);
       // In the receiver's process: a paused one takes it when resumed.
-      receiver.afterTrue(0, () => {
-        this.stats.delivered++;
-        this.endpoints.deliver(m);
-      });
+      receiver.afterTrue(
+        0,
+        () => {
+          this.stats.delivered++;
+          this.endpoints.deliver(m);
+        },
+        `peer:${m.from}`,
+      );
     });
   }
 

@@ -220,6 +220,8 @@ export class SimWorld {
   private violation: Error | undefined;
   private nextMemberNumber: number;
   private opSeq = 0;
+  /** Numbers client requests: each is its own source of events in the member it goes to. */
+  private requestSeq = 0;
   /** Logical time of the client history (call and return order). */
   private historyClock = 0;
   private clientsOn = true;
@@ -580,7 +582,7 @@ export class SimWorld {
         if (clock && !clock.paused) {
           clock.pause();
           this.stats.pauses++;
-          this.scheduler.after(event.ms, () => clock.resume());
+          this.scheduler.after(event.ms, () => clock.resume((n) => this.rng.nextInt(n)));
         }
         break;
       }
@@ -772,7 +774,10 @@ export class SimWorld {
     else if (r < 48) return this.cas(casKey, false);
     else if (r < 52) return this.cas(casKey, true);
     else if (r < 54) return this.del(casKey);
-    else if (r < 92) return this.read(this.pick(this.live(), this.rng.nextInt(8)), key);
+    else if (r < 73) return this.read(this.pick(this.live(), this.rng.nextInt(8)), key);
+    // A client that keeps reading where it last wrote: a member that believes it leads,
+    // stale or paused as it may be.
+    else if (r < 92) return this.read(this.writeTarget(), key);
     else return this.leaseOp();
   }
 
@@ -789,9 +794,11 @@ export class SimWorld {
     onRefused: () => void,
     onUnknown: () => void,
   ): Promise<void> {
-    const core = m.core!;
     const incarnation = m.incarnation;
-    return core.propose(encodeCommand({ v: 1, atMs: m.clock!.wallNow(), cmd })).then(
+    const clock = m.clock!;
+    return this.inProcess(m, (core) =>
+      core.propose(encodeCommand({ v: 1, atMs: clock.wallNow(), cmd })),
+    ).then(
       (result) => {
         if (m.faultAt !== undefined && m.incarnation === incarnation) {
           this.fail(
@@ -817,6 +824,24 @@ export class SimWorld {
         }
       },
     );
+  }
+
+  /**
+   * A client's request, handled in the member's process: a paused member takes it when
+   * resumed, in any order relative to what its peers sent meanwhile. A request to a
+   * process that dies first is never answered (the client times out).
+   */
+  private inProcess<T>(m: SimMember, handle: (core: NodeCore) => Promise<T>): Promise<T> {
+    const core = m.core!;
+    return new Promise<T>((resolve, reject) => {
+      m.clock!.afterTrue(
+        0,
+        () => {
+          if (m.core === core) handle(core).then(resolve, reject);
+        },
+        `client:${++this.requestSeq}`,
+      );
+    });
   }
 
   private begin(input: KvInput): Operation<KvInput, KvOutput> {
@@ -952,7 +977,7 @@ export class SimWorld {
     const core = m?.core;
     if (!m || !core) return undefined;
     const op = this.begin({ op: 'get', key });
-    return core.readIndex().then(
+    return this.inProcess(m, () => core.readIndex()).then(
       () => {
         const got = core.kv.get(key);
         if (!got.ok) return this.drop(op);
