@@ -14,7 +14,7 @@ import type { KvInput, KvOutput, Operation } from '../support/linearizability.js
 import { checkDurability, type DurabilityWrite } from './checkers/durability.js';
 import { LeaseSafetyChecker } from './checkers/lease-safety.js';
 import { checkKvHistory } from './checkers/linearizability.js';
-import { MIN_CLOCK_RATE, NodeClock, SimScheduler } from './clock.js';
+import { CLOCK_RATE_BOUND, MIN_CLOCK_RATE, NodeClock, SimScheduler } from './clock.js';
 import { type CrashKind, SimDisk, type SimStorage } from './disk.js';
 import {
   type DurableLog,
@@ -1044,11 +1044,18 @@ export class SimWorld {
   }
 
   /**
-   * The client renews every TTL / 3 (a late one every 0.9–1.05 × TTL, racing the
-   * expiry) until it lets the lease go (or it is revoked).
+   * The client renews every TTL / 3 until it lets the lease go (or it is revoked). A late
+   * renewer cuts it close: half of its keepalives come at 0.9–1.05 × TTL, the other half
+   * right at the leader's expiry — its deadline (TTL stretched by the clock-rate bound)
+   * plus up to two lease-keeper ticks — so they race the revoke.
    */
   private keepAlive(track: LeaseTrack): void {
-    const every = track.late ? track.ttlMs * (0.9 + 0.15 * this.rng.nextFloat()) : track.ttlMs / 3;
+    const deadline = (track.ttlMs * (1 + CLOCK_RATE_BOUND)) / (1 - CLOCK_RATE_BOUND);
+    const every = !track.late
+      ? track.ttlMs / 3
+      : this.rng.nextFloat() < 0.5
+        ? track.ttlMs * (0.9 + 0.15 * this.rng.nextFloat())
+        : deadline + 2 * TICK_MS * this.rng.nextFloat();
     this.scheduler.after(every, () => {
       if (!this.clientsOn || track.revoked || this.scheduler.now() > track.keepUntil) return;
       const m = this.writeTarget();
