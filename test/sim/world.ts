@@ -775,8 +775,8 @@ export class SimWorld {
     else if (r < 52) return this.cas(casKey, true);
     else if (r < 54) return this.del(casKey);
     else if (r < 73) return this.read(this.pick(this.live(), this.rng.nextInt(8)), key);
-    // A client that keeps reading where it last wrote: a member that believes it leads,
-    // stale or paused as it may be.
+    // A client that reads from the member it believes leads: one that believes so itself,
+    // deposed or paused as it may be.
     else if (r < 92) return this.read(this.writeTarget(), key);
     else return this.leaseOp();
   }
