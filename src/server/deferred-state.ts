@@ -7,11 +7,14 @@ import type { AppliedWrite, PersistableReady } from '../storage/index.js';
  * index alone moved, and the state machine's applied state. Neither needs to
  * be durable at once (a restart learns the commit from the leader and replays
  * the log from the last applied state written), and each LevelDB write of its
- * own costs a thread-pool wake-up.
+ * own costs a thread-pool wake-up. The exception, a membership change, is the
+ * core's: it asks for `commitToSync()` before applying one.
  */
 export class DeferredState {
   /** The newest commit-only hard state not yet written. */
   private hardState: HardState | undefined;
+  /** The newest hard state handed to the disk, synced or not. */
+  private handedOut: HardState | undefined;
   /** Entries were applied since the applied state was last taken. */
   private appliedSinceTaken = false;
   /** A membership applied since then, to write with it. */
@@ -30,7 +33,21 @@ export class DeferredState {
   withHardState<R extends PersistableReady>(rd: R): R {
     const deferred = this.hardState;
     this.hardState = undefined;
-    return rd.hardState || !deferred ? rd : { ...rd, hardState: deferred };
+    const out = rd.hardState || !deferred ? rd : { ...rd, hardState: deferred };
+    if (out.hardState) this.handedOut = out.hardState;
+    return out;
+  }
+
+  /**
+   * A write that, synced, puts the newest commit index this node handed out on
+   * disk: the deferred hard state, or the last one written again (a synced
+   * write makes every earlier one durable, and rewriting the newest changes
+   * nothing). Undefined when no hard state was ever handed out.
+   */
+  commitToSync(): PersistableReady | undefined {
+    const rd = this.withHardState<PersistableReady>({ entries: [] });
+    if (rd.hardState) return rd;
+    return this.handedOut ? { entries: [], hardState: this.handedOut } : undefined;
   }
 
   /** The applied state of `kv` if it moved, taken: the caller writes it. */

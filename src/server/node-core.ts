@@ -458,6 +458,12 @@ export class NodeCore {
     // applied (and answered) while our own write is in flight; their applied state
     // goes with the next write.
     if (rd.committedEntries.length > 0) {
+      // Except a membership change: it is applied only once this node's commit index
+      // covering it is on disk. Members count votes by the configuration they applied;
+      // one that forgot in a power loss that a removal committed counts the old voters
+      // again, and once the removed member has left, it may never win an election.
+      if (rd.committedEntries.some((e) => e.type === 'confChange'))
+        await (written ?? this.syncCommit());
       const startMs = this.clock.now();
       this.applyEntries(rd.committedEntries, rd.confState);
       this.emit('entriesApplied', this.clock.now() - startMs, rd.committedEntries.length);
@@ -496,7 +502,9 @@ export class NodeCore {
       watchHub: this.kvState.watches,
     });
     // One atomic batch: log replaced, hard state, and the state machine with its applied index.
-    await this.storage.persistReady(rd, true, { installRecords: restored.records() });
+    await this.storage.persistReady(this.deferred.withHardState(rd), true, {
+      installRecords: restored.records(),
+    });
     this.members.addRemoved(removed);
     await this.storage.saveMembers(members, this.members.removedIds());
     this.kvState = restored;
@@ -611,6 +619,12 @@ export class NodeCore {
   flushDeferred(): void {
     const all = this.deferred.takeAll(this.kvState);
     if (all) this.inBackground(this.storage.persistReady(all.ready, false, all.applied));
+  }
+
+  /** Puts the newest commit index handed to the disk on it, synced (storage keeps call order). */
+  private async syncCommit(): Promise<void> {
+    const rd = this.deferred.commitToSync();
+    if (rd) await this.storage.persistReady(rd, true);
   }
 
   /**

@@ -49,3 +49,16 @@ t.test('the applied state is taken once, with the membership applied since', (t)
   t.same(all?.applied.applied?.confState, undefined);
   t.end();
 });
+
+t.test('the commit to sync is the deferred hard state, else the newest one handed out', (t) => {
+  const d = new DeferredState();
+  t.equal(d.commitToSync(), undefined, 'nothing handed out yet: nothing to sync');
+  const own = { term: 2, vote: 'a', commit: 3 };
+  d.withHardState({ ...noEntries(), hardState: own });
+  t.same(d.commitToSync()?.hardState, own, 'the last written one again');
+  d.commitMoved({ term: 2, vote: 'a', commit: 5 });
+  t.same(d.commitToSync()?.hardState, { term: 2, vote: 'a', commit: 5 }, 'the deferred one');
+  t.equal(d.takeAll(kv), undefined, 'taken: it is not written twice');
+  t.same(d.commitToSync()?.hardState, { term: 2, vote: 'a', commit: 5 }, 'and is the newest now');
+  t.end();
+});

@@ -126,3 +126,46 @@ t.test(
     await core.stop();
   },
 );
+
+t.test(
+  'a membership change is applied only once the commit index covering it is synced',
+  async (t) => {
+    const { core, held } = await startedCore();
+    while (held.length > 0) held.shift()!.finish();
+    // What a power loss would keep: every write up to the last synced one.
+    const finished: HeldWrite[] = [];
+    const durableCommit = () => {
+      let commit = 0;
+      let durable = 0;
+      for (const w of finished) {
+        commit = Math.max(commit, w.rd.hardState?.commit ?? 0);
+        if (w.sync) durable = commit;
+      }
+      return durable;
+    };
+    let appliedAt: { index: number; durableCommit: number } | undefined;
+    core.on('confChangeApplied', (e) => {
+      appliedAt = { index: e.index, durableCommit: durableCommit() };
+    });
+    const member = { id: 'n2', name: 'n2', peerUrls: ['http://127.0.0.1:1'], clientUrls: [] };
+    const change = core.proposeConfChange({
+      type: 'addLearner',
+      nodeId: 'n2',
+      context: JSON.stringify(member),
+    });
+    for (let i = 0; i < 50 && !appliedAt; i++) {
+      await turn();
+      const w = held.shift();
+      if (!w) continue;
+      finished.push(w);
+      w.finish();
+    }
+    await change;
+    t.ok(appliedAt, 'the change was applied');
+    t.ok(
+      appliedAt!.durableCommit >= appliedAt!.index,
+      `commit ${appliedAt!.durableCommit} on disk when entry ${appliedAt!.index} was applied`,
+    );
+    await core.stop();
+  },
+);
