@@ -2,6 +2,8 @@
  * npm run sim -- [--seed S] [--runs N] [--nodes 3|5] [--events MIN-MAX] [--path P] [--no-shrink]
  * npm run sim -- --long [--minutes M] [--every N] [--nodes 3|5] [--seed S]
  * --lease-from-ack: check the lease promise from the keepalive's answer, not its sending
+ * --trace: print the run's trace to stderr as it happens, with role changes and
+ *   membership applies (for a replay: what led to a violation, not only its last events)
  *
  * Quick mode runs N seeded fault schedules and prints the stats. Long mode
  * (a soak) runs batches of N schedules with fresh seeds until stopped (Ctrl-C)
@@ -25,6 +27,7 @@ interface Options {
   shrink: boolean;
   long: boolean;
   leaseFromAck: boolean;
+  trace: boolean;
   minutes: number;
   every: number;
 }
@@ -34,7 +37,7 @@ function parseArgs(argv: string[]): Options {
   const flags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--no-shrink' || a === '--long' || a === '--lease-from-ack') flags.add(a);
+    if (['--no-shrink', '--long', '--lease-from-ack', '--trace'].includes(a)) flags.add(a);
     else if (a.startsWith('--') && i + 1 < argv.length) args.set(a.slice(2), argv[++i]!);
     else usage(`unexpected argument ${a}`);
   }
@@ -71,6 +74,7 @@ function parseArgs(argv: string[]): Options {
     shrink: !flags.has('--no-shrink') && !long,
     long,
     leaseFromAck: flags.has('--lease-from-ack'),
+    trace: flags.has('--trace'),
     minutes: int('minutes', 0),
     every: int('every', 20),
     ...(path ? { path } : {}),
@@ -98,6 +102,7 @@ async function batch(seed: number, runs: number, path?: string): Promise<boolean
       const { stats } = await runSchedule(schedule, {
         nodes: opts.nodes,
         leaseFromAck: opts.leaseFromAck,
+        ...(opts.trace ? { traceTo: (line: string) => console.error(line) } : {}),
       });
       addStats(batchTotals, stats);
     }),

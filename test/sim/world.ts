@@ -34,6 +34,8 @@ export interface SimOptions {
   livenessMs?: number;
   /** Check the lease promise from the keepalive's acknowledgement instead of its sending. */
   leaseFromAck?: boolean;
+  /** Every trace line as it happens, with role changes and membership applies (`--trace`). */
+  traceTo?: (line: string) => void;
 }
 
 export interface SimStats {
@@ -215,7 +217,7 @@ export class SimWorld {
   readonly trace: string[] = [];
   private readonly rng: SeededRandom;
   private readonly world: World;
-  private readonly options: Required<SimOptions>;
+  private readonly options: Required<Omit<SimOptions, 'traceTo'>> & Pick<SimOptions, 'traceTo'>;
   private readonly config: NodeCoreConfig;
   private violation: Error | undefined;
   private nextMemberNumber: number;
@@ -238,6 +240,7 @@ export class SimWorld {
       spareNodes: options.spareNodes ?? 2,
       livenessMs: options.livenessMs ?? 60_000,
       leaseFromAck: options.leaseFromAck ?? false,
+      ...(options.traceTo ? { traceTo: options.traceTo } : {}),
     };
     this.rng = new SeededRandom(this.world.seed);
     this.network = new SimNetwork(this.scheduler, new SeededRandom(this.world.seed ^ 0x5bd1e995), {
@@ -371,6 +374,7 @@ export class SimWorld {
       m.applied = index;
       this.stats.snapshotsInstalled++;
     });
+    if (this.options.traceTo) this.traceCore(m, core, mine);
     core.on('confChangeApplied', (e) => {
       if (!this.confChangeIndexes.has(e.index)) {
         this.confChangeIndexes.add(e.index);
@@ -481,8 +485,24 @@ export class SimWorld {
     return best;
   }
 
+  /** With `--trace`: each member's role changes and the membership changes it applies. */
+  private traceCore(m: SimMember, core: NodeCore, mine: () => boolean): void {
+    const where = () => `last ${core.raft.log.lastIndex()} commit ${core.raft.log.committed}`;
+    core.on('softState', (lead, role, term) => {
+      if (mine()) this.note(`${m.id} ${role} term ${term} lead ${lead || '-'} ${where()}`);
+    });
+    core.on('confChangeApplied', (e, cc) => {
+      if (mine())
+        this.note(
+          `${m.id} applied ${cc.type} ${cc.nodeId} (entry ${e.index}) as ${core.raft.role}`,
+        );
+    });
+  }
+
   private note(text: string): void {
-    this.trace.push(`[t=${this.scheduler.now().toFixed(1)}] ${text}`);
+    const line = `[t=${this.scheduler.now().toFixed(1)}] ${text}`;
+    this.trace.push(line);
+    this.options.traceTo?.(line);
     if (this.trace.length > 80) this.trace.shift();
   }
 
