@@ -120,6 +120,19 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
     );
   });
 
+  // Request durations by route pattern (bounded label values: never the raw path).
+  const observe = service.observeRequest?.bind(service);
+  if (observe)
+    app.addHook('onResponse', (req, reply, done) => {
+      observe(
+        req.method,
+        req.routeOptions.url ?? 'unmatched',
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
+      done();
+    });
+
   app.setErrorHandler((err, _req: FastifyRequest, reply: FastifyReply) =>
     replyWithError(reply, err),
   );

@@ -139,6 +139,8 @@ export interface ApiService {
   /** Why this member knows it was removed from the cluster (it then serves nothing), or undefined. */
   removed(): string | undefined;
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** Counts one answered request: its route pattern ('unmatched' when none) and duration. */
+  observeRequest?(method: string, route: string, status: number, seconds: number): void;
 
   // ---- security (API.md "Security: TLS, authentication, permissions")
 

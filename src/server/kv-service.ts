@@ -248,9 +248,12 @@ export class KvService {
     return this.node.transferLeader(to, signal);
   }
 
-  async metrics() {
-    const registry = this.node.metrics.registry;
-    return { contentType: registry.contentType, body: await registry.metrics() };
+  metrics() {
+    return this.node.metrics.text();
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    this.node.metrics.httpRequests.observe({ method, route, status }, seconds);
   }
 
   // ---- leases (API.md "Leases"): TTLs in seconds on the wire, ms inside.

@@ -84,6 +84,8 @@ export interface CoreEvents {
   diskSynced: [ms: number, entries: readonly Entry[]];
   proposed: [count: number];
   proposalsRefused: [count: number];
+  /** Proposals whose outcome could not be told (superseded, skipped by a snapshot, stopped). */
+  proposalsFailed: [count: number];
   removed: [reason: string];
   fatal: [err: unknown];
 }
@@ -121,7 +123,9 @@ export class NodeCore {
   private readonly raw: RawNode;
   private kvState: KvStateMachine;
   private confStateNow: ConfState;
-  private readonly proposals = new ProposalWaits<CommandResult>();
+  private readonly proposals = new ProposalWaits<CommandResult>((count) =>
+    this.emit('proposalsFailed', count),
+  );
   private readonly appliedWaits: IndexWaiter;
   private readonly revisionWaits: IndexWaiter;
   private readonly reads: ReadBatcher;

@@ -41,7 +41,7 @@ import { createLogger } from './logger.js';
 import { attachAttributePublisher } from './member-attributes.js';
 import { MemberTable } from './members.js';
 import { type MemberChange, Membership, type MemberView } from './membership.js';
-import { NodeMetrics } from './metrics.js';
+import { NodeMetrics, SLOW_APPLY_MS } from './metrics.js';
 import { NodeCore } from './node-core.js';
 import { listenErrorMessage } from './port-check.js';
 import { systemClock } from './ports.js';
@@ -108,6 +108,10 @@ export class RaftKvNode {
   private readonly versionGate: ClusterVersionGate;
   private readonly watches: Watches;
   readonly metrics: NodeMetrics;
+  /** When the snapshot now being sent to each peer started (for its duration metric). */
+  private readonly snapshotSendStartedMs = new Map<string, number>();
+  /** The leader as of the last soft state, for raftkv_leader_changes_seen_total. */
+  private lastLeadSeen = '';
   /** Lifecycle events as log lines (event-log.ts). */
   private readonly events: NodeEventLog;
   private readonly leaseKeeper: LeaseKeeper;
@@ -160,10 +164,12 @@ export class RaftKvNode {
       onAppFrame: (kind, payload) => this.onPeerFrame(kind, payload),
       onReachable: (to) => this.events.peers.succeeded(to),
       onSnapshotStatus: (to, ok) => {
+        this.snapshotSendDone(to);
         this.events.snapshotSent(to, ok);
         this.core.reportSnapshot(to, ok);
       },
       onUnreachable: (to) => {
+        this.metrics.peerSendFailures.inc({ peer: to });
         if (this.members.get(to)) this.events.peers.failed(to);
         this.core.reportUnreachable(to);
         this.forwarder.peerLost(to);
@@ -213,8 +219,19 @@ export class RaftKvNode {
       (w) => this.proposeForwarded(w),
       (err) => log.error({ err }, 'answering a forwarded write failed'),
     );
-    this.watches = new Watches(() => this.core.kv, log);
-    this.metrics = new NodeMetrics(() => this.statusSync());
+    this.metrics = new NodeMetrics({
+      status: () => this.statusSync(),
+      proposalsPending: () => this.core.pendingProposals,
+      watchers: () => this.watches.size,
+      leases: () => this.core.kv.stats().leases,
+      stateSizeBytes: () => this.core.kv.sizeBytes,
+      quotaBytes: () => this.quota.quotaBytes,
+      dbSizeBytes: () => this.storage.sizeBytes(),
+    });
+    this.watches = new Watches(() => this.core.kv, log, {
+      sent: (events) => this.metrics.watchEventsSent.inc(events),
+      slowConsumerClosed: () => this.metrics.watchSlowConsumers.inc(),
+    });
     const electionTimeoutMs = config.tickMs * config.electionTicks;
     this.minLeaseTtlSeconds = Math.ceil((1.5 * electionTimeoutMs) / 1000);
     this.membership = new Membership({
@@ -249,7 +266,10 @@ export class RaftKvNode {
     attachSnapshotPolicy(this.core, storage, {
       snapshotCount: config.snapshotCount,
       catchUpEntries: config.snapshotCatchUpEntries,
-      onTaken: (taken) => this.events.snapshotTaken(taken, () => this.storage.sizeBytes()),
+      onTaken: (taken) => {
+        this.metrics.snapshotSave.observe(taken.ms / 1000);
+        this.events.snapshotTaken(taken, () => this.storage.sizeBytes());
+      },
     });
     this.shutdown = new GracefulShutdown({
       log,
@@ -299,6 +319,8 @@ export class RaftKvNode {
     });
     core.on('entriesApplied', (ms, count) => {
       metrics.appliedEntries.inc(count);
+      metrics.apply.observe(ms / 1000);
+      if (ms > SLOW_APPLY_MS) metrics.slowApplies.inc();
       events.applied(ms, count);
     });
     core.on('confChangeApplied', (entry, cc, before, confState) =>
@@ -310,13 +332,19 @@ export class RaftKvNode {
       this.watches.resyncAll(core.kv.revision);
       this.authChanged();
       metrics.snapshotsInstalled.inc();
+      metrics.snapshotInstall.observe(info.ms / 1000);
       events.snapshotInstalled(info);
     });
     core.on('snapshotSending', (to, index, sizeBytes) => {
       metrics.snapshotsSent.inc();
+      this.snapshotSendStartedMs.set(to, core.clock.now());
       events.snapshotSending(to, index, sizeBytes);
     });
-    core.on('diskSynced', (ms, entries) => events.diskSynced(ms, entries));
+    core.on('diskSynced', (ms, entries) => {
+      metrics.diskSync.observe(ms / 1000);
+      events.diskSynced(ms, entries);
+    });
+    core.on('proposalsFailed', (count) => metrics.proposalsFailed.inc(count));
     core.on('proposed', (count) => metrics.proposals.inc(count));
     core.on('proposalsRefused', (count) => metrics.rejectedWrites.inc(count));
     core.on('removed', (reason) => this.onRemovedFromCluster(reason));
@@ -467,7 +495,17 @@ export class RaftKvNode {
     this.log.debug({ lead: lead || null, role, term }, 'raft state changed');
     this.events.softState(lead, role, term);
     this.metrics.leaderChanges.inc();
+    if (lead !== this.lastLeadSeen) this.metrics.leaderChangesSeen.inc();
+    this.lastLeadSeen = lead;
     this.leaderTransfers.leaderChanged(lead, term);
+  }
+
+  /** A snapshot to `to` finished (installed or failed): how long it took. */
+  private snapshotSendDone(to: string): void {
+    const started = this.snapshotSendStartedMs.get(to);
+    if (started === undefined) return;
+    this.snapshotSendStartedMs.delete(to);
+    this.metrics.snapshotSend.observe((this.core.clock.now() - started) / 1000);
   }
 
   private updateClusterVersion(): void {

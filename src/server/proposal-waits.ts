@@ -16,6 +16,9 @@ interface Waiter<T> {
 export class ProposalWaits<T> {
   private readonly waiters = new Map<number, Waiter<T>>();
 
+  /** `onFailed` counts the proposals whose outcome could not be told (metrics). */
+  constructor(private readonly onFailed: (count: number) => void = () => {}) {}
+
   get size(): number {
     return this.waiters.size;
   }
@@ -34,6 +37,7 @@ export class ProposalWaits<T> {
     if (w.term === term) w.resolve(result);
     else {
       // Our entry lost its index to another leader's: it was never applied, and never will be.
+      this.onFailed(1);
       w.reject(
         new ServerError(
           'timeout',
@@ -48,6 +52,7 @@ export class ProposalWaits<T> {
     for (const [i, w] of this.waiters) {
       if (i <= index) {
         this.waiters.delete(i);
+        this.onFailed(1);
         w.reject(
           new ServerError(
             'timeout',
@@ -59,6 +64,7 @@ export class ProposalWaits<T> {
   }
 
   rejectAll(err: ServerError): void {
+    if (this.waiters.size > 0) this.onFailed(this.waiters.size);
     for (const w of this.waiters.values()) w.reject(err);
     this.waiters.clear();
   }

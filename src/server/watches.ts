@@ -11,6 +11,12 @@ export interface WatchSink {
   bufferedBytes(): number;
 }
 
+/** What the metrics count: events sent, streams closed for not reading. */
+export interface WatchCounts {
+  sent(events: number): void;
+  slowConsumerClosed(): void;
+}
+
 export interface WatchParams {
   key: string;
   prefix: boolean;
@@ -46,6 +52,7 @@ export class Watches {
   constructor(
     private readonly kv: () => KvStateMachine,
     private readonly log: Logger,
+    private readonly counts: WatchCounts = { sent: () => {}, slowConsumerClosed: () => {} },
   ) {}
 
   open(params: WatchParams, sink: WatchSink): { cancel(): void } {
@@ -102,11 +109,13 @@ export class Watches {
       this.log.warn({ key: stream.params.key }, 'closing a watch whose client is not reading');
       stream.sink.closed('slow_consumer', stream.lastRevision);
       this.finish(stream);
+      this.counts.slowConsumerClosed();
       return;
     }
     stream.lastRevision = change.revision;
     stream.idleMs = 0;
     stream.sink.change(stream.params.prevKv ? change : withoutPrevKv(change));
+    this.counts.sent(change.events.length);
   }
 
   /** Called every tick: progress events for idle streams. */
