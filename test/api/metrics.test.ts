@@ -2,6 +2,7 @@
  * GET /metrics carries what operators alert on (README "Metrics"): each metric
  * has a HELP text, and the ones a write, a watch and a scrape touch have moved.
  */
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { http, inject, type SingleNode, startSingleNode } from './helpers.js';
 
@@ -107,4 +108,19 @@ t.test('a write, a watch and a request move their metrics', async (t) => {
   t.equal(during.value('raftkv_is_leader'), 1);
   t.ok((during.value('raftkv_quota_bytes') ?? 0) > 0, 'the quota is shown');
   t.ok((during.value('raftkv_db_size_bytes') ?? 0) > 0, 'and the size on disk');
+});
+
+t.test('the Grafana dashboard in docs/ only uses metrics the server exports', async (t) => {
+  const m = parse((await inject(n.app, 'GET', '/metrics')).text);
+  const dashboard = JSON.parse(
+    readFileSync(new URL('../../docs/grafana-dashboard.json', import.meta.url), 'utf8'),
+  ) as { panels: { title: string; targets: { expr: string }[] }[] };
+  const used = new Set<string>();
+  for (const panel of dashboard.panels)
+    for (const target of panel.targets)
+      for (const name of target.expr.match(/\b(raftkv|nodejs|process)_\w+/g) ?? [])
+        used.add(name.replace(/_(bucket|count|sum)$/, ''));
+  t.ok(used.size >= 15, `the dashboard uses ${used.size} metrics`);
+  const missing = [...used].filter((name) => !m.types.has(name));
+  t.strictSame(missing, [], 'each of them is exported');
 });
