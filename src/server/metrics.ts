@@ -124,6 +124,16 @@ export class NodeMetrics {
     labelNames: ['peer'] as const,
     registers: [this.registry],
   });
+  readonly peerRoundTrip = new Histogram({
+    name: 'raftkv_peer_round_trip_time_seconds',
+    help: "Round trip of a probe to each peer's peer port, every 5 s, by peer id",
+    labelNames: ['peer'] as const,
+    buckets: [
+      0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256, 0.0512, 0.1024,
+      0.2048, 0.4096, 0.8192,
+    ],
+    registers: [this.registry],
+  });
   readonly httpRequests = new Histogram({
     name: 'raftkv_http_request_duration_seconds',
     help: 'Client API requests by method, route (the route pattern, not the path) and status; a watch counts until its stream ends',

@@ -43,6 +43,7 @@ import { MemberTable } from './members.js';
 import { type MemberChange, Membership, type MemberView } from './membership.js';
 import { NodeMetrics, SLOW_APPLY_MS } from './metrics.js';
 import { NodeCore } from './node-core.js';
+import { attachPeerProber } from './peer-prober.js';
 import { listenErrorMessage } from './port-check.js';
 import { systemClock } from './ports.js';
 import { attachQuotaKeeper, type QuotaKeeper } from './quota-keeper.js';
@@ -53,6 +54,9 @@ import { VERSION } from './version.js';
 import { Watches } from './watches.js';
 
 export { VERSION };
+
+/** How often each peer's round trip is measured (raftkv_peer_round_trip_time_seconds). */
+const PEER_PROBE_INTERVAL_MS = 5000;
 
 /** A lease as API.md shows it: seconds, rounded up for what is left. */
 export interface LeaseView {
@@ -287,6 +291,13 @@ export class RaftKvNode {
       quotaBytes: config.quotaBytes,
       propose: (cmd) => this.write(cmd),
       log,
+    });
+    attachPeerProber(this.core, {
+      peers: () => this.members.list().flatMap((m) => (m.id === this.id ? [] : [m.id])),
+      probe: (id) => this.transport.probe(id),
+      observe: (id, ms) => this.metrics.peerRoundTrip.observe({ peer: id }, ms / 1000),
+      intervalMs: PEER_PROBE_INTERVAL_MS,
+      tickMs: config.tickMs,
     });
     attachAutoCompaction(this.core, {
       retentionHours: config.autoCompactionRetentionHours,

@@ -93,6 +93,11 @@ export class FaultFilter {
     this.rules = [];
   }
 
+  /** Whether any rule covers the link between `a` and `b`, either way (draws no randomness). */
+  affects(a: NodeId, b: NodeId): boolean {
+    return this.rules.some((rule) => rule.matches(a, b) || rule.matches(b, a));
+  }
+
   /** What to do with one message from `from` to `to`. Drops win over delays; delays take the longest. */
   decide(from: NodeId, to: NodeId): FaultDecision {
     if (this.rules.length === 0) return DELIVER;

@@ -54,6 +54,7 @@ import {
   HEADER_SNAPSHOT_META_BYTES,
   HEADER_SNAPSHOT_OFFSET,
   HEADER_SNAPSHOT_TOTAL,
+  PATH_HEALTH,
   PATH_MESSAGES,
   PATH_SNAPSHOT,
   type PeerReceiveLimits,
@@ -378,6 +379,31 @@ export class HttpTransport {
 
   hasPeer(id: NodeId): boolean {
     return this.peers.has(id);
+  }
+
+  /**
+   * Times one GET of the peer's health route on its connection pool: the round
+   * trip in ms, or undefined when it failed, timed out, or a fault rule covers
+   * the link (a test's partition must not be measured through). Never rejects.
+   */
+  async probe(id: NodeId, timeoutMs = this.requestTimeoutMs): Promise<number | undefined> {
+    const peer = this.peers.get(id);
+    const filter = this.opts.filter;
+    if (!peer || this.closed || filter?.affects(this.opts.nodeId, id)) return undefined;
+    const startMs = performance.now();
+    try {
+      const res = await peer.pool.request({
+        method: 'GET',
+        path: PATH_HEALTH,
+        headers: { [HEADER_CLUSTER_ID]: this.clusterId, [HEADER_MEMBER_ID]: this.opts.nodeId },
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+      await res.body.dump();
+      return res.statusCode === 200 ? performance.now() - startMs : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Queues messages for their peers; they leave at the next flush. Never throws for a peer's trouble. */

@@ -47,6 +47,7 @@ t.test('the metrics operators alert on are there, each with a HELP text', async 
     raftkv_is_leader: 'gauge',
     raftkv_raft_term: 'gauge',
     raftkv_peer_send_failures_total: 'counter',
+    raftkv_peer_round_trip_time_seconds: 'histogram',
     raftkv_snapshot_save_duration_seconds: 'histogram',
     raftkv_snapshot_send_duration_seconds: 'histogram',
     raftkv_snapshot_install_duration_seconds: 'histogram',

@@ -8,6 +8,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { type Message, message } from '../../src/raft/messages.js';
 import { decodeBatch } from '../../src/transport/codec.js';
+import { FaultFilter } from '../../src/transport/fault-filter.js';
 import { HttpTransport } from '../../src/transport/http-transport.js';
 import { CLUSTER, deadUrl, sender, sleep, startNodes, waitFor } from './helpers.js';
 
@@ -314,3 +315,25 @@ t.test('a message that cannot be encoded is dropped alone, not with its batch', 
   t.equal(errors.length, 1, 'logged as the bug it is');
   t.throws(() => n1.transport.addPeer('x', 'ftp://127.0.0.1:1'), TypeError);
 });
+
+t.test(
+  "probe times a round trip to a peer's health route, and never measures through a fault",
+  async (t) => {
+    const filter = new FaultFilter();
+    const nodes = await startNodes(t, ['n1', 'n2'], () => ({ filter }));
+    const n1 = nodes.get('n1')!;
+    const ms = await n1.transport.probe('n2');
+    t.type(ms, 'number', 'a live peer answers');
+    t.ok(ms! >= 0 && ms! < 5000, `in ${ms} ms`);
+    t.equal(await n1.transport.probe('n9'), undefined, 'an unknown peer: no figure');
+    filter.oneWay('n2', 'n1');
+    t.equal(
+      await n1.transport.probe('n2'),
+      undefined,
+      'a fault on the link, either way: no figure',
+    );
+    filter.heal();
+    n1.transport.addPeer('n3', await deadUrl());
+    t.equal(await n1.transport.probe('n3', 500), undefined, 'a dead peer: no figure, no throw');
+  },
+);
