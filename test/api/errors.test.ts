@@ -22,6 +22,8 @@ function fakeService(failure: () => never, overrides: Partial<ApiService> = {}):
     onAuthChange: () => () => {},
     // Not removed from the cluster (a failing stub would read as a reason).
     removed: () => undefined,
+    // Instrumentation, called after every response: not a service call that can fail.
+    observeRequest: () => {},
     ...overrides,
   };
   return new Proxy(target, {
