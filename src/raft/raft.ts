@@ -299,6 +299,7 @@ export class Raft {
           term: voteTerm,
           index: this.log.lastIndex(),
           logTerm: this.log.lastTerm(),
+          commit: this.log.committed,
           ...(kind === 'transfer' ? { transfer: true } : {}),
         }),
       );
@@ -325,6 +326,9 @@ export class Raft {
   // ---------------------------------------------------------------- step
 
   step(m: Message): void {
+    if ((m.type === 'vote' || m.type === 'preVote') && m.commit > this.log.committed) {
+      this.learnCommitFromCandidate(m);
+    }
     if (m.term === 0) {
       // local message
     } else if (m.term > this.term) {
@@ -385,6 +389,22 @@ export class Raft {
         this.stepFollower(m);
         return;
     }
+  }
+
+  /**
+   * A candidate's commit index is a fact about the cluster, whatever its term
+   * or our vote: if our log holds the candidate's last entry, log matching
+   * makes our prefix up to it the candidate's, so what it knows committed is
+   * committed here too. Membership changes take effect when applied, so
+   * without this a voter whose log is longest but whose commit index is
+   * behind (its leader was removed and left before telling it) can keep
+   * counting the removed member and never win, while the voter that knows
+   * cannot win its vote.
+   */
+  private learnCommitFromCandidate(m: Message): void {
+    if (this.role === 'leader') return;
+    if (m.commit > m.index || !this.log.matchTerm(m.index, m.logTerm)) return;
+    this.log.commitTo(m.commit);
   }
 
   private handleVoteRequest(m: Message): void {

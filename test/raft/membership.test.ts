@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { type ConfChange, MemoryRaftStorage } from '../../src/raft/index.js';
-import { ELECTION_TICKS as E, Network } from './helpers.js';
+import { ELECTION_TICKS as E, msg, Network } from './helpers.js';
 
 function change(net: Network, leader: string, cc: ConfChange): void {
   const res = net.node(leader).proposeConfChange(cc);
@@ -192,6 +192,67 @@ t.test(
     t.end();
   },
 );
+
+t.test(
+  'a voter that missed the commit of a removal learns it from a candidate whose last entry it holds, so the cluster elects a leader',
+  (t) => {
+    // As above, but every message from the removed leader to n4, and its hand-over, is lost.
+    const net = new Network(4);
+    net.elect('n1');
+    net.propose('n1', 'a');
+    net.stabilize();
+    net.crash('n2');
+    const removal = net.node('n1').proposeConfChange({ type: 'removeNode', nodeId: 'n1' });
+    t.ok(removal.ok);
+    net.process('n1');
+    net.deliverWhere((m) => m.type === 'app' && m.from === 'n1');
+    const x = net.propose('n1', 'x');
+    t.ok(x.ok);
+    net.discard((m) => m.to === 'n3');
+    net.deliverWhere((m) => m.type === 'app' && m.to === 'n4');
+    net.drop((m) => m.from === 'n1' && (m.to === 'n4' || m.type === 'timeoutNow'));
+    net.drop((m) => m.to === 'n3' && m.entries.some((e) => x.ok && e.index >= x.index));
+    net.deliverAll();
+    net.tickUntil(['n1'], () => net.role('n1') !== 'leader', 2 * E);
+    net.crash('n1');
+    t.ok(removal.ok && net.commit('n3') >= removal.index, 'n3 knows the removal committed');
+    t.ok(removal.ok && net.commit('n4') < removal.index, 'n4, with the longest log, does not');
+    t.same(net.node('n4').status().voters, ['n1', 'n2', 'n3', 'n4'], 'n4 still counts n1');
+    t.ok(net.lastIndex('n4') > net.lastIndex('n3'), 'n3 cannot win n4 over');
+    net.recover();
+
+    // n3 cannot win n4's vote (n4's log is longer) and n4 cannot win 3 of the 4 it counts,
+    // unless n3's campaign tells n4 what it knows committed.
+    net.tickUntil(['n3', 'n4'], () => net.leader() !== undefined);
+    t.equal(net.leader(), 'n4', 'the voter with the longest log leads');
+    t.same(net.node('n4').status().voters, ['n2', 'n3', 'n4']);
+    t.ok(x.ok && net.commit('n4') >= x.index, 'and commits what it held');
+    t.end();
+  },
+);
+
+t.test('a voter never takes a commit index from a candidate whose last entry it does not hold', (t) => {
+  const net = new Network(3);
+  net.elect('n1');
+  net.propose('n1', 'a');
+  net.stabilize();
+  const before = net.commit('n3');
+  const lastIndex = net.lastIndex('n3');
+  // A candidate claims a commit index, but its last entry has a term n3's log does not have there.
+  net.node('n3').step(
+    msg({
+      type: 'preVote',
+      from: 'n2',
+      to: 'n3',
+      term: net.term('n3') + 1,
+      index: lastIndex,
+      logTerm: net.term('n3') + 1,
+      commit: lastIndex,
+    }),
+  );
+  t.equal(net.commit('n3'), before, 'commit unchanged: the logs may differ up to there');
+  t.end();
+});
 
 t.test('only one membership change may be pending at a time (§4.1)', (t) => {
   const net = new Network(3);
