@@ -231,28 +231,31 @@ t.test(
   },
 );
 
-t.test('a voter never takes a commit index from a candidate whose last entry it does not hold', (t) => {
-  const net = new Network(3);
-  net.elect('n1');
-  net.propose('n1', 'a');
-  net.stabilize();
-  const before = net.commit('n3');
-  const lastIndex = net.lastIndex('n3');
-  // A candidate claims a commit index, but its last entry has a term n3's log does not have there.
-  net.node('n3').step(
-    msg({
-      type: 'preVote',
-      from: 'n2',
-      to: 'n3',
-      term: net.term('n3') + 1,
-      index: lastIndex,
-      logTerm: net.term('n3') + 1,
-      commit: lastIndex,
-    }),
-  );
-  t.equal(net.commit('n3'), before, 'commit unchanged: the logs may differ up to there');
-  t.end();
-});
+t.test(
+  'a voter never takes a commit index from a candidate whose last entry it does not hold',
+  (t) => {
+    const net = new Network(3);
+    net.elect('n1');
+    net.propose('n1', 'a');
+    net.stabilize();
+    const before = net.commit('n3');
+    const lastIndex = net.lastIndex('n3');
+    // A candidate claims a commit index, but its last entry has a term n3's log does not have there.
+    net.node('n3').step(
+      msg({
+        type: 'preVote',
+        from: 'n2',
+        to: 'n3',
+        term: net.term('n3') + 1,
+        index: lastIndex,
+        logTerm: net.term('n3') + 1,
+        commit: lastIndex,
+      }),
+    );
+    t.equal(net.commit('n3'), before, 'commit unchanged: the logs may differ up to there');
+    t.end();
+  },
+);
 
 t.test('only one membership change may be pending at a time (§4.1)', (t) => {
   const net = new Network(3);
