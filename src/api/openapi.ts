@@ -105,16 +105,25 @@ function documentRoute({ schema = {}, url, route }: TransformInput): {
   const note = typeof access === 'function' ? NEEDS_NOTE : access ? ACCESS_NOTES[access] : '';
   out.description = [doc.description, note].filter(Boolean).join('\n\n');
   if (access === 'public') out.security = [];
+  // A route without a response schema: its success status(es) and content types, any body.
+  const produces = doc.produces ?? ['application/json'];
   const success = schema.response
     ? (schema.response as Record<string, unknown>)
     : Object.fromEntries(
         (doc.successStatus ?? [200]).map((status) => [
           status,
-          { description: 'Success: the body API.md gives for this route' },
+          {
+            description: 'Success: the body API.md gives for this route',
+            content: Object.fromEntries(produces.map((type) => [type, { schema: {} }])),
+          },
         ]),
       );
-  out.response = { ...success, default: { $ref: 'ApiError#' } };
-  if (doc.produces && !schema.response) out.produces = doc.produces;
+  // Failures are JSON whatever a success is (a stream, a backup, metrics).
+  const failure = {
+    description: errorReply.description,
+    content: { 'application/json': { schema: { $ref: 'ApiError#' } } },
+  };
+  out.response = { ...success, default: failure };
   return { schema: out, url: docUrl };
 }
 
@@ -136,7 +145,7 @@ export function registerOpenApi(app: FastifyInstance): void {
         title: 'raftkv client API',
         version: VERSION,
         description:
-          'A Raft-replicated coordination service: KV with watches and transactions, leases, a registry, locks and elections. The contract is API.md; this document is generated from the route schemas the server validates with.',
+          'A Raft-replicated coordination service: KV with watches and transactions, leases, a registry, locks and elections. The contract is API.md; this document is generated from the route schemas the server validates with. Writes may carry an `Idempotency-Key` header (1 to 128 printable ASCII characters): a retry within 10 minutes is applied at most once and gets the first answer. Reads take `consistency` and `minRevision`.',
         license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
       },
       tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),

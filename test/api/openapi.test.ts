@@ -145,6 +145,11 @@ t.test('the document is OpenAPI 3.1 and well formed', async (t) => {
       if (typeof response.description !== 'string')
         problems.push(`${where} ${status}: no description`);
     }
+    if (
+      op.responses?.default?.content?.['application/json']?.schema?.$ref !==
+      '#/components/schemas/ApiError'
+    )
+      problems.push(`${where}: failures are not API.md's JSON error body`);
     if (op.operationId !== undefined) {
       if (operationIds.has(op.operationId)) problems.push(`${where}: operationId used twice`);
       operationIds.add(op.operationId);
@@ -171,6 +176,15 @@ t.test('the document is OpenAPI 3.1 and well formed', async (t) => {
     if (doc.components?.schemas?.[name!] === undefined) problems.push(`dangling $ref ${name}`);
   }
   t.same(problems, [], 'no operation breaks the rules above');
+  t.ok(
+    doc.paths['/v1/watch/{key}'].get.responses['200'].content['text/event-stream'],
+    'a watch answers Server-Sent Events',
+  );
+  t.same(
+    Object.keys(doc.paths['/v1/leases'].post.responses).sort(),
+    ['201', 'default'],
+    'a lease grant answers 201',
+  );
   t.ok(
     operations(doc).length >= 40,
     `the document has the whole API (${operations(doc).length} operations)`,
