@@ -1,0 +1,27 @@
+/** kvctl snapshot FILE: a backup of the cluster's data, for `raftkv restore`. */
+import { rename, writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { type CommandContext, EXIT_OK } from './common.js';
+import { fields } from './printer.js';
+
+export function register(program: Command, ctx: CommandContext): void {
+  program
+    .command('snapshot')
+    .description("save a backup of the cluster's data to a file (restore it with `raftkv restore`)")
+    .argument('<file>', 'where to write it (replaced if it exists)')
+    .action((file: string, _o, cmd: Command) =>
+      ctx.run(cmd, async (client, out) => {
+        const bytes = await client.snapshot();
+        // Written beside the target, then renamed: never half a backup under the real name.
+        await writeFile(`${file}.part`, bytes);
+        await rename(`${file}.part`, file);
+        out.show({ file, bytes: bytes.length }, () =>
+          fields([
+            ['file', file],
+            ['bytes', bytes.length],
+          ]),
+        );
+        return EXIT_OK;
+      }),
+    );
+}
