@@ -9,6 +9,7 @@ import * as auth from './auth.js';
 import * as backup from './backup.js';
 import * as cluster from './cluster.js';
 import { addGlobalOptions, type CommandContext, defaultContext } from './common.js';
+import * as completion from './completion.js';
 import * as elect from './elect.js';
 import * as kv from './kv.js';
 import * as lease from './lease.js';
@@ -31,6 +32,7 @@ const GROUPS: { register(program: Command, ctx: CommandContext): void }[] = [
   lock,
   elect,
   auth,
+  completion,
 ];
 
 export function buildProgram(ctx: CommandContext = defaultContext): Command {
