@@ -17,6 +17,7 @@ import { leaseRoutes } from './routes/leases.js';
 import { lockRoutes } from './routes/locks.js';
 import { registryRoutes } from './routes/registry.js';
 import { syncRoutes } from './routes/sync.js';
+import { uiRoutes } from './routes/ui.js';
 import { watchRoutes } from './routes/watch.js';
 import type { ApiService } from './service.js';
 import { type SchemaError, validationMessage } from './validation-message.js';
@@ -141,6 +142,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   );
 
   installAccessControl(app, service);
+  app.register(uiRoutes(service));
   app.register(authRoutes(service));
   app.register(kvRoutes(service));
   app.register(watchRoutes(service));
