@@ -126,7 +126,11 @@ export function uiFiles(): Map<string, UiFile> {
   const cssUrl = [...files.keys()].find((k) => k.startsWith('vendor/uplot@') && k.endsWith('.css'));
   const html = index.body
     .toString('utf8')
-    .replace('<!--importmap-->', `<script type="importmap">${mapText}</script>`)
+    .replace(
+      '<!--importmap-->',
+      // Every module at once: the browser need not find them import by import.
+      `<script type="importmap">${mapText}</script>\n${preloads(files)}`,
+    )
     .replace('<!--vendor-css-->', `<link rel="stylesheet" href="/ui/${cssUrl}">`);
   const mapHash = createHash('sha256').update(mapText).digest('base64');
   files.set('index.html', {
@@ -144,6 +148,14 @@ export function uiFiles(): Map<string, UiFile> {
     ].join('; '),
   });
   return files;
+}
+
+/** A modulepreload link for each script the page loads (its own and the vendor files). */
+function preloads(files: Map<string, UiFile>): string {
+  return [...files.keys()]
+    .filter((name) => /\.m?js$/.test(name))
+    .map((name) => `<link rel="modulepreload" href="/ui/${name}">`)
+    .join('\n');
 }
 
 function file(body: Buffer, name: string, cacheControl: string): UiFile {
