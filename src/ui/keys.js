@@ -13,6 +13,8 @@ const HISTORY_MAX = 20;
 
 export function KeysPanel({ api }) {
   const [prefix, setPrefix] = useState('');
+  // What is typed, kept apart: the page re-renders every second and must not undo typing.
+  const [draft, setDraft] = useState('');
   const [pages, setPages] = useState(['']); // `after` of each page seen, for going back
   const [listing, setListing] = useState(undefined);
   const [selected, setSelected] = useState(undefined);
@@ -51,6 +53,7 @@ export function KeysPanel({ api }) {
 
   const go = (p) => {
     setPrefix(p);
+    setDraft(p);
     setPages(['']);
   };
   const folders = new Set();
@@ -67,10 +70,15 @@ export function KeysPanel({ api }) {
         <h2>Keys</h2>
         <form class="row" onSubmit=${(e) => {
           e.preventDefault();
-          go(e.target.elements.prefix.value);
+          go(draft);
         }}>
-          <input name="prefix" placeholder="prefix (empty: all keys)" value=${prefix}
-            data-testid="prefix" />
+          <input
+            name="prefix"
+            placeholder="prefix (empty: all keys)"
+            value=${draft}
+            onInput=${(e) => setDraft(e.target.value)}
+            data-testid="prefix"
+          />
           <button type="submit">List</button>
           <span class=${`live ${live === 'live' ? 'on' : ''}`} title=${live}>● ${live === 'live' ? 'live' : 'not live'}</span>
         </form>

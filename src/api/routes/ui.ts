@@ -219,13 +219,14 @@ function installMemberCors(app: FastifyInstance, service: ApiService): void {
     if (origin === undefined) return done();
     allowed(origin).then((ok) => {
       if (ok) {
-        reply
-          .header('access-control-allow-origin', origin)
-          .header('vary', 'Origin')
-          .header(
-            'access-control-expose-headers',
-            'retry-after, content-disposition, x-raftkv-revision',
-          );
+        // On the raw response: streams (watches) write their head themselves.
+        const raw = reply.raw;
+        raw.setHeader('access-control-allow-origin', origin);
+        raw.setHeader('vary', 'Origin');
+        raw.setHeader(
+          'access-control-expose-headers',
+          'retry-after, content-disposition, x-raftkv-revision',
+        );
       }
       done();
     }, done);
@@ -233,7 +234,7 @@ function installMemberCors(app: FastifyInstance, service: ApiService): void {
 
   // Preflight of the dashboard's requests (they carry Authorization and JSON bodies).
   app.options('/*', { config: { access: 'public' } }, async (req, reply) => {
-    if (reply.getHeader('access-control-allow-origin') !== undefined) {
+    if (reply.raw.hasHeader('access-control-allow-origin')) {
       reply
         .header('access-control-allow-methods', 'GET, PUT, POST, DELETE')
         .header(
