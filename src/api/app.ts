@@ -11,6 +11,7 @@ import { ApiError, sendError, statusOfCode, wireCode } from './errors.js';
 import { alarmRoutes } from './routes/alarms.js';
 import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { coordinationViewRoutes } from './routes/coordination-views.js';
 import { electionRoutes } from './routes/elections.js';
 import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
@@ -150,6 +151,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(registryRoutes(service));
   app.register(lockRoutes(service));
   app.register(electionRoutes(service));
+  app.register(coordinationViewRoutes(service));
   app.register(clusterRoutes(service));
   app.register(syncRoutes(service));
   app.register(alarmRoutes(service));

@@ -1,4 +1,7 @@
-/** Coordination: leases (TTL, remaining, keys) and registry entries, refreshed every few seconds. */
+/**
+ * Coordination, refreshed every few seconds: leases (TTL, remaining, keys),
+ * registry entries, lock queues (holder, fencing token, waiters) and elections.
+ */
 import { useEffect, useState } from 'preact/hooks';
 import { html } from './lib/html.js';
 
@@ -9,7 +12,8 @@ const LEASE_DETAILS_MAX = 50;
 export function CoordinationPanel({ api }) {
   const [leases, setLeases] = useState(undefined);
   const [registry, setRegistry] = useState(undefined);
-  const [election, setElection] = useState({ name: '', result: undefined });
+  const [locks, setLocks] = useState(undefined);
+  const [elections, setElections] = useState(undefined);
   useEffect(() => {
     let gone = false;
     let timer;
@@ -25,8 +29,14 @@ export function CoordinationPanel({ api }) {
             ),
           ),
         );
-        const r = await api.call('GET', '/v1/registry?prefix=');
+        const [r, lk, el] = await Promise.all([
+          api.call('GET', '/v1/registry?prefix='),
+          api.call('GET', '/v1/locks'),
+          api.call('GET', '/v1/elections'),
+        ]);
         if (!gone) {
+          setLocks(lk.ok ? lk.body.locks : { error: lk.body?.error?.message });
+          setElections(el.ok ? el.body.elections : { error: el.body?.error?.message });
           setLeases(
             l.ok
               ? [...details, ...list.slice(LEASE_DETAILS_MAX)]
@@ -45,15 +55,6 @@ export function CoordinationPanel({ api }) {
       clearTimeout(timer);
     };
   }, []);
-  const lookUp = async (e) => {
-    e.preventDefault();
-    const name = e.target.elements.election.value;
-    const r = await api.call('GET', `/v1/elections/${encodeURIComponent(name)}`);
-    setElection({
-      name,
-      result: r.ok ? r.body.leader : (r.body?.error?.code ?? `HTTP ${r.status}`),
-    });
-  };
   return html`
     <section class="card">
       <h2>Leases</h2>
@@ -77,19 +78,31 @@ export function CoordinationPanel({ api }) {
       </table>
     </section>
     <section class="card">
+      <h2>Locks</h2>
+      ${locks?.error ? html`<p class="error">${locks.error}</p>` : ''}
+      <table data-testid="locks">
+        <thead><tr><th>lock</th><th>holder (lease)</th><th>fencing token</th><th>waiting, in order</th></tr></thead>
+        <tbody>${(Array.isArray(locks) ? locks : []).map(
+          (
+            l,
+          ) => html`<tr data-lock=${l.name}><td><b>${l.name}</b></td><td><code>${l.holder.lease}</code></td>
+            <td data-field="fencingToken">${l.holder.fencingToken}</td>
+            <td>${l.waiters.length === 0 ? 'nobody' : l.waiters.map((w) => html`<code>${w.lease}</code> `)}</td></tr>`,
+        )}</tbody>
+      </table>
+    </section>
+    <section class="card">
       <h2>Elections</h2>
-      <form class="row" onSubmit=${lookUp}>
-        <input name="election" placeholder="election name" />
-        <button type="submit">Who leads?</button>
-      </form>
-      ${
-        election.result === undefined
-          ? ''
-          : typeof election.result === 'string'
-            ? html`<p>${election.name}: <b>${election.result}</b></p>`
-            : html`<p data-testid="election-leader">${election.name}: led by <code>${election.result.key}</code>
-            with value <code>${election.result.value}</code> since revision ${election.result.revision}</p>`
-      }
+      ${elections?.error ? html`<p class="error">${elections.error}</p>` : ''}
+      <table data-testid="elections">
+        <thead><tr><th>election</th><th>leader's value</th><th>since revision</th><th>candidates</th></tr></thead>
+        <tbody>${(Array.isArray(elections) ? elections : []).map(
+          (
+            e,
+          ) => html`<tr data-election=${e.name}><td><b>${e.name}</b></td><td><code>${e.leader.value}</code></td>
+            <td>${e.leader.revision}</td><td>${e.candidates.length}</td></tr>`,
+        )}</tbody>
+      </table>
     </section>
   `;
 }

@@ -8,7 +8,7 @@
  * members the test stopped.
  */
 import t from 'tap';
-import { get, put, startCluster, type TestCluster } from '../integration/helpers.js';
+import { get, put, request, startCluster, type TestCluster } from '../integration/helpers.js';
 import type { NodeStatus } from '../integration/http-ops.js';
 import { browserMissing, launchBrowser, type PageLog, recordConsole } from './browser.js';
 
@@ -20,7 +20,7 @@ if (missing !== undefined) {
   t.test('the dashboard against a 3-member cluster', { timeout: 180_000 }, async (t) => {
     const c: TestCluster = await startCluster(3);
     t.teardown(() => c.close());
-    const leaderIndex = await c.waitForLeader();
+    let leaderIndex = await c.waitForLeader();
     const browser = await launchBrowser();
     t.teardown(() => browser.close());
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -137,6 +137,56 @@ if (missing !== undefined) {
       );
     });
 
+    await t.test('coordination: leases, registry, lock queues, elections', async (t) => {
+      const grant = async () =>
+        (await request(url, 'POST', '/v1/leases', { ttl: 60 })).body.id as string;
+      const [a, b] = [await grant(), await grant()];
+      await request(url, 'PUT', '/v1/kv/svc%2Fa', { value: 'x', lease: a });
+      await request(url, 'PUT', '/v1/registry/web-1', { value: '10.0.0.1:80', lease: a });
+      const held = await request(url, 'POST', '/v1/locks/nightly', { lease: a });
+      const waiting = request(url, 'POST', '/v1/locks/nightly', { lease: b, timeoutMs: 20_000 });
+      await request(url, 'POST', '/v1/elections/primary/campaign', { lease: a, value: 'host-a' });
+      await page.click('a[data-tab=coordination]');
+      const lock = page.locator('tr[data-lock=nightly]');
+      await lock.locator('code', { hasText: b }).waitFor();
+      t.equal(
+        await lock.locator('[data-field=fencingToken]').textContent(),
+        String(held.body.fencingToken),
+        'the holder and its fencing token',
+      );
+      t.match(await lock.textContent(), a, 'the holder is lease a');
+      await page.locator('[data-testid=leases] code', { hasText: 'svc/a' }).waitFor();
+      t.pass('a lease is listed with its key');
+      t.match(await page.locator('[data-testid=registry]').textContent(), '10.0.0.1:80');
+      t.match(await page.locator('tr[data-election=primary]').textContent(), 'host-a');
+      await request(url, 'DELETE', `/v1/locks/nightly?key=${encodeURIComponent(held.body.key)}`);
+      t.equal((await waiting).status, 200);
+    });
+
+    await t.test('operations: move leadership, after a confirmation', async (t) => {
+      const before = c.leaderIndex();
+      const to = [0, 1, 2].find((i) => i !== home && i !== before)!;
+      await page.click('a[data-tab=operations]');
+      await page
+        .locator(`[data-testid=ops-members] tr[data-member="n${to + 1}"] button`, {
+          hasText: 'Make leader',
+        })
+        .click();
+      t.match(
+        await page.locator('[data-testid=confirm]').textContent(),
+        `Move leadership to n${to + 1}`,
+      );
+      await page.locator('[data-testid=confirm-yes]').click();
+      await page.locator('[data-testid=ops-result]', { hasText: 'done' }).waitFor();
+      const status = (await (await fetch(`${c.url(home)}/v1/status`)).json()) as NodeStatus;
+      t.equal(
+        status.leader,
+        ((await (await fetch(`${c.url(to)}/v1/status`)).json()) as NodeStatus).id,
+        `n${to + 1} leads`,
+      );
+      leaderIndex = to;
+    });
+
     await t.test('a stopped member is marked down', async (t) => {
       await page.click('a[data-tab=cluster]');
       // Neither the page's member nor the leader.
@@ -177,4 +227,61 @@ if (missing !== undefined) {
       },
     );
   });
+}
+
+if (missing === undefined) {
+  t.test(
+    'with authentication on: a login form, and the token kept in memory only',
+    { timeout: 120_000 },
+    async (t) => {
+      const c = await startCluster(1);
+      t.teardown(() => c.close());
+      await c.waitForLeader();
+      const url = c.url(0);
+      const password = 'correct horse';
+      t.equal(
+        (await request(url, 'PUT', '/v1/auth/users/root', { password, roles: ['root'] })).status,
+        201,
+      );
+      t.equal((await request(url, 'POST', '/v1/auth/enable')).status, 200);
+      const browser = await launchBrowser();
+      t.teardown(() => browser.close());
+      const page = await browser.newPage();
+      page.setDefaultTimeout(15_000);
+      const log = recordConsole(page);
+      await page.goto(`${url}/ui/`);
+      const login = page.locator('[data-testid=login]');
+      await login.waitFor();
+      await login.locator('input[name=user]').fill('root');
+      await login.locator('input[name=password]').fill('wrong');
+      await login.locator('button[type=submit]').click();
+      await login.locator('.error').waitFor();
+      t.pass('a wrong password is refused on the form');
+      await login.locator('input[name=password]').fill(password);
+      await login.locator('button[type=submit]').click();
+      await page.locator('tr[data-member=n1][data-state=healthy]').waitFor();
+      t.pass('logged in, the cluster shows');
+      await page.click('a[data-tab=keys]');
+      const form = page.locator('[data-testid=put-form]');
+      await form.locator('input[name=key]').fill('secured');
+      await form.locator('textarea[name=value]').fill('with a token');
+      await form.locator('[data-testid=put]').click();
+      await page.locator('[data-testid=put-result]', { hasText: 'at revision' }).waitFor();
+      const basic = `Basic ${Buffer.from(`root:${password}`).toString('base64')}`;
+      const r = await fetch(`${url}/v1/kv/secured`, { headers: { authorization: basic } });
+      t.equal(
+        ((await r.json()) as { kv: { value: string } }).kv.value,
+        'with a token',
+        'the write carried the token',
+      );
+      const stored = await page.evaluate(
+        'JSON.stringify([localStorage.length, sessionStorage.length, document.cookie])',
+      );
+      t.equal(stored, '[0,0,""]', 'nothing kept in storage or cookies');
+      // Only the refused login and the first 401s before it.
+      const unexpected = log.failedRequests.filter((e) => !/status of 401/.test(e));
+      t.same(unexpected, [], 'no failed requests but the 401s');
+      t.same(log.errors, [], 'no console errors');
+    },
+  );
 }
