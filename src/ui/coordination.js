@@ -57,27 +57,6 @@ export function CoordinationPanel({ api }) {
   }, []);
   return html`
     <section class="card">
-      <h2>Leases</h2>
-      ${leases?.error ? html`<p class="error">${leases.error}</p>` : ''}
-      <table data-testid="leases">
-        <thead><tr><th>id</th><th>TTL</th><th>remaining</th><th>keys</th></tr></thead>
-        <tbody>${(Array.isArray(leases) ? leases : []).map(
-          (l) => html`<tr><td><code>${l.id}</code></td><td>${l.ttl} s</td><td>${l.remaining} s</td>
-            <td>${l.keys ? l.keys.map((k) => html`<code>${k}</code> `) : '…'}</td></tr>`,
-        )}</tbody>
-      </table>
-    </section>
-    <section class="card">
-      <h2>Registry</h2>
-      <table data-testid="registry">
-        <thead><tr><th>name</th><th>value</th><th>lease</th><th>since revision</th></tr></thead>
-        <tbody>${(Array.isArray(registry) ? registry : []).map(
-          (r) => html`<tr><td><b>${r.name}</b></td><td><code>${r.value}</code></td>
-            <td><code>${r.lease}</code></td><td>${r.createRevision}</td></tr>`,
-        )}</tbody>
-      </table>
-    </section>
-    <section class="card">
       <h2>Locks</h2>
       ${locks?.error ? html`<p class="error">${locks.error}</p>` : ''}
       <table data-testid="locks">
@@ -101,6 +80,27 @@ export function CoordinationPanel({ api }) {
             e,
           ) => html`<tr data-election=${e.name}><td><b>${e.name}</b></td><td><code>${e.leader.value}</code></td>
             <td>${e.leader.revision}</td><td>${e.candidates.length}</td></tr>`,
+        )}</tbody>
+      </table>
+    </section>
+    <section class="card">
+      <h2>Registry</h2>
+      <table data-testid="registry">
+        <thead><tr><th>name</th><th>value</th><th>lease</th><th>since revision</th></tr></thead>
+        <tbody>${(Array.isArray(registry) ? registry : []).map(
+          (r) => html`<tr><td><b>${r.name}</b></td><td><code>${r.value}</code></td>
+            <td><code>${r.lease}</code></td><td>${r.createRevision}</td></tr>`,
+        )}</tbody>
+      </table>
+    </section>
+    <section class="card">
+      <h2>Leases</h2>
+      ${leases?.error ? html`<p class="error">${leases.error}</p>` : ''}
+      <table data-testid="leases">
+        <thead><tr><th>id</th><th>TTL</th><th>remaining</th><th>keys</th></tr></thead>
+        <tbody>${(Array.isArray(leases) ? leases : []).map(
+          (l) => html`<tr><td><code>${l.id}</code></td><td>${l.ttl} s</td><td>${l.remaining} s</td>
+            <td>${l.keys ? l.keys.map((k) => html`<code>${k}</code> `) : '…'}</td></tr>`,
         )}</tbody>
       </table>
     </section>

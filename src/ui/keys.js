@@ -35,13 +35,23 @@ export function KeysPanel({ api }) {
     };
   }, [prefix, after, refresh]);
 
-  // Live: any change under the prefix refreshes the listing (and the open key).
+  // Live: a key created or deleted under the prefix refreshes the listing; a change to the
+  // open key refreshes it. Coalesced, so a busy prefix costs a few requests a second at most.
   const timer = useRef(undefined);
+  const [detailRefresh, setDetailRefresh] = useState(0);
+  const open = useRef(undefined);
+  open.current = selected;
   useEffect(() => {
     const stop = api.watch(prefix, {
-      onChange: () => {
+      onChange: (change) => {
+        const created = change.events.some((e) => e.type === 'delete' || e.kv.version === 1);
+        const touched = change.events.some((e) => e.kv.key === open.current);
+        if (!created && !touched) return;
         clearTimeout(timer.current);
-        timer.current = setTimeout(() => setRefresh((n) => n + 1), 150);
+        timer.current = setTimeout(() => {
+          if (created) setRefresh((n) => n + 1);
+          if (touched) setDetailRefresh((n) => n + 1);
+        }, 250);
       },
       onState: (s) => setLive(s.live ? 'live' : s.text),
     });
@@ -120,7 +130,7 @@ export function KeysPanel({ api }) {
         </div>
       </div>
       <div>
-        <${KeyDetail} api=${api} keyName=${selected} refresh=${refresh} />
+        <${KeyDetail} api=${api} keyName=${selected} refresh=${refresh + detailRefresh} />
         <${PutForm} api=${api} keyName=${selected} onDone=${(k) => {
           setSelected(k);
           setRefresh((n) => n + 1);
