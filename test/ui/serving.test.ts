@@ -87,4 +87,8 @@ t.test('CORS answers the members own origins, and no other', async (t) => {
     headers: { origin: 'http://evil.example', 'access-control-request-method': 'PUT' },
   });
   t.equal(evilPre.headers['access-control-allow-methods'], undefined);
+  t.equal(evilPre.statusCode, 404, 'not a preflight the API answers');
+  const plain = await n.app.inject({ method: 'OPTIONS', url: '/v1/kv/a' });
+  t.equal(plain.statusCode, 404, 'OPTIONS without CORS is an unknown route, as before');
+  t.equal(JSON.parse(plain.body).error.code, 'not_found');
 });

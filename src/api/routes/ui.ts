@@ -233,18 +233,22 @@ function installMemberCors(app: FastifyInstance, service: ApiService): void {
   });
 
   // Preflight of the dashboard's requests (they carry Authorization and JSON bodies).
+  // Anything else sent with OPTIONS is answered as before, like any unknown route.
   app.options('/*', { config: { access: 'public' } }, async (req, reply) => {
-    if (reply.raw.hasHeader('access-control-allow-origin')) {
-      reply
-        .header('access-control-allow-methods', 'GET, PUT, POST, DELETE')
-        .header(
-          'access-control-allow-headers',
-          'authorization, content-type, idempotency-key, last-event-id',
-        )
-        .header('access-control-max-age', '600');
-    }
-    void req;
-    return reply.code(204).send();
+    const preflight =
+      reply.raw.hasHeader('access-control-allow-origin') &&
+      req.headers['access-control-request-method'] !== undefined;
+    if (!preflight)
+      return sendError(reply, 'not_found', `no route OPTIONS ${req.url.split('?')[0]}`);
+    return reply
+      .code(204)
+      .header('access-control-allow-methods', 'GET, PUT, POST, DELETE')
+      .header(
+        'access-control-allow-headers',
+        'authorization, content-type, idempotency-key, last-event-id',
+      )
+      .header('access-control-max-age', '600')
+      .send();
   });
 }
 
