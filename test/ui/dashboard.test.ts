@@ -185,6 +185,12 @@ if (missing !== undefined) {
         `n${to + 1} leads`,
       );
       leaderIndex = to;
+
+      // A backup downloads GET /v1/snapshot, after a confirmation.
+      await page.locator('[data-testid=backup]').click();
+      const download = page.waitForEvent('download');
+      await page.locator('[data-testid=confirm-yes]').click();
+      t.match((await download).suggestedFilename(), /^raftkv-r\d+\.snap$/, 'a backup file');
     });
 
     await t.test('a stopped member is marked down', async (t) => {
@@ -226,6 +232,19 @@ if (missing !== undefined) {
         );
       },
     );
+
+    await t.test('the member in use loses its leader: the page says so', async (t) => {
+      await page.click('a[data-tab=cluster]');
+      const connected = (await page.locator('[data-testid=connected]').textContent()) ?? '';
+      const using = [0, 1, 2].find((i) => i !== home && connected.includes(`n${i + 1}`))!;
+      const other = [0, 1, 2].find((i) => i !== home && i !== using)!;
+      await c.stopNode(other);
+      const banner = page.locator('[data-testid=banner]', { hasText: 'has no leader' });
+      await banner.waitFor();
+      t.match(await banner.textContent(), `n${using + 1} has no leader`);
+      await page.locator('[data-testid=leader]', { hasText: 'none known' }).waitFor();
+      t.pass('no leader is shown');
+    });
   });
 }
 
