@@ -14,8 +14,8 @@ import { browserMissing, launchBrowser, type PageLog, recordConsole } from './br
 
 const missing = browserMissing();
 if (missing !== undefined) {
-  t.comment(`skipped: ${missing}`);
-  t.pass(`skipped: ${missing}`);
+  // A plan of nothing, with the reason: tap reports the file as skipped, saying why.
+  t.plan(0, `skipped: ${missing}`);
 } else {
   t.test('the dashboard against a 3-member cluster', { timeout: 180_000 }, async (t) => {
     const c: TestCluster = await startCluster(3);
