@@ -32,6 +32,7 @@ import {
 import { createLogger, LOG_FORMATS } from '../src/server/logger.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
+import { stepReporter } from './progress.js';
 
 // `raftkv certs …` is a command of its own, with the X.509 library loaded only for it.
 if (process.argv[2] === 'certs') {
@@ -486,7 +487,10 @@ if (o.discoverySrv) {
 if (restoring) {
   try {
     const file = program.args[0]!;
-    const header = await restoreNode(config, await readFile(file), log);
+    // On a terminal, what it is doing; nothing extra when stderr is a file or a pipe.
+    const step = stepReporter(process.stderr, 'raftkv restore');
+    step(`reading ${file}`);
+    const header = await restoreNode(config, await readFile(file), log, step);
     console.log(
       `raftkv: restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
     );

@@ -85,17 +85,19 @@ function nodeLogger(config: NodeConfig): Logger {
  * `GET /v1/snapshot`: a founding member of a new cluster — named by the same
  * options a first start takes (`name`, `initialCluster`, `clusterName`, ...) —
  * holding the backup's keys, revisions, history and leases. Restore every
- * founder from the same file, then start each with startNode(). Throws
+ * founder from the same file, then start each with startNode(). `onStep`
+ * is told each step in a line (for a person watching `raftkv restore`). Throws
  * ServerError `invalid_request` for a damaged file or a non-empty dir.
  */
 export async function restoreNode(
   options: NodeConfigOptions,
   backup: Uint8Array,
   logger?: Logger,
+  onStep?: (step: string) => void,
 ): Promise<BackupHeader> {
   const config = completeConfig(options);
   const log = logger ?? nodeLogger(config);
-  return restoreDataDir(config, backup, log);
+  return restoreDataDir(config, backup, log, onStep);
 }
 
 /**

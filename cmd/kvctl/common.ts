@@ -1,13 +1,20 @@
 /**
  * What every kvctl command shares: exit codes, the global flags (endpoints,
- * output, timeouts, TLS files, user), building the Client from them, running
- * a command under its deadline and reporting its failure, and the
- * table/JSON output helpers.
+ * output, timeouts, TLS files, user) and how they are read, building the
+ * Client from them, and running a command under its deadline with the
+ * printer of the chosen format, reporting its failure.
+ *
+ * The global flags are the program's options. Commander takes a program
+ * option wherever it stands on the command line, so `kvctl -o json get k` and
+ * `kvctl get k -o json` mean the same; for that to hold, no command declares
+ * an option with a global flag's name (test/client/kvctl-program.test.ts
+ * checks every command).
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Client, type ClientAuth, RaftkvError, tlsFromFiles } from '../../src/client/index.js';
 import { askSecret, CredentialsError, resolveUser } from './credentials.js';
 import { CommandDeadline, parseDuration } from './deadline.js';
+import { FORMATS, type Format, type Printer, printerFor } from './printer.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -16,16 +23,18 @@ export const EXIT_UNAVAILABLE = 3;
 
 export const DEFAULT_ENDPOINT = 'http://127.0.0.1:7379';
 export const DEFAULT_TLS_ENDPOINT = 'https://127.0.0.1:7379';
-export const DEFAULT_TIMEOUT_MS = 10_000;
+/** --request-timeout's default: each attempt of each request. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** --command-timeout's default: fail fast (e.g. without a quorum), like etcdctl's 5 s. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 
-export type Format = 'table' | 'json';
-
 export interface GlobalOptions {
   endpoints: string;
+  /** Whether --endpoints or KVCTL_ENDPOINTS named the endpoints (not the default). */
+  endpointsGiven: boolean;
   output: Format;
-  timeout: number;
+  /** Each attempt's timeout, in milliseconds (--request-timeout, or the old --timeout). */
+  requestTimeout: number;
   /** The whole command's deadline, in milliseconds (0: none); see deadline.ts. */
   commandTimeout: number;
   retries: number;
@@ -41,13 +50,18 @@ export class UsageError extends Error {}
 
 // ------------------------------------------------------------------ argument parsers
 
-/** A --command-timeout value: `5s`, `500ms`, `2m`, or milliseconds; 0 for none. */
-export function duration(value: string): number {
-  try {
-    return parseDuration(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
+/** A duration flag's value: `5s`, `500ms`, `2m`, or milliseconds; at least `minMs` (0: none allowed). */
+export function duration(minMs = 0) {
+  return (value: string): number => {
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+    if (ms < minMs) throw new InvalidArgumentError(`must be at least ${minMs} ms`);
+    return ms;
+  };
 }
 
 export function integer(min: number) {
@@ -60,169 +74,46 @@ export function integer(min: number) {
   };
 }
 
-// ------------------------------------------------------------------ output
+// ------------------------------------------------------------------ the global flags
 
-/** A table cell: control characters escaped so one value stays on one line. */
-export function cell(value: unknown): string {
-  if (value === null || value === undefined || value === '') return '-';
-  return String(value).replace(
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping them is the point
-    /[\u0000-\u001f\u007f]/g,
-    (c) =>
-      c === '\n'
-        ? '\\n'
-        : c === '\t'
-          ? '\\t'
-          : c === '\r'
-            ? '\\r'
-            : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+/** The program: the command whose options are the global flags. */
+function root(cmd: Command): Command {
+  let at = cmd;
+  while (at.parent) at = at.parent;
+  return at;
 }
 
-export function table(headers: string[], rows: unknown[][]): string {
-  const text = rows.map((r) => r.map(cell));
-  const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => r[i]!.length)));
-  const line = (cols: string[]) =>
-    cols
-      .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  return [line(headers), ...text.map(line)].join('\n');
+/**
+ * Whether the old global `--timeout` was on the command line. Everywhere it
+ * is --request-timeout's old name, except on `lock`, where it always meant
+ * the wait for the lock (now --wait-timeout): see lock.ts.
+ */
+export function legacyTimeoutGiven(cmd: Command): boolean {
+  return root(cmd).getOptionValueSource('timeout') === 'cli';
 }
 
-/** Two columns, field and value, for a single object. */
-export function fields(entries: [string, unknown][]): string {
-  const width = Math.max(...entries.map(([k]) => k.length));
-  return entries.map(([k, v]) => `${k.padEnd(width)}  ${cell(v)}`).join('\n');
-}
-
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-export function print(text: string): void {
-  process.stdout.write(`${text}\n`);
-}
-
-// ------------------------------------------------------------------ running a command
-
+/** The global flags as `cmd` sees them. */
 export function globals(cmd: Command): GlobalOptions {
-  return cmd.optsWithGlobals<GlobalOptions>();
-}
-
-/**
- * The Client the global flags describe. TLS files are read here (a file that
- * cannot be read is a usage error); with any of them, the default endpoint is
- * https. `--user NAME` without a password takes KVCTL_PASSWORD, or asks on
- * the terminal.
- */
-export async function makeClient(opts: GlobalOptions, signal?: AbortSignal): Promise<Client> {
-  const withTls = opts.cacert !== undefined || opts.cert !== undefined || opts.key !== undefined;
-  const list =
-    withTls && opts.endpoints === DEFAULT_ENDPOINT ? DEFAULT_TLS_ENDPOINT : opts.endpoints;
-  const endpoints = list
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (endpoints.length === 0) throw new UsageError('--endpoints: no endpoint given');
-  let tls: ReturnType<typeof tlsFromFiles> | undefined;
-  if (withTls) {
-    try {
-      tls = tlsFromFiles({ caFile: opts.cacert, certFile: opts.cert, keyFile: opts.key });
-    } catch (err) {
-      throw new UsageError(`--cacert/--cert/--key: ${(err as Error).message}`);
-    }
-  }
-  const auth: ClientAuth | undefined = await resolveUser(opts.user, process.env, askSecret);
-  try {
-    return new Client({
-      endpoints,
-      timeoutMs: opts.timeout,
-      retries: opts.retries,
-      ...(tls ? { tls } : {}),
-      ...(auth ? { auth } : {}),
-      ...(signal ? { signal } : {}),
-    });
-  } catch (err) {
-    throw new UsageError(`--endpoints: ${(err as Error).message}`);
-  }
-}
-
-/**
- * Runs one command with a client, under --command-timeout (armed once the
- * client is built, after any password prompt; a long-running command
- * disarms it for its normal life and arms it again to clean up, see
- * deadline.ts); maps failures to kvctl's exit codes.
- */
-export async function run(
-  cmd: Command,
-  body: (client: Client, format: Format, deadline: CommandDeadline) => Promise<number | undefined>,
-  overrides: Partial<GlobalOptions> = {},
-): Promise<void> {
-  const opts = { ...globals(cmd), ...overrides };
-  const deadline = new CommandDeadline(opts.commandTimeout);
-  let client: Client | undefined;
-  try {
-    client = await makeClient(opts, deadline.signal);
-    deadline.arm();
-    process.exitCode = (await body(client, opts.output, deadline)) ?? EXIT_OK;
-  } catch (err) {
-    process.exitCode = report(err, opts.output);
-  } finally {
-    deadline.disarm();
-    await client?.close();
-  }
-}
-
-export function report(err: unknown, format: Format): number {
-  if (err instanceof UsageError || err instanceof CredentialsError) {
-    process.stderr.write(`error: ${err.message}\n`);
-    return EXIT_USAGE;
-  }
-  if (err instanceof RaftkvError) {
-    // json: the API's error body on stdout (one line), e.g. compare_failed's current kv.
-    if (format === 'json' && typeof err.body === 'object' && err.body !== null)
-      print(JSON.stringify(err.body));
-    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
-    return err.code === 'unavailable' || err.code === 'timeout' || err.code === 'tls_failed'
-      ? EXIT_UNAVAILABLE
-      : EXIT_FAILED;
-  }
-  process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
-  return EXIT_FAILED;
-}
-
-export function note(text: string): void {
-  process.stderr.write(`${text}\n`);
-}
-
-/**
- * Output chosen once per command: `show(value, text)` prints the API's JSON
- * (`-o json`) or the table text (`-o table`, rendered only then).
- */
-export interface Printer {
-  readonly format: Format;
-  show(value: unknown, text: () => string): void;
-}
-
-export function printer(format: Format): Printer {
+  const program = root(cmd);
+  const o = program.opts();
+  const requestGiven = program.getOptionValueSource('requestTimeout') === 'cli';
+  const source = program.getOptionValueSource('endpoints');
   return {
-    format,
-    show: (value, text) => (format === 'json' ? printJson(value) : print(text())),
+    endpoints: o.endpoints,
+    endpointsGiven: source === 'cli' || source === 'env',
+    output: o.output,
+    requestTimeout:
+      !requestGiven && legacyTimeoutGiven(cmd) ? o.timeout : (o.requestTimeout as number),
+    commandTimeout: o.commandTimeout,
+    retries: o.retries,
+    ...(o.cacert !== undefined ? { cacert: o.cacert } : {}),
+    ...(o.cert !== undefined ? { cert: o.cert } : {}),
+    ...(o.key !== undefined ? { key: o.key } : {}),
+    ...(o.user !== undefined ? { user: o.user } : {}),
   };
 }
 
-/** run(), with the printer of the command's output format. */
-export function runPrinted(
-  cmd: Command,
-  body: (client: Client, out: Printer, deadline: CommandDeadline) => Promise<number | undefined>,
-): Promise<void> {
-  return run(cmd, (client, format, deadline) => body(client, printer(format), deadline));
-}
-
-// ------------------------------------------------------------------ global flags
-
-/** The flags that mean the same for every command. */
+/** The flags that mean the same for every command, wherever they stand on the command line. */
 export function addGlobalOptions(program: Command): Command {
   return program
     .addOption(
@@ -231,9 +122,7 @@ export function addGlobalOptions(program: Command): Command {
         .default(DEFAULT_ENDPOINT),
     )
     .addOption(
-      new Option('-o, --output <format>', 'output format')
-        .choices(['table', 'json'])
-        .default('table'),
+      new Option('-o, --output <format>', 'output format').choices(FORMATS).default('table'),
     )
     .addOption(
       new Option(
@@ -242,16 +131,20 @@ export function addGlobalOptions(program: Command): Command {
           '(e.g. 5s, 500ms, 2m, or milliseconds; 0: never); long-running commands: see below',
       )
         .env('KVCTL_COMMAND_TIMEOUT')
-        .argParser(duration)
+        .argParser(duration(0))
         .default(DEFAULT_COMMAND_TIMEOUT_MS, `${DEFAULT_COMMAND_TIMEOUT_MS / 1000}s`),
     )
     .addOption(
       new Option(
-        '--timeout <ms>',
-        'timeout of each attempt, in milliseconds (within --command-timeout)',
+        '--request-timeout <duration>',
+        'timeout of each attempt of each request (e.g. 10s, or milliseconds), within --command-timeout',
       )
-        .argParser(integer(1))
-        .default(DEFAULT_TIMEOUT_MS),
+        .argParser(duration(1))
+        .default(DEFAULT_REQUEST_TIMEOUT_MS, `${DEFAULT_REQUEST_TIMEOUT_MS / 1000}s`),
+    )
+    .addOption(
+      // The old name of --request-timeout (and, on `lock`, of --wait-timeout): kept working, not shown.
+      new Option('--timeout <ms>').argParser(duration(1)).hideHelp(),
     )
     .addOption(
       new Option('--retries <n>', 'retries (across endpoints) after a failed attempt')
@@ -276,4 +169,116 @@ export function addGlobalOptions(program: Command): Command {
         'authenticate as this user; without :password, KVCTL_PASSWORD or a prompt on the terminal',
       ).env('KVCTL_USER'),
     );
+}
+
+// ------------------------------------------------------------------ running a command
+
+/**
+ * The Client the global flags describe. TLS files are read here (a file that
+ * cannot be read is a usage error); with any of them, the default endpoint is
+ * https. `--user NAME` without a password takes KVCTL_PASSWORD, or asks on
+ * the terminal.
+ */
+export async function makeClient(opts: GlobalOptions, signal?: AbortSignal): Promise<Client> {
+  const endpoints = endpointList(opts);
+  if (endpoints.length === 0) throw new UsageError('--endpoints: no endpoint given');
+  const withTls = opts.cacert !== undefined || opts.cert !== undefined || opts.key !== undefined;
+  let tls: ReturnType<typeof tlsFromFiles> | undefined;
+  if (withTls) {
+    try {
+      tls = tlsFromFiles({ caFile: opts.cacert, certFile: opts.cert, keyFile: opts.key });
+    } catch (err) {
+      throw new UsageError(`--cacert/--cert/--key: ${(err as Error).message}`);
+    }
+  }
+  const auth: ClientAuth | undefined = await resolveUser(opts.user, process.env, askSecret);
+  try {
+    return new Client({
+      endpoints,
+      timeoutMs: opts.requestTimeout,
+      retries: opts.retries,
+      ...(tls ? { tls } : {}),
+      ...(auth ? { auth } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  } catch (err) {
+    throw new UsageError(`--endpoints: ${(err as Error).message}`);
+  }
+}
+
+/** The endpoints of --endpoints; the default one is https when any TLS file is given. */
+export function endpointList(opts: GlobalOptions): string[] {
+  const withTls = opts.cacert !== undefined || opts.cert !== undefined || opts.key !== undefined;
+  const list =
+    withTls && opts.endpoints === DEFAULT_ENDPOINT ? DEFAULT_TLS_ENDPOINT : opts.endpoints;
+  return list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+/** A command's work: given the client, the printer and the deadline, its exit code. */
+export type CommandBody = (
+  client: Client,
+  out: Printer,
+  deadline: CommandDeadline,
+) => Promise<number | undefined>;
+
+/**
+ * Runs one command with a client, under --command-timeout (armed once the
+ * client is built, after any password prompt; a long-running command
+ * disarms it for its normal life and arms it again to clean up, see
+ * deadline.ts); maps failures to kvctl's exit codes.
+ */
+export async function run(
+  cmd: Command,
+  body: CommandBody,
+  overrides: Partial<GlobalOptions> = {},
+): Promise<void> {
+  const opts = { ...globals(cmd), ...overrides };
+  const deadline = new CommandDeadline(opts.commandTimeout);
+  let client: Client | undefined;
+  try {
+    client = await makeClient(opts, deadline.signal);
+    deadline.arm();
+    process.exitCode = (await body(client, printerFor(opts.output), deadline)) ?? EXIT_OK;
+  } catch (err) {
+    process.exitCode = report(err, opts.output);
+  } finally {
+    deadline.disarm();
+    await client?.close();
+  }
+}
+
+/**
+ * What each command group's register() gets: how to run a command. Tests
+ * pass their own to see what a command line resolves to without a cluster.
+ */
+export interface CommandContext {
+  run(cmd: Command, body: CommandBody, overrides?: Partial<GlobalOptions>): Promise<void>;
+}
+
+export const defaultContext: CommandContext = { run };
+
+export function report(err: unknown, format: Format): number {
+  if (err instanceof UsageError || err instanceof CredentialsError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof RaftkvError) {
+    // json: the API's error body on stdout (one line), e.g. compare_failed's current kv.
+    if (format === 'json' && typeof err.body === 'object' && err.body !== null)
+      process.stdout.write(`${JSON.stringify(err.body)}\n`);
+    process.stderr.write(`error: ${err.code}: ${err.message}\n`);
+    return err.code === 'unavailable' || err.code === 'timeout' || err.code === 'tls_failed'
+      ? EXIT_UNAVAILABLE
+      : EXIT_FAILED;
+  }
+  process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
+  return EXIT_FAILED;
+}
+
+/** A line for the person at the terminal (stderr), never part of the output. */
+export function note(text: string): void {
+  process.stderr.write(`${text}\n`);
 }

@@ -1,4 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyPluginCallback,
+  FastifyPluginOptions,
+  FastifyReply,
+  FastifyRequest,
+} from 'fastify';
 import type { AccessNeed } from '../kv/auth.js';
 import { ANONYMOUS, AuthError, type Principal, permits } from '../server/auth.js';
 import { peerCertificateCommonName } from '../tls/connect.js';
@@ -22,6 +29,7 @@ const NO_NEEDS: readonly Need[] = Object.freeze([]);
  * - a function of the parsed request giving its needs (KV, registry, locks,
  *   elections, leases).
  * A route without a declaration does not start: the server refuses to build.
+ * Routes of another project's plugin get theirs from registerWithAccess.
  */
 export type RouteAccess =
   | 'public'
@@ -41,16 +49,43 @@ declare module 'fastify' {
   }
 }
 
+/** The access every route of a plugin scope gets unless it declares its own (registerWithAccess). */
+const SCOPE_ACCESS = Symbol('raftkv.scopeAccess');
+type ScopeWithAccess = FastifyInstance & { [SCOPE_ACCESS]?: RouteAccess };
+
+/**
+ * Registers a plugin written elsewhere, whose routes cannot carry
+ * `config.access` (the reference pages of @fastify/swagger-ui and the files
+ * @fastify/static serves for them), giving each of its routes `access`. Our own
+ * routes declare theirs, one by one, where they are added: do not use this for them.
+ */
+export function registerWithAccess<Options extends FastifyPluginOptions>(
+  app: FastifyInstance,
+  access: RouteAccess,
+  plugin: FastifyPluginCallback<Options> | FastifyPluginAsync<Options>,
+  options: Options,
+): void {
+  app.register(async (scope) => {
+    // A decoration: child scopes (the plugin's own registrations) inherit it.
+    scope.decorate<RouteAccess>(SCOPE_ACCESS, access);
+    await scope.register(plugin as FastifyPluginCallback<Options>, options);
+  });
+}
+
 /** Installs the access hooks on `app` (before any route is added). */
 export function installAccessControl(app: FastifyInstance, service: ApiService): void {
   app.decorateRequest('principal', null as unknown as Principal);
   app.decorateRequest('accessNeeds', null as unknown as readonly Need[]);
 
   // Fail closed at build time: a route that forgot its declaration would otherwise be open.
-  app.addHook('onRoute', (route) => {
-    const access = (route.config as { access?: RouteAccess } | undefined)?.access;
+  // A route added by another project's plugin takes the access its plugin was registered
+  // with (registerWithAccess); `this` is the plugin scope that adds the route.
+  app.addHook('onRoute', function declaredAccess(route) {
+    const config = route.config as { access?: RouteAccess } | undefined;
+    const access = config?.access ?? (this as ScopeWithAccess)[SCOPE_ACCESS];
     if (access === undefined)
       throw new Error(`route ${route.method} ${route.url} declares no access (config.access)`);
+    if (config?.access === undefined) route.config = { ...config, access };
   });
 
   // Who is asking. Callback style: this runs on every request; while auth is off it is one check.

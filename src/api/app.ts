@@ -8,6 +8,7 @@ import { ServerError } from '../server/errors.js';
 import { installAccessControl } from './access.js';
 import { ClientConnections } from './client-connections.js';
 import { ApiError, sendError, statusOfCode, wireCode } from './errors.js';
+import { registerOpenApi } from './openapi.js';
 import { alarmRoutes } from './routes/alarms.js';
 import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -143,6 +144,8 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   );
 
   installAccessControl(app, service);
+  // Before the routes: the document is built from every route added after it.
+  registerOpenApi(app);
   app.register(uiRoutes(service));
   app.register(authRoutes(service));
   app.register(kvRoutes(service));

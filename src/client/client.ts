@@ -44,6 +44,7 @@ import type {
   RegistryWatchOptions,
   RegistryWatchResponse,
   ResignResponse,
+  SnapshotOptions,
   StatusResponse,
   TxnRequest,
   TxnResponse,
@@ -608,11 +609,12 @@ export class Client {
    * A backup of the cluster's data as of now (GET /v1/snapshot: every write
    * acknowledged before the call is in it), for `raftkv restore`.
    */
-  async snapshot(options: EndpointOptions = {}): Promise<Uint8Array> {
+  async snapshot(options: SnapshotOptions = {}): Promise<Uint8Array> {
     const res = await this.transport.call<Uint8Array>({
       method: 'GET',
       path: '/v1/snapshot',
       binary: true,
+      onBinaryProgress: options.onProgress,
       signal: options.signal,
       endpoint: options.endpoint,
     });

@@ -45,6 +45,8 @@ export interface CallSpec {
   endpoint?: string | undefined;
   /** A successful answer's body is bytes (a Uint8Array), not JSON. */
   binary?: boolean;
+  /** With `binary`: told the bytes received so far (and the Content-Length, if any) as they arrive. */
+  onBinaryProgress?: ((receivedBytes: number, totalBytes: number | undefined) => void) | undefined;
   /** Statuses to return rather than treat as errors (e.g. 503 for /health). */
   accept?: readonly number[];
   /** This call's per-attempt timeout, instead of the client's (e.g. a lock that waits in line). */
@@ -418,7 +420,9 @@ export class Transport {
           : {}),
       });
       if (spec.binary && res.statusCode >= 200 && res.statusCode < 300) {
-        const bytes = new Uint8Array(await res.body.arrayBuffer());
+        const bytes = spec.onBinaryProgress
+          ? await readCounting(res.body, res.headers['content-length'], spec.onBinaryProgress)
+          : new Uint8Array(await res.body.arrayBuffer());
         return { ok: true, result: { status: res.statusCode, body: bytes as T, endpoint } };
       }
       const text = await res.body.text();
@@ -512,4 +516,29 @@ async function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): 
   } catch {
     throwIfAborted(signal);
   }
+}
+
+/** A body read chunk by chunk, telling `onProgress` the running count. */
+async function readCounting(
+  body: AsyncIterable<Uint8Array>,
+  contentLength: string | string[] | undefined,
+  onProgress: (receivedBytes: number, totalBytes: number | undefined) => void,
+): Promise<Uint8Array> {
+  const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
+  const total = Number.isSafeInteger(declared) && declared >= 0 ? declared : undefined;
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  onProgress(0, total);
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    received += chunk.length;
+    onProgress(received, total);
+  }
+  const bytes = new Uint8Array(received);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.length;
+  }
+  return bytes;
 }

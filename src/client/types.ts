@@ -254,6 +254,14 @@ export interface EndpointOptions {
   signal?: AbortSignal;
 }
 
+export interface SnapshotOptions extends EndpointOptions {
+  /**
+   * Called as the backup arrives: bytes received so far and, when the server
+   * said (Content-Length), the total. Starts again from 0 if the call is retried.
+   */
+  onProgress?: (receivedBytes: number, totalBytes: number | undefined) => void;
+}
+
 // ------------------------------------------------------------------ leases
 
 export interface LeaseGrantResponse {

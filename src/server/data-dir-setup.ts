@@ -51,8 +51,10 @@ export async function restoreDataDir(
   config: NodeConfig,
   backup: Uint8Array,
   log: Logger,
+  onStep: (step: string) => void = () => {},
 ): Promise<BackupHeader> {
   let decoded: ReturnType<typeof decodeBackup>;
+  onStep(`verifying the checksum of ${backup.length} bytes`);
   try {
     decoded = decodeBackup(backup);
   } catch (err) {
@@ -60,6 +62,9 @@ export async function restoreDataDir(
       throw new ServerError('invalid_request', `backup: ${err.message}`);
     throw err;
   }
+  onStep(
+    `checksum good: revision ${decoded.header.revision}, ${decoded.state.length} bytes of state`,
+  );
   const target = path.resolve(config.dataDir);
   const existing = await readdir(target).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
@@ -74,7 +79,9 @@ export async function restoreDataDir(
   // Built beside the target and renamed into place last, so a refused or
   // interrupted restore never leaves a data dir that would start as an empty cluster.
   const building = `${target}.restoring`;
+  onStep(`writing the data dir in ${building}`);
   await rm(building, { recursive: true, force: true });
+  let records = 0;
   try {
     await prepareDataDir(building);
     const storage = await LevelRaftStorage.open(building);
@@ -90,7 +97,13 @@ export async function restoreDataDir(
           `backup: its state does not load: ${(err as Error).message}`,
         );
       }
-      await storage.replaceKv(restored.records(), index, storage.initialState().confState);
+      const counted = function* (all: Iterable<[string, Uint8Array]>) {
+        for (const record of all) {
+          records++;
+          yield record;
+        }
+      };
+      await storage.replaceKv(counted(restored.records()), index, storage.initialState().confState);
     } finally {
       await storage.close();
     }
@@ -100,6 +113,7 @@ export async function restoreDataDir(
   }
   if (existing) await rmdir(target);
   await rename(building, target);
+  onStep(`done: ${records} key-value records written, renamed into place as ${target}`);
   log.info({ ...decoded.header, dataDir: target }, 'restored a backup into a new data dir');
   return decoded.header;
 }

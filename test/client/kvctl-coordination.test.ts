@@ -173,9 +173,16 @@ t.test('lock -- command: runs it with the fencing token, then frees the lock', a
 t.test('lock: lock_timeout exits 1; without a command holds until SIGTERM', async (t) => {
   const holder = start(['lock', 'held', '--ttl', '5']);
   await holder.waitFor(/fencingToken\s+\d+/);
-  const late = await run(['lock', 'held', '--timeout', '1000']);
+  const [late, lateOldFlag] = await Promise.all([
+    run(['lock', 'held', '--wait-timeout', '1s']),
+    run(['lock', 'held', '--timeout', '1000']),
+  ]);
   t.equal(late.code, 1);
   t.match(late.stderr, /lock_timeout/);
+  t.notMatch(late.stderr, /--wait-timeout/, 'no note with the new name');
+  // The old name of --wait-timeout still sets the wait, and says what to use instead.
+  t.equal(lateOldFlag.code, 1);
+  t.match(lateOldFlag.stderr, /lock --timeout is now --wait-timeout[\s\S]*lock_timeout/);
   // A waiter interrupted in line gives up (130) and leaves the line.
   const leasesBefore = (await client.leases()).length;
   const waiter = start(['lock', 'held']);

@@ -140,6 +140,29 @@ t.test('status and members, table and json', async (t) => {
   t.match(members.stdout, /^ID\s+NAME\s+ROLE\s+LEADER\s+PEER-URLS\s+CLIENT-URLS\n/);
 });
 
+t.test('status --cluster: a row for every member, found through the members list', async (t) => {
+  const [table, asJson] = await Promise.all([
+    kvctl(['status', '--cluster']),
+    kvctl(['-o', 'json', 'status', '--cluster']),
+  ]);
+  t.equal(table.code, 0, table.stderr);
+  const lines = table.stdout.trimEnd().split('\n');
+  t.equal(lines.length, 4, 'header and three members');
+  t.match(lines[0], /^NAME\s+ID\s+ENDPOINT\s+ROLE\s+LEADER\s+TERM\s+COMMIT\s+APPLIED\s+REVISION/);
+  t.equal(lines.filter((l) => /\sleader\s+\*\s/.test(l)).length, 1, 'one leader, marked');
+  t.equal(asJson.code, 0, asJson.stderr);
+  const rows = JSON.parse(asJson.stdout) as { name: string; status?: { name: string } }[];
+  t.same(rows.map((r) => r.status?.name).sort(), ['n1', 'n2', 'n3']);
+});
+
+t.test('completion bash prints a script bash accepts', async (t) => {
+  const r = await kvctl(['completion', 'bash']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /complete -o default -F _kvctl kvctl/);
+  const bad = await kvctl(['completion', 'fish']);
+  t.equal(bad.code, 2, 'an unknown shell is a usage error');
+});
+
 t.test('compact, and watch prints each change until interrupted', async (t) => {
   const old = (await client.put('cli/c', 'x')).revision;
   const kept = (await client.put('cli/c', 'y')).revision;

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError, sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, writeOptionsOf } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
 const MEMBER_ID = /^[\x21-\x2e\x30-\x7e]{1,128}$/;
@@ -14,21 +15,30 @@ const MEMBER_ID = /^[\x21-\x2e\x30-\x7e]{1,128}$/;
  */
 export function alarmRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get('/v1/alarms', { config: { access: 'root' } }, async (req) => {
+    const alarms = routeDoc('operations', 'The active space-quota alarms');
+    app.get('/v1/alarms', { schema: alarms, config: { access: 'root' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.alarms(service.requestDeadline());
     });
 
-    app.post('/v1/alarms/disarm', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const memberId = disarmMemberId(req.body);
-      const result = await service.disarmAlarms(memberId, writeOptionsOf(req, service));
-      if (!result.ok)
-        return sendError(reply, wireCode(result.code), result.message, {
-          revision: result.revision,
-        });
-      return { disarmed: result.disarmed, alarms: result.alarms, revision: result.revision };
-    });
+    const disarm = routeDoc(
+      'operations',
+      'Clear the nospace alarms of one member (`{"memberId"}`) or of all',
+    );
+    app.post(
+      '/v1/alarms/disarm',
+      { schema: disarm, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const memberId = disarmMemberId(req.body);
+        const result = await service.disarmAlarms(memberId, writeOptionsOf(req, service));
+        if (!result.ok)
+          return sendError(reply, wireCode(result.code), result.message, {
+            revision: result.revision,
+          });
+        return { disarmed: result.disarmed, alarms: result.alarms, revision: result.revision };
+      },
+    );
   };
 }
 

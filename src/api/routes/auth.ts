@@ -3,6 +3,7 @@ import { AUTH_NAME_PATTERN, type Permission } from '../../kv/auth.js';
 import type { ErrorResult } from '../../kv/results.js';
 import { ApiError, sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, writeOptionsOf } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
 const PERMISSIONS_MAX = 1000;
@@ -67,14 +68,24 @@ function sendResultError(reply: FastifyReply, r: ErrorResult): FastifyReply {
 /** API.md "Security": users, roles, enabling auth, and tokens. Everything but status and token is root's. */
 export function authRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get('/v1/auth/status', { config: { access: 'public' } }, async (req) => {
+    const status = routeDoc('auth', 'Whether authentication is enabled');
+    app.get('/v1/auth/status', { schema: status, config: { access: 'public' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.authStatus();
     });
 
     app.post(
       '/v1/auth/token',
-      { schema: { body: tokenBody }, config: { access: 'public' } },
+      {
+        schema: {
+          ...routeDoc('auth', 'Get a token for a name and password', {
+            description:
+              'A wrong name or password is 401 `unauthenticated` (the same for both); repeated failures for one name are 429.',
+          }),
+          body: tokenBody,
+        },
+        config: { access: 'public' },
+      },
       async (req) => {
         rejectUnknown(req.query as Query, []);
         const { name: user, password } = req.body as { name: string; password: string };
@@ -82,25 +93,47 @@ export function authRoutes(service: ApiService) {
       },
     );
 
-    app.post('/v1/auth/enable', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const result = await service.authEnable(writeOptionsOf(req, service));
-      if (!result.ok) return sendResultError(reply, result);
-      return { enabled: true };
-    });
+    const enable = routeDoc(
+      'auth',
+      'Enable authentication (a user root with the role root must exist)',
+    );
+    app.post(
+      '/v1/auth/enable',
+      { schema: enable, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const result = await service.authEnable(writeOptionsOf(req, service));
+        if (!result.ok) return sendResultError(reply, result);
+        return { enabled: true };
+      },
+    );
 
-    app.post('/v1/auth/disable', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const result = await service.authDisable(writeOptionsOf(req, service));
-      if (!result.ok) return sendResultError(reply, result);
-      return { enabled: false };
-    });
+    const disable = routeDoc('auth', 'Disable authentication');
+    app.post(
+      '/v1/auth/disable',
+      { schema: disable, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const result = await service.authDisable(writeOptionsOf(req, service));
+        if (!result.ok) return sendResultError(reply, result);
+        return { enabled: false };
+      },
+    );
 
     // ---- users
 
     app.put(
       '/v1/auth/users/:name',
-      { schema: { body: userBody }, config: { access: 'root' } },
+      {
+        schema: {
+          ...routeDoc('auth', 'Create or update a user', {
+            description: 'Fields left out keep their value. Passwords are never returned.',
+            successStatus: [201, 200],
+          }),
+          body: userBody,
+        },
+        config: { access: 'root' },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const user = nameParam(req.params, 'user');
@@ -118,34 +151,54 @@ export function authRoutes(service: ApiService) {
       },
     );
 
-    app.get('/v1/auth/users', { config: { access: 'root' } }, async (req) => {
+    const users = routeDoc('auth', 'List users');
+    app.get('/v1/auth/users', { schema: users, config: { access: 'root' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       const auth = await service.authRead(service.requestDeadline());
       return { users: auth.allUsers().map((u) => ({ name: u.name, roles: u.roles })) };
     });
 
-    app.get('/v1/auth/users/:name', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const user = nameParam(req.params, 'user');
-      const found = (await service.authRead(service.requestDeadline())).user(user);
-      if (found === undefined)
-        return sendError(reply, 'user_not_found', `user ${user} does not exist`);
-      return { name: found.name, roles: found.roles };
-    });
+    const user = routeDoc('auth', 'A user and its roles');
+    app.get(
+      '/v1/auth/users/:name',
+      { schema: user, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const user = nameParam(req.params, 'user');
+        const found = (await service.authRead(service.requestDeadline())).user(user);
+        if (found === undefined)
+          return sendError(reply, 'user_not_found', `user ${user} does not exist`);
+        return { name: found.name, roles: found.roles };
+      },
+    );
 
-    app.delete('/v1/auth/users/:name', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const user = nameParam(req.params, 'user');
-      const result = await service.userDelete(user, writeOptionsOf(req, service));
-      if (!result.ok) return sendResultError(reply, result);
-      return { name: user, deleted: true };
-    });
+    const deleteUser = routeDoc('auth', 'Delete a user (its tokens stop working at once)');
+    app.delete(
+      '/v1/auth/users/:name',
+      { schema: deleteUser, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const user = nameParam(req.params, 'user');
+        const result = await service.userDelete(user, writeOptionsOf(req, service));
+        if (!result.ok) return sendResultError(reply, result);
+        return { name: user, deleted: true };
+      },
+    );
 
     // ---- roles
 
     app.put(
       '/v1/auth/roles/:name',
-      { schema: { body: roleBody }, config: { access: 'root' } },
+      {
+        schema: {
+          ...routeDoc('auth', "Create or replace a role's permissions", {
+            description: 'The built-in role `root` cannot be changed.',
+            successStatus: [201, 200],
+          }),
+          body: roleBody,
+        },
+        config: { access: 'root' },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const role = nameParam(req.params, 'role');
@@ -158,7 +211,8 @@ export function authRoutes(service: ApiService) {
       },
     );
 
-    app.get('/v1/auth/roles', { config: { access: 'root' } }, async (req) => {
+    const roles = routeDoc('auth', 'List roles');
+    app.get('/v1/auth/roles', { schema: roles, config: { access: 'root' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       const auth = await service.authRead(service.requestDeadline());
       return {
@@ -166,21 +220,31 @@ export function authRoutes(service: ApiService) {
       };
     });
 
-    app.get('/v1/auth/roles/:name', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const role = nameParam(req.params, 'role');
-      const found = (await service.authRead(service.requestDeadline())).role(role);
-      if (found === undefined)
-        return sendError(reply, 'role_not_found', `role ${role} does not exist`);
-      return { name: found.name, permissions: found.permissions };
-    });
+    const role = routeDoc('auth', 'A role and its permissions');
+    app.get(
+      '/v1/auth/roles/:name',
+      { schema: role, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const role = nameParam(req.params, 'role');
+        const found = (await service.authRead(service.requestDeadline())).role(role);
+        if (found === undefined)
+          return sendError(reply, 'role_not_found', `role ${role} does not exist`);
+        return { name: found.name, permissions: found.permissions };
+      },
+    );
 
-    app.delete('/v1/auth/roles/:name', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const role = nameParam(req.params, 'role');
-      const result = await service.roleDelete(role, writeOptionsOf(req, service));
-      if (!result.ok) return sendResultError(reply, result);
-      return { name: role, deleted: true };
-    });
+    const deleteRole = routeDoc('auth', 'Delete a role (root cannot be deleted)');
+    app.delete(
+      '/v1/auth/roles/:name',
+      { schema: deleteRole, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const role = nameParam(req.params, 'role');
+        const result = await service.roleDelete(role, writeOptionsOf(req, service));
+        if (!result.ok) return sendResultError(reply, result);
+        return { name: role, deleted: true };
+      },
+    );
   };
 }

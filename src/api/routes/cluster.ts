@@ -1,23 +1,39 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
 import { type Query, rejectUnknown } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
 export function clusterRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.get('/v1/status', { config: { access: 'authenticated' } }, async (req) => {
+    const status = routeDoc(
+      'cluster',
+      "This member's status: role, leader, term, indexes, revision",
+    );
+    app.get('/v1/status', { schema: status, config: { access: 'authenticated' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       return service.status();
     });
 
-    app.get('/v1/cluster/members', { config: { access: 'authenticated' } }, async (req) => {
-      rejectUnknown(req.query as Query, []);
-      return service.members();
-    });
+    const members = routeDoc('cluster', 'The members and the leader');
+    app.get(
+      '/v1/cluster/members',
+      { schema: members, config: { access: 'authenticated' } },
+      async (req) => {
+        rejectUnknown(req.query as Query, []);
+        return service.members();
+      },
+    );
 
     app.post(
       '/v1/cluster/members',
-      { schema: { body: addMemberBody }, config: { access: 'root' } },
+      {
+        schema: {
+          ...routeDoc('cluster', 'Add a member (a voter, or a learner)', { successStatus: [201] }),
+          body: addMemberBody,
+        },
+        config: { access: 'root' },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const body = req.body as {
@@ -38,35 +54,70 @@ export function clusterRoutes(service: ApiService) {
         return reply.code(201).send(member);
       },
     );
-    app.post('/v1/cluster/members/:id/promote', { config: { access: 'root' } }, async (req) => {
-      rejectUnknown(req.query as Query, []);
-      return service.changeMembers(
-        { type: 'promote', id: memberIdParam(req.params) },
-        service.requestDeadline(),
-      );
+    const promote = routeDoc('cluster', 'Promote a learner to a voter');
+    app.post(
+      '/v1/cluster/members/:id/promote',
+      { schema: promote, config: { access: 'root' } },
+      async (req) => {
+        rejectUnknown(req.query as Query, []);
+        return service.changeMembers(
+          { type: 'promote', id: memberIdParam(req.params) },
+          service.requestDeadline(),
+        );
+      },
+    );
+    const remove = routeDoc('cluster', 'Remove a member');
+    app.delete(
+      '/v1/cluster/members/:id',
+      { schema: remove, config: { access: 'root' } },
+      async (req) => {
+        rejectUnknown(req.query as Query, []);
+        const id = memberIdParam(req.params);
+        await service.changeMembers({ type: 'remove', id }, service.requestDeadline());
+        return { id, removed: true };
+      },
+    );
+    const transfer = routeDoc('cluster', 'Move leadership (body `{"to"?: member id}`, or none)', {
+      description: 'Answers after leadership moved.',
     });
-    app.delete('/v1/cluster/members/:id', { config: { access: 'root' } }, async (req) => {
-      rejectUnknown(req.query as Query, []);
-      const id = memberIdParam(req.params);
-      await service.changeMembers({ type: 'remove', id }, service.requestDeadline());
-      return { id, removed: true };
-    });
-    app.post('/v1/cluster/leader', { config: { access: 'root' } }, async (req) => {
-      rejectUnknown(req.query as Query, []);
-      return service.transferLeader(transferTarget(req.body), service.requestDeadline());
-    });
-    app.get('/v1/snapshot', { config: { access: 'root' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const { header, bytes } = await service.backup(service.requestDeadline());
-      return reply
-        .type('application/octet-stream')
-        .header('content-disposition', `attachment; filename="raftkv-r${header.revision}.snap"`)
-        .header('x-raftkv-revision', String(header.revision))
-        .header('x-raftkv-applied-index', String(header.appliedIndex))
-        .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    });
+    app.post(
+      '/v1/cluster/leader',
+      { schema: transfer, config: { access: 'root' } },
+      async (req) => {
+        rejectUnknown(req.query as Query, []);
+        return service.transferLeader(transferTarget(req.body), service.requestDeadline());
+      },
+    );
+    const snapshot = routeDoc(
+      'operations',
+      'A consistent backup, restorable with `raftkv restore`',
+      {
+        produces: ['application/octet-stream'],
+      },
+    );
+    app.get(
+      '/v1/snapshot',
+      { schema: snapshot, config: { access: 'root' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const { header, bytes } = await service.backup(service.requestDeadline());
+        return reply
+          .type('application/octet-stream')
+          .header('content-disposition', `attachment; filename="raftkv-r${header.revision}.snap"`)
+          .header('x-raftkv-revision', String(header.revision))
+          .header('x-raftkv-applied-index', String(header.appliedIndex))
+          .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      },
+    );
 
-    app.get('/health', { config: { access: 'public' } }, async (_req, reply) => {
+    const health = routeDoc(
+      'operations',
+      'Health: a leader is known and this member has caught up',
+      {
+        description: '503 `{"status": "unhealthy", "reason"}` otherwise.',
+      },
+    );
+    app.get('/health', { schema: health, config: { access: 'public' } }, async (_req, reply) => {
       const h = await service.health();
       if (h.healthy) return { status: 'ok' };
       return reply
@@ -77,7 +128,11 @@ export function clusterRoutes(service: ApiService) {
 
     // Probes (Kubernetes and the like). Liveness does not depend on the quorum: a
     // liveness probe must not restart every member while the cluster has no leader.
-    app.get('/livez', { config: { access: 'public' } }, async (_req, reply) => {
+    const livez = routeDoc('operations', 'Liveness probe: the process and its Raft loop run', {
+      description:
+        'Whatever the quorum; 503 `{"status": "failed", "reason", "detail"}` after a failed disk write.',
+    });
+    app.get('/livez', { schema: livez, config: { access: 'public' } }, async (_req, reply) => {
       const l = service.liveness();
       if (l.live) return { status: 'ok' };
       return reply.code(503).send({
@@ -86,7 +141,14 @@ export function clusterRoutes(service: ApiService) {
         ...(l.detail !== undefined ? { detail: l.detail } : {}),
       });
     });
-    app.get('/readyz', { config: { access: 'public' } }, async (_req, reply) => {
+    const readyz = routeDoc(
+      'operations',
+      'Readiness probe: knows a leader and has applied what is committed',
+      {
+        description: '503 `{"status": "unavailable", "reason"}` with Retry-After otherwise.',
+      },
+    );
+    app.get('/readyz', { schema: readyz, config: { access: 'public' } }, async (_req, reply) => {
       const r = service.readiness();
       if (r.ready) return { status: 'ok' };
       return reply
@@ -95,7 +157,8 @@ export function clusterRoutes(service: ApiService) {
         .send({ status: 'unavailable', reason: r.reason ?? 'unknown' });
     });
 
-    app.get('/metrics', { config: { access: 'public' } }, async (_req, reply) => {
+    const metrics = routeDoc('operations', 'Prometheus metrics', { produces: ['text/plain'] });
+    app.get('/metrics', { schema: metrics, config: { access: 'public' } }, async (_req, reply) => {
       const m = await service.metrics();
       return reply.type(m.contentType).send(m.body);
     });

@@ -3,6 +3,7 @@ import { ELECTION_PREFIX, LOCK_PREFIX } from '../../kv/coordination-keys.js';
 import type { KeyValue } from '../../kv/mvcc/key-value.js';
 import { ApiError, sendError, wireCode } from '../errors.js';
 import { consistencyParam, type Query, rejectUnknown, stringParam } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
 /**
@@ -22,6 +23,15 @@ export function coordinationViewRoutes(service: ApiService) {
     app.get(
       '/v1/locks',
       {
+        schema: routeDoc(
+          'locks',
+          'List lock queues by name prefix: holder, fencing token, waiters',
+          {
+            description:
+              "An addition to API.md. Each lock held under the prefix, its holder (with its fencing token, the holder key's createRevision) and who waits, in order.",
+            queryParams: ['prefix', 'consistency'],
+          },
+        ),
         config: {
           access: (req) => [
             { resource: 'locks', key: prefixOf(req.query as Query), access: 'read' },
@@ -44,6 +54,11 @@ export function coordinationViewRoutes(service: ApiService) {
     app.get(
       '/v1/elections',
       {
+        schema: routeDoc('elections', 'List elections by name prefix: leader and candidates', {
+          description:
+            'An addition to API.md. Each election under the prefix with a leader, and its candidates in order (the first leads).',
+          queryParams: ['prefix', 'consistency'],
+        }),
         config: {
           access: (req) => [
             { resource: 'elections', key: prefixOf(req.query as Query), access: 'read' },

@@ -10,6 +10,7 @@ import {
   stringParam,
   writeOptionsOf,
 } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 import { coordinationName } from './locks.js';
 import { streamWatch } from './watch.js';
@@ -54,7 +55,10 @@ export function electionRoutes(service: ApiService) {
     app.post(
       '/v1/elections/:name/campaign',
       {
-        schema: { body: campaignBody },
+        schema: {
+          ...routeDoc('elections', 'Campaign: answers once this candidate leads'),
+          body: campaignBody,
+        },
         config: {
           access: (req) => [
             ...electionNeed('write')(req),
@@ -84,7 +88,19 @@ export function electionRoutes(service: ApiService) {
 
     app.get(
       '/v1/elections/:name',
-      { config: { access: electionNeed('read') } },
+      {
+        schema: routeDoc(
+          'elections',
+          'The current leader; with watch=true, a stream of leader changes',
+          {
+            description:
+              '404 `no_leader_elected` when nobody leads. With `watch=true`: Server-Sent Events, the current leader first, then one `change` event per revision in which the leader or its value changed.',
+            produces: ['application/json', 'text/event-stream'],
+            queryParams: ['watch'],
+          },
+        ),
+        config: { access: electionNeed('read') },
+      },
       async (req, reply) => {
         const query = req.query as Query;
         rejectUnknown(query, ['watch']);
@@ -129,7 +145,13 @@ export function electionRoutes(service: ApiService) {
 
     app.post(
       '/v1/elections/:name/proclaim',
-      { schema: { body: proclaimBody }, config: { access: electionNeed('write') } },
+      {
+        schema: {
+          ...routeDoc('elections', 'Proclaim: the leader changes its value'),
+          body: proclaimBody,
+        },
+        config: { access: electionNeed('write') },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const name = coordinationName(req.params);
@@ -142,7 +164,12 @@ export function electionRoutes(service: ApiService) {
 
     app.delete(
       '/v1/elections/:name/leader',
-      { config: { access: electionNeed('write') } },
+      {
+        schema: routeDoc('elections', 'Resign: the leader (?key=K) steps down', {
+          queryParams: ['key'],
+        }),
+        config: { access: electionNeed('write') },
+      },
       async (req, reply) => {
         const query = req.query as Query;
         rejectUnknown(query, ['key']);

@@ -12,6 +12,7 @@ import {
   stringParam,
   writeOptionsOf,
 } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import {
   compactBody,
   deleteReply,
@@ -97,7 +98,13 @@ export function kvRoutes(service: ApiService) {
     app.get(
       '/v1/kv/*',
       {
-        schema: { response: { 200: getReply } },
+        schema: {
+          ...routeDoc('kv', 'Read one key', {
+            description: 'A missing key is 404 `key_not_found`, with `revision` in the body too.',
+            queryParams: ['revision', 'consistency', 'minRevision'],
+          }),
+          response: { 200: getReply },
+        },
         config: {
           access: (req) => [{ resource: 'kv', key: keyParam(req.params), access: 'read' }],
         },
@@ -119,7 +126,20 @@ export function kvRoutes(service: ApiService) {
     app.get(
       '/v1/kv',
       {
-        schema: { response: { 200: rangeReply } },
+        schema: {
+          ...routeDoc('kv', 'List keys by prefix, sorted by key', {
+            queryParams: [
+              'prefix',
+              'limit',
+              'after',
+              'keysOnly',
+              'revision',
+              'consistency',
+              'minRevision',
+            ],
+          }),
+          response: { 200: rangeReply },
+        },
         config: {
           access: (req) => [
             {
@@ -162,7 +182,14 @@ export function kvRoutes(service: ApiService) {
     app.put(
       '/v1/kv/*',
       {
-        schema: { body: putBody, response: { 200: putReply } },
+        schema: {
+          ...routeDoc('kv', 'Write one key', {
+            description:
+              '`prevRevision` (0: the key must not exist) and `prevValue` are compare-and-swap guards: a false one is 409 `compare_failed` with the current `kv` and `revision`. An `Idempotency-Key` header makes retries safe.',
+          }),
+          body: putBody,
+          response: { 200: putReply },
+        },
         config: {
           access: (req) => {
             const body = req.body as { lease?: string; prevRevision?: number; prevValue?: string };
@@ -195,7 +222,12 @@ export function kvRoutes(service: ApiService) {
     app.delete(
       '/v1/kv/*',
       {
-        schema: { response: { 200: deleteReply } },
+        schema: {
+          ...routeDoc('kv', 'Delete a key, or with prefix=true every key under a prefix', {
+            queryParams: ['prefixFlag', 'prevRevision'],
+          }),
+          response: { 200: deleteReply },
+        },
         config: {
           access: (req) => {
             const key = keyOrPrefix(req);
@@ -231,7 +263,17 @@ export function kvRoutes(service: ApiService) {
 
     app.post(
       '/v1/txn',
-      { schema: { body: txnBody, response: { 200: txnReply } }, config: { access: txnNeeds } },
+      {
+        schema: {
+          ...routeDoc('kv', 'Atomic transaction: compares, then the success or failure ops', {
+            description:
+              'All compares and ops see one revision and all ops land in one revision. A compare may be a fence `{"lock", "token"}`: true only while that lock holder holds the lock.',
+          }),
+          body: txnBody,
+          response: { 200: txnReply },
+        },
+        config: { access: txnNeeds },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const body = (req.body ?? {}) as Partial<TxnRequest>;
@@ -247,7 +289,10 @@ export function kvRoutes(service: ApiService) {
 
     app.post(
       '/v1/compact',
-      { schema: { body: compactBody }, config: { access: 'root' } },
+      {
+        schema: { ...routeDoc('kv', 'Drop the history before a revision'), body: compactBody },
+        config: { access: 'root' },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const { revision } = req.body as { revision: number };

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError, sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, writeOptionsOf } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
 /** A year: longer TTLs are almost certainly a unit mistake (ms for s). */
@@ -35,7 +36,13 @@ export function leaseRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
     app.post(
       '/v1/leases',
-      { schema: { body: grantBody }, config: { access: 'authenticated' } },
+      {
+        schema: {
+          ...routeDoc('leases', 'Grant a lease', { successStatus: [201] }),
+          body: grantBody,
+        },
+        config: { access: 'authenticated' },
+      },
       async (req, reply) => {
         rejectUnknown(req.query as Query, []);
         const body = req.body as { ttl: number; id?: string };
@@ -48,18 +55,24 @@ export function leaseRoutes(service: ApiService) {
       },
     );
 
-    app.post('/v1/leases/:id/keepalive', { config: ownLease }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const id = leaseIdParam(req.params);
-      const result = await service.leaseKeepAlive(id, writeOptionsOf(req, service));
-      if (!result.ok)
-        return sendError(reply, wireCode(result.code), result.message, {
-          revision: result.revision,
-        });
-      return { id: result.id, ttl: result.ttl };
-    });
+    const keepAlive = routeDoc('leases', 'Keep a lease alive: its TTL restarts');
+    app.post(
+      '/v1/leases/:id/keepalive',
+      { schema: keepAlive, config: ownLease },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const id = leaseIdParam(req.params);
+        const result = await service.leaseKeepAlive(id, writeOptionsOf(req, service));
+        if (!result.ok)
+          return sendError(reply, wireCode(result.code), result.message, {
+            revision: result.revision,
+          });
+        return { id: result.id, ttl: result.ttl };
+      },
+    );
 
-    app.get('/v1/leases/:id', { config: ownLease }, async (req, reply) => {
+    const info = routeDoc('leases', 'A lease: its TTL, the time remaining and its keys');
+    app.get('/v1/leases/:id', { schema: info, config: ownLease }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const id = leaseIdParam(req.params);
       const lease = await service.leaseInfo(id, service.requestDeadline());
@@ -67,7 +80,8 @@ export function leaseRoutes(service: ApiService) {
       return lease;
     });
 
-    app.get('/v1/leases', { config: { access: 'authenticated' } }, async (req) => {
+    const list = routeDoc('leases', 'List leases (a user sees its own; root sees all)');
+    app.get('/v1/leases', { schema: list, config: { access: 'authenticated' } }, async (req) => {
       rejectUnknown(req.query as Query, []);
       const leases = await service.leaseList(service.requestDeadline());
       // API.md: a user lists its own leases; root (and everyone while auth is off) sees all.
@@ -75,7 +89,8 @@ export function leaseRoutes(service: ApiService) {
       return { leases: root ? leases : leases.filter((l) => l.owner === user) };
     });
 
-    app.delete('/v1/leases/:id', { config: ownLease }, async (req, reply) => {
+    const revoke = routeDoc('leases', 'Revoke a lease: its keys are deleted in one revision');
+    app.delete('/v1/leases/:id', { schema: revoke, config: ownLease }, async (req, reply) => {
       rejectUnknown(req.query as Query, []);
       const id = leaseIdParam(req.params);
       const result = await service.leaseRevoke(id, writeOptionsOf(req, service));

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError, sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, requesterOf, stringParam, writeOptionsOf } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
@@ -30,7 +31,13 @@ export function lockRoutes(service: ApiService) {
     app.post(
       '/v1/locks/:name',
       {
-        schema: { body: acquireBody },
+        schema: {
+          ...routeDoc('locks', 'Acquire a lock: wait in line, then hold it', {
+            description:
+              "The fencing token (the lock key's createRevision) strictly increases from one holder to the next. 409 `lock_timeout` if not acquired within `timeoutMs` (the place in line is given up).",
+          }),
+          body: acquireBody,
+        },
         config: {
           access: (req) => [
             { resource: 'locks', key: coordinationName(req.params), access: 'write' },
@@ -56,6 +63,9 @@ export function lockRoutes(service: ApiService) {
     app.delete(
       '/v1/locks/:name',
       {
+        schema: routeDoc('locks', 'Release a lock (the holder key is ?key=K)', {
+          queryParams: ['key'],
+        }),
         config: {
           access: (req) => [
             { resource: 'locks', key: coordinationName(req.params), access: 'write' },

@@ -12,6 +12,7 @@ import {
   stringParam,
   writeOptionsOf,
 } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService, WriteOptions } from '../service.js';
 import { streamWatch } from './watch.js';
 
@@ -94,7 +95,14 @@ export function registryRoutes(service: ApiService) {
     app.put(
       '/v1/registry/*',
       {
-        schema: { body: registerBody },
+        schema: {
+          ...routeDoc('registry', 'Register a name, owned by a lease', {
+            description:
+              '201 with the new Entry; re-registering with the same lease updates the value (200); a name held by another lease is 409 `name_taken` with `{"entry"}`.',
+            successStatus: [201, 200],
+          }),
+          body: registerBody,
+        },
         config: {
           access: (req) => [
             ...nameNeed('write')(req),
@@ -153,28 +161,39 @@ export function registryRoutes(service: ApiService) {
       },
     );
 
-    app.get('/v1/registry/*', { config: { access: nameNeed('read') } }, async (req, reply) => {
-      const query = req.query as Query;
-      rejectUnknown(query, ['consistency']);
-      const name = nameParam(req.params);
-      const result = await service.get(REGISTRY_PREFIX + name, {
-        consistency: consistencyParam(query),
-        signal: service.requestDeadline(),
-      });
-      if ('code' in result)
-        return sendError(reply, wireCode(result.code), result.message, {
-          revision: result.revision,
+    const lookUp = routeDoc('registry', 'Look up a name', { queryParams: ['consistency'] });
+    app.get(
+      '/v1/registry/*',
+      { schema: lookUp, config: { access: nameNeed('read') } },
+      async (req, reply) => {
+        const query = req.query as Query;
+        rejectUnknown(query, ['consistency']);
+        const name = nameParam(req.params);
+        const result = await service.get(REGISTRY_PREFIX + name, {
+          consistency: consistencyParam(query),
+          signal: service.requestDeadline(),
         });
-      if (!result.kv)
-        return sendError(reply, 'key_not_found', `name "${name}" is not registered`, {
-          revision: result.revision,
-        });
-      return entryOf(result.kv);
-    });
+        if ('code' in result)
+          return sendError(reply, wireCode(result.code), result.message, {
+            revision: result.revision,
+          });
+        if (!result.kv)
+          return sendError(reply, 'key_not_found', `name "${name}" is not registered`, {
+            revision: result.revision,
+          });
+        return entryOf(result.kv);
+      },
+    );
 
     app.get(
       '/v1/registry',
       {
+        schema: routeDoc('registry', 'List names by prefix; with watch=true, a stream of changes', {
+          description:
+            'With `watch=true`: Server-Sent Events as for watches, whose events carry registry entries.',
+          produces: ['application/json', 'text/event-stream'],
+          queryParams: ['prefix', 'watch', 'fromRevision', 'consistency'],
+        }),
         config: {
           access: (req) => [
             { resource: 'registry', key: registryPrefix(req.query as Query), access: 'read' },
@@ -228,6 +247,11 @@ export function registryRoutes(service: ApiService) {
     app.delete(
       '/v1/registry/*',
       {
+        schema: routeDoc('registry', 'Unregister a name', {
+          description:
+            'With `lease`, only if that lease owns the name (else 409 `compare_failed`).',
+          queryParams: ['lease'],
+        }),
         config: {
           access: (req) => {
             const lease = stringParam(req.query as Query, 'lease');

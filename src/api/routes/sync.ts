@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { sendError, wireCode } from '../errors.js';
 import { type Query, rejectUnknown, writeOptionsOf } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
 /**
@@ -12,14 +13,25 @@ import type { ApiService } from '../service.js';
  */
 export function syncRoutes(service: ApiService) {
   return async function routes(app: FastifyInstance): Promise<void> {
-    app.post('/v1/sync', { config: { access: 'authenticated' } }, async (req, reply) => {
-      rejectUnknown(req.query as Query, []);
-      const result = await service.sync(writeOptionsOf(req, service));
-      if (!result.ok)
-        return sendError(reply, wireCode(result.code), result.message, {
-          revision: result.revision,
-        });
-      return { revision: result.revision };
-    });
+    const sync = routeDoc(
+      'kv',
+      'A barrier: answers once every write acknowledged before it is applied here',
+      {
+        description: 'Needs cluster version 0.2.0 (else 409 `cluster_version_too_old`).',
+      },
+    );
+    app.post(
+      '/v1/sync',
+      { schema: sync, config: { access: 'authenticated' } },
+      async (req, reply) => {
+        rejectUnknown(req.query as Query, []);
+        const result = await service.sync(writeOptionsOf(req, service));
+        if (!result.ok)
+          return sendError(reply, wireCode(result.code), result.message, {
+            revision: result.revision,
+          });
+        return { revision: result.revision };
+      },
+    );
   };
 }

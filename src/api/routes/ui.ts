@@ -25,17 +25,22 @@ import type { ApiService } from '../service.js';
 export function uiRoutes(service: ApiService) {
   const files = uiFiles();
   const plugin = async function routes(app: FastifyInstance): Promise<void> {
-    app.get('/ui', { config: { access: 'public' } }, async (_req, reply) =>
+    // Hidden from the OpenAPI document: the page is not part of the API.
+    app.get('/ui', { schema: { hide: true }, config: { access: 'public' } }, async (_req, reply) =>
       reply.redirect('/ui/', 302),
     );
-    app.get('/ui/*', { config: { access: 'public' } }, async (req, reply) => {
-      const path = (req.params as { '*': string })['*'] || 'index.html';
-      const file = files.get(path);
-      if (file === undefined) {
-        return sendError(reply, 'not_found', `no dashboard file ${JSON.stringify(path)}`);
-      }
-      return sendFile(req, reply, file);
-    });
+    app.get(
+      '/ui/*',
+      { schema: { hide: true }, config: { access: 'public' } },
+      async (req, reply) => {
+        const path = (req.params as { '*': string })['*'] || 'index.html';
+        const file = files.get(path);
+        if (file === undefined) {
+          return sendError(reply, 'not_found', `no dashboard file ${JSON.stringify(path)}`);
+        }
+        return sendFile(req, reply, file);
+      },
+    );
     installMemberCors(app, service);
   };
   // Not encapsulated: the CORS hook must see every route of the API, not only /ui.
@@ -234,22 +239,26 @@ function installMemberCors(app: FastifyInstance, service: ApiService): void {
 
   // Preflight of the dashboard's requests (they carry Authorization and JSON bodies).
   // Anything else sent with OPTIONS is answered as before, like any unknown route.
-  app.options('/*', { config: { access: 'public' } }, async (req, reply) => {
-    const preflight =
-      reply.raw.hasHeader('access-control-allow-origin') &&
-      req.headers['access-control-request-method'] !== undefined;
-    if (!preflight)
-      return sendError(reply, 'not_found', `no route OPTIONS ${req.url.split('?')[0]}`);
-    return reply
-      .code(204)
-      .header('access-control-allow-methods', 'GET, PUT, POST, DELETE')
-      .header(
-        'access-control-allow-headers',
-        'authorization, content-type, idempotency-key, last-event-id',
-      )
-      .header('access-control-max-age', '600')
-      .send();
-  });
+  app.options(
+    '/*',
+    { schema: { hide: true }, config: { access: 'public' } },
+    async (req, reply) => {
+      const preflight =
+        reply.raw.hasHeader('access-control-allow-origin') &&
+        req.headers['access-control-request-method'] !== undefined;
+      if (!preflight)
+        return sendError(reply, 'not_found', `no route OPTIONS ${req.url.split('?')[0]}`);
+      return reply
+        .code(204)
+        .header('access-control-allow-methods', 'GET, PUT, POST, DELETE')
+        .header(
+          'access-control-allow-headers',
+          'authorization, content-type, idempotency-key, last-event-id',
+        )
+        .header('access-control-max-age', '600')
+        .send();
+    },
+  );
 }
 
 function originOf(url: string): string {

@@ -3,6 +3,7 @@ import type { RevisionChange } from '../../kv/mvcc/key-value.js';
 import { type Need, stillPermitted } from '../access.js';
 import { ApiError } from '../errors.js';
 import { boolParam, intParam, type Query, rejectUnknown } from '../params.js';
+import { routeDoc } from '../route-docs.js';
 import type { ApiService, WatchRequest } from '../service.js';
 
 /** `Last-Event-ID: R` resumes after R. */
@@ -118,7 +119,20 @@ export function watchRoutes(service: ApiService) {
       const key = (req.params as { '*'?: string })['*'] ?? '';
       return [{ resource: 'kv', key, access: 'read' }];
     };
-    app.get('/v1/watch/*', { config: { access } }, handler);
-    app.get('/v1/watch', { config: { access } }, handler);
+    const schema = routeDoc('watch', 'Watch a key or prefix (Server-Sent Events)', {
+      description:
+        'One `change` event per revision that touches the range, in order, without gaps; `progress` at least every 10 s while idle; `compacted` or `closed` before the server ends the stream. `Last-Event-ID: R` resumes after R.',
+      produces: ['text/event-stream'],
+      queryParams: ['prefixFlag', 'fromRevision', 'prevKv'],
+    });
+    app.get('/v1/watch/*', { schema, config: { access } }, handler);
+    app.get(
+      '/v1/watch',
+      {
+        schema: { ...schema, summary: 'Watch every key (prefix=true, Server-Sent Events)' },
+        config: { access },
+      },
+      handler,
+    );
   };
 }

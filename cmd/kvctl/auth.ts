@@ -14,8 +14,9 @@ import {
   type Role,
   type User,
 } from '../../src/client/index.js';
-import { EXIT_FAILED, EXIT_OK, fields, type Printer, runPrinted, table } from './common.js';
+import { type CommandContext, EXIT_FAILED, EXIT_OK } from './common.js';
 import { askSecret, CredentialsError, newPassword, passwordFromStdin } from './credentials.js';
+import { fields, type Printer, table } from './printer.js';
 
 const RESOURCES: PermissionResource[] = ['kv', 'registry', 'locks', 'elections'];
 const ACCESSES: PermissionAccess[] = ['read', 'write', 'readwrite'];
@@ -112,13 +113,13 @@ async function passwordOption(
 }
 
 /** Adds the `user`, `role` and `auth` command groups to kvctl. */
-export function addAuthCommands(program: Command): void {
-  addUserCommands(program);
-  addRoleCommands(program);
-  addAuthGroup(program);
+export function register(program: Command, ctx: CommandContext): void {
+  addUserCommands(program, ctx);
+  addRoleCommands(program, ctx);
+  addAuthGroup(program, ctx);
 }
 
-function addUserCommands(program: Command): void {
+function addUserCommands(program: Command, ctx: CommandContext): void {
   const user = program
     .command('user')
     .description('add, inspect and delete users; grant and revoke their roles (root only)');
@@ -138,7 +139,7 @@ function addUserCommands(program: Command): void {
     )
     .option('--roles <roles>', 'comma-separated roles to give it')
     .action((name: string, o, cmd: Command) =>
-      runPrinted(cmd, async (client, out, deadline) => {
+      ctx.run(cmd, async (client, out, deadline) => {
         await refuseExisting('user', name, () => client.auth.getUser(name));
         // Typing (or piping) a password is not the cluster's time.
         const password = await deadline.outside(() =>
@@ -172,7 +173,7 @@ function addUserCommands(program: Command): void {
     .description("a user's roles")
     .argument('<name>')
     .action((name: string, _o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      ctx.run(cmd, async (client, out) => {
         const u = await client.auth.getUser(name);
         out.show(u, () => userFields(u));
         return EXIT_OK;
@@ -184,7 +185,7 @@ function addUserCommands(program: Command): void {
     .alias('ls')
     .description('list the users')
     .action((_o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      ctx.run(cmd, async (client, out) => {
         const users = await client.auth.listUsers();
         out.show({ users }, () =>
           users.length
@@ -204,7 +205,7 @@ function addUserCommands(program: Command): void {
     .description('delete a user (its tokens stop working at once)')
     .argument('<name>')
     .action((name: string, _o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      ctx.run(cmd, async (client, out) => {
         await client.auth.deleteUser(name);
         out.show({ name, deleted: true }, () => `user ${name} deleted`);
         return EXIT_OK;
@@ -221,7 +222,7 @@ function addUserCommands(program: Command): void {
     )
     .option('--password-stdin', 'read the new password from the first line of stdin')
     .action((name: string, o, cmd: Command) =>
-      runPrinted(cmd, async (client, out, deadline) => {
+      ctx.run(cmd, async (client, out, deadline) => {
         const password = await deadline.outside(() =>
           passwordOption(name, o, 'use --password-stdin or --password PASSWORD'),
         );
@@ -238,7 +239,7 @@ function addUserCommands(program: Command): void {
     .argument('<user>')
     .argument('<role>')
     .action((name: string, role: string, _o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) =>
+      ctx.run(cmd, async (client, out) =>
         showChange(
           out,
           await client.auth.grantRole(name, role),
@@ -255,7 +256,7 @@ function addUserCommands(program: Command): void {
     .argument('<user>')
     .argument('<role>')
     .action((name: string, role: string, _o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) =>
+      ctx.run(cmd, async (client, out) =>
         showChange(
           out,
           await client.auth.revokeRole(name, role),
@@ -267,7 +268,7 @@ function addUserCommands(program: Command): void {
     );
 }
 
-function addRoleCommands(program: Command): void {
+function addRoleCommands(program: Command, ctx: CommandContext): void {
   const role = program
     .command('role')
     .description('add, inspect and delete roles; grant and revoke permissions (root only)');
@@ -277,7 +278,7 @@ function addRoleCommands(program: Command): void {
     .description('add a role with no permissions')
     .argument('<name>')
     .action((name: string, _o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      ctx.run(cmd, async (client, out) => {
         await refuseExisting('role', name, () => client.auth.getRole(name));
         const res = await client.auth.putRole(name, []);
         out.show(res, () => `role ${res.name} added`);
@@ -290,7 +291,7 @@ function addRoleCommands(program: Command): void {
     .description("a role's permissions")
     .argument('<name>')
     .action((name: string, _o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      ctx.run(cmd, async (client, out) => {
         const r = await client.auth.getRole(name);
         out.show(r, () => `role ${r.name}\n${permissionsTable(r.permissions)}`);
         return EXIT_OK;
@@ -302,7 +303,7 @@ function addRoleCommands(program: Command): void {
     .alias('ls')
     .description('list the roles')
     .action((_o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      ctx.run(cmd, async (client, out) => {
         const roles = await client.auth.listRoles();
         out.show({ roles }, () =>
           roles.length
@@ -329,7 +330,7 @@ function addRoleCommands(program: Command): void {
     .description('delete a role')
     .argument('<name>')
     .action((name: string, _o, cmd: Command) =>
-      runPrinted(cmd, async (client, out) => {
+      ctx.run(cmd, async (client, out) => {
         await client.auth.deleteRole(name);
         out.show({ name, deleted: true }, () => `role ${name} deleted`);
         return EXIT_OK;
@@ -343,7 +344,7 @@ function addRoleCommands(program: Command): void {
         'give a role read, write or readwrite on a prefix (merged with what it has on that prefix)',
       ),
   ).action((name: string, access: string, o, cmd: Command) =>
-    runPrinted(cmd, async (client, out) => {
+    ctx.run(cmd, async (client, out) => {
       const p = permissionOf(access, o);
       const change = await client.auth.grantPermission(name, p);
       const what = `${p.access} on ${p.resource} ${prefixText(p.prefix)}`;
@@ -364,7 +365,7 @@ function addRoleCommands(program: Command): void {
         'take read, write or readwrite on exactly this prefix away from a role (others stay)',
       ),
   ).action((name: string, access: string, o, cmd: Command) =>
-    runPrinted(cmd, async (client, out) => {
+    ctx.run(cmd, async (client, out) => {
       const p = permissionOf(access, o);
       const change = await client.auth.revokePermission(name, p);
       const what = `${p.access} on ${p.resource} ${prefixText(p.prefix)}`;
@@ -379,7 +380,7 @@ function addRoleCommands(program: Command): void {
   );
 }
 
-function addAuthGroup(program: Command): void {
+function addAuthGroup(program: Command, ctx: CommandContext): void {
   const auth = program
     .command('auth')
     .description('turn authentication on or off, or see whether it is on');
@@ -394,7 +395,7 @@ function addAuthGroup(program: Command): void {
       .command(name)
       .description(description)
       .action((_o, cmd: Command) =>
-        runPrinted(cmd, async (client, out) => {
+        ctx.run(cmd, async (client, out) => {
           const res = await call(client);
           out.show(res, () => text(res.enabled));
           return EXIT_OK;
