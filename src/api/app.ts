@@ -12,12 +12,14 @@ import { registerOpenApi } from './openapi.js';
 import { alarmRoutes } from './routes/alarms.js';
 import { authRoutes } from './routes/auth.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { coordinationViewRoutes } from './routes/coordination-views.js';
 import { electionRoutes } from './routes/elections.js';
 import { kvRoutes } from './routes/kv.js';
 import { leaseRoutes } from './routes/leases.js';
 import { lockRoutes } from './routes/locks.js';
 import { registryRoutes } from './routes/registry.js';
 import { syncRoutes } from './routes/sync.js';
+import { uiRoutes } from './routes/ui.js';
 import { watchRoutes } from './routes/watch.js';
 import type { ApiService } from './service.js';
 import { type SchemaError, validationMessage } from './validation-message.js';
@@ -144,6 +146,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   installAccessControl(app, service);
   // Before the routes: the document is built from every route added after it.
   registerOpenApi(app);
+  app.register(uiRoutes(service));
   app.register(authRoutes(service));
   app.register(kvRoutes(service));
   app.register(watchRoutes(service));
@@ -151,6 +154,7 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
   app.register(registryRoutes(service));
   app.register(lockRoutes(service));
   app.register(electionRoutes(service));
+  app.register(coordinationViewRoutes(service));
   app.register(clusterRoutes(service));
   app.register(syncRoutes(service));
   app.register(alarmRoutes(service));
