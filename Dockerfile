@@ -21,6 +21,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The dashboard's page files are served as they are (no build step).
+COPY --from=build /app/src/ui ./src/ui
 # /certs belongs to `node` too, so a volume mounted there (compose's one-shot `certs`
 # service writes into it with `raftkv certs`) starts out writable by the server's user.
 RUN mkdir -p /data /certs && chown node:node /data /certs && chmod 0700 /data /certs

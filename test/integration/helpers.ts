@@ -25,10 +25,16 @@ import {
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
+    // Ports drawn at the same time are all free until a node takes one: never hand one out twice.
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
     if (await canListen(port)) return port;
   }
   return listenOn(0);
 }
+
+/** Ports this process handed out; a test process starts at most a few hundred nodes. */
+const handedOut = new Set<number>();
 
 function canListen(port: number): Promise<boolean> {
   return listenOn(port).then(
@@ -107,8 +113,18 @@ export async function startCluster(
   const configs = await clusterConfigs(dir, names, overrides);
   const clientPorts = configs.map((c) => Number(c.listenClient.split(':')[1]));
   const filters = names.map(() => new FaultFilter({ seed: 1 }));
-  const nodes: (StartedNode | undefined)[] = await Promise.all(
+  const started = await Promise.allSettled(
     configs.map((c, i) => startNode(c, { ...nodeOptions(c.name), faultFilter: filters[i]! })),
+  );
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    // Stop the members that did start, or their servers keep the test process alive.
+    await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+    rmSync(dir, { recursive: true, force: true });
+    throw failed.reason;
+  }
+  const nodes: (StartedNode | undefined)[] = started.map(
+    (r) => (r as PromiseFulfilledResult<StartedNode>).value,
   );
   const cluster: TestCluster = {
     nodes,

@@ -77,13 +77,20 @@ const VENDOR: readonly { name: string; pkg: string; file: string }[] = [
   { name: 'uplot.css', pkg: 'uplot', file: 'dist/uPlot.min.css' },
 ];
 
-/** Where src/ui is: beside this file's directory in the sources, or from dist/src/api/routes. */
+/**
+ * Where src/ui is: two levels up in the sources (src/api/routes), else the
+ * package's src/ui found by walking up from this file — from dist/src/api/routes
+ * in the published package, or from a bundle of the server anywhere inside it.
+ */
 function uiDirectory(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  for (const candidate of [join(here, '../../ui'), join(here, '../../../../src/ui')]) {
+  if (existsSync(join(here, '../../ui/index.html'))) return join(here, '../../ui');
+  for (let dir = here; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'src', 'ui');
     if (existsSync(join(candidate, 'index.html'))) return candidate;
+    if (dirname(dir) === dir) break;
   }
-  throw new Error(`the dashboard's files (src/ui) are missing beside ${here}`);
+  throw new Error(`the dashboard's files (src/ui) are missing above ${here}`);
 }
 
 /** The package directory of `pkg`, found from its resolved entry point. */
