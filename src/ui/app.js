@@ -25,6 +25,17 @@ const TABS = [
 const api = new Api(window.location.origin);
 const monitor = new Monitor(api);
 
+// Polling starts before the first render rather than in an effect (preact runs
+// effects after a frame): the members' status is what the page is opened for.
+// With authentication on, its first answer is a 401, remembered for the login form.
+let unauthorizedBeforeMount = false;
+api.onUnauthorized = () => {
+  unauthorizedBeforeMount = true;
+  api.token = undefined;
+  monitor.stop();
+};
+monitor.start();
+
 function tabFromHash() {
   const name = window.location.hash.replace(/^#/, '');
   return TABS.some(([id]) => id === name) ? name : 'cluster';
@@ -45,8 +56,9 @@ function App() {
       monitor.stop();
       setNeedLogin(true);
     };
-    // Polling starts at once; with authentication on, its first answer is a 401 and the login form.
-    monitor.start();
+    if (unauthorizedBeforeMount) setNeedLogin(true);
+    // What the monitor learned before this effect ran.
+    setTick((n) => n + 1);
     api.call('GET', '/v1/auth/status').then(
       (r) => setAuth({ checked: true, enabled: r.ok && r.body.enabled === true, user: undefined }),
       () => setAuth({ checked: true, enabled: false, user: undefined }),

@@ -29,6 +29,8 @@ export class Monitor {
     /** [{id, name, url, voter, status, healthy, reachable, hasLeader, lastContactMs, error}] */
     this.members = [];
     this.leaderId = undefined;
+    /** Whether the page has marked its first full render (its load time). */
+    this.readyMarked = false;
     /** [{atMs, term, id, name}], newest last; id null while no leader is known. */
     this.leaderChanges = [];
     /** [{t (s), read: {rate, p50, p99}, write: …, watch: …}] */
@@ -50,6 +52,14 @@ export class Monitor {
 
   emit() {
     for (const fn of this.listeners) fn();
+    if (!this.readyMarked && this.leaderId != null && this.members.length > 0) {
+      if (this.members.every((m) => m.reachable)) {
+        this.readyMarked = true;
+        // The page's load time, as the browser sees it: navigation start to the
+        // first frame that shows every member and the leader (docs: Dashboard).
+        globalThis.requestAnimationFrame?.(() => performance.mark('raftkv-dashboard-ready'));
+      }
+    }
   }
 
   start() {
