@@ -2,7 +2,7 @@
  * Single-server membership changes (dissertation §4.1, §4.2.1), applied when
  * committed (as etcd does): learners, promotion, removal, one change at a time.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { type ConfChange, MemoryRaftStorage } from '../../src/raft/index.js';
 import { ELECTION_TICKS as E, msg, Network } from './helpers.js';
 
@@ -156,25 +156,32 @@ t.test('a removed leader steps down and the others elect a new leader (§4.2.2)'
   t.end();
 });
 
+/**
+ * Voters n1..n4 led by n1, n2 down for good; n1 proposes its own removal,
+ * which reaches n3 and n4, then one more entry that reaches only n4, so n4
+ * holds the longest log. Nothing is acknowledged yet.
+ */
+function leaderRemovesItselfWhileN4HoldsTheLongestLog(t: Test) {
+  const net = new Network(4);
+  net.elect('n1');
+  net.propose('n1', 'a');
+  net.stabilize();
+  net.crash('n2');
+  const removal = net.node('n1').proposeConfChange({ type: 'removeNode', nodeId: 'n1' });
+  t.ok(removal.ok);
+  net.process('n1');
+  net.deliverWhere((m) => m.type === 'app' && m.from === 'n1');
+  const x = net.propose('n1', 'x');
+  t.ok(x.ok);
+  net.discard((m) => m.to === 'n3');
+  net.deliverWhere((m) => m.type === 'app' && m.to === 'n4');
+  return { net, removal, x };
+}
+
 t.test(
   'a removed leader lingers until its heartbeats told every voter the removal committed, so the most caught-up voter can win',
   (t) => {
-    // Voters n1..n4 led by n1; n2 is down for good.
-    const net = new Network(4);
-    net.elect('n1');
-    net.propose('n1', 'a');
-    net.stabilize();
-    net.crash('n2');
-    // n1 removes itself; the change reaches n3 and n4.
-    const removal = net.node('n1').proposeConfChange({ type: 'removeNode', nodeId: 'n1' });
-    t.ok(removal.ok);
-    net.process('n1');
-    net.deliverWhere((m) => m.type === 'app' && m.from === 'n1');
-    // One more entry reaches only n4: n4 now holds the longest log.
-    const x = net.propose('n1', 'x');
-    t.ok(x.ok);
-    net.discard((m) => m.to === 'n3');
-    net.deliverWhere((m) => m.type === 'app' && m.to === 'n4');
+    const { net, removal } = leaderRemovesItselfWhileN4HoldsTheLongestLog(t);
     // The acknowledgements commit the removal; what tells n4 so is lost, n3 hears it.
     const lostToN4 = net.drop((m) => m.from === 'n1' && m.to === 'n4' && m.type === 'app');
     net.deliverAll();
@@ -197,19 +204,7 @@ t.test(
   'a voter that missed the commit of a removal learns it from a candidate whose last entry it holds, so the cluster elects a leader',
   (t) => {
     // As above, but every message from the removed leader to n4, and its hand-over, is lost.
-    const net = new Network(4);
-    net.elect('n1');
-    net.propose('n1', 'a');
-    net.stabilize();
-    net.crash('n2');
-    const removal = net.node('n1').proposeConfChange({ type: 'removeNode', nodeId: 'n1' });
-    t.ok(removal.ok);
-    net.process('n1');
-    net.deliverWhere((m) => m.type === 'app' && m.from === 'n1');
-    const x = net.propose('n1', 'x');
-    t.ok(x.ok);
-    net.discard((m) => m.to === 'n3');
-    net.deliverWhere((m) => m.type === 'app' && m.to === 'n4');
+    const { net, removal, x } = leaderRemovesItselfWhileN4HoldsTheLongestLog(t);
     net.drop((m) => m.from === 'n1' && (m.to === 'n4' || m.type === 'timeoutNow'));
     net.drop((m) => m.to === 'n3' && m.entries.some((e) => x.ok && e.index >= x.index));
     net.deliverAll();
