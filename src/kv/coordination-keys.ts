@@ -22,6 +22,16 @@ export function electionCandidatesPrefix(name: string): string {
   return `${ELECTION_PREFIX}${name}/`;
 }
 
+/**
+ * The lock or election name a waiter's key belongs to, given the recipe's
+ * prefix (LOCK_PREFIX or ELECTION_PREFIX): the inverse of lockWaitersPrefix
+ * and electionCandidatesPrefix (names hold no "/").
+ */
+export function waiterName(key: string, recipePrefix: string): string {
+  const rest = key.slice(recipePrefix.length);
+  return rest.slice(0, rest.indexOf('/'));
+}
+
 export function isReservedKey(key: string): boolean {
   return key.startsWith('\u0000');
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ELECTION_PREFIX, LOCK_PREFIX } from '../../kv/coordination-keys.js';
+import { ELECTION_PREFIX, LOCK_PREFIX, waiterName } from '../../kv/coordination-keys.js';
 import type { KeyValue } from '../../kv/mvcc/key-value.js';
 import { ApiError, sendError, wireCode } from '../errors.js';
 import { consistencyParam, type Query, rejectUnknown, stringParam } from '../params.js';
@@ -112,9 +112,7 @@ async function linesUnder(
   }
   const byName = new Map<string, KeyValue[]>();
   for (const kv of result.kvs) {
-    // Keys are <reserved><name>/<lease>; names hold no "/".
-    const rest = kv.key.slice(reserved.length);
-    const name = rest.slice(0, rest.indexOf('/'));
+    const name = waiterName(kv.key, reserved);
     const line = byName.get(name);
     if (line === undefined) byName.set(name, [kv]);
     else line.push(kv);
