@@ -5,6 +5,7 @@
  * chromium; RAFTKV_CHROMIUM names another). Run: npx tsx scripts/ui-screenshots.ts
  */
 import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { request, startCluster } from '../test/integration/helpers.js';
 import { REPO_ROOT } from '../test/integration/process-cluster.js';
 import { launchBrowser } from '../test/ui/browser.js';
@@ -67,28 +68,33 @@ try {
   const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    // Load time: navigation start to the members table with every member healthy and the leader.
-    const measure = async (what: string) => {
-      const times: number[] = [];
-      const inPage: number[] = [];
-      for (let i = 0; i < 5; i++) {
-        await page.goto('about:blank');
-        const t0 = Date.now();
-        await page.goto(`${url}/ui/`);
-        await page.locator('tr[data-member][data-state=healthy]').nth(2).waitFor();
-        await page.locator('[data-testid=leader] b').waitFor();
-        // The page's own mark: navigation start to its first frame with every member and the leader.
-        const ready = await page.evaluate(
-          'performance.getEntriesByName("raftkv-dashboard-ready")[0]?.startTime',
-        );
-        inPage.push(Math.round(Number(ready)));
-        times.push(Date.now() - t0);
-      }
-      const dcl = await page.evaluate(
-        'performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd',
+    // Load time: navigation start to the page's own mark, its first frame with every
+    // member and the leader (monitor.js). Cold: a new browser context, nothing cached;
+    // warm: a reload, the page's files kept (they are named by their content hash).
+    const loadOnce = async (p: Page): Promise<number> => {
+      await p.goto(`${url}/ui/`);
+      await p.locator('tr[data-member][data-state=healthy]').nth(2).waitFor();
+      await p.locator('[data-testid=leader] b').waitFor();
+      await p.waitForFunction('performance.getEntriesByName("raftkv-dashboard-ready").length > 0');
+      return Math.round(
+        Number(
+          await p.evaluate('performance.getEntriesByName("raftkv-dashboard-ready")[0].startTime'),
+        ),
       );
+    };
+    const measure = async (what: string) => {
+      const cold: number[] = [];
+      const warm: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const context = await browser.newContext();
+        const p = await context.newPage();
+        cold.push(await loadOnce(p));
+        await p.goto('about:blank');
+        warm.push(await loadOnce(p));
+        await context.close();
+      }
       console.log(
-        `${what}: navigation start to the first full frame (the page's mark), ms: ${inPage.join(', ')} (median ${median(inPage)}); with the driver's round trips: ${times.join(', ')} (median ${median(times)}); DOMContentLoaded ${Math.round(Number(dcl))} ms`,
+        `${what}: ms to the first full frame, cold ${cold.join(', ')} (median ${median(cold)}); warm ${warm.join(', ')} (median ${median(warm)})`,
       );
     };
     await measure('idle cluster');

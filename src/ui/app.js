@@ -5,14 +5,17 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ClusterPanel } from './cluster.js';
-import { CoordinationPanel } from './coordination.js';
-import { KeysPanel } from './keys.js';
+import { lazyPanel } from './lazy.js';
 import { Api } from './lib/api.js';
 import { html } from './lib/html.js';
 import { Monitor } from './lib/monitor.js';
-import { LoginForm } from './login.js';
-import { OperationsPanel } from './operations.js';
-import { WatchPanel } from './watch.js';
+
+// The other tabs load when first opened (lazy.js).
+const KeysPanel = lazyPanel(() => import('./keys.js'), 'KeysPanel');
+const WatchPanel = lazyPanel(() => import('./watch.js'), 'WatchPanel');
+const CoordinationPanel = lazyPanel(() => import('./coordination.js'), 'CoordinationPanel');
+const OperationsPanel = lazyPanel(() => import('./operations.js'), 'OperationsPanel');
+const LoginForm = lazyPanel(() => import('./login.js'), 'LoginForm');
 
 const TABS = [
   ['cluster', 'Cluster'],
@@ -42,6 +45,7 @@ function tabFromHash() {
 }
 
 function App() {
+  performance.mark('render');
   const [, setTick] = useState(0);
   const [tab, setTab] = useState(tabFromHash());
   const [auth, setAuth] = useState({ checked: false, enabled: false, user: undefined });

@@ -1,5 +1,5 @@
 /** Cluster: members, leader and its changes, store and quota, request rates and latencies. */
-import { Chart } from './chart.js';
+import { lazyPanel } from './lazy.js';
 import {
   formatAgo,
   formatBytes,
@@ -9,6 +9,10 @@ import {
   lagOf,
 } from './lib/format.js';
 import { html } from './lib/html.js';
+
+// The charts' library is the page's largest file: it loads when there is something to
+// draw (the second metrics reading, two seconds in), after the first frame.
+const Chart = lazyPanel(() => import('./chart.js'), 'Chart', '');
 
 const COLORS = { read: '#2b7bb9', write: '#d9822b', watch: '#6a9f3a' };
 
@@ -95,7 +99,10 @@ export function ClusterPanel({ monitor }) {
         </tbody>
       </table>
       <small>A watch's latency is how long its stream stayed open.</small>
-      <div class="charts">
+      ${
+        monitor.points.length === 0
+          ? html`<p class="loading" data-testid="charts-waiting">The charts start with the second reading of the members' metrics.</p>`
+          : html`<div class="charts">
         <${Chart} title="Requests/s" testid="chart-rate" points=${monitor.points} format=${formatRate}
           series=${['read', 'write', 'watch'].map((k) => ({
             label: k === 'watch' ? 'watches' : `${k}s`,
@@ -108,7 +115,8 @@ export function ClusterPanel({ monitor }) {
             { label: `${k} p50`, color: COLORS[k], value: (p) => p[k].p50 },
             { label: `${k} p99`, color: `${COLORS[k]}88`, value: (p) => p[k].p99 },
           ])} />
-      </div>
+      </div>`
+      }
     </section>
   `;
 }

@@ -2,13 +2,23 @@
  * The dashboard in a real browser against a real 3-member cluster on
  * 127.0.0.1: the members and leader it shows match GET /v1/status, a key
  * written from the page is seen through the API, a watch on the page sees
- * the API's writes, a stopped member is marked down, and when the member
- * that served the page goes away, the page says so and carries on through
- * another one. No console errors, except the failed requests to the
+ * the API's writes, a member is added, promoted and removed from the page, a
+ * stopped member is marked down, and when the member that served the page
+ * goes away, the page says so and carries on through another one, its watch
+ * with it. No console errors, except the failed requests to the
  * members the test stopped.
  */
+import { join } from 'node:path';
 import t from 'tap';
-import { get, put, request, startCluster, type TestCluster } from '../integration/helpers.js';
+import { type StartedNode, startNode } from '../../src/index.js';
+import {
+  freePort,
+  get,
+  put,
+  request,
+  startCluster,
+  type TestCluster,
+} from '../integration/helpers.js';
 import type { NodeStatus } from '../integration/http-ops.js';
 import { browserMissing, launchBrowser, type PageLog, recordConsole } from './browser.js';
 
@@ -193,6 +203,81 @@ if (missing !== undefined) {
       t.match((await download).suggestedFilename(), /^raftkv-r\d+\.snap$/, 'a backup file');
     });
 
+    await t.test('operations: add a learner, promote it, remove it', async (t) => {
+      const [peerPort, clientPort] = [await freePort(), await freePort()];
+      const peerUrl = `http://127.0.0.1:${peerPort}`;
+      const clientUrl = `http://127.0.0.1:${clientPort}`;
+      const add = page.locator('form.addmember');
+      await add.locator('input[name=name]').fill('n4');
+      await add.locator('input[name=peerUrl]').fill(peerUrl);
+      await add.locator('input[name=clientUrl]').fill(clientUrl);
+      await add.locator('button[type=submit]').click();
+      t.match(await page.locator('[data-testid=confirm]').textContent(), 'Add n4');
+      await page.locator('[data-testid=confirm-yes]').click();
+      await page.locator('[data-testid=ops-result]', { hasText: 'done: Add n4' }).waitFor();
+      const listed = async () =>
+        (await request(c.url(home), 'GET', '/v1/cluster/members')).body.members as {
+          name: string;
+          id: string;
+          role: string;
+        }[];
+      const n4 = (await listed()).find((m) => m.name === 'n4');
+      t.equal(n4?.role, 'learner', 'the API lists n4 as a learner');
+
+      // The new member starts with --join, as the page's hint says.
+      const initialCluster = new Map(c.configs[0]!.initialCluster);
+      initialCluster.set('n4', peerUrl);
+      let joined: StartedNode | undefined = await startNode({
+        ...c.configs[0],
+        name: 'n4',
+        dataDir: join(c.dir, 'n4'),
+        listenPeer: `127.0.0.1:${peerPort}`,
+        listenClient: `127.0.0.1:${clientPort}`,
+        initialCluster,
+        join: true,
+      });
+      t.teardown(() => joined?.stop());
+      await page.click('a[data-tab=cluster]');
+      await page.locator('tr[data-member=n4][data-state=healthy]').waitFor({ timeout: 30_000 });
+      t.equal(
+        await page.locator('tr[data-member=n4] [data-role]').textContent(),
+        'learner',
+        'the page shows the learner',
+      );
+
+      await page.click('a[data-tab=operations]');
+      await page
+        .locator('[data-testid=ops-members] tr[data-member=n4] button', { hasText: 'Promote' })
+        .click();
+      await page.locator('[data-testid=confirm-yes]').click();
+      await page
+        .locator('[data-testid=ops-result]', { hasText: 'done: Promote n4 to voter' })
+        .waitFor();
+      t.equal((await listed()).find((m) => m.name === 'n4')?.role, 'voter', 'n4 is a voter');
+      t.equal((await put(clientUrl, 'ui/through-n4', 'x')).status, 200, 'n4 takes writes');
+
+      await page
+        .locator('[data-testid=ops-members] tr[data-member=n4] button', { hasText: 'Remove' })
+        .click();
+      t.match(
+        await page.locator('[data-testid=confirm]').textContent(),
+        'Remove n4 from the cluster',
+      );
+      await page.locator('[data-testid=confirm-yes]').click();
+      await page.locator('[data-testid=ops-result]', { hasText: 'done: Remove n4' }).waitFor();
+      t.same(
+        (await listed()).map((m) => m.name).sort(),
+        ['n1', 'n2', 'n3'],
+        'n4 is gone from the member list',
+      );
+      await page
+        .locator('[data-testid=ops-members] tr[data-member=n4]')
+        .waitFor({ state: 'detached' });
+      t.pass('and from the page');
+      await joined.stop();
+      joined = undefined;
+    });
+
     await t.test('a stopped member is marked down', async (t) => {
       await page.click('a[data-tab=cluster]');
       // Neither the page's member nor the leader.
@@ -210,12 +295,37 @@ if (missing !== undefined) {
     await t.test(
       'the member that served the page goes away: the page says so and moves',
       async (t) => {
+        // A watch open on the page's member carries on through the next one.
+        await page.click('a[data-tab=watch]');
+        await page.fill('[data-testid=watch-prefix]', 'resume/');
+        await page.click('[data-testid=watch-start]');
+        const state = page.locator('[data-testid=watch-state]');
+        await state.filter({ hasText: `watching on ${url}` }).waitFor();
+        await put(c.url(leaderIndex), 'resume/a', 'before');
+        await page.locator('[data-testid=watch-tail] tr[data-key="resume/a"]').waitFor();
+
         await c.stopNode(home);
+        // Written while the page's watch has no member: it must come when the watch resumes.
+        await put(c.url(leaderIndex), 'resume/b', 'while moving');
         const banner = page.locator('[data-testid=banner]', { hasText: 'reconnected to' });
         await banner.waitFor();
         t.match(await banner.textContent(), `n${home + 1} is unreachable`);
         await page.locator('[data-testid=connected]', { hasNotText: `n${home + 1}` }).waitFor();
         t.pass('the page talks to another member');
+        await state.filter({ hasText: 'watching on http' }).filter({ hasNotText: url }).waitFor();
+        t.pass('the watch resumed on another member');
+        await put(c.url(leaderIndex), 'resume/c', 'after');
+        await page.locator('[data-testid=watch-tail] tr[data-key="resume/c"]').waitFor();
+        const tail = await page
+          .locator('[data-testid=watch-tail] tbody tr')
+          .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-key')));
+        t.same(
+          tail,
+          ['resume/c', 'resume/b', 'resume/a'],
+          'every change once, none lost across the move',
+        );
+
+        await page.click('a[data-tab=cluster]');
         await page.locator(`tr[data-member="n${home + 1}"][data-state=down]`).waitFor();
         // And it still writes, through the other member.
         await page.click('a[data-tab=keys]');

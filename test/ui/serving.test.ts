@@ -44,6 +44,48 @@ t.test('scripts, styles and vendor files with their types and cache headers', as
   }
 });
 
+t.test(
+  "the page's own files by their content hash: kept for good, and only the first frame's preloaded",
+  async (t) => {
+    const page = (await n.app.inject({ method: 'GET', url: '/ui/' })).body;
+    const map = JSON.parse(/<script type="importmap">(.*?)<\/script>/.exec(page)![1]!).imports;
+    const app = map['/ui/app.js'] as string;
+    t.match(
+      app,
+      /^\/ui\/app\.js\?v=[\w-]{12}$/,
+      'relative imports of app.js resolve to its hashed URL',
+    );
+    t.match(page, `<script type="module" src="${app}">`, 'the page starts from the hashed URL');
+    t.match(page, /<link rel="stylesheet" href="\/ui\/style\.css\?v=[\w-]{12}">/);
+    const versioned = await n.app.inject({ method: 'GET', url: app });
+    t.equal(versioned.statusCode, 200);
+    t.match(versioned.headers['cache-control'], /immutable/, 'a hashed URL never changes');
+    const plain = await n.app.inject({ method: 'GET', url: '/ui/app.js' });
+    t.equal(plain.headers['cache-control'], 'no-cache', 'the plain URL is revalidated');
+    t.equal(plain.body, versioned.body);
+    const stale = await n.app.inject({ method: 'GET', url: '/ui/app.js?v=000000000000' });
+    t.equal(stale.headers['cache-control'], 'no-cache', 'an old hash is not kept for good');
+
+    const preloaded = [...page.matchAll(/<link rel="modulepreload" href="([^"?]+)/g)].map(
+      (m) => m[1],
+    );
+    for (const first of ['/ui/app.js', '/ui/cluster.js', '/ui/lib/monitor.js', '/ui/lib/api.js']) {
+      t.ok(preloaded.includes(first), `${first} is preloaded`);
+    }
+    t.ok(
+      preloaded.some((u) => u?.startsWith('/ui/vendor/preact@')),
+      'preact is preloaded',
+    );
+    for (const later of ['/ui/keys.js', '/ui/chart.js', '/ui/operations.js']) {
+      t.notOk(preloaded.includes(later), `${later} loads when its tab opens`);
+    }
+    t.notOk(
+      preloaded.some((u) => u?.includes('uPlot')),
+      'the charts library waits for the charts',
+    );
+  },
+);
+
 t.test('only the files found at startup: no traversal, no type declarations', async (t) => {
   for (const url of [
     '/ui/../package.json',

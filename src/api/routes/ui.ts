@@ -13,12 +13,17 @@ import type { ApiService } from '../service.js';
  * 1. The page's own files are the plain ESM files under src/ui, served as
  *    they are; the browser libraries are served from their packages in
  *    node_modules under /ui/vendor/<package>@<version>/, so the page works
- *    offline and a new version is a new URL.
- * 2. Only the files found at startup are served (a fixed table, not a path
+ *    offline and a new version is a new URL. The page names its own files
+ *    with their content hash (`?v=`, through its import map), so a browser
+ *    keeps them for good and a changed file is a new URL: a reload asks for
+ *    the page alone.
+ * 2. The page preloads the modules its first frame needs (the static imports
+ *    reachable from app.js); the other tabs' modules load when opened.
+ * 3. Only the files found at startup are served (a fixed table, not a path
  *    joined onto a directory): no request can name a file outside it.
- * 3. The page holds no data: it is public, and every data call it makes goes
+ * 4. The page holds no data: it is public, and every data call it makes goes
  *    to the public API with the user's own credentials.
- * 4. The page talks to every member (their status, and another member when
+ * 5. The page talks to every member (their status, and another member when
  *    its own goes away), so the API answers cross-origin requests from the
  *    members' own client URLs, and from nowhere else (CORS).
  */
@@ -38,7 +43,8 @@ export function uiRoutes(service: ApiService) {
         if (file === undefined) {
           return sendError(reply, 'not_found', `no dashboard file ${JSON.stringify(path)}`);
         }
-        return sendFile(req, reply, file);
+        const version = (req.query as { v?: unknown }).v;
+        return sendFile(req, reply, file, version !== undefined && version === file.version);
       },
     );
     installMemberCors(app, service);
@@ -53,6 +59,8 @@ interface UiFile {
   body: Buffer;
   contentType: string;
   etag: string;
+  /** The content hash the page names this file by (`?v=`). */
+  version: string;
   cacheControl: string;
   /** The page's Content-Security-Policy (index.html only). */
   csp?: string;
@@ -67,6 +75,8 @@ const CONTENT_TYPES: Record<string, string> = {
   '.png': 'image/png',
   '.ico': 'image/x-icon',
 };
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /** The browser libraries: import name → package and file inside it. */
 const VENDOR: readonly { name: string; pkg: string; file: string }[] = [
@@ -119,10 +129,7 @@ export function uiFiles(): Map<string, UiFile> {
     const url = `vendor/${v.pkg}@${version}/${v.file.split('/').pop()}`;
     if (!v.name.endsWith('.css')) importMap[v.name] = `/ui/${url}`;
     // Versioned URLs never change: the browser may keep them.
-    files.set(
-      url,
-      file(readFileSync(join(dir, v.file)), v.file, 'public, max-age=31536000, immutable'),
-    );
+    files.set(url, file(readFileSync(join(dir, v.file)), v.file, IMMUTABLE));
   }
   for (const path of walk(root)) {
     const name = relative(root, path).split(sep).join('/');
@@ -133,17 +140,28 @@ export function uiFiles(): Map<string, UiFile> {
   }
   const index = files.get('index.html');
   if (index === undefined) throw new Error('src/ui/index.html is missing');
-  // The import map names the vendor files' versioned URLs; the policy allows only it inline.
+  // The page's own modules by their hashed URLs: a relative import resolves to
+  // /ui/<name>, which the map turns into /ui/<name>?v=<hash>.
+  for (const [name, f] of files) {
+    if (!name.startsWith('vendor/') && /\.m?js$/.test(name))
+      importMap[`/ui/${name}`] = urlOf(name, f);
+  }
+  // The import map names every versioned URL; the policy allows only it inline.
   const mapText = JSON.stringify({ imports: importMap });
   const cssUrl = [...files.keys()].find((k) => k.startsWith('vendor/uplot@') && k.endsWith('.css'));
+  const firstFrame = staticImports(files, 'app.js', importMap);
   const html = index.body
     .toString('utf8')
     .replace(
       '<!--importmap-->',
-      // Every module at once: the browser need not find them import by import.
-      `<script type="importmap">${mapText}</script>\n${preloads(files)}`,
+      // The first frame's modules at once: the browser need not find them import by import.
+      `<script type="importmap">${mapText}</script>\n${firstFrame
+        .map((url) => `<link rel="modulepreload" href="${url}">`)
+        .join('\n')}`,
     )
-    .replace('<!--vendor-css-->', `<link rel="stylesheet" href="/ui/${cssUrl}">`);
+    .replace('<!--vendor-css-->', `<link rel="stylesheet" href="/ui/${cssUrl}">`)
+    .replace('href="/ui/style.css"', `href="${urlOf('style.css', files.get('style.css'))}"`)
+    .replace('src="/ui/app.js"', `src="${importMap['/ui/app.js']}"`);
   const mapHash = createHash('sha256').update(mapText).digest('base64');
   files.set('index.html', {
     ...file(Buffer.from(html), 'index.html', 'no-cache'),
@@ -162,19 +180,52 @@ export function uiFiles(): Map<string, UiFile> {
   return files;
 }
 
-/** A modulepreload link for each script the page loads (its own and the vendor files). */
-function preloads(files: Map<string, UiFile>): string {
-  return [...files.keys()]
-    .filter((name) => /\.m?js$/.test(name))
-    .map((name) => `<link rel="modulepreload" href="/ui/${name}">`)
-    .join('\n');
+/** The URL the page names one of its own files by: with its content hash. */
+function urlOf(name: string, f: UiFile | undefined): string {
+  if (f === undefined) throw new Error(`src/ui/${name} is missing`);
+  return `/ui/${name}?v=${f.version}`;
+}
+
+/**
+ * The URLs of the modules that `entry` imports statically, directly or not,
+ * itself included: what the first frame needs. Dynamic `import()`s (the
+ * other tabs, the charts) are left to load when used.
+ */
+function staticImports(
+  files: Map<string, UiFile>,
+  entry: string,
+  importMap: Record<string, string>,
+): string[] {
+  const seen = new Set<string>();
+  const urls: string[] = [];
+  const visit = (name: string) => {
+    if (seen.has(name)) return;
+    seen.add(name);
+    const f = files.get(name);
+    if (f === undefined) throw new Error(`src/ui: ${name} is imported but missing`);
+    urls.push(name.startsWith('vendor/') ? `/ui/${name}` : urlOf(name, f));
+    if (name.startsWith('vendor/')) return;
+    for (const m of f.body
+      .toString('utf8')
+      .matchAll(/^\s*import\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)) {
+      const spec = m[1]!;
+      const target = spec.startsWith('.')
+        ? new URL(spec, `http://page/ui/${name}`).pathname.slice('/ui/'.length)
+        : importMap[spec]?.slice('/ui/'.length);
+      if (target !== undefined) visit(target);
+    }
+  };
+  visit(entry);
+  return urls;
 }
 
 function file(body: Buffer, name: string, cacheControl: string): UiFile {
+  const version = createHash('sha256').update(body).digest('base64url').slice(0, 27);
   return {
     body,
     contentType: CONTENT_TYPES[extname(name)] ?? 'application/octet-stream',
-    etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`,
+    etag: `"${version}"`,
+    version: version.slice(0, 12),
     cacheControl,
   };
 }
@@ -187,9 +238,15 @@ function* walk(dir: string): Generator<string> {
   }
 }
 
-function sendFile(req: FastifyRequest, reply: FastifyReply, f: UiFile): FastifyReply {
+/** `versioned`: asked for by its content hash, so the answer never changes. */
+function sendFile(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  f: UiFile,
+  versioned: boolean,
+): FastifyReply {
   reply
-    .header('cache-control', f.cacheControl)
+    .header('cache-control', versioned ? IMMUTABLE : f.cacheControl)
     .header('etag', f.etag)
     .header('x-content-type-options', 'nosniff');
   if (f.csp !== undefined) reply.header('content-security-policy', f.csp);
