@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { type ElectionLeader, isRaftkvError } from '../../src/client/index.js';
 import {
   type CommandContext,
+  duration,
   EXIT_OK,
   EXIT_UNAVAILABLE,
   integer,
@@ -13,7 +14,10 @@ import { cell } from './printer.js';
 import { DEFAULT_LEASE_TTL, heldLease, interrupted, lostMessage } from './session.js';
 import { valueFrom } from './value-input.js';
 
-/** Each campaign request waits this long in line, then campaigns again (until interrupted). */
+/**
+ * Each campaign request waits this long in line, then campaigns again (until
+ * interrupted, or until --wait-timeout is spent).
+ */
 const CAMPAIGN_REQUEST_MS = 60_000;
 
 function leaderLine(revision: number, leader: ElectionLeader | null): string {
@@ -33,9 +37,17 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--file <file>', "read this candidate's value from this file")
     .option('--observe', 'print the leader and each change until interrupted')
     .option('--ttl <s>', 'TTL of the lease, in seconds', integer(1), DEFAULT_LEASE_TTL)
+    .option(
+      '--wait-timeout <duration>',
+      'give up campaigning if not elected within this long (e.g. 30s, or milliseconds); exit 1',
+      duration(1),
+    )
+    .addHelpText('after', '\nExit 1 on lock_timeout (not elected within --wait-timeout).')
     .action(async (name: string, arg: string | undefined, o, cmd: Command) => {
       if (o.observe && (arg !== undefined || o.file !== undefined))
         throw new UsageError('elect --observe takes no VALUE');
+      if (o.observe && o.waitTimeout !== undefined)
+        throw new UsageError('elect --observe waits for nothing: no --wait-timeout');
       const value = o.observe ? undefined : await valueFrom('elect', arg, o.file);
       return ctx.run(cmd, async (client, out, deadline) => {
         const stop = interrupted();
@@ -59,20 +71,26 @@ export function register(program: Command, ctx: CommandContext): void {
               controller.abort();
               return err;
             });
+            const waitMs = o.waitTimeout as number | undefined;
+            const giveUpAtMs = waitMs === undefined ? undefined : Date.now() + waitMs;
             let leader: ElectionLeader | undefined;
             while (!controller.signal.aborted && leader === undefined) {
+              const leftMs =
+                giveUpAtMs === undefined ? CAMPAIGN_REQUEST_MS : giveUpAtMs - Date.now();
               try {
                 leader = (
                   await client.campaign(name, {
                     lease: held.id,
                     value,
-                    timeoutMs: CAMPAIGN_REQUEST_MS,
+                    timeoutMs: Math.max(1, Math.min(CAMPAIGN_REQUEST_MS, leftMs)),
                     signal: controller.signal,
                   })
                 ).leader;
               } catch (err) {
                 if (controller.signal.aborted) break;
-                if (isRaftkvError(err, 'lock_timeout')) continue;
+                const spent = giveUpAtMs !== undefined && Date.now() >= giveUpAtMs;
+                // The lease's revocation (below) takes the candidacy out of the line.
+                if (isRaftkvError(err, 'lock_timeout') && !spent) continue;
                 throw err;
               }
             }

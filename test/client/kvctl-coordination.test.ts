@@ -304,6 +304,17 @@ t.test('elect campaigns and holds; elect --observe prints leader changes', async
   await new Promise((r) => setTimeout(r, 500));
   t.equal(second.out().stdout, '', 'the second candidate waits');
   t.equal((await client.leader('cli-election')).value, 'worker-1');
+  // A candidate with a wait limit gives up (exit 1) and leaves the line with its lease.
+  const impatient = await run(['elect', 'cli-election', 'worker-3', '--wait-timeout', '1s']);
+  t.equal(impatient.code, 1, impatient.stderr);
+  t.match(impatient.stderr, /lock_timeout/);
+  t.equal(
+    (await client.leases()).length,
+    leasesBefore + 1,
+    "its lease is revoked, the second's kept",
+  );
+  const observing = await run(['elect', '--observe', 'cli-election', '--wait-timeout', '1s']);
+  t.equal(observing.code, 2, '--observe takes no --wait-timeout');
 
   first.child.kill('SIGTERM');
   t.equal((await first.done).code, 0);
