@@ -7,6 +7,7 @@
  * The formatting is pure (bytes, rates, the line) and the clock is passed
  * in, so the tests need neither a terminal nor time to pass.
  */
+import { open } from 'node:fs/promises';
 
 /** Where progress goes: process.stderr, or any stream-like object (tests pass isTTY: true). */
 export interface ProgressStream {
@@ -101,6 +102,41 @@ export class TransferProgress {
     if (this.active && this.lastWriteMs !== Number.NEGATIVE_INFINITY) this.stream.write('\n');
   }
 }
+
+/**
+ * A whole file into memory, with a TransferProgress line ("read 3.0 MiB of
+ * 12.0 MiB (25%), …") while it comes in: a large backup takes a while to read
+ * before anything else can be said about it. Only on a TTY, like the rest.
+ */
+export async function readFileWithProgress(
+  file: string,
+  stream: ProgressStream,
+  now: () => number = Date.now,
+): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const totalBytes = (await handle.stat()).size;
+    const progress = new TransferProgress(stream, 'read', now);
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    try {
+      for await (const chunk of handle.createReadStream({ highWaterMark: READ_CHUNK_BYTES })) {
+        chunks.push(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+        progress.update(bytes, totalBytes);
+      }
+    } catch (err) {
+      progress.abandon();
+      throw err;
+    }
+    progress.finish();
+    return Buffer.concat(chunks, bytes);
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+const READ_CHUNK_BYTES = 1024 * 1024;
 
 /** Steps of a multi-step job as "<prefix>: <step>" lines, only on a TTY; a no-op otherwise. */
 export function stepReporter(stream: ProgressStream, prefix: string): (step: string) => void {

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 /**
@@ -32,7 +31,7 @@ import {
 import { createLogger, LOG_FORMATS } from '../src/server/logger.js';
 import { VERSION } from '../src/server/node.js';
 import { StorageError } from '../src/storage/index.js';
-import { stepReporter } from './progress.js';
+import { readFileWithProgress, stepReporter } from './progress.js';
 
 // `raftkv certs …` is a command of its own, with the X.509 library loaded only for it.
 if (process.argv[2] === 'certs') {
@@ -490,7 +489,8 @@ if (restoring) {
     // On a terminal, what it is doing; nothing extra when stderr is a file or a pipe.
     const step = stepReporter(process.stderr, 'raftkv restore');
     step(`reading ${file}`);
-    const header = await restoreNode(config, await readFile(file), log, step);
+    const backup = await readFileWithProgress(file, process.stderr);
+    const header = await restoreNode(config, backup, log, step);
     console.log(
       `raftkv: restored ${file} (revision ${header.revision}, taken ${header.takenAt} from member ${header.memberId}) into ${config.dataDir} as member ${config.name}`,
     );

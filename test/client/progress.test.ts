@@ -2,11 +2,16 @@
  * cmd/progress.ts: how bytes, rates and elapsed time are written, and that
  * progress reaches a terminal only (a stream with isTTY true stands for one).
  */
+
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import {
   formatBytes,
   formatElapsed,
   formatRate,
+  readFileWithProgress,
   stepReporter,
   TransferProgress,
   transferLine,
@@ -100,4 +105,22 @@ t.test('steps on a TTY: one line each, after the prefix', async (t) => {
   step('reading b.snap');
   step('done');
   t.same(s.writes, ['raftkv restore: reading b.snap\n', 'raftkv restore: done\n']);
+});
+
+t.test('a file read whole, with its progress on a TTY and none elsewhere', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, 'backup.snap');
+  const content = randomBytes(3 * 1024 * 1024 + 17);
+  writeFileSync(file, content);
+  const tty = stream(true);
+  let now = 0;
+  const read = await readFileWithProgress(file, tty, () => (now += 200));
+  t.ok(read.equals(content), 'every byte, in order');
+  t.match(tty.writes[0], /^\rread 1\.0 MiB of 3\.0 MiB \(33%\), /);
+  t.ok(tty.writes.at(-1)?.endsWith('\x1b[K\n'), 'the summary ends the line');
+  t.match(tty.writes.at(-1), /^\rread 3\.0 MiB in [\d.]+ s, [\d.]+ MiB\/s/, 'a summary');
+  const pipe = stream(false);
+  t.ok((await readFileWithProgress(file, pipe)).equals(content));
+  t.same(pipe.writes, [], 'nothing when not a terminal');
+  await t.rejects(readFileWithProgress(join(dir, 'missing'), tty), { code: 'ENOENT' });
 });
