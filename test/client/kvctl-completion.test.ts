@@ -1,7 +1,8 @@
 /**
  * kvctl completion bash|zsh: generated from the command tree, so every
  * registered command and option is in it; the bash script parses (`bash -n`)
- * and completes as a user would see it; the zsh script parses where zsh exists.
+ * and completes as a user would see it, and so does the zsh script where zsh
+ * exists (.ci/run installs it).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import t from 'tap';
@@ -61,5 +62,41 @@ t.test(
     );
     t.ok(complete(['lock', 'j', '--']).includes('--request-timeout'), 'global options everywhere');
     t.notOk(complete(['lock', 'j', '--']).includes('--timeout'), 'the old name is not offered');
+  },
+);
+
+/**
+ * What the zsh script hands to compadd for the words after `kvctl` (zsh
+ * itself then keeps those that start with the word being completed), run in
+ * a plain zsh with compadd, _files and compdef stood in for.
+ */
+function completeZsh(words: string[]): string[] {
+  const script = `compdef() {}
+compadd() { [ "$1" = -- ] && shift; print -l -- "$@" }
+_files() { print '<files>' }
+${zsh}
+words=(kvctl ${words.map((w) => `'${w}'`).join(' ')})
+CURRENT=${words.length + 1}
+_kvctl`;
+  return execFileSync('zsh', ['-c', script], { encoding: 'utf8' }).split('\n').filter(Boolean);
+}
+
+t.test(
+  'zsh completes commands, options, choices and files',
+  { skip: !has('zsh') && 'no zsh here' },
+  async (t) => {
+    t.same(
+      completeZsh(['lease', 'g']),
+      ['grant', 'keepalive', 'revoke', 'get', 'ls', 'list'],
+      'the subcommands, for zsh to match against "g"',
+    );
+    t.same(completeZsh(['-o', '']), ['table', 'json'], "a global option's choices");
+    t.same(completeZsh(['get', 'k', '--consistency', '']), ['linearizable', 'serializable']);
+    t.same(completeZsh(['completion', '']), ['bash', 'zsh'], "an argument's choices");
+    const lock = completeZsh(['--endpoints', 'http://h:1', 'lock', 'j', '--']);
+    t.ok(lock.includes('--wait-timeout'), 'a value of a global option is skipped');
+    t.ok(lock.includes('--request-timeout'), 'global options everywhere');
+    t.notOk(lock.includes('--timeout'), 'the old name is not offered');
+    t.same(completeZsh(['put', 'k', '--file', '']), ['<files>'], 'a file option completes files');
   },
 );
