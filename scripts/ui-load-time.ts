@@ -73,7 +73,8 @@ async function measure(browser: Browser, url: string, what: string): Promise<voi
   );
 }
 
-const cluster = await ProcessCluster.create(3, [], { script: raftkvBundle() });
+// The default tick (100 ms), as users run it, rather than the tests' fast one.
+const cluster = await ProcessCluster.create(3, ['--tick-ms', '100'], { script: raftkvBundle() });
 try {
   await cluster.startAll();
   const leader = await cluster.waitForLeader();

@@ -1,17 +1,15 @@
 /**
- * The dashboard's screenshots (docs/ui-*.png) and its load time, on a
+ * The dashboard's screenshots (docs/ui-*.png), on a
  * 3-member cluster on 127.0.0.1 holding 10,000 keys and 100 leases, with a
  * little traffic so the charts move. Needs Chromium (apt-get install -y
  * chromium; RAFTKV_CHROMIUM names another). Run: npx tsx scripts/ui-screenshots.ts
  */
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
 import { request, startCluster } from '../test/integration/helpers.js';
 import { REPO_ROOT } from '../test/integration/process-cluster.js';
 import { launchBrowser } from '../test/ui/browser.js';
 
 const KEYS = 10_000;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const LEASES = 100;
 const BATCH = 100;
 
@@ -68,40 +66,11 @@ try {
   const browser = await launchBrowser();
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-    // Load time: navigation start to the page's own mark, its first frame with every
-    // member and the leader (monitor.js). Cold: a new browser context, nothing cached;
-    // warm: a reload, the page's files kept (they are named by their content hash).
-    const loadOnce = async (p: Page): Promise<number> => {
-      await p.goto(`${url}/ui/`);
-      await p.locator('tr[data-member][data-state=healthy]').nth(2).waitFor();
-      await p.locator('[data-testid=leader] b').waitFor();
-      await p.waitForFunction('performance.getEntriesByName("raftkv-dashboard-ready").length > 0');
-      return Math.round(
-        Number(
-          await p.evaluate('performance.getEntriesByName("raftkv-dashboard-ready")[0].startTime'),
-        ),
-      );
-    };
-    const measure = async (what: string) => {
-      const cold: number[] = [];
-      const warm: number[] = [];
-      for (let i = 0; i < 7; i++) {
-        const context = await browser.newContext();
-        const p = await context.newPage();
-        cold.push(await loadOnce(p));
-        await p.goto('about:blank');
-        warm.push(await loadOnce(p));
-        await context.close();
-      }
-      console.log(
-        `${what}: ms to the first full frame, cold ${cold.join(', ')} (median ${median(cold)}); warm ${warm.join(', ')} (median ${median(warm)})`,
-      );
-    };
-    await measure('idle cluster');
+    await page.goto(`${url}/ui/`);
     // Traffic for the charts: reads and writes on every member.
     let stop = false;
     const traffic = (async () => {
-      for (let n = 0; !stop; n++) {
+      for (let n = 0; !stop && n < 50_000; n++) {
         const at = c.url(n % 3);
         await request(at, 'PUT', `/v1/kv/config%2Fweb%2Fhits`, { value: String(n) }).catch(
           () => {},
@@ -113,7 +82,6 @@ try {
       }
     })();
 
-    await measure('under traffic');
     await page.waitForTimeout(40_000);
     const shot = (name: string) =>
       page.screenshot({ path: join(REPO_ROOT, 'docs', name), fullPage: true });
