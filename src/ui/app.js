@@ -123,7 +123,7 @@ function App() {
               ${tab === 'cluster' ? html`<${ClusterPanel} monitor=${monitor} />` : ''}
               ${tab === 'keys' ? html`<${KeysPanel} api=${api} monitor=${monitor} />` : ''}
               ${tab === 'watch' ? html`<${WatchPanel} api=${api} />` : ''}
-              ${tab === 'coordination' ? html`<${CoordinationPanel} api=${api} />` : ''}
+              ${tab === 'coordination' ? html`<${CoordinationPanel} api=${api} monitor=${monitor} />` : ''}
               ${tab === 'operations' ? html`<${OperationsPanel} api=${api} monitor=${monitor} />` : ''}
             `
       }

@@ -1,23 +1,39 @@
 /**
- * Coordination, refreshed every few seconds: leases (TTL, remaining, keys),
- * registry entries, lock queues (holder, fencing token, waiters) and elections.
+ * Coordination: leases (TTL, remaining, keys), registry entries, lock queues
+ * (holder, fencing token, waiters) and elections. Read again as soon as the
+ * store's revision moves (the monitor's poll of the members' status: every
+ * lock, election and registry change is a write), and every few seconds for
+ * the leases' time remaining, which moves without a write.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { html } from './lib/html.js';
 
 const REFRESH_MS = 3000;
 /** Leases whose keys are looked up, per refresh (one request each). */
 const LEASE_DETAILS_MAX = 50;
 
-export function CoordinationPanel({ api }) {
+export function CoordinationPanel({ api, monitor }) {
   const [leases, setLeases] = useState(undefined);
   const [registry, setRegistry] = useState(undefined);
   const [locks, setLocks] = useState(undefined);
   const [elections, setElections] = useState(undefined);
+  const reload = useRef(() => {});
+  const revision = (monitor.leader() ?? monitor.current())?.status?.revision;
   useEffect(() => {
     let gone = false;
     let timer;
+    /** One read at a time; a reload asked for during one runs right after it. */
+    let loading = false;
+    let again = false;
+    reload.current = () => {
+      if (loading) again = true;
+      else {
+        clearTimeout(timer);
+        load();
+      }
+    };
     const load = async () => {
+      loading = true;
       try {
         const l = await api.call('GET', '/v1/leases');
         const list = l.ok ? l.body.leases : [];
@@ -47,7 +63,12 @@ export function CoordinationPanel({ api }) {
       } catch (err) {
         if (!gone) setLeases({ error: err.message });
       }
-      if (!gone) timer = setTimeout(load, REFRESH_MS);
+      loading = false;
+      if (gone) return;
+      if (again) {
+        again = false;
+        load();
+      } else timer = setTimeout(load, REFRESH_MS);
     };
     load();
     return () => {
@@ -55,6 +76,13 @@ export function CoordinationPanel({ api }) {
       clearTimeout(timer);
     };
   }, []);
+  // A write somewhere: read again now rather than at the next tick.
+  const seenRevision = useRef(revision);
+  useEffect(() => {
+    if (revision === seenRevision.current) return;
+    seenRevision.current = revision;
+    reload.current();
+  }, [revision]);
   return html`
     <section class="card">
       <h2>Locks</h2>

@@ -170,7 +170,13 @@ if (missing !== undefined) {
       t.match(await page.locator('[data-testid=registry]').textContent(), '10.0.0.1:80');
       t.match(await page.locator('tr[data-election=primary]').textContent(), 'host-a');
       await request(url, 'DELETE', `/v1/locks/nightly?key=${encodeURIComponent(held.body.key)}`);
-      t.equal((await waiting).status, 200);
+      const handedOver = await waiting;
+      t.equal(handedOver.status, 200);
+      // The page follows the hand-over by itself: the next holder and its larger token.
+      await lock
+        .locator('[data-field=fencingToken]', { hasText: String(handedOver.body.fencingToken) })
+        .waitFor();
+      t.ok(handedOver.body.fencingToken > held.body.fencingToken, 'the token grew');
     });
 
     await t.test('operations: move leadership, after a confirmation', async (t) => {
