@@ -165,6 +165,29 @@ export async function startCluster(
   return cluster;
 }
 
+/**
+ * A new member `name` of cluster `c`, started with --join on the given loopback
+ * ports, as an operator would after adding it (POST /v1/cluster/members).
+ */
+export async function startJoiner(
+  c: TestCluster,
+  name: string,
+  peerPort: number,
+  clientPort: number,
+): Promise<StartedNode> {
+  const initialCluster = new Map(c.configs[0]!.initialCluster);
+  initialCluster.set(name, `${peerScheme()}://127.0.0.1:${peerPort}`);
+  return startNode({
+    ...c.configs[0],
+    name,
+    dataDir: join(c.dir, name),
+    listenPeer: `127.0.0.1:${peerPort}`,
+    listenClient: `127.0.0.1:${clientPort}`,
+    initialCluster,
+    join: true,
+  });
+}
+
 export async function json(res: Response): Promise<{ status: number; body: any }> {
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined };

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import t from 'tap';
 import { type StartedNode, startNode } from '../../src/index.js';
-import { freePort, get, put, request, startCluster } from '../integration/helpers.js';
+import { freePort, get, put, request, startCluster, startJoiner } from '../integration/helpers.js';
 import { waitUntil } from '../integration/http-ops.js';
 
 t.test('add a learner, join it, promote it, remove another member', async (t) => {
@@ -30,17 +30,7 @@ t.test('add a learner, join it, promote it, remove another member', async (t) =>
   t.equal(added.body.role, 'learner');
   const id = added.body.id as string;
 
-  const joinCluster = new Map(c.configs[0]!.initialCluster);
-  joinCluster.set('n4', peerUrl);
-  let n4: StartedNode | undefined = await startNode({
-    ...c.configs[0],
-    name: 'n4',
-    dataDir: join(c.dir, 'n4'),
-    listenPeer: `127.0.0.1:${peerPort}`,
-    listenClient: `127.0.0.1:${clientPort}`,
-    initialCluster: joinCluster,
-    join: true,
-  });
+  let n4: StartedNode | undefined = await startJoiner(c, 'n4', peerPort, clientPort);
   t.teardown(() => n4?.stop());
   t.equal(n4.node.statusSync().id, id, 'the joiner took the id the cluster gave it');
   await waitUntil(

@@ -8,15 +8,15 @@
  * with it. No console errors, except the failed requests to the
  * members the test stopped.
  */
-import { join } from 'node:path';
 import t from 'tap';
-import { type StartedNode, startNode } from '../../src/index.js';
+import type { StartedNode } from '../../src/index.js';
 import {
   freePort,
   get,
   put,
   request,
   startCluster,
+  startJoiner,
   type TestCluster,
 } from '../integration/helpers.js';
 import type { NodeStatus } from '../integration/http-ops.js';
@@ -231,17 +231,7 @@ if (missing !== undefined) {
       t.equal(n4?.role, 'learner', 'the API lists n4 as a learner');
 
       // The new member starts with --join, as the page's hint says.
-      const initialCluster = new Map(c.configs[0]!.initialCluster);
-      initialCluster.set('n4', peerUrl);
-      let joined: StartedNode | undefined = await startNode({
-        ...c.configs[0],
-        name: 'n4',
-        dataDir: join(c.dir, 'n4'),
-        listenPeer: `127.0.0.1:${peerPort}`,
-        listenClient: `127.0.0.1:${clientPort}`,
-        initialCluster,
-        join: true,
-      });
+      let joined: StartedNode | undefined = await startJoiner(c, 'n4', peerPort, clientPort);
       t.teardown(() => joined?.stop());
       await page.click('a[data-tab=cluster]');
       await page.locator('tr[data-member=n4][data-state=healthy]').waitFor({ timeout: 30_000 });
