@@ -5,13 +5,19 @@
  */
 import type { Cents } from './money.js';
 
-/** bank/transfers/<id>: written in the same txn as the two balances it moves. */
+/**
+ * bank/transfers/<id>: the one outcome of transfer <id>, written once.
+ * `applied`: in the same txn as the two balances it moves. `refused`: the
+ * funds were short, decided at a revision where the debited balance was read
+ * (so a late retry of the same id cannot land after the client was told no).
+ */
 export interface TransferRecord {
   id: string;
   from: string;
   to: string;
   amountCents: Cents;
-  /** The instance that applied it. */
+  status: 'applied' | 'refused';
+  /** The instance that decided it. */
   instance: string;
 }
 
@@ -56,7 +62,8 @@ export function decodeTransfer(text: string, key: string): TransferRecord {
       typeof r.id === 'string' &&
       typeof r.from === 'string' &&
       typeof r.to === 'string' &&
-      Number.isSafeInteger(r.amountCents),
+      Number.isSafeInteger(r.amountCents) &&
+      (r.status === 'applied' || r.status === 'refused'),
   );
 }
 

@@ -3,9 +3,9 @@
  *
  *   compare  from.modRevision == what we read     (nobody changed it since we
  *            to.modRevision   == what we read      checked the funds)
- *            transfer record  version == 0        (this id never applied)
+ *            transfer record  version == 0        (this id has no outcome yet)
  *   success  put from = from − amount, put to = to + amount, put the record
- *   failure  get the record                       (was it applied already?)
+ *   failure  get the record                       (decided already?)
  *
  * All three puts land in one revision or none does, so money is never lost
  * or made, and the funds check holds at the revision the debit lands in, so
@@ -13,17 +13,20 @@
  * first: read again and retry, a bounded number of times, with backoff.
  *
  * Exactly once: the client names each transfer (its Idempotency-Key on POST
- * /transfers), and the record under that id is the proof it was applied. A
- * retried POST — after a client timeout, a 504, an instance that died —
- * finds the record and answers with it instead of moving money again,
- * whichever instance it reaches and however late.
+ * /transfers), and the record under that name is its one outcome, written
+ * once. A retried POST — after a client timeout, a 504, an instance that
+ * died — finds the record and answers with it instead of moving money again,
+ * whichever instance it reaches and however late. A refusal for short funds
+ * is recorded the same way (in a txn that compares the debited balance), so
+ * an earlier attempt of the same transfer still in flight somewhere cannot
+ * land after the client was told "no".
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readAccount } from './accounts.js';
+import { type Account, readAccount } from './accounts.js';
 import { BankError, fromRaftkv } from './errors.js';
 import { accountKey, transferKey } from './keys.js';
 import { type Cents, encodeCents } from './money.js';
-import { type Client, isNotFound } from './raftkv.js';
+import { type Client, isNotFound, type TxnOp } from './raftkv.js';
 import { decodeTransfer, type TransferRecord } from './records.js';
 
 export interface TransferRequest {
@@ -64,57 +67,14 @@ export async function transfer(
       readAccount(client, request.from),
       readAccount(client, request.to),
     ]);
-    // Read after the balances: if they already show this transfer, so does this read,
-    // so "insufficient funds" below is never said of a transfer that in fact landed.
+    // Read after the balances: if they already show this transfer, so does this read.
     const earlier = await readTransfer(client, request.id);
     if (earlier) return replay(earlier.transfer, earlier.revision, request);
-    if (from.account.balanceCents < request.amountCents)
-      throw new BankError(
-        'insufficient_funds',
-        `account ${request.from} holds ${from.account.balanceCents} cents, ${request.amountCents} asked`,
-      );
-    const record: TransferRecord = { ...request, instance };
-    const fromKey = accountKey(request.from);
-    const toKey = accountKey(request.to);
-    const recordKey = transferKey(request.id);
-    let res: Awaited<ReturnType<Client['txn']>>;
-    try {
-      res = await client.txn(
-        {
-          compare: [
-            { key: fromKey, target: 'modRevision', op: '==', value: from.account.modRevision },
-            { key: toKey, target: 'modRevision', op: '==', value: to.account.modRevision },
-            { key: recordKey, target: 'version', op: '==', value: 0 },
-          ],
-          success: [
-            {
-              op: 'put',
-              key: fromKey,
-              value: encodeCents(from.account.balanceCents - request.amountCents),
-            },
-            {
-              op: 'put',
-              key: toKey,
-              value: encodeCents(to.account.balanceCents + request.amountCents),
-            },
-            { op: 'put', key: recordKey, value: JSON.stringify(record) },
-          ],
-          failure: [{ op: 'get', key: recordKey }],
-        },
-        // The same id and the same balances always make the same txn body, so the
-        // client library's retries of this txn (after a 504 or a failover) are
-        // answered with the first attempt's result instead of being judged again.
-        {
-          idempotencyKey: `tsbank/${request.id}/${from.account.modRevision}/${to.account.modRevision}`,
-        },
-      );
-    } catch (err) {
-      throw fromRaftkv(err, true);
-    }
-    if (res.succeeded) return { transfer: record, revision: res.revision, replayed: false };
-    const got = res.results[0];
-    const kv = got?.op === 'get' ? got.kvs[0] : undefined;
-    if (kv) return replay(decodeTransfer(kv.value, kv.key), kv.modRevision, request);
+    const decided =
+      from.account.balanceCents < request.amountCents
+        ? await decide(client, request, instance, 'refused', from.account)
+        : await decide(client, request, instance, 'applied', from.account, to.account);
+    if (decided) return decided;
     // A balance moved under us: read again.
   }
   throw new BankError(
@@ -123,7 +83,71 @@ export async function transfer(
   );
 }
 
-/** The transfer with this id, if it was applied. */
+/**
+ * Writes the transfer's outcome in one txn guarded by the balances it was
+ * decided on: `applied` moves the money, `refused` moves none. Undefined when
+ * a balance changed meanwhile (decide again); a replay when the record exists.
+ */
+async function decide(
+  client: Client,
+  request: TransferRequest,
+  instance: string,
+  status: TransferRecord['status'],
+  from: Account,
+  to?: Account,
+): Promise<TransferResult | undefined> {
+  const record: TransferRecord = { ...request, status, instance };
+  const recordKey = transferKey(request.id);
+  const guarded = to ? [from, to] : [from];
+  const moves: TxnOp[] = to
+    ? [
+        {
+          op: 'put',
+          key: accountKey(from.id),
+          value: encodeCents(from.balanceCents - request.amountCents),
+        },
+        {
+          op: 'put',
+          key: accountKey(to.id),
+          value: encodeCents(to.balanceCents + request.amountCents),
+        },
+      ]
+    : [];
+  let res: Awaited<ReturnType<Client['txn']>>;
+  try {
+    res = await client.txn(
+      {
+        compare: [
+          ...guarded.map((a) => ({
+            key: accountKey(a.id),
+            target: 'modRevision' as const,
+            op: '==' as const,
+            value: a.modRevision,
+          })),
+          { key: recordKey, target: 'version', op: '==', value: 0 },
+        ],
+        success: [...moves, { op: 'put', key: recordKey, value: JSON.stringify(record) }],
+        failure: [{ op: 'get', key: recordKey }],
+      },
+      // The same id and the same balances always make the same txn body, so the
+      // client library's retries of this txn (after a 504 or a failover) are
+      // answered with the first attempt's result instead of being judged again.
+      {
+        idempotencyKey: `tsbank/${request.id}/${guarded.map((a) => a.modRevision).join('/')}`,
+      },
+    );
+  } catch (err) {
+    throw fromRaftkv(err, true);
+  }
+  if (res.succeeded)
+    return replayOrResult({ transfer: record, revision: res.revision, replayed: false });
+  const got = res.results[0];
+  const kv = got?.op === 'get' ? got.kvs[0] : undefined;
+  if (kv) return replay(decodeTransfer(kv.value, kv.key), kv.modRevision, request);
+  return undefined;
+}
+
+/** The transfer with this id, if it was decided. */
 export async function readTransfer(
   client: Client,
   id: string,
@@ -137,7 +161,7 @@ export async function readTransfer(
   }
 }
 
-/** An applied transfer answering a retry: only if the retry asks for the same thing. */
+/** A decided transfer answering a retry: only if the retry asks for the same thing. */
 function replay(done: TransferRecord, revision: number, request: TransferRequest): TransferResult {
   if (
     done.from !== request.from ||
@@ -146,9 +170,19 @@ function replay(done: TransferRecord, revision: number, request: TransferRequest
   )
     throw new BankError(
       'idempotency_key_reused',
-      `transfer ${request.id} was applied with other accounts or another amount`,
+      `transfer ${request.id} was made with other accounts or another amount`,
     );
-  return { transfer: done, revision, replayed: true };
+  return replayOrResult({ transfer: done, revision, replayed: true });
+}
+
+/** A refusal is an error to the caller, whether decided now or earlier. */
+function replayOrResult(result: TransferResult): TransferResult {
+  if (result.transfer.status === 'refused')
+    throw new BankError(
+      'insufficient_funds',
+      `transfer ${result.transfer.id}: account ${result.transfer.from} could not cover ${result.transfer.amountCents} cents (decided at revision ${result.revision})`,
+    );
+  return result;
 }
 
 /** Exponential, capped, with full jitter so that racing instances spread out. */
