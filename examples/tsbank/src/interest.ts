@@ -186,8 +186,8 @@ export class InterestJob {
       const puts: TxnOp[] = [];
       for (const a of accounts) {
         const cents = interestCents(a.balanceCents, config.rateBp);
-        if (cents === 0) continue;
         record.paidCents[a.id] = cents;
+        if (cents === 0) continue;
         record.totalCents = addCents(record.totalCents, cents);
         puts.push({ op: 'put', key: accountKey(a.id), value: encodeCents(a.balanceCents + cents) });
       }

@@ -12,6 +12,7 @@ export {
   type KeyValue,
   type LeaseKeeper,
   RaftkvError,
+  SseParser,
   type StartedNode,
   startNode,
   type TxnOp,

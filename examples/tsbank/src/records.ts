@@ -25,7 +25,7 @@ export interface TransferRecord {
 export interface NightRecord {
   night: number;
   rateBp: number;
-  /** Interest per account (accounts earning 0 cents are left out). */
+  /** Interest per account, for every account the payment read (0 included). */
   paidCents: Record<string, Cents>;
   totalCents: Cents;
   /** The interest lock's fencing token the payment was made under. */
