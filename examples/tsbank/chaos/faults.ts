@@ -49,12 +49,15 @@ export class FaultInjector {
     private readonly say: (line: string) => void,
   ) {}
 
+  /**
+   * Faults until `untilMs`; the first round always completes, so that even a
+   * short run injects every kind (a round takes about 10 s).
+   */
   async run(untilMs: number): Promise<void> {
     for (let round = 0; round < 10_000; round++) {
       for (const kind of shuffled(FAULT_KINDS)) {
-        if (Date.now() >= untilMs) return;
+        if (round > 0 && Date.now() >= untilMs) return;
         await delay(300 + Math.random() * 500);
-        if (Date.now() >= untilMs) return;
         await this.inject(kind);
       }
     }

@@ -36,6 +36,7 @@ const OPENING_CENTS = 100_000;
 const CLIENTS = 8;
 /** Up to a quarter of an opening balance: some transfers find the funds short. */
 const AMOUNT_MAX_CENTS = 25_000;
+/** How long one transfer is retried with its id before its outcome counts as unknown. */
 const GRACE_MS = 20_000;
 const CATCH_UP_MS = 20_000;
 const HISTORY_TIMEOUT_MS = 60_000;
@@ -80,7 +81,12 @@ export async function runChaos(options: ChaosOptions): Promise<number> {
     const faults = new FaultInjector(cluster, fleet, client, say);
     live.start();
     const chaosEnd = Date.now() + options.seconds * 1000;
-    await Promise.all([traffic.run(chaosEnd), faults.run(chaosEnd)]);
+    // Traffic goes on for as long as faults do (the first round of faults may outlast the end).
+    let faultsDone = false;
+    const faulting = faults.run(chaosEnd).finally(() => {
+      faultsDone = true;
+    });
+    await Promise.all([traffic.run(() => Date.now() < chaosEnd || !faultsDone), faulting]);
     say('chaos over; healing and letting the interest job catch up');
     await heal(cluster, fleet);
     await live.stop();

@@ -6,8 +6,7 @@
  * SAME id, on whichever instance answers, until the bank says what happened.
  *
  * Bounded: no transfer starts after the run's end, and each is given up
- * (its outcome "unknown") after POSTS_MAX requests or once the grace period
- * after the end has passed.
+ * (its outcome "unknown") after POSTS_MAX requests or GRACE after it started.
  */
 import type { BankFleet } from './bank-fleet.js';
 import { delay } from './processes.js';
@@ -32,7 +31,7 @@ export interface TrafficOptions {
   clients: number;
   accounts: string[];
   amountMaxCents: number;
-  /** After the end, in-flight transfers keep retrying this long before they count as unknown. */
+  /** A transfer is retried for at most this long before its outcome counts as unknown. */
   graceMs: number;
 }
 
@@ -48,16 +47,16 @@ export class Traffic {
     private readonly options: TrafficOptions,
   ) {}
 
-  /** Runs every client until `untilMs` (plus the grace for their last transfer). */
-  async run(untilMs: number): Promise<void> {
+  /** Runs every client while `going()` (plus the grace for their last transfer). */
+  async run(going: () => boolean): Promise<void> {
     await Promise.all(
-      Array.from({ length: this.options.clients }, (_, c) => this.client(c, untilMs)),
+      Array.from({ length: this.options.clients }, (_, c) => this.client(c, going)),
     );
   }
 
-  private async client(c: number, untilMs: number): Promise<void> {
+  private async client(c: number, going: () => boolean): Promise<void> {
     const { accounts, amountMaxCents } = this.options;
-    for (let seq = 0; Date.now() < untilMs && seq < 1_000_000; seq++) {
+    for (let seq = 0; going() && seq < 1_000_000; seq++) {
       const from = pick(accounts);
       let to = pick(accounts);
       while (to === from) to = pick(accounts);
@@ -70,7 +69,7 @@ export class Traffic {
         posts: 0,
       };
       this.transfers.set(log.id, log);
-      await this.submit(log, untilMs + this.options.graceMs);
+      await this.submit(log, Date.now() + this.options.graceMs);
     }
   }
 
