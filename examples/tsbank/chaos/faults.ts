@@ -103,10 +103,21 @@ export class FaultInjector {
   }
 
   private async freezeInterestLeader(): Promise<void> {
-    const leader = await this.interestLeader();
-    const i = leader === undefined ? -1 : this.fleet.indexOf(leader);
-    const child = this.fleet.instances[i];
-    if (!child || !this.fleet.serving(i)) {
+    // Right after a start or a handover there may be no leader yet: wait for one, bounded.
+    const leader = await waitFor(
+      'an interest leader that is running',
+      async () => {
+        const name = await this.interestLeader();
+        return name !== undefined && this.fleet.serving(this.fleet.indexOf(name))
+          ? name
+          : undefined;
+      },
+      10_000,
+      100,
+    ).catch(() => undefined);
+    const child =
+      leader === undefined ? undefined : this.fleet.instances[this.fleet.indexOf(leader)];
+    if (!child) {
       this.skipped += 1;
       return;
     }
