@@ -49,7 +49,8 @@ export async function memberStatuses(
   client: Client,
   timeoutMs = MEMBER_STATUS_TIMEOUT_MS,
 ): Promise<MemberStatus[]> {
-  const { members, leader } = await client.members();
+  // Each member's own view, so that status works without a leader too.
+  const { members, leader } = await client.members({ consistency: 'serializable' });
   return Promise.all(
     members.map(async (m): Promise<MemberStatus> => {
       const endpoint = m.clientUrls[0] ?? '';

@@ -1,5 +1,5 @@
 /** kvctl members, member add|promote|remove, move-leader: the cluster's membership and leader. */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import type { Member } from '../../src/client/index.js';
 import { type CommandContext, EXIT_OK } from './common.js';
 import { fields, type Printer, table } from './printer.js';
@@ -20,9 +20,15 @@ export function register(program: Command, ctx: CommandContext): void {
   program
     .command('members')
     .description('list the cluster members')
-    .action((_o, cmd: Command) =>
+    .addOption(
+      new Option(
+        '--consistency <level>',
+        "linearizable (default: acknowledged changes show) or serializable (the answering member's view, also without a leader)",
+      ).choices(['linearizable', 'serializable']),
+    )
+    .action((o, cmd: Command) =>
       ctx.run(cmd, async (client, out) => {
-        const res = await client.members();
+        const res = await client.members(o.consistency ? { consistency: o.consistency } : {});
         out.show(res, () =>
           table(
             ['ID', 'NAME', 'ROLE', 'LEADER', 'PEER-URLS', 'CLIENT-URLS'],

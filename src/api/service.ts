@@ -115,7 +115,11 @@ export interface ApiService {
   ): Promise<
     { ok: true; disarmed: AlarmView[]; alarms: AlarmView[]; revision: number } | ErrorResult
   >;
-  members(): Promise<MembersView>;
+  /**
+   * The members and the leader, after a read barrier unless `serializable`
+   * (this member's own view, which answers without a leader, and may lag).
+   */
+  members(opts?: Pick<ReadOptions, 'consistency' | 'signal'>): Promise<MembersView>;
   /** A backup of the state machine after a linearizable read barrier (GET /v1/snapshot). */
   backup(
     signal: AbortSignal,

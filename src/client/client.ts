@@ -9,6 +9,7 @@ import type {
   AlarmsResponse,
   CampaignOptions,
   CompactResponse,
+  Consistency,
   DeleteOptions,
   DeleteResponse,
   DisarmResponse,
@@ -561,8 +562,16 @@ export class Client {
     return this.node<StatusResponse>('/v1/status', options);
   }
 
-  async members(options: EndpointOptions = {}): Promise<MembersResponse> {
-    return this.node<MembersResponse>('/v1/cluster/members', options);
+  /**
+   * The members and the leader: linearizable (an acknowledged membership change
+   * shows, whichever node answers), or with `consistency: 'serializable'` the
+   * answering node's own view, which it gives without a leader too.
+   */
+  async members(
+    options: EndpointOptions & { consistency?: Consistency } = {},
+  ): Promise<MembersResponse> {
+    const query = options.consistency ? `?consistency=${options.consistency}` : '';
+    return this.node<MembersResponse>(`/v1/cluster/members${query}`, options);
   }
 
   /**

@@ -216,7 +216,10 @@ export class KvService {
     };
   }
 
-  async members() {
+  async members(opts: Pick<ReadOpts, 'consistency' | 'signal'> = { consistency: 'linearizable' }) {
+    // Linearizable by default, like every read: a member removed (or added) by an
+    // acknowledged change is gone from (or in) the list whichever member answers.
+    await this.node.readBarrier(opts);
     return this.node.membersView();
   }
 

@@ -2,7 +2,8 @@
  * Membership over HTTP on a 3-member cluster: a member added as a learner
  * joins with --join (catching up by snapshot), is promoted to voter and
  * counts; another is removed; writes go on throughout. A member started with
- * --join that was never added is refused with a clear message.
+ * --join that was never added is refused with a clear message. The member
+ * list is linearizable unless asked otherwise.
  */
 import { join } from 'node:path';
 import t from 'tap';
@@ -87,3 +88,59 @@ t.test('--join for a member nobody added: refused, saying what to do', async (t)
     { message: /no member "stranger".*add it first/ },
   );
 });
+
+t.test(
+  'the member list is linearizable: a change acknowledged shows on every member; serializable asks one member alone',
+  async (t) => {
+    const c = await startCluster(3);
+    t.teardown(() => c.close());
+    const leader = await c.waitForLeader();
+    const cut = (leader + 1) % 3;
+    const names = async (i: number, query = '') =>
+      (
+        (await request(c.url(i), 'GET', `/v1/cluster/members${query}`)).body.members as {
+          name: string;
+        }[]
+      ).map((m) => m.name);
+
+    // Read your writes: a learner added through one member is listed by every member at once.
+    const added = await request(c.url(leader), 'POST', '/v1/cluster/members', {
+      name: 'n4',
+      peerUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: `http://127.0.0.1:${await freePort()}`,
+      learner: true,
+    });
+    t.equal(added.status, 201, JSON.stringify(added.body));
+    for (const i of [0, 1, 2]) t.ok((await names(i)).includes('n4'), `n${i + 1} lists n4 at once`);
+
+    // A member cut off from the leader gives no list it cannot vouch for...
+    const cutId = c.nodes[cut]!.node.statusSync().id;
+    for (const f of c.filters) f.isolate(cutId);
+    const removed = await request(
+      c.url(leader),
+      'DELETE',
+      `/v1/cluster/members/${added.body.id as string}`,
+    );
+    t.equal(removed.status, 200, JSON.stringify(removed.body));
+    const stale = await request(c.url(cut), 'GET', '/v1/cluster/members');
+    t.not(stale.status, 200, `refused while cut off (${stale.status} ${stale.body?.error?.code})`);
+    t.ok([503, 504].includes(stale.status), 'unavailable or timed out');
+    // ...but its own view when asked for one: the removal has not reached it.
+    t.ok((await names(cut, '?consistency=serializable')).includes('n4'), 'its own, older view');
+    t.equal(
+      (await request(c.url(cut), 'GET', '/v1/cluster/members?consistency=sometimes')).status,
+      400,
+    );
+
+    for (const f of c.filters) f.heal();
+    await waitUntil(
+      'the healed member lists the removal',
+      async () => {
+        const r = await request(c.url(cut), 'GET', '/v1/cluster/members');
+        return r.status === 200 && !JSON.stringify(r.body).includes('"n4"') ? true : undefined;
+      },
+      15_000,
+    );
+    t.pass('after healing, its list is the cluster’s');
+  },
+);

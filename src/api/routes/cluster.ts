@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../errors.js';
-import { type Query, rejectUnknown } from '../params.js';
+import { consistencyParam, type Query, rejectUnknown } from '../params.js';
 import { routeDoc } from '../route-docs.js';
 import type { ApiService } from '../service.js';
 
@@ -15,13 +15,23 @@ export function clusterRoutes(service: ApiService) {
       return service.status();
     });
 
-    const members = routeDoc('cluster', 'The members and the leader');
+    const members = routeDoc('cluster', 'The members and the leader', {
+      description:
+        'Linearizable: after a read barrier, so a membership change already acknowledged shows ' +
+        'whichever member answers. `consistency=serializable` answers from this member alone, ' +
+        'also without a leader (what the dashboard and `kvctl status` use to find the members).',
+      queryParams: ['consistency'],
+    });
     app.get(
       '/v1/cluster/members',
       { schema: members, config: { access: 'authenticated' } },
       async (req) => {
-        rejectUnknown(req.query as Query, []);
-        return service.members();
+        const query = req.query as Query;
+        rejectUnknown(query, ['consistency']);
+        return service.members({
+          consistency: consistencyParam(query),
+          signal: service.requestDeadline(),
+        });
       },
     );
 

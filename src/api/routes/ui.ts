@@ -272,7 +272,8 @@ function installMemberCors(app: FastifyInstance, service: ApiService): void {
     if (origins === undefined || now - origins.atMs > ORIGINS_TTL_MS) {
       const set = new Set<string>();
       try {
-        for (const m of (await service.members()).members) {
+        // This member's own view: no read barrier on every cross-origin request, and none needed.
+        for (const m of (await service.members({ consistency: 'serializable' })).members) {
           for (const u of m.clientUrls) set.add(originOf(u));
         }
       } catch {

@@ -101,7 +101,8 @@ export class Monitor {
       if (base === undefined || tried.has(base)) continue;
       tried.add(base);
       try {
-        const r = await this.api.call('GET', '/v1/cluster/members', {
+        // Serializable: the list is wanted most when a member has lost its leader.
+        const r = await this.api.call('GET', '/v1/cluster/members?consistency=serializable', {
           base,
           timeoutMs: POLL_TIMEOUT_MS,
         });
