@@ -35,6 +35,8 @@ export interface LoadOptions {
   maxOps: number;
   /** Bound on one request (headers and body), in ms. */
   requestTimeoutMs: number;
+  /** Called once when the measured window starts (after the warm-up); closed-loop cells only. */
+  onWindowStart?: () => void;
 }
 
 export interface LoadResult {
@@ -164,6 +166,9 @@ export async function runClosedLoop(
   let ops = 0; // successful ops recorded
   let lastDone = windowStart;
   let rotation = 0;
+  const windowTimer = opts.onWindowStart
+    ? setTimeout(opts.onWindowStart, windowStart - performance.now())
+    : undefined;
 
   async function worker(w: number): Promise<void> {
     for (;;) {
@@ -200,6 +205,7 @@ export async function runClosedLoop(
   try {
     await Promise.all(Array.from({ length: opts.concurrency }, (_, w) => worker(w)));
   } finally {
+    clearTimeout(windowTimer);
     await Promise.all(pools.map((p) => p.destroy()));
   }
   return summarize(hist, ops, (lastDone - windowStart) / 1000, errors);

@@ -9,6 +9,10 @@
  * prints one table (ops/s, p50/p99/p99.9 latency, errors, peak RSS of the busiest member during
  * the cell, CPU used by the 3 members and by the harness in % of one core — the machine has
  * only so many — and raftkv/etcd ratios) and writes it as JSON to bench/results/<timestamp>.json.
+ * Next to each raftkv cell it prints what raftkv's own latency accounting showed on the leader
+ * during the cell's measured window (accounting.ts: the leader's /metrics scraped when the window
+ * starts and after the cell, histogram differences): per write stage p50/p99, the event-loop delay
+ * p99 and GC pauses; a second table repeats them after the main one, and the JSON has them per row.
  * Everything it started is stopped at the end, on errors and on Ctrl-C. `--cpu-prof` runs the
  * raftkv members under node's --cpu-prof and keeps the temp dir: profiles are in <tmp>/profiles.
  *
@@ -38,6 +42,12 @@ import { arch, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import {
+  type Accounting,
+  accountingBetween,
+  formatAccounting,
+  MetricsScraper,
+} from './accounting.js';
 import {
   type Cluster,
   type ClusterSecurity,
@@ -138,6 +148,11 @@ interface Row {
   /** CPU used during the cell (warm-up included), in % of one core: all 3 members, the harness. */
   serverCpuPct: number | null;
   benchCpuPct: number | null;
+  /**
+   * raftkv only: its latency accounting on the leader during the measured window (warm-up
+   * excluded), from /metrics scraped at the window's start and after the cell.
+   */
+  accounting?: Accounting & { leader: number; leaderChanged: boolean };
   note?: string;
 }
 
@@ -260,12 +275,24 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
     return { ...base, ...empty, errors: {}, peakRssMb: null, note: 'cluster died' };
   peakKb.delete(cluster.system);
   sampleRss();
+  // raftkv's latency accounting: scraped at the window's start (closed-loop cells), else now.
+  const scraper =
+    cluster.system === 'raftkv'
+      ? new MetricsScraper(cluster.endpoints, cluster.client.connect)
+      : undefined;
+  let scrapeBefore = scraper?.scrape();
+  const options: LoadOptions = { ...loadOptions(c.concurrency) };
+  if (scraper)
+    options.onWindowStart = () => {
+      scrapeBefore = scraper.scrape();
+    };
   const serverCpuMs = () => cluster.pids.reduce((sum, pid) => sum + procCpuMs(pid), 0);
   const cpu0 = { server: serverCpuMs(), bench: process.cpuUsage(), wall: performance.now() };
   let result: LoadResult;
   try {
-    result = await c.run(cluster, apis[cluster.system], loadOptions(c.concurrency));
+    result = await c.run(cluster, apis[cluster.system], options);
   } catch (err) {
+    await scraper?.close();
     checkAlive(cluster);
     const note = err instanceof Error ? err.message : String(err);
     return { ...base, ...empty, errors: {}, peakRssMb: null, note };
@@ -281,6 +308,18 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
     serverCpuPct: ((serverCpuMs() - cpu0.server) / wallMs) * 100,
     benchCpuPct: ((bench.user + bench.system) / 1000 / wallMs) * 100,
   };
+  if (scraper) {
+    const [before, after] = [await scrapeBefore!, await scraper.scrape()];
+    await scraper.close();
+    const leader = after.leader >= 0 ? after.leader : before.leader;
+    const [b, a] = [before.texts[leader], after.texts[leader]];
+    if (leader >= 0 && b !== undefined && a !== undefined)
+      row.accounting = {
+        leader,
+        leaderChanged: before.leader !== after.leader,
+        ...accountingBetween(b, a),
+      };
+  }
   checkAlive(cluster);
   if (interruptedAt) return row;
   const errs = totalErrors(row);
@@ -291,6 +330,7 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
   ];
   if (errs) line.push(`errors ${JSON.stringify(row.errors)}`);
   console.error(line.join('  '));
+  if (row.accounting) console.error(formatAccounting(row.accounting).join('\n'));
   return row;
 }
 
@@ -441,6 +481,20 @@ async function main(): Promise<void> {
   if (etcdBin)
     console.log('ratios are raftkv/etcd (ops/s: higher is better; p99: lower is better)');
   console.log(`\n${table(rows, etcdBin !== undefined)}`);
+  const accounted = rows.filter((r) => r.accounting);
+  if (accounted.length > 0) {
+    console.log(
+      "\nraftkv's latency accounting on the leader, per cell (measured window; per write, ms;" +
+        ' stages from request received: http_in, proposal_queue, replication, commit, apply,' +
+        ' http_out add up to the total; append_sync runs beside replication):',
+    );
+    for (const r of accounted) {
+      const a = r.accounting!;
+      const changed = a.leaderChanged ? ', the leader changed during the cell' : '';
+      console.log(`  ${r.cell} (leader n${a.leader + 1}${changed})`);
+      console.log(formatAccounting(a).join('\n'));
+    }
+  }
   console.log(
     `\npeak RSS per member over the whole run (VmHWM): ${hwm
       .map((h) => `${h.system} ${h.vmHwmMb.join('/')} MB`)

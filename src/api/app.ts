@@ -123,16 +123,22 @@ export function buildApp(service: ApiService, options: AppOptions = {}): Fastify
     );
   });
 
-  // Request durations by route pattern (bounded label values: never the raw path).
+  // Request durations by route pattern (bounded label values: never the raw path), and the
+  // latency accounting of single-write requests (timedWriteOptionsOf): fastify's elapsedTime
+  // runs from the request routed to the response finished, both on performance.now().
+  app.decorateRequest('writeStamps', null);
   const observe = service.observeRequest?.bind(service);
-  if (observe)
+  const observeWrite = service.observeWrite?.bind(service);
+  if (observe || observeWrite)
     app.addHook('onResponse', (req, reply, done) => {
-      observe(
+      const elapsedMs = reply.elapsedTime;
+      observe?.(
         req.method,
         req.routeOptions.url ?? 'unmatched',
         reply.statusCode,
-        reply.elapsedTime / 1000,
+        elapsedMs / 1000,
       );
+      if (req.writeStamps !== null) observeWrite?.(req.writeStamps, elapsedMs, performance.now());
       done();
     });
 

@@ -3,6 +3,13 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
 import type { ApiService, WriteOptions } from './service.js';
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** A single-write request's options, stamped for the latency accounting (null otherwise). */
+    writeStamps: WriteOptions | null;
+  }
+}
+
 /** Query strings arrive as strings: parse them strictly here rather than let a validator coerce. */
 export type Query = Record<string, string | string[] | undefined>;
 
@@ -97,6 +104,19 @@ export function writeOptionsOf(req: FastifyRequest, service: ApiService): WriteO
       .slice(0, 22); // 128 bits: collisions between a user's own requests are not a concern
   }
   return Object.assign(opts, requesterOf(req));
+}
+
+/**
+ * writeOptionsOf for a request that is exactly one write (PUT and DELETE of a key, a txn):
+ * the server stamps these options, and the response hook puts the request into the
+ * latency accounting (src/server/write-accounting.ts).
+ */
+export function timedWriteOptionsOf(req: FastifyRequest, service: ApiService): WriteOptions {
+  const opts = writeOptionsOf(req, service);
+  opts.proposedMs = Number.NaN;
+  opts.appliedMs = Number.NaN;
+  req.writeStamps = opts;
+  return opts;
 }
 
 /** Who a write is made for: the user, or an anonymous client (never the system). */

@@ -145,6 +145,11 @@ export interface ApiService {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Counts one answered request: its route pattern ('unmatched' when none) and duration. */
   observeRequest?(method: string, route: string, status: number, seconds: number): void;
+  /**
+   * Latency accounting of one answered write (timedWriteOptionsOf): its stamps, how long
+   * the request took and when its response went out (performance.now() ms).
+   */
+  observeWrite?(stamps: WriteOptions, totalMs: number, respondedMs: number): void;
 
   // ---- security (API.md "Security: TLS, authentication, permissions")
 
@@ -196,6 +201,13 @@ export interface WriteOptions {
   /** Admitted without credentials (auth was off here): refused if auth is on when it applies. */
   anonymous?: true;
   signal?: AbortSignal;
+  /**
+   * Latency accounting, stamped by the server (performance.now() ms): when the command
+   * was proposed (or forwarded to the leader) and applied (or answered by it). Only
+   * requests that set both to NaN are stamped (timedWriteOptionsOf).
+   */
+  proposedMs?: number;
+  appliedMs?: number;
 }
 
 export interface ReadOptions {

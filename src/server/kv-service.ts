@@ -259,6 +259,10 @@ export class KvService {
     this.node.metrics.httpRequests.observe({ method, route, status }, seconds);
   }
 
+  observeWrite(stamps: WriteOpts, totalMs: number, respondedMs: number): void {
+    this.node.metrics.writes.responded(stamps, totalMs, respondedMs);
+  }
+
   // ---- leases (API.md "Leases"): TTLs in seconds on the wire, ms inside.
 
   async leaseGrant(req: { ttl: number; id?: string }, opts: WriteOpts) {

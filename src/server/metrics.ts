@@ -1,4 +1,6 @@
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { LATENCY_BUCKETS_SECONDS, WriteAccounting } from './write-accounting.js';
 
 /** What the gauges read when Prometheus scrapes. */
 export interface MetricSources {
@@ -30,6 +32,9 @@ export const SLOW_APPLY_MS = 100;
 
 let processRegistry: Registry | undefined;
 
+/** How often the event-loop delay is sampled, in ms (prom-client's own monitor uses 10 ms too). */
+export const EVENT_LOOP_SAMPLE_MS = 10;
+
 /**
  * Process and Node.js metrics (CPU, memory, heap, event-loop lag, GC), once per
  * process: several nodes may share one (tests, embedding), and each collector
@@ -39,8 +44,63 @@ function processMetrics(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
     collectDefaultMetrics({ register: processRegistry });
+    eventLoopDelay(processRegistry);
+    gcPauses(processRegistry);
   }
   return processRegistry;
+}
+
+/**
+ * raftkv_eventloop_delay_seconds: how late a timer due every 10 ms fires,
+ * as a histogram. prom-client's nodejs_eventloop_lag_p99_seconds and its
+ * siblings are gauges of a perf_hooks monitor that are reset at every scrape,
+ * so they cannot be added up over time or between two scrapes; a perf_hooks
+ * histogram cannot be read as bucket counts, so this one samples the same way
+ * the monitor does (a repeating timer, its lateness recorded) in JavaScript.
+ * The timer is unref'd: it keeps no process alive.
+ */
+function eventLoopDelay(registry: Registry): void {
+  const histogram = new Histogram({
+    name: 'raftkv_eventloop_delay_seconds',
+    help: `Event-loop delay: how late a timer due every ${EVENT_LOOP_SAMPLE_MS} ms ran, one sample per firing (a stall of the loop shows as one long sample)`,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  let lastMs = performance.now();
+  const timer = setInterval(() => {
+    const nowMs = performance.now();
+    histogram.observe(Math.max(0, nowMs - lastMs - EVENT_LOOP_SAMPLE_MS) / 1000);
+    lastMs = nowMs;
+  }, EVENT_LOOP_SAMPLE_MS);
+  timer.unref();
+}
+
+/**
+ * raftkv_gc_pause_seconds{kind}: every GC pause, with buckets fine enough for
+ * sub-millisecond scavenges. prom-client's nodejs_gc_duration_seconds has
+ * buckets of 1 ms, 10 ms, 100 ms and up, and records only the first entry of
+ * each batch its PerformanceObserver is handed: GCs that come in bursts (a
+ * loaded server's scavenges) are undercounted there.
+ */
+function gcPauses(registry: Registry): void {
+  const histogram = new Histogram({
+    name: 'raftkv_gc_pause_seconds',
+    help: 'Garbage-collection pauses (every one the PerformanceObserver reports), by kind: minor (scavenge), major (mark-compact), incremental, weakcb',
+    labelNames: ['kind'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [registry],
+  });
+  const kinds: Record<number, string> = {
+    [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+    [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+    [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+    [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+  };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries() as (PerformanceEntry & { detail?: { kind?: number } })[])
+      histogram.observe({ kind: kinds[entry.detail?.kind ?? 0] ?? 'other' }, entry.duration / 1000);
+  });
+  observer.observe({ entryTypes: ['gc'] });
 }
 
 /** Prometheus metrics of one node, in a registry of its own (several nodes may share a process). */
@@ -141,6 +201,8 @@ export class NodeMetrics {
     buckets: SECONDS_BUCKETS,
     registers: [this.registry],
   });
+  /** Where writes' time goes (write-accounting.ts): written into the text by text(). */
+  readonly writes = new WriteAccounting();
   readonly watchEventsSent = this.counter(
     'raftkv_watch_events_sent_total',
     'Watch events (changes) sent to clients',
@@ -193,7 +255,8 @@ export class NodeMetrics {
   async text(): Promise<{ contentType: string; body: string }> {
     const merged = Registry.merge([this.registry, processMetrics()]);
     // prom-client writes a not-yet-measured event-loop figure as "Nan"; the format says NaN.
-    const body = (await merged.metrics()).replace(/ Nan$/gm, ' NaN');
+    const registered = (await merged.metrics()).replace(/ Nan$/gm, ' NaN');
+    const body = `${registered}\n${this.writes.stages.text()}\n\n${this.writes.total.text()}\n`;
     return { contentType: this.registry.contentType, body };
   }
 

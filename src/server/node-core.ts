@@ -23,7 +23,7 @@ import { DeferredState } from './deferred-state.js';
 import { ServerError } from './errors.js';
 import { IndexWaiter } from './index-waiter.js';
 import type { Member, MemberTable } from './members.js';
-import type { CoreClock, CoreStorage, CoreTransport } from './ports.js';
+import type { CoreClock, CoreStorage, CoreTiming, CoreTransport } from './ports.js';
 import { ProposalWaits } from './proposal-waits.js';
 import { ReadBatcher } from './read-batcher.js';
 import {
@@ -33,6 +33,7 @@ import {
   isServerCommand,
 } from './server-commands.js';
 import { VERSION } from './version.js';
+import type { WriteStamps } from './write-accounting.js';
 
 export interface NodeCoreConfig {
   tickMs: number;
@@ -59,6 +60,8 @@ export interface NodeCoreDeps {
   members: MemberTable;
   log: Logger;
   config: NodeCoreConfig;
+  /** Latency accounting of the proposals made here (write-accounting.ts); none in the simulator. */
+  timing?: CoreTiming;
 }
 
 /** What the core tells the modules around it. Listeners run synchronously, in order. */
@@ -96,6 +99,9 @@ interface QueuedProposal {
   data: Uint8Array;
   resolve: (r: CommandResult) => void;
   reject: (e: unknown) => void;
+  /** When propose() was called (clock ms), for the latency accounting. */
+  proposedMs: number;
+  stamps: WriteStamps | undefined;
 }
 
 /** Most Readys handled in one go: a node under constant load yields to the event loop between batches. */
@@ -123,9 +129,10 @@ export class NodeCore {
   private readonly raw: RawNode;
   private kvState: KvStateMachine;
   private confStateNow: ConfState;
-  private readonly proposals = new ProposalWaits<CommandResult>((count) =>
-    this.emit('proposalsFailed', count),
-  );
+  private readonly proposals: ProposalWaits<CommandResult>;
+  private readonly timing: CoreTiming | undefined;
+  /** The commit index as of the last look: proposals up to it have their commit stamped. */
+  private commitSeen = 0;
   private readonly appliedWaits: IndexWaiter;
   private readonly revisionWaits: IndexWaiter;
   private readonly reads: ReadBatcher;
@@ -155,6 +162,12 @@ export class NodeCore {
     this.transport = deps.transport;
     this.config = deps.config;
     this.kvOptions = deps.kvOptions;
+    this.timing = deps.timing;
+    this.proposals = new ProposalWaits<CommandResult>(
+      (count) => this.emit('proposalsFailed', count),
+      () => this.clock.now(),
+      deps.timing,
+    );
     this.kvState = deps.kv;
     this.confStateNow = deps.storage.initialState().confState;
     this.appliedWaits = new IndexWaiter(deps.kv.appliedIndex);
@@ -284,6 +297,7 @@ export class NodeCore {
   step(m: Message): void {
     if (this.stoppingNow) return;
     this.raw.step(m);
+    this.noteCommit();
     this.scheduleReady();
   }
 
@@ -307,7 +321,7 @@ export class NodeCore {
    * applied result. All proposals of one turn of the event loop go into one
    * log append. Refused at once (429) beyond the pending limits.
    */
-  propose(data: Uint8Array): Promise<CommandResult> {
+  propose(data: Uint8Array, stamps?: WriteStamps): Promise<CommandResult> {
     if (
       this.proposals.size + this.queued.length >= this.config.maxPendingProposals ||
       this.queuedBytes + data.byteLength > this.config.maxPendingProposalBytes
@@ -318,7 +332,7 @@ export class NodeCore {
       );
     }
     return new Promise((resolve, reject) => {
-      this.queued.push({ data, resolve, reject });
+      this.queued.push({ data, resolve, reject, proposedMs: this.clock.now(), stamps });
       this.queuedBytes += data.byteLength;
       if (!this.proposeScheduled) {
         this.proposeScheduled = true;
@@ -353,7 +367,9 @@ export class NodeCore {
     }
     const first = result.index - batch.length + 1;
     batch.forEach((p, i) => {
-      this.proposals.register(first + i, result.term).then(p.resolve, p.reject);
+      this.proposals
+        .register(first + i, result.term, p.proposedMs, p.stamps)
+        .then(p.resolve, p.reject);
     });
     this.emit('proposed', batch.length);
     // This is already a turn of its own (proposals batch per turn): the append
@@ -375,7 +391,7 @@ export class NodeCore {
         ),
       );
     }
-    const applied = this.proposals.register(r.index, r.term);
+    const applied = this.proposals.register(r.index, r.term, this.clock.now());
     this.scheduleReady();
     return applied.then(() => undefined);
   }
@@ -413,6 +429,7 @@ export class NodeCore {
         const rd = this.raw.ready();
         await this.handleReady(rd);
         this.raw.advance(rd);
+        this.noteCommit(); // the leader counts its own copy once it is synced
         // Removed as leader: once Raft handed over (its TimeoutNow is sent above), stop.
         if (this.removedWhileLeading !== undefined && this.raw.raft.role !== 'leader')
           this.markRemoved(this.removedWhileLeading);
@@ -442,13 +459,18 @@ export class NodeCore {
       await this.installSnapshot(rd);
     } else if (rd.mustSync) {
       const startMs = this.clock.now();
+      const stored = this.proposals.stored(rd.entries, startMs);
       written = this.storage
         .persistReady(
           this.deferred.withHardState(rd),
           true,
           this.deferred.takeApplied(this.kvState),
         )
-        .then(() => this.emit('diskSynced', this.clock.now() - startMs, rd.entries));
+        .then(() => {
+          const ms = this.clock.now() - startMs;
+          if (stored > 0) this.timing?.proposalsSynced(ms, stored);
+          this.emit('diskSynced', ms, rd.entries);
+        });
     } else if (rd.hardState) {
       // Only the commit index moved: nothing sent or applied depends on it being on disk
       // (after a restart the leader tells the commit again), so it waits for the next write.
@@ -469,7 +491,7 @@ export class NodeCore {
       if (rd.committedEntries.some((e) => e.type === 'confChange'))
         await (written ?? this.syncCommit());
       const startMs = this.clock.now();
-      this.applyEntries(rd.committedEntries, rd.confState);
+      this.applyEntries(rd.committedEntries, rd.confState, startMs);
       this.emit('entriesApplied', this.clock.now() - startMs, rd.committedEntries.length);
     }
     if (written) await written;
@@ -478,6 +500,18 @@ export class NodeCore {
       this.transport.sendNow(rd.messages.map((m) => this.withSnapshotData(m)));
     // 4. Reads whose index is known.
     for (const rs of rd.readStates) this.reads.onReadState(rs);
+  }
+
+  /**
+   * Stamps the proposals the commit index passed since the last look (latency
+   * accounting). Raft moves the commit when it steps an acknowledgement and, for
+   * the leader's own copy, in advance(): both are followed by a call here.
+   */
+  private noteCommit(): void {
+    const committed = this.raw.raft.log.committed;
+    if (committed <= this.commitSeen) return;
+    this.proposals.committed(this.commitSeen, committed, this.clock.now());
+    this.commitSeen = committed;
   }
 
   /** A 'snap' message carries the state machine as of now, with metadata to match. */
@@ -528,24 +562,29 @@ export class NodeCore {
     });
   }
 
-  private applyEntries(entries: Entry[], confState: ConfState | undefined): void {
+  /** `applyingMs`: when this batch started applying (latency accounting). */
+  private applyEntries(
+    entries: Entry[],
+    confState: ConfState | undefined,
+    applyingMs: number,
+  ): void {
     let membersChanged = false;
     for (const e of entries) {
       if (e.type === 'confChange') {
         membersChanged = this.applyConfChange(e) || membersChanged;
-        this.applyNoop(e);
+        this.applyNoop(e, applyingMs);
         continue;
       }
       if (isServerCommand(e.data)) {
         membersChanged = this.applyServerCommand(e.index, e.data) || membersChanged;
-        this.applyNoop(e);
+        this.applyNoop(e, applyingMs);
         continue;
       }
       const result = this.kvState.apply(e.index, e.data);
       if (isSkipped(result)) continue;
       this.emit('entryApplied', e);
       this.emit('result', result, e);
-      this.proposals.applied(e.index, e.term, result);
+      this.proposals.applied(e.index, e.term, result, applyingMs);
     }
     if (confState) this.confStateNow = confState;
     // Reads are served from memory. The applied state is only what a restart
@@ -561,11 +600,11 @@ export class NodeCore {
   }
 
   /** Entries that are not KV commands still move the state machine's applied index. */
-  private applyNoop(e: Entry): void {
+  private applyNoop(e: Entry, applyingMs: number): void {
     const noop = this.kvState.apply(e.index, new Uint8Array());
     if (isSkipped(noop)) return;
     this.emit('entryApplied', e);
-    this.proposals.applied(e.index, e.term, noop);
+    this.proposals.applied(e.index, e.term, noop, applyingMs);
   }
 
   private applyConfChange(e: Entry): boolean {

@@ -192,6 +192,15 @@ export class RaftKvNode {
         notice: (obj, msg) => log.warn(obj, msg),
       },
     });
+    this.metrics = new NodeMetrics({
+      status: () => this.statusSync(),
+      proposalsPending: () => this.core.pendingProposals,
+      watchers: () => this.watches.size,
+      leases: () => this.core.kv.stats().leases,
+      stateSizeBytes: () => this.core.kv.sizeBytes,
+      quotaBytes: () => this.quota.quotaBytes,
+      dbSizeBytes: () => this.storage.sizeBytes(),
+    });
     this.core = new NodeCore({
       id: this.id,
       storage,
@@ -209,6 +218,7 @@ export class RaftKvNode {
         maxPendingProposals: config.maxPendingProposals,
         maxPendingProposalBytes: config.maxPendingProposalBytes,
       },
+      timing: this.metrics.writes,
     });
     this.forwarder = new Forwarder(
       this.clusterId,
@@ -223,15 +233,6 @@ export class RaftKvNode {
       (w) => this.proposeForwarded(w),
       (err) => log.error({ err }, 'answering a forwarded write failed'),
     );
-    this.metrics = new NodeMetrics({
-      status: () => this.statusSync(),
-      proposalsPending: () => this.core.pendingProposals,
-      watchers: () => this.watches.size,
-      leases: () => this.core.kv.stats().leases,
-      stateSizeBytes: () => this.core.kv.sizeBytes,
-      quotaBytes: () => this.quota.quotaBytes,
-      dbSizeBytes: () => this.storage.sizeBytes(),
-    });
     this.watches = new Watches(() => this.core.kv, log, {
       sent: (events) => this.metrics.watchEventsSent.inc(events),
       slowConsumerClosed: () => this.metrics.watchSlowConsumers.inc(),
@@ -562,14 +563,24 @@ export class RaftKvNode {
     if (lead !== this.id) {
       const leader = this.leaderPeer(lead);
       this.metrics.forwardedWrites.inc();
-      return this.forwarder.forward(
+      const forwardedMs = this.core.clock.now();
+      const result = await this.forwarder.forward(
         leader,
         { cmd, timeoutMs: this.requestTimeoutMs, ...requestContext(opts) },
         signal,
       );
+      // Latency accounting: the leader's whole part is one stage here.
+      const answeredMs = this.core.clock.now();
+      this.metrics.writes.forwarded(answeredMs - forwardedMs);
+      if (opts.proposedMs !== undefined) {
+        opts.proposedMs = forwardedMs;
+        opts.appliedMs = answeredMs;
+      }
+      return result;
     }
     const data = encodeCommand({ v: 1, atMs: Date.now(), cmd, ...requestContext(opts) });
-    return this.withDeadline(this.core.propose(data), signal);
+    const stamps = opts.proposedMs !== undefined ? opts : undefined;
+    return this.withDeadline(this.core.propose(data, stamps), signal);
   }
 
   private proposeForwarded(w: ForwardedWrite): Promise<CommandResult> {
@@ -1019,6 +1030,13 @@ export interface WriteContext {
   /** A client's request taken without credentials (auth was off here): refused if auth is on at apply. */
   anonymous?: true;
   signal?: AbortSignal;
+  /**
+   * Latency accounting (write-accounting.ts), performance.now() ms, stamped here for the
+   * HTTP layer: when the command went to the core (or the forwarder), when it was applied
+   * (or the leader's answer came). A caller that wants them initializes both to NaN.
+   */
+  proposedMs?: number;
+  appliedMs?: number;
 }
 
 /** The envelope fields of a write context that are set. */

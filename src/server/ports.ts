@@ -48,6 +48,24 @@ export interface CoreTransport {
   removePeer(id: string): void;
 }
 
+/**
+ * Where the core reports the latency accounting of the proposals made on this
+ * member (write-accounting.ts; production passes its metrics, the simulator
+ * nothing). Stamps are the clock's milliseconds, NaN where a stamp was not taken.
+ */
+export interface CoreTiming {
+  /** A proposal made here was applied: when it was proposed, stored, committed, its batch started applying, applied. */
+  proposalApplied(
+    proposedMs: number,
+    storedMs: number,
+    committedMs: number,
+    applyingMs: number,
+    appliedMs: number,
+  ): void;
+  /** A Ready's synced log write holding `count` of the proposals made here took `ms`. */
+  proposalsSynced(ms: number, count: number): void;
+}
+
 /** Time, as the node sees it. Nothing in the core reads a clock or sets a timer but through this. */
 export interface CoreClock {
   /** Monotonic milliseconds (performance.now() in production). */

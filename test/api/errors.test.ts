@@ -24,6 +24,7 @@ function fakeService(failure: () => never, overrides: Partial<ApiService> = {}):
     removed: () => undefined,
     // Instrumentation, called after every response: not a service call that can fail.
     observeRequest: () => {},
+    observeWrite: () => {},
     ...overrides,
   };
   return new Proxy(target, {

@@ -59,6 +59,11 @@ t.test('the metrics operators alert on are there, each with a HELP text', async 
     raftkv_db_size_bytes: 'gauge',
     raftkv_state_size_bytes: 'gauge',
     raftkv_quota_bytes: 'gauge',
+    // The latency accounting (src/server/write-accounting.ts) and the process histograms beside it.
+    raftkv_write_stage_seconds: 'histogram',
+    raftkv_write_duration_seconds: 'histogram',
+    raftkv_eventloop_delay_seconds: 'histogram',
+    raftkv_gc_pause_seconds: 'histogram',
     // prom-client's process and Node.js metrics.
     process_cpu_seconds_total: 'counter',
     process_resident_memory_bytes: 'gauge',

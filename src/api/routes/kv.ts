@@ -10,6 +10,7 @@ import {
   type Query,
   rejectUnknown,
   stringParam,
+  timedWriteOptionsOf,
   writeOptionsOf,
 } from '../params.js';
 import { routeDoc } from '../route-docs.js';
@@ -213,7 +214,7 @@ export function kvRoutes(service: ApiService) {
           prevRevision?: number;
           prevValue?: string;
         };
-        const result = await service.put({ key, ...body }, writeOptions(req, service));
+        const result = await service.put({ key, ...body }, timedWriteOptionsOf(req, service));
         if (isError(result)) return sendResultError(reply, result);
         return { revision: result.revision, kv: result.kv, prevKv: result.prevKv };
       },
@@ -254,7 +255,7 @@ export function kvRoutes(service: ApiService) {
           : keyParam(req.params);
         const result = await service.delete(
           { key, prefix, ...(prevRevision !== undefined ? { prevRevision } : {}) },
-          writeOptions(req, service),
+          timedWriteOptionsOf(req, service),
         );
         if (isError(result)) return sendResultError(reply, result);
         return { deleted: result.deleted, revision: result.revision, prevKvs: result.prevKvs };
@@ -280,7 +281,7 @@ export function kvRoutes(service: ApiService) {
         rejectReservedTxnKeys(body);
         const result = await service.txn(
           { compare: body.compare ?? [], success: body.success ?? [], failure: body.failure ?? [] },
-          writeOptions(req, service),
+          timedWriteOptionsOf(req, service),
         );
         if (isError(result)) return sendResultError(reply, result);
         return { succeeded: result.succeeded, revision: result.revision, results: result.results };
