@@ -152,16 +152,20 @@ t.test('in a cluster, a write through a follower', async (t) => {
   const leader = await cluster.waitForLeader();
   const follower = (leader + 1) % 3;
   const app = (i: number) => cluster.nodes[i]!.app;
+  const [leaderStart, followerStart] = [await scrape(app(leader)), await scrape(app(follower))];
   await inject(app(leader), 'PUT', '/v1/kv/acc/warm', { body: { value: 'w' } });
   await inject(app(follower), 'PUT', '/v1/kv/acc/warm', { body: { value: 'w' } });
 
-  const [leaderBefore, followerBefore] = [await scrape(app(leader)), await scrape(app(follower))];
+  // Once each warm-up write is whole in its member's figures (see scrapeAfter).
+  const leaderBefore = await scrapeAfter(app(leader), leaderStart, 1);
+  const followerBefore = await scrapeAfter(app(follower), followerStart, 1);
   const writes = 5;
   for (let i = 0; i < writes; i++) {
     const r = await inject(app(follower), 'PUT', `/v1/kv/acc/f${i}`, { body: { value: 'v' } });
     t.equal(r.status, 200);
   }
-  const [leaderAfter, followerAfter] = [await scrape(app(leader)), await scrape(app(follower))];
+  const followerAfter = await scrapeAfter(app(follower), followerBefore, writes);
+  const leaderAfter = await scrape(app(leader));
 
   for (const stage of ['http_in', 'forward', 'http_out'])
     t.equal(
