@@ -104,12 +104,21 @@ t.test(
       ).map((m) => m.name);
 
     // Read your writes: a learner added through one member is listed by every member at once.
-    const added = await request(c.url(leader), 'POST', '/v1/cluster/members', {
+    const n4 = {
       name: 'n4',
       peerUrl: `http://127.0.0.1:${await freePort()}`,
       clientUrl: `http://127.0.0.1:${await freePort()}`,
       learner: true,
-    });
+    };
+    // Right after the start a change may still be in progress (503, to retry): as a client would.
+    const added = await waitUntil(
+      'the learner to be added',
+      async () => {
+        const r = await request(c.url(leader), 'POST', '/v1/cluster/members', n4);
+        return r.status === 503 ? undefined : r;
+      },
+      15_000,
+    );
     t.equal(added.status, 201, JSON.stringify(added.body));
     for (const i of [0, 1, 2]) t.ok((await names(i)).includes('n4'), `n${i + 1} lists n4 at once`);
 
