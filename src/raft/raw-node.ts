@@ -33,13 +33,6 @@ export interface SoftState {
  *    order; persist `confState` with the applied index when it is given.
  * 4. Serve reads of `readStates` once their index is applied.
  * 5. Call advance(ready).
- *
- * Or, to go on while the disk writes (the next Ready's appends leave and its
- * committed entries apply while this one syncs): call accept(ready) right
- * after starting the write and applying, and persisted(ready) once the write
- * is on disk; send `messages` only then. Writes must reach the disk in the
- * order of their Readys, and a Ready with `termOrVoteChanged` or a snapshot
- * must be on disk before anything of a later Ready is sent.
  */
 export interface Ready {
   softState?: SoftState;
@@ -56,8 +49,6 @@ export interface Ready {
   messages: Message[];
   /** Whether the hard state's term or vote changed or entries were added: persist with fsync. */
   mustSync: boolean;
-  /** The term or the vote changed: every message waits for this Ready's write (eagerMessages is empty). */
-  termOrVoteChanged: boolean;
 }
 
 export interface Status {
@@ -162,18 +153,15 @@ export class RawNode {
       ss.lead !== this.prevSoftState.lead ||
       ss.role !== this.prevSoftState.role ||
       !hardStateEqual(r.hardState(), this.prevHardState) ||
-      r.log.unstable.snapshotToPersist() !== undefined ||
-      r.log.unstable.offsetInProgress < r.log.unstable.offset + r.log.unstable.entries.length ||
+      r.log.unstable.snapshot !== undefined ||
+      r.log.unstable.entries.length > 0 ||
       r.msgs.length > 0 ||
       r.readStates.length > 0 ||
       r.log.hasNextCommittedEntries()
     );
   }
 
-  /**
-   * Collects the work to do; call advance(ready), or accept(ready), once it is
-   * done, before the next ready().
-   */
+  /** Collects the work to do; call advance(ready) once it is done, before the next ready(). */
   ready(): Ready {
     assert(!this.readyInFlight, 'ready() called again before advance()');
     this.readyInFlight = true;
@@ -181,18 +169,16 @@ export class RawNode {
     const hs = r.hardState();
     const ss = this.softState();
     const committedEntries = r.log.nextCommittedEntries(r.maxCommittedSizePerReadyBytes);
-    const snapshot = r.log.unstable.snapshotToPersist();
-    const entries = [...r.log.unstable.entriesToPersist()];
+    const snapshot = r.log.unstable.snapshot;
     const termOrVoteChanged =
       hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
     const rd: Ready = {
-      entries,
+      entries: [...r.log.unstable.entries],
       committedEntries,
       readStates: r.readStates,
       eagerMessages: [],
       messages: r.msgs,
-      mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
-      termOrVoteChanged,
+      mustSync: r.log.unstable.entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
     };
     // With a new term or vote on its way to disk, every message waits for it.
     if (!termOrVoteChanged) {
@@ -215,49 +201,27 @@ export class RawNode {
     return rd;
   }
 
-  /** The caller did everything `rd` asked for, its write included. */
+  /** The caller did everything `rd` asked for. */
   advance(rd: Ready): void {
-    this.accept(rd);
-    this.persisted(rd);
-  }
-
-  /**
-   * The caller started `rd`'s write, sent its eager messages and applied its
-   * committed entries; the write may still be running. The next ready() hands
-   * out only what came after.
-   */
-  accept(rd: Ready): void {
-    assert(this.readyInFlight, 'accept() without ready()');
+    assert(this.readyInFlight, 'advance() without ready()');
     this.readyInFlight = false;
     const r = this.raft;
     if (rd.softState) this.prevSoftState = rd.softState;
     if (rd.hardState) this.prevHardState = rd.hardState;
-    // Only what `rd` carried: steps since ready() may have added entries of their own.
-    const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry) r.log.unstable.entriesInProgressTo(lastEntry.index, lastEntry.term);
     if (rd.snapshot) {
-      r.log.unstable.snapshotInProgressIs(rd.snapshot);
+      r.log.stableSnapTo(rd.snapshot.metadata.index);
       r.log.appliedTo(rd.snapshot.metadata.index);
+    }
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry) {
+      r.log.stableTo(lastEntry.index, lastEntry.term);
+      r.entriesPersisted(lastEntry.index, lastEntry.term);
     }
     for (const e of rd.committedEntries) {
       if (e.type === 'confChange') r.applyConfChangeEntry(e);
     }
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastCommitted) r.log.appliedTo(lastCommitted.index);
-  }
-
-  /**
-   * `rd`'s write is on disk (writes finish in the order of their Readys). The
-   * leader counts its own copy of the entries from here on.
-   */
-  persisted(rd: Ready): void {
-    const r = this.raft;
-    if (rd.snapshot) r.log.stableSnapTo(rd.snapshot.metadata.index);
-    const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry) {
-      r.log.stableTo(lastEntry.index, lastEntry.term);
-      r.entriesPersisted(lastEntry.index, lastEntry.term);
-    }
   }
 
   status(): Status {

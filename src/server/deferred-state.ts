@@ -29,20 +29,11 @@ export class DeferredState {
     if (confState) this.confState = confState;
   }
 
-  /**
-   * `rd`, carrying the deferred hard state if it has none of its own. When it
-   * has, its own term and vote are the newer, but the deferred commit may be:
-   * a write that merged Readys accepted before that commit moved carries the
-   * hard state of the last of them. The commit index only grows, so the higher wins.
-   */
+  /** `rd`, carrying the deferred hard state if it has none of its own (its own is newer). */
   withHardState<R extends PersistableReady>(rd: R): R {
     const deferred = this.hardState;
     this.hardState = undefined;
-    const own = rd.hardState;
-    let out = rd;
-    if (deferred && !own) out = { ...rd, hardState: deferred };
-    else if (deferred && own && deferred.commit > own.commit)
-      out = { ...rd, hardState: { ...own, commit: deferred.commit } };
+    const out = rd.hardState || !deferred ? rd : { ...rd, hardState: deferred };
     if (out.hardState) this.handedOut = out.hardState;
     return out;
   }

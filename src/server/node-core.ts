@@ -104,47 +104,6 @@ interface QueuedProposal {
   stamps: WriteStamps | undefined;
 }
 
-/**
- * A Ready that must be on disk before the loop goes on: a new term or vote
- * (every message waits for it), a snapshot, or a membership change to apply
- * (applied only once the commit covering it is on disk).
- */
-function mustWaitForDisk(rd: Ready): boolean {
-  return (
-    rd.termOrVoteChanged ||
-    rd.snapshot !== undefined ||
-    rd.committedEntries.some((e) => e.type === 'confChange')
-  );
-}
-
-/**
- * One log write for Readys accepted in order: their entries as the log will
- * hold them (a later entry replaces an earlier one at the same index and
- * everything after it, as a follower's log does on a conflict) and the newest
- * hard state.
- */
-function mergeWrites(readys: readonly Ready[]): {
-  entries: Entry[];
-  hardState?: Ready['hardState'];
-  mustSync: boolean;
-} {
-  if (readys.length === 1) return readys[0]!;
-  let entries: Entry[] = [];
-  let hardState: Ready['hardState'];
-  let mustSync = false;
-  for (const rd of readys) {
-    if (rd.hardState) hardState = rd.hardState;
-    mustSync ||= rd.mustSync;
-    const first = rd.entries[0];
-    if (!first) continue;
-    const last = entries[entries.length - 1];
-    if (last && first.index <= last.index)
-      entries = entries.slice(0, Math.max(0, first.index - entries[0]!.index));
-    entries = entries.length === 0 ? rd.entries : entries.concat(rd.entries);
-  }
-  return hardState ? { entries, hardState, mustSync } : { entries, mustSync };
-}
-
 /** Most Readys handled in one go: a node under constant load yields to the event loop between batches. */
 const READY_ROUNDS_MAX = 64;
 
@@ -186,10 +145,6 @@ export class NodeCore {
   private proposeScheduled = false;
   private readyScheduled = false;
   private readyRunning = false;
-  /** Accepted Readys whose write has not started: the next log write takes them all. */
-  private writesWaiting: Ready[] = [];
-  /** The log write running now, settled once it is on disk and what waited for it is sent. */
-  private diskWrite: Promise<void> | undefined;
   private stopTicks: (() => void) | undefined;
   private stoppingNow = false;
   private failedNow = false;
@@ -472,15 +427,9 @@ export class NodeCore {
     try {
       for (let i = 0; i < READY_ROUNDS_MAX && !this.stoppingNow && this.raw.hasReady(); i++) {
         const rd = this.raw.ready();
-        if (mustWaitForDisk(rd)) {
-          // Rare (elections, snapshots, membership): the whole Ready the careful way.
-          await this.writesDone();
-          await this.handleReady(rd);
-          this.raw.advance(rd);
-          this.noteCommit(); // the leader counts its own copy once it is synced
-        } else {
-          this.handleReadyPipelined(rd);
-        }
+        await this.handleReady(rd);
+        this.raw.advance(rd);
+        this.noteCommit(); // the leader counts its own copy once it is synced
         // Removed as leader: once Raft handed over (its TimeoutNow is sent above), stop.
         if (this.removedWhileLeading !== undefined && this.raw.raft.role !== 'leader')
           this.markRemoved(this.removedWhileLeading);
@@ -497,94 +446,6 @@ export class NodeCore {
       this.readyRunning = false;
     }
     if (this.raw.hasReady()) this.scheduleReady();
-  }
-
-  /**
-   * A Ready without a new term or vote, snapshot or membership change: the
-   * loop goes on while its write waits for the disk. Its eager messages leave,
-   * its committed entries are applied (they are on a quorum's disks already)
-   * and its reads are served now; its entries join the next log write, which
-   * takes everything accepted since the last one started (group commit), and
-   * its other messages leave once that write is on disk, after those of every
-   * earlier Ready.
-   */
-  private handleReadyPipelined(rd: Ready): void {
-    if (rd.softState)
-      this.emit('softState', rd.softState.lead, rd.softState.role, this.raw.raft.term);
-    if (rd.eagerMessages.length > 0)
-      this.transport.sendNow(rd.eagerMessages.map((m) => this.withSnapshotData(m)));
-    if (rd.committedEntries.length > 0) {
-      const startMs = this.clock.now();
-      this.applyEntries(rd.committedEntries, rd.confState, startMs);
-      this.emit('entriesApplied', this.clock.now() - startMs, rd.committedEntries.length);
-    }
-    for (const rs of rd.readStates) this.reads.onReadState(rs);
-    this.raw.accept(rd);
-    if (rd.mustSync) {
-      this.writesWaiting.push(rd);
-    } else {
-      // Only the commit index moved: nothing sent or applied depends on it being on disk
-      // (after a restart the leader tells the commit again), so it waits for the next write.
-      if (rd.hardState) this.deferred.commitMoved(rd.hardState);
-      if (rd.messages.length === 0) return;
-      if (this.diskWrite === undefined && this.writesWaiting.length === 0) {
-        this.transport.sendNow(rd.messages.map((m) => this.withSnapshotData(m)));
-        return;
-      }
-      this.writesWaiting.push(rd); // its messages may depend on an earlier write
-    }
-    this.startLogWrite();
-  }
-
-  /** Writes what the accepted Readys wait for, as one synced write, unless one is running. */
-  private startLogWrite(): void {
-    if (this.diskWrite !== undefined || this.writesWaiting.length === 0 || this.stoppingNow) return;
-    const readys = this.writesWaiting;
-    this.writesWaiting = [];
-    const write = mergeWrites(readys);
-    const startMs = this.clock.now();
-    const stored = this.proposals.stored(write.entries, startMs);
-    const written = write.mustSync
-      ? this.storage.persistReady(
-          this.deferred.withHardState(write),
-          true,
-          this.deferred.takeApplied(this.kvState),
-        )
-      : Promise.resolve();
-    this.diskWrite = written.then(
-      () => {
-        this.diskWrite = undefined;
-        if (write.mustSync) {
-          const ms = this.clock.now() - startMs;
-          if (stored > 0) this.timing?.proposalsSynced(ms, stored);
-          this.emit('diskSynced', ms, write.entries);
-        }
-        if (this.stoppingNow) return;
-        for (const rd of readys) this.raw.persisted(rd);
-        this.noteCommit(); // the leader counts its own copy once it is synced
-        for (const rd of readys)
-          if (rd.messages.length > 0)
-            this.transport.sendNow(rd.messages.map((m) => this.withSnapshotData(m)));
-        this.startLogWrite();
-        this.scheduleReady();
-      },
-      (err) => {
-        this.diskWrite = undefined;
-        this.writesWaiting = [];
-        if (!this.stoppingNow) this.fail(err, 'a log write failed; stopping this node');
-      },
-    );
-    this.diskWrite.catch((err) => this.fail(err, 'the Ready loop failed; stopping this node'));
-  }
-
-  /** Resolves once every accepted Ready is on disk and its messages sent (or the node stopped). */
-  private async writesDone(): Promise<void> {
-    for (let i = 0; i < 1_000_000; i++) {
-      this.startLogWrite();
-      const running = this.diskWrite;
-      if (running === undefined || this.stoppingNow) return;
-      await running;
-    }
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -799,9 +660,6 @@ export class NodeCore {
    * the applied state — on its own (storage keeps writes in call order).
    */
   flushDeferred(): void {
-    // Entries applied or committed here may still wait for their log write: the
-    // deferred state goes with that write, never ahead of it.
-    if (this.writesWaiting.length > 0) return;
     const all = this.deferred.takeAll(this.kvState);
     if (all) this.inBackground(this.storage.persistReady(all.ready, false, all.applied));
   }
@@ -823,8 +681,6 @@ export class NodeCore {
     const index = this.kvState.appliedIndex;
     const term = this.raw.raft.log.term(index);
     if (term === undefined) return undefined;
-    await this.writesDone(); // the entries up to `index` are on disk
-    if (this.stoppingNow) return undefined;
     this.flushDeferred(); // compaction drops log entries only below what storage has applied
     await this.storage.compact(index, term, this.confStateNow, keepEntries);
     return { index, term };
@@ -840,7 +696,6 @@ export class NodeCore {
 
   /** Fail-stop: nothing more is written, sent, applied or acknowledged. */
   private fail(err: unknown, message: string): void {
-    if (this.failedNow) return;
     this.stoppingNow = true;
     this.failedNow = true;
     this.failure = err;
@@ -913,7 +768,6 @@ export class NodeCore {
     this.reads.rejectAll(this.unavailableError());
     for (let i = 0; i < 200 && this.readyRunning; i++)
       await new Promise<void>((r) => this.clock.after(5, r));
-    if (this.diskWrite) await this.diskWrite;
     if (first && !this.failedNow) this.flushDeferred();
   }
 
