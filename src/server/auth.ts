@@ -118,6 +118,14 @@ export class Authenticator {
   private readonly basicCache = new Map<string, { user: string; revision: number; atMs: number }>();
   private readonly cacheKey = randomBytes(32);
   private readonly failures = new Map<string, { count: number; blockedUntilMs: number }>();
+  /**
+   * Tokens whose signature was checked under `verifiedUnderKey`, with their
+   * claims: a map lookup per request instead of an HMAC, a base64 decode and a
+   * JSON parse (4 % of a member's CPU under load with auth on). Expiry and the
+   * user's revision are still checked on every use; a new signing key empties it.
+   */
+  private readonly verifiedTokens = new Map<string, TokenClaims>();
+  private verifiedUnderKey: string | null = null;
   private static readonly CACHE_ENTRIES_MAX = 10_000;
   private static readonly FAILURE_ENTRIES_MAX = 10_000;
 
@@ -183,12 +191,35 @@ export class Authenticator {
   /** The user a token names, if it is well signed, unexpired, and its user unchanged since. */
   verifyToken(token: string): string {
     const state = this.state();
+    if (state.signingKey === null) throw new AuthError('unauthenticated', 'invalid token');
+    if (state.signingKey !== this.verifiedUnderKey) {
+      this.verifiedTokens.clear();
+      this.verifiedUnderKey = state.signingKey;
+    }
+    let claims = this.verifiedTokens.get(token);
+    if (claims === undefined) {
+      claims = this.checkSignature(token, state.signingKey);
+      // Only well-signed tokens get here: nobody without the key can fill the map.
+      if (this.verifiedTokens.size >= Authenticator.CACHE_ENTRIES_MAX) this.verifiedTokens.clear();
+      this.verifiedTokens.set(token, claims);
+    }
+    if (claims.x <= this.now()) throw new AuthError('unauthenticated', 'the token has expired');
+    const user = state.user(claims.u);
+    if (user === undefined || user.revision !== claims.r)
+      throw new AuthError(
+        'unauthenticated',
+        'the token is no longer valid (its user was deleted or changed)',
+      );
+    return user.name;
+  }
+
+  /** The claims of a token signed under `key`; throws for a bad signature or body. */
+  private checkSignature(token: string, key: string): TokenClaims {
     const dot = token.indexOf('.');
-    if (state.signingKey === null || dot <= 0)
-      throw new AuthError('unauthenticated', 'invalid token');
+    if (dot <= 0) throw new AuthError('unauthenticated', 'invalid token');
     const body = token.slice(0, dot);
     const given = Buffer.from(token.slice(dot + 1), 'base64url');
-    const expected = this.mac(body, state.signingKey);
+    const expected = this.mac(body, key);
     if (given.length !== expected.length || !timingSafeEqual(given, expected))
       throw new AuthError('unauthenticated', 'invalid token');
     let claims: TokenClaims;
@@ -197,15 +228,8 @@ export class Authenticator {
     } catch {
       throw new AuthError('unauthenticated', 'invalid token');
     }
-    if (typeof claims.x !== 'number' || claims.x <= this.now())
-      throw new AuthError('unauthenticated', 'the token has expired');
-    const user = state.user(claims.u);
-    if (user === undefined || user.revision !== claims.r)
-      throw new AuthError(
-        'unauthenticated',
-        'the token is no longer valid (its user was deleted or changed)',
-      );
-    return user.name;
+    if (typeof claims.x !== 'number') throw new AuthError('unauthenticated', 'invalid token');
+    return claims;
   }
 
   private async verifyBasic(value: string): Promise<string> {
