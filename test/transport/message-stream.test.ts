@@ -160,6 +160,13 @@ t.test('a stream whose reader stopped reading is cut after requestTimeoutMs', as
     socket.on('error', () => {});
     sockets.push(socket);
   });
+  // Every connection, upgraded or not: n1 may be redialing when the test ends, and
+  // close() waits for connections the server still counts.
+  const connections = new Set<net.Socket>();
+  stuck.on('connection', (socket: net.Socket) => {
+    connections.add(socket);
+    socket.on('close', () => connections.delete(socket));
+  });
   await new Promise<void>((resolve) => stuck.listen(0, '127.0.0.1', resolve));
   const { port } = stuck.address() as net.AddressInfo;
   const { transport: n1, unreachable } = sender('n1', {
@@ -168,7 +175,7 @@ t.test('a stream whose reader stopped reading is cut after requestTimeoutMs', as
   });
   t.teardown(async () => {
     await n1.close();
-    for (const s of sockets) s.destroy();
+    for (const s of [...sockets, ...connections]) s.destroy();
     await new Promise((resolve) => stuck.close(resolve));
   });
   n1.addPeer('stuck', `http://127.0.0.1:${port}`);
