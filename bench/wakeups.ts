@@ -79,9 +79,18 @@ try {
   for (let i = 0; i < puts; i++) await put(i);
   const ms = performance.now() - startMs;
   for (const o of outputs) o.tracer.kill('SIGINT');
+  // strace prints its table as it exits; one that has not within 5 s is killed in `finally`.
   await Promise.all(
     outputs.map(
-      (o) => new Promise((r) => (o.tracer.exitCode !== null ? r(0) : o.tracer.once('exit', r))),
+      (o) =>
+        new Promise((r) => {
+          if (o.tracer.exitCode !== null) return r(0);
+          const timer = setTimeout(r, 5000);
+          o.tracer.once('exit', () => {
+            clearTimeout(timer);
+            r(0);
+          });
+        }),
     ),
   );
 
