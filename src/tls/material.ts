@@ -92,11 +92,17 @@ async function readSnapshot(
   label: string,
   generation: number,
 ): Promise<TlsSnapshot> {
-  const [cert, key, ca] = await Promise.all([
+  // Read together, but report in a fixed order (certificate, key, CA): with Promise.all the
+  // error named whichever read happened to fail first, so the message changed run to run.
+  const reads = await Promise.allSettled([
     readPem(files.certFile, 'certificate', label),
     readPem(files.keyFile, 'key', label),
     files.caFile ? readPem(files.caFile, 'CA', label) : Promise.resolve(undefined),
   ]);
+  for (const read of reads) if (read.status === 'rejected') throw read.reason;
+  const [cert, key, ca] = reads.map((read) =>
+    read.status === 'fulfilled' ? read.value : undefined,
+  ) as [Buffer, Buffer, Buffer | undefined];
   let parsed: X509Certificate;
   try {
     parsed = new X509Certificate(cert);

@@ -193,3 +193,32 @@ t.test('a first load of files that cannot serve is a TlsError naming the file', 
   writeFileSync(join(live, 'cert.pem'), 'garbage');
   await t.rejects(TlsMaterial.load(files(live), { label: 'client', watch: false }), TlsError);
 });
+
+t.test(
+  'when several files cannot be read, the error always names the first of cert, key, CA',
+  async (t) => {
+    const live = liveDir('order');
+    const missing = {
+      certFile: join(live, 'no-cert.pem'),
+      keyFile: join(live, 'no-key.pem'),
+      caFile: join(live, 'no-ca.pem'),
+    };
+    // The reads race; fifty loads give a wrong order many chances to show.
+    for (let round = 0; round < 50; round++) {
+      await t.rejects(TlsMaterial.load(missing, { label: 'client', watch: false }), {
+        name: 'TlsError',
+        message: /client TLS certificate file .*no-cert\.pem cannot be read/,
+      });
+    }
+    await t.rejects(
+      TlsMaterial.load(
+        { ...files(live), keyFile: missing.keyFile, caFile: missing.caFile },
+        {
+          label: 'client',
+          watch: false,
+        },
+      ),
+      { message: /client TLS key file .*no-key\.pem cannot be read/ },
+    );
+  },
+);
