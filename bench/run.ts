@@ -1,7 +1,7 @@
 /**
  * npm run bench -- [--quick] [--only put-64,lget,...] [--seconds N] [--max-ops N] [--no-etcd]
  *                    [--cpu-prof] [--tls] [--auth] [--etcd-auth-token simple|jwt]
- *                    [--node-arg=--v8-flag ...]
+ *                    [--node-arg=--v8-flag ...] [--alloc-prof]
  *
  * Starts a fresh 3-node raftkv cluster (real processes, free ports on 127.0.0.1, temp data dirs)
  * and, when an `etcd` binary is on PATH (Debian: `apt-get install etcd-server`; this harness
@@ -18,6 +18,10 @@
  * raftkv members under node's --cpu-prof and keeps the temp dir: profiles are in <tmp>/profiles.
  * `--node-arg` (repeatable) passes a flag to the raftkv members' node only, not to the harness
  * (NODE_OPTIONS would reach both): for trying V8 settings such as --max-semi-space-size.
+ * `--alloc-prof` samples what each raftkv member allocates during each cell's measured window
+ * (alloc-profile.ts: V8's sampling heap profiler through the inspector, the members run with
+ * --inspect=127.0.0.1:0) and prints KB per operation and the top allocating functions; the
+ * .heapprofile files stay in <tmp>/alloc-profiles.
  *
  * Secure cells, for both systems alike (see security.ts): `--tls` serves the client port over
  * HTTPS and runs peer traffic over mutual TLS (one CA and node certificate made by raftkv's
@@ -54,6 +58,12 @@ import {
   formatAccounting,
   MetricsScraper,
 } from './accounting.js';
+import {
+  AllocationSampler,
+  type AllocationSummary,
+  formatAllocations,
+  inspectorUrl,
+} from './alloc-profile.js';
 import {
   type Cluster,
   type ClusterSecurity,
@@ -159,6 +169,8 @@ interface Row {
    * excluded), from /metrics scraped at the window's start and after the cell.
    */
   accounting?: Accounting & { leader: number; leaderChanged: boolean };
+  /** raftkv with --alloc-prof: what each member allocated in the measured window. */
+  allocation?: AllocationSummary[];
   note?: string;
 }
 
@@ -175,6 +187,7 @@ const { values: args } = parseArgs({
     'etcd-auth-token': { type: 'string', default: 'simple' },
     'node-arg': { type: 'string', multiple: true },
     'cluster-warmup': { type: 'string' },
+    'alloc-prof': { type: 'boolean', default: false },
   },
 });
 const security: SecurityMode = { tls: args.tls, auth: args.auth };
@@ -205,7 +218,10 @@ const root = resolve(import.meta.dirname, '..');
 const baseDir = mkdtempSync(join(tmpdir(), 'raftkv-bench-'));
 const clusters: Cluster[] = [];
 const dead = new Set<System>();
-let keepBaseDir = args['cpu-prof'];
+let keepBaseDir = args['cpu-prof'] || args['alloc-prof'];
+const allocDir = join(baseDir, 'alloc-profiles');
+/** Connected after raftkv starts, with --alloc-prof. */
+let allocSampler: AllocationSampler | undefined;
 
 /** Peak VmRSS (KiB) per system, per member, since the last reset; sampled every 200 ms. */
 const peakKb = new Map<System, number[]>();
@@ -291,10 +307,13 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
       ? new MetricsScraper(cluster.endpoints, cluster.client.connect)
       : undefined;
   let scrapeBefore = scraper?.scrape();
+  const sampler = cluster.system === 'raftkv' ? allocSampler : undefined;
+  let samplingStarted: Promise<void> | undefined;
   const options: LoadOptions = { ...loadOptions(c.concurrency) };
   if (scraper)
     options.onWindowStart = () => {
       scrapeBefore = scraper.scrape();
+      samplingStarted = sampler?.start();
     };
   const serverCpuMs = () => cluster.pids.reduce((sum, pid) => sum + procCpuMs(pid), 0);
   const cpu0 = { server: serverCpuMs(), bench: process.cpuUsage(), wall: performance.now() };
@@ -318,6 +337,10 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
     serverCpuPct: ((serverCpuMs() - cpu0.server) / wallMs) * 100,
     benchCpuPct: ((bench.user + bench.system) / 1000 / wallMs) * 100,
   };
+  if (sampler && samplingStarted) {
+    await samplingStarted;
+    row.allocation = await sampler.stop(join(allocDir, c.id), result.ops, result.seconds);
+  }
   if (scraper) {
     const [before, after] = [await scrapeBefore!, await scraper.scrape()];
     await scraper.close();
@@ -341,6 +364,7 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
   if (errs) line.push(`errors ${JSON.stringify(row.errors)}`);
   console.error(line.join('  '));
   if (row.accounting) console.error(formatAccounting(row.accounting).join('\n'));
+  if (row.allocation) console.error(formatAllocations(c.id, row.allocation).join('\n'));
   return row;
 }
 
@@ -456,10 +480,17 @@ async function main(): Promise<void> {
   const profileDir = join(baseDir, 'profiles');
   const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
   nodeArgs.push(...(args['node-arg'] ?? []));
+  // Loopback only, a port of the kernel's choosing, named in each member's log.
+  if (args['alloc-prof']) nodeArgs.push('--inspect=127.0.0.1:0');
   const clusterSecurity: ClusterSecurity = { auth: security.auth };
   if (security.tls) clusterSecurity.tls = await makeCerts(join(baseDir, 'certs'));
   if (mode !== 'plain') console.error(`security: ${describeMode()}`);
   clusters.push(await startRaftkv(baseDir, nodeArgs, clusterSecurity));
+  if (args['alloc-prof']) {
+    mkdirSync(allocDir, { recursive: true });
+    const urls = await Promise.all(clusters[0]!.logs.map((log) => inspectorUrl(log)));
+    allocSampler = await AllocationSampler.connect(urls);
+  }
   if (etcdBin) clusters.push(await startEtcd(etcdBin, baseDir, clusterSecurity, etcdToken));
   for (const c of clusters)
     console.error(`${c.system} ${c.version}: ${c.endpoints.join(' ')} (pids ${c.pids.join(' ')})`);
@@ -494,6 +525,7 @@ async function main(): Promise<void> {
     }
   }
   sampleRss();
+  allocSampler?.close();
   const hwm = clusters.map((c) => ({
     system: c.system,
     vmHwmMb: c.pids.map((pid) => Math.round(procKb(pid, 'VmHWM') / 1024)),
@@ -563,6 +595,7 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`results: ${relative(process.cwd(), file)}`);
   if (args['cpu-prof']) console.log(`raftkv CPU profiles: ${profileDir}`);
+  if (args['alloc-prof']) console.log(`raftkv allocation profiles: ${allocDir}`);
 }
 
 main().then(
