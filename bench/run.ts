@@ -322,6 +322,10 @@ async function runCell(c: Cell, cluster: Cluster): Promise<Row> {
     result = await c.run(cluster, apis[cluster.system], options);
   } catch (err) {
     await scraper?.close();
+    // A failed cell still ends its sampling, or the next cell's start would be refused.
+    await samplingStarted
+      ?.then(() => sampler?.stop(join(allocDir, c.id), 0, 0))
+      .catch(() => undefined);
     checkAlive(cluster);
     const note = err instanceof Error ? err.message : String(err);
     return { ...base, ...empty, errors: {}, peakRssMb: null, note };
