@@ -49,8 +49,9 @@ export const askSecret: AskSecret = async (question) => {
   const input = process.stdin;
   if (!input.isTTY)
     throw new NoTerminalError(`stdin is not a terminal: cannot ask "${question.trim()}"`);
-  process.stderr.write(question);
+  // Echo off before the prompt shows: what is typed as soon as it appears is not echoed.
   input.setRawMode(true);
+  process.stderr.write(question);
   input.resume();
   input.setEncoding('utf8');
   try {
