@@ -100,3 +100,28 @@ t.test(
     refusal(t, () => w.auth.verifyToken('garbage'), /invalid token/, 'no signature at all');
   },
 );
+
+t.test('a token is signature-checked once, then again only under a new key', async (t) => {
+  const w = await world();
+  const { token } = await w.auth.issueToken('alice', 'alicepw');
+  // Counts the HMACs the authenticator computes (issuing one above does not count).
+  const proto = Authenticator.prototype as unknown as { mac: (...args: unknown[]) => Buffer };
+  const mac = proto.mac;
+  let macs = 0;
+  proto.mac = function (this: unknown, ...args: unknown[]) {
+    macs++;
+    return mac.apply(this, args);
+  };
+  t.teardown(() => {
+    proto.mac = mac;
+  });
+  for (let i = 0; i < 5; i++) t.equal(w.auth.verifyToken(token), 'alice');
+  t.equal(macs, 1, 'five uses, one signature check');
+  const oldKey = w.state.signingKey;
+  w.state.signingKey = newSigningKey();
+  refusal(t, () => w.auth.verifyToken(token), /invalid token/, 'the old token under a new key');
+  t.equal(macs, 2, 'a new key: checked again');
+  w.state.signingKey = oldKey;
+  t.equal(w.auth.verifyToken(token), 'alice', 'the old key back: valid again');
+  t.equal(macs, 3, 'and checked again, not taken from a cache the key change emptied');
+});
