@@ -28,10 +28,20 @@ export interface PageLog {
   errors: string[];
   /** Errors that are failed requests (a member the test stopped), kept apart. */
   failedRequests: string[];
+  /**
+   * Every answer of 400 or more as "STATUS METHOD PATH?QUERY": Chromium's console line for
+   * one names neither the request nor its URL.
+   */
+  errorAnswers: string[];
 }
 
 export function recordConsole(page: Page): PageLog {
-  const log: PageLog = { errors: [], failedRequests: [] };
+  const log: PageLog = { errors: [], failedRequests: [], errorAnswers: [] };
+  page.on('response', (r) => {
+    if (r.status() < 400) return;
+    const url = new URL(r.url());
+    log.errorAnswers.push(`${r.status()} ${r.request().method()} ${url.pathname}${url.search}`);
+  });
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     if (/Failed to load resource|net::ERR_/.test(m.text())) log.failedRequests.push(m.text());
