@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,16 +25,47 @@ import {
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    // Ports drawn at the same time are all free until a node takes one: never hand one out twice.
+    // Ports drawn at the same time are all free until a node takes one: never hand one out twice,
+    // in this process or in another test file running beside it.
     if (handedOut.has(port)) continue;
     handedOut.add(port);
-    if (await canListen(port)) return port;
+    if (claimAcrossProcesses(port) && (await canListen(port))) return port;
   }
   return listenOn(0);
 }
 
 /** Ports this process handed out; a test process starts at most a few hundred nodes. */
 const handedOut = new Set<number>();
+
+/**
+ * Claims `port` for this process among the test files that run at once (tap runs two): a
+ * file named after it, created exclusively. Without it, two files drew the same port now and
+ * then, and the second member to bind it failed with "address in use". A claim older than
+ * CLAIM_STALE_MS is left over from an earlier run and is taken over; a test file runs for 5
+ * minutes at most.
+ */
+export function claimAcrossProcesses(port: number): boolean {
+  const file = join(PORT_CLAIMS_DIR, String(port));
+  try {
+    mkdirSync(PORT_CLAIMS_DIR, { recursive: true });
+    closeSync(openSync(file, 'wx'));
+    return true;
+  } catch (err) {
+    // Claims cannot be made here at all: the listen check alone decides, as before.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return true;
+  }
+  try {
+    if (Date.now() - statSync(file).mtimeMs < CLAIM_STALE_MS) return false;
+    const now = new Date();
+    utimesSync(file, now, now);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const PORT_CLAIMS_DIR = join(tmpdir(), 'raftkv-test-port-claims');
+const CLAIM_STALE_MS = 10 * 60_000;
 
 function canListen(port: number): Promise<boolean> {
   return listenOn(port).then(
