@@ -106,6 +106,8 @@ interface QueuedProposal {
 
 /** Most Readys handled in one go: a node under constant load yields to the event loop between batches. */
 const READY_ROUNDS_MAX = 64;
+/** How many earlier membership changes one proposal waits out before it gives up. */
+const CONF_CHANGE_WAITS_MAX = 8;
 
 /**
  * The node core: one Raft member's Ready loop over its ports (storage,
@@ -377,23 +379,36 @@ export class NodeCore {
     void this.runReady();
   }
 
-  /** Proposes one membership change; resolves once it is applied here. */
-  proposeConfChange(cc: ConfChange): Promise<void> {
-    const r = this.raw.proposeConfChange(cc);
-    if (!r.ok) {
-      return Promise.reject(
-        new ServerError(
+  /**
+   * Proposes one membership change; resolves once it is applied here. A change
+   * refused only because an earlier one (or a new leader's first entry) is not
+   * applied yet is proposed again once that entry is: the caller asked for one
+   * change, not for a race with the previous one.
+   */
+  async proposeConfChange(cc: ConfChange, signal?: AbortSignal): Promise<void> {
+    for (let waits = 0; ; waits++) {
+      const r = this.raw.proposeConfChange(cc);
+      if (r.ok) {
+        const applied = this.proposals.register(r.index, r.term, this.clock.now());
+        this.scheduleReady();
+        await applied;
+        return;
+      }
+      const pending = r.code === 'proposal_dropped' ? r.pendingConfIndex : undefined;
+      if (pending === undefined || waits >= CONF_CHANGE_WAITS_MAX || this.stoppingNow) {
+        throw new ServerError(
           'unavailable',
-          r.code === 'not_leader'
-            ? 'leadership changed'
-            : (r.reason ?? 'membership change refused'),
+          r.code === 'not_leader' ? 'leadership changed' : r.reason,
           { retryAfterSeconds: 1 },
-        ),
-      );
+        );
+      }
+      await this.appliedWaits.waitFor(pending);
+      if (signal?.aborted) {
+        throw new ServerError('unavailable', 'a membership change is already in progress', {
+          retryAfterSeconds: 1,
+        });
+      }
     }
-    const applied = this.proposals.register(r.index, r.term, this.clock.now());
-    this.scheduleReady();
-    return applied.then(() => undefined);
   }
 
   /** Resolves when a read started now may be served from this member's state (ReadIndex). */

@@ -819,7 +819,7 @@ export class RaftKvNode {
   }
 
   private proposeConfChange(cc: ConfChange, signal: AbortSignal): Promise<void> {
-    return this.withDeadline(this.core.proposeConfChange(cc), signal);
+    return this.withDeadline(this.core.proposeConfChange(cc, signal), signal);
   }
 
   private peerDeadline(): AbortSignal {

@@ -169,3 +169,40 @@ t.test(
     await core.stop();
   },
 );
+
+t.test(
+  'a membership change asked while another is in flight waits for it, then is proposed',
+  async (t) => {
+    const { core, held } = await startedCore();
+    while (held.length > 0) held.shift()!.finish();
+    const learner = (id: string) => ({
+      type: 'addLearner' as const,
+      nodeId: id,
+      context: JSON.stringify({ id, name: id, peerUrls: ['http://127.0.0.1:1'], clientUrls: [] }),
+    });
+    await t.rejects(
+      core.proposeConfChange({ type: 'removeNode', nodeId: 'n9' }),
+      { code: 'unavailable' },
+      'an invalid change is refused at once',
+    );
+    const outcomes: string[] = [];
+    const first = core.proposeConfChange(learner('n2')).then(() => outcomes.push('n2'));
+    const second = core.proposeConfChange(learner('n3')).then(() => outcomes.push('n3'));
+    const stale = new AbortController();
+    const third = t.rejects(
+      core.proposeConfChange(learner('n4'), stale.signal),
+      { code: 'unavailable' },
+      'a change whose caller gave up while it waited is not proposed',
+    );
+    stale.abort();
+    for (let i = 0; i < 50 && outcomes.length < 2; i++) {
+      await turn();
+      while (held.length > 0) held.shift()!.finish();
+    }
+    await Promise.all([first, second]);
+    t.same(outcomes, ['n2', 'n3'], 'both changes applied, in the order asked');
+    t.same(core.confState.learners, ['n2', 'n3']);
+    await third;
+    await core.stop();
+  },
+);
