@@ -23,6 +23,8 @@ export interface MembershipTarget {
   learners(): readonly string[];
   /** Proposes the change and resolves once it is applied here. */
   apply(cc: ConfChange, signal: AbortSignal): Promise<void>;
+  /** Resolves once no membership change (nor a new term's first entry) is pending here. */
+  settled(signal: AbortSignal): Promise<void>;
   /** The scheme every peer URL has: 'https:' with peer TLS, whose peers refuse plain HTTP. */
   peerScheme?: 'http:' | 'https:';
 }
@@ -35,9 +37,26 @@ export interface MembershipTarget {
  * first, then promoting it once caught up, keeps the quorum safe meanwhile.
  */
 export class Membership {
+  /** The change being made here; the next one starts after it. */
+  private inFlight: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly node: MembershipTarget) {}
 
-  async change(
+  /**
+   * Makes one change once the ones before it are applied, and checks it
+   * against the members as they are then: two adds of the same name asked
+   * together give one member and one refusal, not two members or a 503.
+   */
+  change(change: MemberChange, signal: AbortSignal): Promise<MemberView | { removed: string }> {
+    const turn = this.inFlight.then(async () => {
+      await this.node.settled(signal);
+      return this.changeNow(change, signal);
+    });
+    this.inFlight = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async changeNow(
     change: MemberChange,
     signal: AbortSignal,
   ): Promise<MemberView | { removed: string }> {

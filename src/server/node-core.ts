@@ -106,7 +106,7 @@ interface QueuedProposal {
 
 /** Most Readys handled in one go: a node under constant load yields to the event loop between batches. */
 const READY_ROUNDS_MAX = 64;
-/** How many earlier membership changes one proposal waits out before it gives up. */
+/** How many pending membership changes one wait for them to settle sees out. */
 const CONF_CHANGE_WAITS_MAX = 8;
 
 /**
@@ -379,35 +379,32 @@ export class NodeCore {
     void this.runReady();
   }
 
-  /**
-   * Proposes one membership change; resolves once it is applied here. A change
-   * refused only because an earlier one (or a new leader's first entry) is not
-   * applied yet is proposed again once that entry is: the caller asked for one
-   * change, not for a race with the previous one.
-   */
-  async proposeConfChange(cc: ConfChange, signal?: AbortSignal): Promise<void> {
-    for (let waits = 0; ; waits++) {
-      const r = this.raw.proposeConfChange(cc);
-      if (r.ok) {
-        const applied = this.proposals.register(r.index, r.term, this.clock.now());
-        this.scheduleReady();
-        await applied;
-        return;
-      }
-      const pending = r.code === 'proposal_dropped' ? r.pendingConfIndex : undefined;
-      if (pending === undefined || waits >= CONF_CHANGE_WAITS_MAX || this.stoppingNow) {
-        throw new ServerError(
-          'unavailable',
-          r.code === 'not_leader' ? 'leadership changed' : r.reason,
-          { retryAfterSeconds: 1 },
-        );
-      }
-      await this.appliedWaits.waitFor(pending);
-      if (signal?.aborted) {
-        throw new ServerError('unavailable', 'a membership change is already in progress', {
+  /** Proposes one membership change; resolves once it is applied here. */
+  proposeConfChange(cc: ConfChange): Promise<void> {
+    const r = this.raw.proposeConfChange(cc);
+    if (!r.ok) {
+      return Promise.reject(
+        new ServerError('unavailable', r.code === 'not_leader' ? 'leadership changed' : r.reason, {
           retryAfterSeconds: 1,
-        });
-      }
+        }),
+      );
+    }
+    const applied = this.proposals.register(r.index, r.term, this.clock.now());
+    this.scheduleReady();
+    return applied.then(() => undefined);
+  }
+
+  /**
+   * Resolves once no membership change is pending here: the last one this
+   * leader proposed or found in its log, and its term's first entry, are
+   * applied. Raft takes one change at a time; a caller that waits for this
+   * first is not refused for asking while another is in flight.
+   */
+  async confChangesSettled(): Promise<void> {
+    for (let i = 0; i < CONF_CHANGE_WAITS_MAX && !this.stoppingNow; i++) {
+      const pending = this.raw.raft.pendingConfIndex;
+      if (pending <= this.raw.raft.log.applied) return;
+      await this.appliedWaits.waitFor(pending);
     }
   }
 

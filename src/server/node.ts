@@ -245,6 +245,7 @@ export class RaftKvNode {
       voters: () => this.core.confState.voters,
       learners: () => this.core.confState.learners,
       apply: (cc, signal) => this.proposeConfChange(cc, signal),
+      settled: (signal) => this.withDeadline(this.core.confChangesSettled(), signal),
       peerScheme: options.peerTls ? 'https:' : 'http:',
     });
     this.leaderTransfers = new LeaderTransfers(
@@ -819,7 +820,7 @@ export class RaftKvNode {
   }
 
   private proposeConfChange(cc: ConfChange, signal: AbortSignal): Promise<void> {
-    return this.withDeadline(this.core.proposeConfChange(cc, signal), signal);
+    return this.withDeadline(this.core.proposeConfChange(cc), signal);
   }
 
   private peerDeadline(): AbortSignal {

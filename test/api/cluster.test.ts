@@ -163,6 +163,46 @@ t.test(
 );
 
 t.test(
+  'membership changes asked together: each applied in turn, a duplicate name refused, none 503',
+  async (t) => {
+    const body = (name: string, port: number) => ({
+      body: {
+        name,
+        peerUrl: `http://127.0.0.1:${port}`,
+        clientUrl: `http://127.0.0.1:${port + 1}`,
+        learner: true,
+      },
+    });
+    const answers = await Promise.all([
+      inject(n.app, 'POST', '/v1/cluster/members', body('m1', 11)),
+      inject(n.app, 'POST', '/v1/cluster/members', body('m2', 21)),
+      inject(n.app, 'POST', '/v1/cluster/members', body('m1', 31)),
+      inject(n.app, 'POST', '/v1/cluster/members', body('m3', 41)),
+    ]);
+    t.same(
+      answers.map((a) => a.status),
+      [201, 201, 400, 201],
+      answers.map((a) => a.text).join('\n'),
+    );
+    assertError(t, answers[2]!, 400, 'invalid_request', 'the second m1');
+    const ids = [answers[0]!, answers[1]!, answers[3]!].map((a) => a.body.id as string);
+    const listed = (await inject(n.app, 'GET', '/v1/cluster/members')).body.members as {
+      name: string;
+    }[];
+    t.equal(listed.filter((m) => m.name === 'm1').length, 1, 'one member named m1');
+    const removed = await Promise.all(
+      ids.map((id) => inject(n.app, 'DELETE', `/v1/cluster/members/${id}`)),
+    );
+    t.same(
+      removed.map((r) => r.status),
+      [200, 200, 200],
+      removed.map((r) => r.text).join('\n'),
+    );
+    t.equal((await inject(n.app, 'GET', '/v1/status')).body.members, 1);
+  },
+);
+
+t.test(
   'POST /v1/cluster/leader on a one-member cluster: nowhere to go, or already there',
   async (t) => {
     const self = (await inject(n.app, 'GET', '/v1/status')).body;

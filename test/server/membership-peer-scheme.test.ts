@@ -17,6 +17,7 @@ function leader(peerScheme: 'http:' | 'https:') {
     apply: async (cc) => {
       proposed.push(cc);
     },
+    settled: async () => {},
     peerScheme,
   });
   return { membership, proposed };
