@@ -51,13 +51,7 @@ export interface RaftConfig {
 export type ProposeResult =
   | { ok: true; index: number; term: number }
   | { ok: false; code: 'not_leader'; leader: NodeId }
-  | {
-      ok: false;
-      code: 'proposal_dropped';
-      reason: string;
-      /** Set when refused because the membership change at this index is not yet applied. */
-      pendingConfIndex?: number;
-    };
+  | { ok: false; code: 'proposal_dropped'; reason: string };
 
 type CampaignKind = 'preElection' | 'election' | 'transfer';
 
@@ -778,7 +772,6 @@ export class Raft {
         ok: false,
         code: 'proposal_dropped',
         reason: 'a membership change is already in progress',
-        pendingConfIndex: this.pendingConfIndex,
       };
     }
     const problem = confChangeProblem(this.confState(), cc);
