@@ -136,6 +136,8 @@ export class NodeCore {
   /** The commit index as of the last look: proposals up to it have their commit stamped. */
   private commitSeen = 0;
   private readonly appliedWaits: IndexWaiter;
+  /** Raft's own applied index, which moves only once a Ready is advanced (after appliedWaits). */
+  private readonly raftAppliedWaits: IndexWaiter;
   private readonly revisionWaits: IndexWaiter;
   private readonly reads: ReadBatcher;
   /** The commit-only hard state and applied state that ride with the next write. */
@@ -184,6 +186,7 @@ export class NodeCore {
       maxSizePerMsgBytes: deps.config.maxSizePerMsgBytes ?? 1024 * 1024,
       maxInflightMsgs: deps.config.maxInflightMsgs ?? 256,
     });
+    this.raftAppliedWaits = new IndexWaiter(this.raw.raft.log.applied);
     this.reads = new ReadBatcher(
       deps.id,
       (ctx) => {
@@ -397,14 +400,15 @@ export class NodeCore {
   /**
    * Resolves once no membership change is pending here: the last one this
    * leader proposed or found in its log, and its term's first entry, are
-   * applied. Raft takes one change at a time; a caller that waits for this
-   * first is not refused for asking while another is in flight.
+   * applied as Raft counts it. Raft takes one change at a time; a caller that
+   * waits for this first is not refused for asking while another is in flight.
+   * (A new term in the meantime sets a new pending index: hence the loop.)
    */
   async confChangesSettled(): Promise<void> {
     for (let i = 0; i < CONF_CHANGE_WAITS_MAX && !this.stoppingNow; i++) {
       const pending = this.raw.raft.pendingConfIndex;
       if (pending <= this.raw.raft.log.applied) return;
-      await this.appliedWaits.waitFor(pending);
+      await this.raftAppliedWaits.waitFor(pending);
     }
   }
 
@@ -441,6 +445,7 @@ export class NodeCore {
         const rd = this.raw.ready();
         await this.handleReady(rd);
         this.raw.advance(rd);
+        this.raftAppliedWaits.advance(this.raw.raft.log.applied);
         this.noteCommit(); // the leader counts its own copy once it is synced
         // Removed as leader: once Raft handed over (its TimeoutNow is sent above), stop.
         if (this.removedWhileLeading !== undefined && this.raw.raft.role !== 'leader')
